@@ -1,0 +1,39 @@
+"""The CLI's consoles and the translation of driftloop errors into exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from driftloop.core.errors import DriftloopError
+
+__all__ = ["console", "err_console", "exit_on_error", "progress_bar"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Print a driftloop error as one red message (no traceback) and exit with code 2."""
+    try:
+        yield
+    except DriftloopError as exc:
+        err_console.print(f"[bold red]error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr; it disappears when done and stays quiet off a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )

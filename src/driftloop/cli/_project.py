@@ -1,0 +1,102 @@
+"""``driftloop init`` and ``driftloop config``: a project folder and its settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from driftloop.cli._app import app
+from driftloop.cli._console import console, err_console, exit_on_error
+from driftloop.core.config import CONFIG_FILENAME, load_settings
+
+CONFIG_TEMPLATE = """\
+# driftloop settings. Every key is optional; the values shown are the defaults.
+# Environment variables override this file: DRIFTLOOP_<SECTION>__<KEY>, e.g.
+# DRIFTLOOP_SERVING__PORT=9000. Relative paths are relative to this folder.
+
+[project]
+name = "{name}"
+
+[features]
+offline_store = "duckdb:///.driftloop/offline.duckdb"
+online_store = "sqlite:///.driftloop/online.db"    # or "redis://127.0.0.1:6379/0"
+stream = "memory://"                               # or "redis://127.0.0.1:6379/0"
+
+[registry]
+url = "sqlite:///.driftloop/registry.db"           # or "postgresql+psycopg://host/db"
+artifact_root = ".driftloop/artifacts"             # or "s3://bucket/prefix"
+
+[audit]
+url = "sqlite:///.driftloop/audit.db"              # or "postgresql+psycopg://host/db"
+
+[serving]
+host = "127.0.0.1"
+port = 8000
+workers = 1
+
+[serving.batching]
+max_batch_size = 256     # rows per model call
+max_wait_ms = 2.0        # longest a request waits for others to join its batch
+
+[serving.cache]
+enabled = true
+max_entries = 100000
+ttl_s = 60.0
+
+[serving.decision]
+approve_below = 0.2
+decline_above = 0.8
+"""
+
+FEATURES_TEMPLATE = '''\
+"""Feature definitions of this project: entities, feature views, on-demand features.
+
+`driftloop features apply` reads this file, checks it and records a versioned copy of
+the definitions. Keep it in git beside driftloop.toml.
+"""
+'''
+
+GITIGNORE_TEMPLATE = """\
+# State of driftloop's embedded backends (databases, artifacts, audit log).
+.driftloop/
+"""
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="Folder to make the project in."),
+    name: str | None = typer.Option(None, help="Project name (default: the folder's name)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+) -> None:
+    """Create a project folder: driftloop.toml, features.py and a .gitignore."""
+    directory.mkdir(parents=True, exist_ok=True)
+    project = name or directory.resolve().name
+    files = {
+        CONFIG_FILENAME: CONFIG_TEMPLATE.format(name=project),
+        "features.py": FEATURES_TEMPLATE,
+        ".gitignore": GITIGNORE_TEMPLATE,
+    }
+    existing = [f for f in files if (directory / f).exists()]
+    if existing and not force:
+        err_console.print(
+            f"[bold red]error[/]: {directory} already has {', '.join(existing)}; "
+            "pass --force to overwrite."
+        )
+        raise typer.Exit(code=2)
+    for filename, text in files.items():
+        (directory / filename).write_text(text, encoding="utf-8")
+    (directory / ".driftloop").mkdir(exist_ok=True)
+    console.print(f"Created project [bold]{project}[/] in {directory}: {', '.join(files)}.")
+
+
+@app.command("config")
+def show_config(
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file to read."),
+) -> None:
+    """Print the resolved settings (file, environment and defaults combined) as JSON."""
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+    console.print_json(json.dumps({"root": str(settings.root), **settings.model_dump()}))

@@ -1,0 +1,290 @@
+"""Settings: typed, frozen, one section per part, resolved in one place.
+
+Precedence, highest first: explicit arguments > ``DRIFTLOOP_*`` environment variables >
+``driftloop.toml`` > defaults. Environment variables name a setting by its section path
+joined with double underscores: ``DRIFTLOOP_SERVING__BATCHING__MAX_WAIT_MS=1``.
+
+A bad value is refused when the settings are loaded, with the key, where it came from
+and the expected form:
+
+>>> try:
+...     load_settings(environ={"DRIFTLOOP_SERVING__PORT": "eighty"})
+... except ConfigError as exc:
+...     print(exc)  # doctest: +ELLIPSIS
+serving.port (from environment variable DRIFTLOOP_SERVING__PORT): expected a valid integer...
+
+Library code never reads ``os.environ``: entry points pass ``environ=os.environ``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from driftloop.core.errors import ConfigError
+from driftloop.core.urls import check_url
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "AuditConfig",
+    "BatchingConfig",
+    "CacheConfig",
+    "DecisionConfig",
+    "FeaturesConfig",
+    "ProjectConfig",
+    "RegistryConfig",
+    "ServingConfig",
+    "Settings",
+    "load_settings",
+]
+
+CONFIG_FILENAME = "driftloop.toml"
+ENV_PREFIX = "DRIFTLOOP_"
+# DRIFTLOOP_* variables that are not settings (no "__" in them are never settings either).
+_NON_SETTING_ENV = frozenset({"DRIFTLOOP_CONFIG", "DRIFTLOOP_REQUIRE_SERVICES"})
+
+
+def _schemes(*allowed: str, plain_path: bool = False) -> AfterValidator:
+    return AfterValidator(lambda url: check_url(url, allowed, plain_path=plain_path))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ProjectConfig(_Section):
+    """What the project is called (shown in the UI, model cards and metrics)."""
+
+    name: str = "driftloop"
+
+
+class FeaturesConfig(_Section):
+    """Where features live. Relative paths are relative to the project folder."""
+
+    offline_store: Annotated[str, _schemes("duckdb")] = "duckdb:///.driftloop/offline.duckdb"
+    online_store: Annotated[str, _schemes("sqlite", "redis")] = "sqlite:///.driftloop/online.db"
+    stream: Annotated[str, _schemes("memory", "redis")] = "memory://"
+
+
+class RegistryConfig(_Section):
+    """Model metadata database and artifact storage."""
+
+    url: Annotated[str, _schemes("sqlite", "postgresql", "postgresql+psycopg")] = (
+        "sqlite:///.driftloop/registry.db"
+    )
+    artifact_root: Annotated[str, _schemes("file", "s3", "gs", "memory", plain_path=True)] = (
+        ".driftloop/artifacts"
+    )
+
+
+class AuditConfig(_Section):
+    """The prediction log (and the monitoring tables beside it)."""
+
+    url: Annotated[str, _schemes("sqlite", "postgresql", "postgresql+psycopg")] = (
+        "sqlite:///.driftloop/audit.db"
+    )
+
+
+class BatchingConfig(_Section):
+    """Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_wait_ms``."""
+
+    max_batch_size: int = Field(default=256, ge=1, le=65_536)
+    max_wait_ms: float = Field(default=2.0, ge=0.0, le=1_000.0)
+
+
+class CacheConfig(_Section):
+    """Prediction cache (LRU with a time to live)."""
+
+    enabled: bool = True
+    max_entries: int = Field(default=100_000, ge=0)
+    ttl_s: float = Field(default=60.0, gt=0.0)
+    cache_enriched: bool = False
+
+
+class DecisionConfig(_Section):
+    """Decision bands on the score: approve below, decline above, review between."""
+
+    approve_below: float = Field(default=0.2, ge=0.0, le=1.0)
+    decline_above: float = Field(default=0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DecisionConfig:
+        if self.approve_below > self.decline_above:
+            raise ValueError(
+                f"approve_below ({self.approve_below}) must not exceed "
+                f"decline_above ({self.decline_above})"
+            )
+        return self
+
+
+class ServingConfig(_Section):
+    """The model server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65_535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    max_instances: int = Field(default=1_000, ge=1)
+    batching: BatchingConfig = BatchingConfig()
+    cache: CacheConfig = CacheConfig()
+    decision: DecisionConfig = DecisionConfig()
+
+
+class Settings(_Section):
+    """All settings of one project. Build with :func:`load_settings`."""
+
+    root: Path = Field(default=Path("."), exclude=True)
+    project: ProjectConfig = ProjectConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    registry: RegistryConfig = RegistryConfig()
+    audit: AuditConfig = AuditConfig()
+    serving: ServingConfig = ServingConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def state_dir(self) -> Path:
+        """The folder holding the embedded backends' state (``.driftloop/``)."""
+        return self.root / ".driftloop"
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``driftloop.toml`` in ``start`` or its parents, like git finds ``.git``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    root: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve the settings of a project.
+
+    ``config_file`` is the TOML file to read; without it ``DRIFTLOOP_CONFIG`` from
+    ``environ``, else the nearest ``driftloop.toml`` from ``root`` (default: the current
+    folder) upwards, else none. ``overrides`` are explicit arguments, as nested mappings
+    or dotted keys (``{"serving.port": 9000}``), and win over everything.
+    """
+    environ = environ if environ is not None else {}
+    start = Path(root) if root is not None else Path.cwd()
+    if config_file is None and environ.get("DRIFTLOOP_CONFIG"):
+        config_file = environ["DRIFTLOOP_CONFIG"]
+    path = Path(config_file) if config_file is not None else find_config(start)
+
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        _merge(merged, sources, _read_toml(path), f"file {path}")
+        project_root = path.resolve().parent
+    else:
+        project_root = start.resolve()
+    for key, value in sorted(environ.items()):
+        dotted = _env_key(key)
+        if dotted is not None:
+            _merge(merged, sources, _nest({dotted: value}), f"environment variable {key}")
+    if overrides:
+        _merge(merged, sources, _nest(overrides), "argument")
+    merged["root"] = project_root
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, sources, path) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"Settings file {path} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Settings file {path} is not valid TOML: {exc}.") from None
+
+
+def _env_key(name: str) -> str | None:
+    if not name.startswith(ENV_PREFIX) or name in _NON_SETTING_ENV:
+        return None
+    rest = name[len(ENV_PREFIX) :]
+    if "__" not in rest:
+        return "log_level" if rest == "LOG_LEVEL" else None
+    return ".".join(part.lower() for part in rest.split("__"))
+
+
+def _nest(flat_or_nested: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat_or_nested.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping):
+            node.setdefault(parts[-1], {}).update(_nest(value))
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _merge(
+    into: dict[str, Any],
+    sources: dict[tuple[str, ...], str],
+    new: Mapping[str, Any],
+    source: str,
+    prefix: tuple[str, ...] = (),
+) -> None:
+    for key, value in new.items():
+        loc = (*prefix, key)
+        if isinstance(value, Mapping) and isinstance(into.get(key, {}), dict):
+            _merge(into.setdefault(key, {}), sources, value, source, loc)
+        else:
+            into[key] = value
+            sources[loc] = source
+
+
+def _config_error(
+    exc: ValidationError, sources: Mapping[tuple[str, ...], str], path: Path | None
+) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc)
+        source = _source_of(loc, sources) or (f"file {path}" if path else "defaults")
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            known = ", ".join(sorted(set(parent.model_fields) - {"root"})) if parent else ""
+            what = f"unknown setting. Known here: {known}"
+        elif err["type"] == "value_error":
+            what = str(err["msg"]).removeprefix("Value error, ")
+        else:
+            msg = str(err["msg"]).removeprefix("Input should be ").split(", unable to")[0]
+            what = f"expected {msg[0].lower()}{msg[1:]}, got {err['input']!r}"
+        lines.append(f"{key} (from {source}): {what}.")
+    return ConfigError("\n".join(lines))
+
+
+def _source_of(loc: tuple[str, ...], sources: Mapping[tuple[str, ...], str]) -> str | None:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in sources:
+            return sources[loc[:n]]
+    below = sorted({src for key, src in sources.items() if key[: len(loc)] == loc})
+    return ", ".join(below) or None
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return None
+        model = field.annotation
+    return model

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from driftloop import __version__
+from driftloop.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("command", ["init", "simulate", "demo", "config"])
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_init_makes_a_project_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    project = tmp_path / "fraud"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    assert (project / "driftloop.toml").is_file()
+    assert (project / "features.py").is_file()
+    assert ".driftloop/" in (project / ".gitignore").read_text()
+    (project / "driftloop.toml").write_text("# mine\n")
+    again = runner.invoke(app, ["init", str(project)])
+    assert again.exit_code == 2
+    assert (project / "driftloop.toml").read_text() == "# mine\n"
+
+
+def test_init_writes_settings_that_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.invoke(app, ["init", str(tmp_path), "--name", "fraud"])
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["project"]["name"] == "fraud"
+
+
+def test_simulate_writes_the_files(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    args = [
+        "simulate",
+        "--days",
+        "8",
+        "--customers",
+        "300",
+        "--terminals",
+        "600",
+        "--drift-at",
+        "4",
+        "--drift",
+        "concept",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tx = pd.read_parquet(out / "transactions.parquet")
+    assert tx.loc[tx["fraud_scenario"] == 4, "tx_time_days"].min() == 4
+    described = json.loads((out / "scenario.json").read_text())
+    assert described["scenario"]["drift"] == ["concept"]
+    assert described["summary"]["transactions"] == len(tx)
+
+
+def test_simulate_refuses_an_unknown_drift_kind(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["simulate", "--drift-at", "3", "--drift", "weather", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "weather" in result.output
+    assert "concept" in result.output
+
+
+def test_bad_environment_setting_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRIFTLOOP_SERVING__PORT", "eighty")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2
+    assert "DRIFTLOOP_SERVING__PORT" in result.output
+
+
+def test_demo_runs_on_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".driftloop" / "demo" / "data" / "transactions.parquet").is_file()
