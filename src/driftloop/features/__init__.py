@@ -1,0 +1,69 @@
+"""The feature store: definitions, point-in-time training frames, online features.
+
+>>> from driftloop.features import Entity, FeatureStore, FeatureView, Field
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftloop.features._catalog import Catalog
+from driftloop.features._definitions import Entity, FeatureView, Field, parse_duration
+from driftloop.features._materialize import MaterializationResult
+from driftloop.features._on_demand import OnDemandFeature, find_cycle
+from driftloop.features._online import (
+    OnlineEvent,
+    OnlineRead,
+    OnlineRow,
+    OnlineStore,
+    SqliteOnlineStore,
+)
+from driftloop.features._sources import (
+    CsvSource,
+    DataFrameSource,
+    ParquetSource,
+    QuerySource,
+    TableSource,
+)
+from driftloop.features._store import (
+    FeatureStore,
+    OnlineFeatures,
+    online_store_from_url,
+)
+from driftloop.features._windows import Aggregation, StreamFeatureView
+
+__all__ = [
+    "Aggregation",
+    "Catalog",
+    "CsvSource",
+    "DataFrameSource",
+    "Entity",
+    "FeatureStore",
+    "FeatureView",
+    "Field",
+    "MaterializationResult",
+    "OnDemandFeature",
+    "OnlineEvent",
+    "OnlineFeatures",
+    "OnlineRead",
+    "OnlineRow",
+    "OnlineStore",
+    "ParquetSource",
+    "QuerySource",
+    "RedisOnlineStore",
+    "SqliteOnlineStore",
+    "StreamFeatureView",
+    "TableSource",
+    "find_cycle",
+    "online_store_from_url",
+    "parse_duration",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisOnlineStore needs the optional `redis` client: import it only when asked for.
+    if name == "RedisOnlineStore":
+        from driftloop.features._redis import RedisOnlineStore
+
+        return RedisOnlineStore
+    raise AttributeError(f"module 'driftloop.features' has no attribute {name!r}")
