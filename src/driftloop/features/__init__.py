@@ -9,6 +9,12 @@ from typing import Any
 
 from driftloop.features._catalog import Catalog
 from driftloop.features._definitions import Entity, FeatureView, Field, parse_duration
+from driftloop.features._example import (
+    transaction_definitions,
+    transaction_feature_names,
+    transaction_feature_store,
+)
+from driftloop.features._loading import load_definitions
 from driftloop.features._materialize import MaterializationResult
 from driftloop.features._on_demand import OnDemandFeature, find_cycle
 from driftloop.features._online import (
@@ -18,6 +24,7 @@ from driftloop.features._online import (
     OnlineStore,
     SqliteOnlineStore,
 )
+from driftloop.features._registry import ApplyPlan, Change, DefinitionRegistry
 from driftloop.features._sources import (
     CsvSource,
     DataFrameSource,
@@ -34,9 +41,12 @@ from driftloop.features._windows import Aggregation, StreamFeatureView
 
 __all__ = [
     "Aggregation",
+    "ApplyPlan",
     "Catalog",
+    "Change",
     "CsvSource",
     "DataFrameSource",
+    "DefinitionRegistry",
     "Entity",
     "FeatureStore",
     "FeatureView",
@@ -55,8 +65,12 @@ __all__ = [
     "StreamFeatureView",
     "TableSource",
     "find_cycle",
+    "load_definitions",
     "online_store_from_url",
     "parse_duration",
+    "transaction_definitions",
+    "transaction_feature_names",
+    "transaction_feature_store",
 ]
 
 

@@ -103,6 +103,10 @@ class Entity:
     def spec(self) -> dict[str, Any]:
         return {"kind": "entity", "name": self.name, "join_keys": list(self.join_keys)}
 
+    @property
+    def version(self) -> str:
+        return content_version(self.spec())
+
 
 @dataclass(frozen=True)
 class Field:

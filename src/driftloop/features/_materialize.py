@@ -20,6 +20,7 @@ from driftloop.core.errors import InvalidParameterError
 from driftloop.features._definitions import FeatureView
 from driftloop.features._offline import events_sql, latest_rows_sql
 from driftloop.features._online import OnlineRow
+from driftloop.features._stats import view_stats
 from driftloop.features._store import FeatureStore, _events, _plain, entity_key
 from driftloop.features._time import now_utc, to_us
 from driftloop.features._windows import StreamFeatureView
@@ -126,6 +127,8 @@ def _one(
         online.set_meta(_run_key(view.name), json.dumps({"run": run_id, "batches_done": batches}))
         if progress is not None:
             progress(view.name, batches, total_batches)
+    if store.registry is not None:
+        store.registry.record_stats(view_stats(store.offline, view, until=end))
     online.set_meta(_watermark_key(view.name), end.isoformat())
     online.set_meta(_run_key(view.name), json.dumps({"run": run_id, "batches_done": batches}))
     return MaterializationResult(view.name, start, end, total_rows, skipped)

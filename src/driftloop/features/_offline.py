@@ -87,10 +87,10 @@ class OfflineStore:
 
     def _view_cte(self, view: AnyView, columns: Sequence[str], alias: str) -> str:
         cols = self.columns(view)
-        ts = _ts_expr(view.timestamp_field, cols)
+        ts = ts_expr(view.timestamp_field, cols)
         parts = [quote(k) for k in view.join_keys] + [f"{ts} AS __ts"]
         if view.created_timestamp_field:
-            cr = _ts_expr(view.created_timestamp_field, cols)
+            cr = ts_expr(view.created_timestamp_field, cols)
             parts.append(f"COALESCE({cr}, {ts}) AS __cr")
         parts += [f"{quote(c)} AS {quote(f'{alias}_{n}')}" for n, c in enumerate(columns)]
         return f"{alias} AS (SELECT {', '.join(parts)} FROM {self.relation(view)})"
@@ -172,7 +172,7 @@ class OfflineStore:
         )
 
 
-def _ts_expr(column: str, types: dict[str, str]) -> str:
+def ts_expr(column: str, types: dict[str, str]) -> str:
     if types.get(column, "").upper() == "TIMESTAMP":
         return quote(column)
     return f"CAST({quote(column)} AS TIMESTAMP)"
@@ -256,13 +256,13 @@ def _literal(ts: datetime) -> str:
 def latest_rows_sql(store: OfflineStore, view: FeatureView, start: datetime, end: datetime) -> str:
     """The latest row per entity with timestamp in ``[start, end)`` (known by ``end``)."""
     cols = store.columns(view)
-    ts = _ts_expr(view.timestamp_field, cols)
+    ts = ts_expr(view.timestamp_field, cols)
     keys = ", ".join(quote(k) for k in view.join_keys)
     feats = ", ".join(quote(f) for f in view.feature_names)
     order = f"{ts} DESC"
     known = ""
     if view.created_timestamp_field:
-        cr = _ts_expr(view.created_timestamp_field, cols)
+        cr = ts_expr(view.created_timestamp_field, cols)
         order += f", {cr} DESC"
         known = f" AND COALESCE({cr}, {ts}) < {_literal(end)}"
     return (
@@ -275,10 +275,14 @@ def latest_rows_sql(store: OfflineStore, view: FeatureView, start: datetime, end
 def events_sql(store: OfflineStore, view: StreamFeatureView, start: datetime, end: datetime) -> str:
     """A stream view's events with timestamp in ``[start, end)``, oldest first."""
     cols = store.columns(view)
-    ts = _ts_expr(view.timestamp_field, cols)
+    ts = ts_expr(view.timestamp_field, cols)
     keys = ", ".join(quote(k) for k in view.join_keys)
     values = "".join(f", {quote(c)}" for c in view.value_columns)
+    known = ""
+    if view.created_timestamp_field:
+        cr = ts_expr(view.created_timestamp_field, cols)
+        known = f" AND COALESCE({cr}, {ts}) < {_literal(end)}"
     return (
         f"SELECT {keys}, {ts} AS __ts{values} FROM {store.relation(view)} "
-        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)} ORDER BY {ts}"
+        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)}{known} ORDER BY {ts}"
     )

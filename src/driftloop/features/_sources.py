@@ -95,12 +95,13 @@ class TableSource:
 
 @dataclass(frozen=True)
 class QuerySource:
-    """A SQL query run by the offline DuckDB database."""
+    """A SQL query run by the offline DuckDB database; ``{root}`` in it is replaced by the
+    project folder (so ``read_parquet('{root}/data/x.parquet')`` works from anywhere)."""
 
     sql: str
 
     def relation_sql(self, root: Path, register: Any) -> str:
-        return f"({self.sql})"
+        return "(" + self.sql.replace("{root}", str(root).replace("'", "''")) + ")"
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "query", "sql": self.sql}

@@ -20,6 +20,8 @@ from driftloop.features._definitions import FeatureView
 from driftloop.features._offline import OfflineStore, ViewRequest
 from driftloop.features._on_demand import apply_on_demand
 from driftloop.features._online import OnlineEvent, OnlineRow, OnlineStore, SqliteOnlineStore
+from driftloop.features._registry import DefinitionRegistry
+from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, now_utc, to_us
 from driftloop.features._windows import StreamFeatureView, evaluate_windows
 
@@ -86,6 +88,7 @@ class FeatureStore:
         definitions: Iterable[Definition] = (),
         connection: duckdb.DuckDBPyConnection | None = None,
         online_store: OnlineStore | None = None,
+        registry: DefinitionRegistry | None = None,
         root: str | Path | None = None,
     ) -> None:
         self.settings = settings
@@ -95,6 +98,7 @@ class FeatureStore:
             connection = self._connect_offline()
         self.offline = OfflineStore(connection, self.root)
         self._online = online_store
+        self._registry = registry
 
     def _connect_offline(self) -> duckdb.DuckDBPyConnection:
         if self.settings is None:
@@ -110,6 +114,22 @@ class FeatureStore:
             url = self.settings.features.online_store if self.settings else "sqlite:///:memory:"
             self._online = online_store_from_url(url, self.root)
         return self._online
+
+    @property
+    def registry(self) -> DefinitionRegistry | None:
+        """Where definitions and statistics are recorded (``settings.registry.url``)."""
+        if self._registry is None and self.settings is not None:
+            url = self.settings.registry.url
+            if scheme_of(url) == "sqlite":
+                path = local_path(url, self.root)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                url = f"sqlite:///{path}"
+            self._registry = DefinitionRegistry(url)
+        return self._registry
+
+    def stats(self, view_name: str, *, until: datetime | None = None) -> dict[str, Any]:
+        """Row count, null rates, freshness and quantiles of a view's source."""
+        return view_stats(self.offline, self.view(view_name), until=until)
 
     def register(self, *definitions: Definition) -> None:
         self.catalog.add(*definitions)
@@ -310,6 +330,8 @@ class FeatureStore:
     def close(self) -> None:
         if self._online is not None:
             self._online.close()
+        if self._registry is not None:
+            self._registry.close()
         self.offline.connection.close()
 
 
