@@ -61,6 +61,7 @@ __all__ = [
     "ParquetSource",
     "QuerySource",
     "RedisOnlineStore",
+    "RedisStreamConsumer",
     "SqliteOnlineStore",
     "StreamFeatureView",
     "TableSource",
@@ -68,6 +69,7 @@ __all__ = [
     "load_definitions",
     "online_store_from_url",
     "parse_duration",
+    "stream_consumer",
     "transaction_definitions",
     "transaction_feature_names",
     "transaction_feature_store",
@@ -75,9 +77,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # RedisOnlineStore needs the optional `redis` client: import it only when asked for.
+    # These need the optional `redis` client: import them only when asked for.
     if name == "RedisOnlineStore":
         from driftloop.features._redis import RedisOnlineStore
 
         return RedisOnlineStore
+    if name in ("RedisStreamConsumer", "stream_consumer"):
+        from driftloop.features import _stream
+
+        return getattr(_stream, name)
     raise AttributeError(f"module 'driftloop.features' has no attribute {name!r}")
