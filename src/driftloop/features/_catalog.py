@@ -36,6 +36,7 @@ class Catalog:
         self.entities: dict[str, Entity] = {}
         self.views: dict[str, AnyView] = {}
         self.on_demand: dict[str, OnDemandFeature] = {}
+        self._resolved: dict[tuple[str, ...], Resolved] = {}
         self.add(*definitions)
 
     def add(self, *definitions: Definition) -> None:
@@ -56,6 +57,7 @@ class Catalog:
                     "StreamFeatureView or OnDemandFeature."
                 )
         check_no_cycles(list(self.on_demand.values()))
+        self._resolved.clear()
 
     def all(self) -> list[Definition]:
         return [*self.entities.values(), *self.views.values(), *self.on_demand.values()]
@@ -75,8 +77,15 @@ class Catalog:
         return [v.name for v in self.views.values() if feature in v.feature_names]
 
     def resolve(self, references: Sequence[str]) -> Resolved:
-        if isinstance(references, str):
-            references = [references]
+        """What ``references`` ask for (cached: serving asks the same list every time)."""
+        key = (references,) if isinstance(references, str) else tuple(references)
+        if key not in self._resolved:
+            if len(self._resolved) > 1_000:
+                self._resolved.clear()
+            self._resolved[key] = self._resolve(key)
+        return self._resolved[key]
+
+    def _resolve(self, references: Sequence[str]) -> Resolved:
         out = Resolved()
         wanted_on_demand: list[str] = []
         for ref in references:

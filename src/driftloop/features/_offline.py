@@ -93,7 +93,7 @@ class OfflineStore:
             cr = ts_expr(view.created_timestamp_field, cols)
             parts.append(f"COALESCE({cr}, {ts}) AS __cr")
         parts += [f"{quote(c)} AS {quote(f'{alias}_{n}')}" for n, c in enumerate(columns)]
-        return f"{alias} AS (SELECT {', '.join(parts)} FROM {self.relation(view)})"
+        return f"{alias} AS NOT MATERIALIZED (SELECT {', '.join(parts)} FROM {self.relation(view)})"
 
     def training_frame(
         self,

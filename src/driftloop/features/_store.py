@@ -245,9 +245,10 @@ class FeatureStore:
                     r if r and (ttl_us is None or r.ts_us >= as_of_us - ttl_us) else None
                     for r in got
                 ]
+                times = [from_us(r.ts_us) if r else None for r in fresh]
                 for f in feats:
                     values[f] = [r.values.get(f) if r else None for r in fresh]
-                    stamps[f] = [from_us(r.ts_us) if r else None for r in fresh]
+                    stamps[f] = times
         if resolved.on_demand:
             frame = pd.DataFrame(list(rows)).reset_index(drop=True)
             for f, vals in values.items():
