@@ -115,11 +115,49 @@ class Registry:
         the version row, its number and the optional alias move commit together or not
         at all.
         """
+        flavor = flavor_for(model)
+        return self.register_files(
+            name,
+            flavor.name,
+            flavor.save(model, signature.names),
+            signature=signature,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            lineage=lineage,
+            gate_report=gate_report,
+            profile=profile,
+            created_by=created_by,
+            alias=alias,
+            alias_reason=alias_reason,
+        )
+
+    def register_files(
+        self,
+        name: str,
+        flavor: str,
+        files: Mapping[str, bytes],
+        *,
+        signature: Signature,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        gate_report: Mapping[str, Any] | None = None,
+        profile: Profile | None = None,
+        created_by: str = "driftloop",
+        alias: str | None = None,
+        alias_reason: str = "",
+    ) -> ModelVersion:
+        """Register a model already saved by its ``flavor`` (artifacts by role)."""
         _check_name("Model", name)
         if alias is not None:
             _check_name("Alias", alias)
-        flavor = flavor_for(model)
-        files = flavor.save(model, signature.names)
+        if flavor not in FLAVORS or "model" not in files:
+            raise InvalidParameterError(
+                f"Flavor {flavor!r} with artifacts {sorted(files)} cannot be registered; "
+                f"flavors: {', '.join(FLAVORS)}; a 'model' artifact is required."
+            )
         artifacts = {role: self.store.put(data) for role, data in files.items()}
         now = datetime.now(UTC)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -138,7 +176,7 @@ class Registry:
             mv = ModelVersion(
                 name=name,
                 version=version,
-                flavor=flavor.name,
+                flavor=flavor,
                 created_at=now,
                 created_by=created_by,
                 signature=signature,
@@ -153,7 +191,7 @@ class Registry:
                 model_versions.insert().values(
                     model_name=name,
                     version=version,
-                    flavor=flavor.name,
+                    flavor=flavor,
                     created_at=now,
                     created_by=created_by,
                     signature=signature.to_list(),
