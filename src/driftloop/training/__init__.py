@@ -5,6 +5,7 @@ from __future__ import annotations
 from driftloop.training._checkpoint import CheckpointStore
 from driftloop.training._fit import default_estimator
 from driftloop.training._pipeline import PipelineResult, StepRun, TrainingPipeline
+from driftloop.training._run import train_and_promote
 from driftloop.training._source import (
     SourceWindow,
     TrainingFrame,
@@ -21,5 +22,6 @@ __all__ = [
     "TrainingPipeline",
     "default_estimator",
     "load_window",
+    "train_and_promote",
     "transaction_features",
 ]
