@@ -2,6 +2,41 @@
 
 from __future__ import annotations
 
+from driftloop.stats._compare import DriftTable, FeatureStatus, compare_frames, compare_to_profile
+from driftloop.stats._drift import (
+    ChiSquare,
+    DriftStatistic,
+    FeatureKind,
+    JensenShannon,
+    KLDivergence,
+    KolmogorovSmirnov,
+    PopulationStabilityIndex,
+    StatisticResult,
+    Wasserstein,
+    default_statistics,
+)
+from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
 
-__all__ = ["CategoricalProfile", "NumericProfile", "Profile"]
+__all__ = [
+    "CategoricalPair",
+    "CategoricalProfile",
+    "ChiSquare",
+    "DriftStatistic",
+    "DriftTable",
+    "EcdfSummary",
+    "FeatureKind",
+    "FeatureStatus",
+    "JensenShannon",
+    "KLDivergence",
+    "KolmogorovSmirnov",
+    "NumericPair",
+    "NumericProfile",
+    "PopulationStabilityIndex",
+    "Profile",
+    "StatisticResult",
+    "Wasserstein",
+    "compare_frames",
+    "compare_to_profile",
+    "default_statistics",
+]
