@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -124,8 +124,9 @@ def compare_to_profile(
     for name in profile.features:
         status[name] = "ok" if name in current.columns else "missing"
 
-    numeric = [p for n, p in profile.numeric.items() if status[n] == "ok"]
-    categorical = [p for n, p in profile.categorical.items() if status[n] == "ok"]
+    # by the mapping's keys, whatever name each profile carries
+    numeric = [replace(p, name=n) for n, p in profile.numeric.items() if status[n] == "ok"]
+    categorical = [replace(p, name=n) for n, p in profile.categorical.items() if status[n] == "ok"]
     num_pair = NumericPair.build(numeric, current) if numeric else None
     cat_pair = CategoricalPair.build(categorical, current) if categorical else None
     for pair in (num_pair, cat_pair):

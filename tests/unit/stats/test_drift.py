@@ -68,6 +68,16 @@ def test_ks_equals_scipy_in_asymptotic_mode_against_a_profile_sample() -> None:
         assert ks.p_values[i] == pytest.approx(expected.pvalue, rel=1e-9)
 
 
+def test_ks_asymptotic_method_equals_scipys_asymptotic_p_value(frames) -> None:
+    ref, cur = frames
+    table = compare_frames(ref, cur, statistics=[KolmogorovSmirnov(method="asymp")])
+    ks = table.results["ks"]
+    for i, name in enumerate(table.numeric.names):
+        expected = stats.ks_2samp(ref[name], cur[name], method="asymp")
+        assert abs(ks.values[i] - expected.statistic) <= 1e-12
+        assert ks.p_values[i] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+
 def test_wasserstein_is_scipys_distance_over_the_reference_std(frames) -> None:
     ref, cur = frames
     table = compare_frames(ref, cur)
