@@ -46,7 +46,17 @@ def print_report(report: DriftReport, console: Console | None = None, *, top: in
         for c in ("psi", "ks", "jensen_shannon", "kl_divergence", "wasserstein", "chi_square")
         if c in frame.columns
     ]
-    table = Table("feature", "kind", "status", "drift", *columns, title="Feature drift")
+    short = {
+        "psi": "PSI",
+        "ks": "KS",
+        "jensen_shannon": "JS",
+        "kl_divergence": "KL",
+        "wasserstein": "W1/std",
+        "chi_square": "chi2",
+    }
+    table = Table(
+        "feature", "kind", "status", "drift", *(short[c] for c in columns), title="Feature drift"
+    )
     if "psi" in frame.columns:
         frame = frame.sort_values(["drifted", "psi"], ascending=[False, False])
     for name, row in frame.head(top).iterrows():

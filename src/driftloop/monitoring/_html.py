@@ -151,7 +151,9 @@ def _feature_table(
     )
     return (
         f"<h2>Features ({len(drifted)} drifted of {len(hists)})</h2>"
-        "<p>Histograms: reference bins as bars, current window as the red line. "
+        "<p>Histograms over the reference's quantile bins (plus one below its minimum and "
+        "one above its maximum): the reference as bars (equal shares by construction), "
+        "the current window as the red line. "
         "Trend: PSI (JS for categories) per window.</p>"
         "<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>JS</th><th>Wasserstein</th>"
         f"<th>chi²</th><th>reference vs current</th><th>trend</th></tr>{rows}</table>"
@@ -181,7 +183,7 @@ def write_html_report(
             for r in reports
         ]
         series = pd.concat([_series_of(r, i) for i, r in enumerate(reports)] or [pd.DataFrame()])
-        title = reports[-1].model if reports and reports[-1].model else "drift report"
+        title = reports[-1].model if reports and reports[-1].model else "reference vs current"
     path = Path(out)
     path.write_text(render_html(title, windows, series), encoding="utf-8")
     return path

@@ -239,7 +239,7 @@ def _verdict(
         return "concept-drift", reasons
     if drifted or score_moved:
         if performance is None or baseline is None:
-            reasons.append("performance not known yet (labels pending)")
+            reasons.append("realized performance unknown (no labelled records yet)")
         else:
             reasons.append(f"performance holds (ROC AUC {performance.roc_auc:.3f})")
         return "data-drift", reasons

@@ -137,6 +137,13 @@ def _proportions(counts: FloatArray, mask: NDArray[np.bool_], smoothing: float) 
     return out
 
 
+def _both_proportions(pair: Pair, smoothing: float) -> tuple[FloatArray, FloatArray]:
+    return (
+        _proportions(pair.ref_counts, pair.mask, smoothing),
+        _proportions(pair.cur_counts, pair.mask, smoothing),
+    )
+
+
 def _empty_to_nan(values: FloatArray, pair: Pair) -> FloatArray:
     empty = (pair.ref_counts.sum(axis=1) == 0) | (pair.cur_counts.sum(axis=1) == 0)
     return np.where(empty, np.nan, values)
@@ -151,8 +158,7 @@ class PopulationStabilityIndex(_Statistic):
     kinds: ClassVar[tuple[FeatureKind, ...]] = ("numeric", "categorical")
 
     def compute(self, pair: Pair) -> StatisticResult:
-        r = _proportions(pair.ref_counts, pair.mask, SMOOTHING)
-        c = _proportions(pair.cur_counts, pair.mask, SMOOTHING)
+        r, c = _both_proportions(pair, SMOOTHING)
         ratio = np.divide(c, r, out=np.ones_like(c), where=pair.mask & (r > 0))
         values = np.sum((c - r) * np.log(ratio), axis=1)
         return self._result(_empty_to_nan(values, pair))
@@ -167,8 +173,7 @@ class KLDivergence(_Statistic):
     kinds: ClassVar[tuple[FeatureKind, ...]] = ("numeric", "categorical")
 
     def compute(self, pair: Pair) -> StatisticResult:
-        r = _proportions(pair.ref_counts, pair.mask, SMOOTHING)
-        c = _proportions(pair.cur_counts, pair.mask, SMOOTHING)
+        r, c = _both_proportions(pair, SMOOTHING)
         values = np.sum(special.rel_entr(r, np.where(pair.mask, c, 1.0)), axis=1)
         return self._result(_empty_to_nan(values, pair))
 
@@ -182,8 +187,7 @@ class JensenShannon(_Statistic):
     kinds: ClassVar[tuple[FeatureKind, ...]] = ("numeric", "categorical")
 
     def compute(self, pair: Pair) -> StatisticResult:
-        r = _proportions(pair.ref_counts, pair.mask, 0.0)
-        c = _proportions(pair.cur_counts, pair.mask, 0.0)
+        r, c = _both_proportions(pair, 0.0)
         m = (r + c) / 2
         divergence = (special.rel_entr(r, m).sum(axis=1) + special.rel_entr(c, m).sum(axis=1)) / 2
         values = np.sqrt(np.maximum(divergence / np.log(2), 0.0))

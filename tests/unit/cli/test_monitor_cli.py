@@ -45,9 +45,9 @@ def test_monitor_run_once_then_report_writes_a_page(tmp_path: Path) -> None:
     ref_file = tmp_path / "ref.json"
     ref_file.write_text(json.dumps({"model": "fraud", "version": 1, **reference.to_dict()}))
     env = {"DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}"}
-    result = runner.invoke(
-        app,
-        [
+
+    def run_once(config: Path):
+        args = [
             "monitor",
             "run",
             "--once",
@@ -58,31 +58,16 @@ def test_monitor_run_once_then_report_writes_a_page(tmp_path: Path) -> None:
             "--now",
             "2025-05-04",
             "--config",
-            str(tmp_path / "none.toml"),
-        ],
-        env=env,
-    )
+            str(config),
+        ]
+        return runner.invoke(app, args, env=env)
+
+    result = run_once(tmp_path / "none.toml")
     assert result.exit_code == 2, result.output  # a missing settings file is refused
     (tmp_path / "driftloop.toml").write_text(
         f'[monitoring]\nalerts = ["file:{tmp_path / "alerts.jsonl"}"]\n'
     )
-    result = runner.invoke(
-        app,
-        [
-            "monitor",
-            "run",
-            "--once",
-            "--records",
-            str(tmp_path / "records.parquet"),
-            "--reference",
-            str(ref_file),
-            "--now",
-            "2025-05-04",
-            "--config",
-            str(tmp_path / "driftloop.toml"),
-        ],
-        env=env,
-    )
+    result = run_once(tmp_path / "driftloop.toml")
     assert result.exit_code == 0, result.output
     assert "3 window(s) assessed" in result.output
     assert "data-drift" in result.output

@@ -75,7 +75,7 @@ def test_pending_labels_give_no_performance_verdict() -> None:
     report = drift_report(ref, cur)
     assert report.performance is None
     assert report.verdict == "data-drift"
-    assert any("labels pending" in r for r in report.reasons)
+    assert any("no labelled records yet" in r for r in report.reasons)
 
 
 def test_a_reference_survives_json() -> None:
