@@ -17,8 +17,10 @@ from driftloop.monitoring._html import render_html, write_html_report
 from driftloop.monitoring._monitor import Monitor, ReferenceSource, StaticReferences
 from driftloop.monitoring._performance import Performance, realized_performance
 from driftloop.monitoring._records import (
+    AuditRecordSource,
     FrameRecordSource,
     RecordSource,
+    WindowReader,
     check_records,
     record_columns,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AlertSink",
+    "AuditRecordSource",
     "DriftReport",
     "FileAlertSink",
     "FrameRecordSource",
@@ -52,6 +55,7 @@ __all__ = [
     "Verdict",
     "WebhookAlertSink",
     "Window",
+    "WindowReader",
     "WindowSpec",
     "assess",
     "check_records",

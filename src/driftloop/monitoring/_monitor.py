@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 import pandas as pd
 
 from driftloop.core.config import MonitoringConfig
+from driftloop.core.errors import SchemaMismatchError
 from driftloop.monitoring._alerts import AlertManager, sink_from_spec
 from driftloop.monitoring._records import RecordSource, check_records
 from driftloop.monitoring._report import DriftReport, Reference, assess
@@ -104,8 +105,9 @@ class Monitor:
             cutoff = cutoff.tz_localize("UTC")
         out: list[DriftReport] = []
         for key, group in records.groupby(["version", "route"], sort=True):
-            version, route = cast(tuple[Any, Any], key)
-            reference = self.references.reference(model, int(version))
+            raw_version, route = cast(tuple[Any, Any], key)
+            version = _version_number(model, raw_version)
+            reference = self.references.reference(model, version)
             if reference is None:
                 logger.warning("no reference profile for %s v%s: not monitored", model, version)
                 continue
@@ -113,7 +115,7 @@ class Monitor:
                 if self.spec.by == "time" and cutoff is not None and window.end > cutoff:
                     continue  # still filling
                 report = assess(reference, window.records, self.config)
-                report = _placed(report, model, int(version), str(route), window.start, window.end)
+                report = _placed(report, model, version, str(route), window.start, window.end)
                 labelled = report.performance.labelled if report.performance else 0
                 if self.store.labelled_count(report) == labelled:
                     continue  # assessed before, nothing new
@@ -121,6 +123,16 @@ class Monitor:
                 self.alerts.observe(report)
                 out.append(report)
         return out
+
+
+def _version_number(model: str, version: Any) -> int:
+    """Versions are numbers (the audit log keeps them as text)."""
+    try:
+        return int(str(version))
+    except ValueError:
+        raise SchemaMismatchError(
+            f"Records of model '{model}' have version {version!r}; expected a version number."
+        ) from None
 
 
 def _placed(

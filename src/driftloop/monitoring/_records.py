@@ -8,6 +8,7 @@ already in memory (or read from Parquet) through the same protocol.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -15,7 +16,14 @@ import pandas as pd
 
 from driftloop.core.errors import SchemaMismatchError
 
-__all__ = ["FrameRecordSource", "RecordSource", "check_records", "record_columns"]
+__all__ = [
+    "AuditRecordSource",
+    "FrameRecordSource",
+    "RecordSource",
+    "WindowReader",
+    "check_records",
+    "record_columns",
+]
 
 _RECORD_COLUMNS: dict[str, str] = {
     "prediction_id": "str",
@@ -80,3 +88,35 @@ class FrameRecordSource:
     def from_parquet(cls, path: str) -> FrameRecordSource:
         """Records from a Parquet file or folder."""
         return cls(pd.read_parquet(path))
+
+
+@runtime_checkable
+class WindowReader(Protocol):
+    """The part of ``driftloop.audit.AuditLog`` the monitor reads."""
+
+    def window(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """Predictions with ``start <= ts < end`` (UTC), oldest first, labels as known."""
+        ...
+
+
+class AuditRecordSource:
+    """Records read from the audit log by window (``AuditRecordSource(open_audit_log(
+    settings.audit.url, root=settings.root), models=["fraud"])``); the audit log does not
+    list models, so the models to monitor are given (the registry knows them)."""
+
+    def __init__(self, log: WindowReader, models: Sequence[str]) -> None:
+        self._log = log
+        self._models = list(models)
+
+    def read(self, model: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._log.window(start, end, model=model)
+
+    def models(self) -> list[str]:
+        return list(self._models)

@@ -4,12 +4,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from driftloop.core import SchemaMismatchError
 from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring import (
+    AuditRecordSource,
     FrameRecordSource,
     Monitor,
     MonitoringStore,
+    RecordSource,
     Reference,
     StaticReferences,
     realized_performance,
@@ -104,4 +108,43 @@ def test_the_html_report_of_500_features_is_self_contained_and_small(tmp_path: P
     assert "src=" not in page
     assert "href=" not in page
     assert "data-drift" in page
+    store.dispose()
+
+
+class _AuditLike:
+    """Reads like driftloop.audit's AuditLog.window: text versions, a label_ts column."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame.assign(version=frame["version"].astype(str), label_ts=pd.NaT)
+        self.calls: list[tuple[object, ...]] = []
+
+    def window(self, start, end, *, model=None, version=None) -> pd.DataFrame:
+        self.calls.append((start, end, model))
+        f = self.frame
+        return f[(f["ts"] >= start) & (f["ts"] < end) & (f["model"] == model)]
+
+
+def test_the_audit_log_plugs_in_as_a_record_source(tmp_path: Path) -> None:
+    records = _records(days=2, n_per_day=600, features=2, shift_from=1)
+    log = _AuditLike(records)
+    source = AuditRecordSource(log, models=["m"])
+    assert isinstance(source, RecordSource)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    reference = _reference(records[records["ts"] < pd.Timestamp("2025-03-02", tz="UTC")])
+    reports = Monitor(
+        source, StaticReferences({("m", 2): reference}), store, MonitoringConfig(alerts=())
+    ).run_once(pd.Timestamp("2025-03-03", tz="UTC"))
+    assert [r.verdict for r in reports] == ["no-drift", "data-drift"]
+    assert log.calls[0][2] == "m"
+    store.dispose()
+
+
+def test_records_without_a_numeric_version_are_refused(tmp_path: Path) -> None:
+    records = _records(days=1, n_per_day=300, features=1, shift_from=9).assign(version="v2")
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    monitor = Monitor(
+        FrameRecordSource(records), StaticReferences({}), store, MonitoringConfig(alerts=())
+    )
+    with pytest.raises(SchemaMismatchError, match="'v2'"):
+        monitor.run_once(pd.Timestamp("2025-03-02", tz="UTC"))
     store.dispose()
