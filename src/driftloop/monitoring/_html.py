@@ -46,14 +46,13 @@ def _histogram(ref: Sequence[float], cur: Sequence[float], w: int = 160, h: int 
     top = max([*ref, *cur, 1e-9])
     bw = w / n
     bars = "".join(
-        f'<rect x="{i * bw:.0f}" y="{h - v / top * h:.0f}" width="{max(bw - 1, 1):.0f}" '
-        f'height="{v / top * h:.0f}"/>'
+        f"M{i * bw:.0f} {h}v-{v / top * h:.0f}h{max(bw - 1, 1):.0f}v{v / top * h:.0f}z"
         for i, v in enumerate(ref)
         if v > 0
     )
     line = " ".join(f"{(i + 0.5) * bw:.0f},{h - v / top * h:.0f}" for i, v in enumerate(cur))
     return (
-        f'<svg width="{w}" height="{h}"><g class="r">{bars}</g>'
+        f'<svg width="{w}" height="{h}"><path class="r" d="{bars}"/>'
         f'<polyline class="c" points="{line}"/></svg>'
     )
 
