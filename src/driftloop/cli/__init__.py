@@ -7,6 +7,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _demo,
     _features,
     _models,
+    _monitor,
     _project,
     _train,
 )
