@@ -1,0 +1,272 @@
+"""One served model: its current version, batcher, cache, enrichment and audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftloop.audit import AuditRecord, GroupCommitWriter
+from driftloop.core.config import CacheConfig, DecisionConfig
+from driftloop.serving._batcher import DynamicBatcher
+from driftloop.serving._cache import PredictionCache
+from driftloop.serving._features import EnrichedRow, FeatureSource
+from driftloop.serving._metrics import ServingMetrics
+from driftloop.serving._model import LoadedModel, ModelSource
+from driftloop.serving._validation import Options, ParsedInstances, RowSpec
+
+__all__ = ["Prediction", "ServedModel", "Service"]
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model to serve: registry ``name`` at ``alias``, reachable as ``as_name``
+    (default ``name``) and as ``name@alias``; ``entity_keys`` are the request fields
+    that enrichment reads online features by."""
+
+    name: str
+    alias: str = "champion"
+    entity_keys: tuple[str, ...] = ()
+    as_name: str | None = None
+
+    @property
+    def public_names(self) -> tuple[str, ...]:
+        return (self.as_name or self.name, f"{self.name}@{self.alias}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prediction_id: str
+    score: float
+    decision: str
+    explanation: dict[str, float] | None = None
+
+
+@dataclass
+class _Item:
+    rows: Matrix
+    entity_rows: list[dict[str, Any]]
+    enrich: dict[int, tuple[str, ...]]
+
+
+@dataclass
+class _Scored:
+    scores: Matrix
+    rows: Matrix
+    feature_ts: list[dict[str, datetime | None]] = field(default_factory=list)
+
+
+@dataclass
+class _Deployment:
+    model: LoadedModel
+    batcher: DynamicBatcher[_Item, _Scored]
+    spec: RowSpec
+
+
+def decide(score: float, bands: DecisionConfig) -> str:
+    if score < bands.approve_below:
+        return "approve"
+    if score > bands.decline_above:
+        return "decline"
+    return "review"
+
+
+class Service:
+    """Serves one :class:`ServedModel`; swaps versions when its alias moves."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        source: ModelSource,
+        *,
+        features: FeatureSource | None,
+        writer: GroupCommitWriter | None,
+        metrics: ServingMetrics,
+        decision: DecisionConfig,
+        cache: CacheConfig,
+        max_rows: int,
+        max_wait_s: float,
+    ) -> None:
+        self.served = served
+        self.source = source
+        self.features = features
+        self.writer = writer
+        self.metrics = metrics
+        self.decision = decision
+        self.cache_config = cache
+        self.cache = PredictionCache(max_entries=cache.max_entries, ttl_s=cache.ttl_s)
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self.current: _Deployment | None = None
+        self._hits = metrics.cache_hits.labels(served.name)
+        self._misses = metrics.cache_misses.labels(served.name)
+        self._batch_rows = metrics.batch_rows.labels(served.name)
+
+    # -- versions ---------------------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Follow the alias: load a new version off the loop, then swap. True if swapped."""
+        version = await asyncio.to_thread(self.source.resolve, self.served.name, self.served.alias)
+        if self.current is not None and self.current.model.version == version:
+            return False
+        model = await asyncio.to_thread(self.source.load, self.served.name, version)
+        model.predict_batch(np.full((1, len(model.feature_names)), np.nan))  # warm up
+        batcher: DynamicBatcher[_Item, _Scored] = DynamicBatcher(
+            lambda items: self._run(model, items),
+            size=lambda item: len(item.rows),
+            max_rows=self.max_rows,
+            max_wait_s=self.max_wait_s,
+        )
+        old, self.current = (
+            self.current,
+            _Deployment(
+                model, batcher, RowSpec(tuple(model.feature_names), self.served.entity_keys)
+            ),
+        )
+        if old is not None:
+            self.metrics.model_loaded.labels(
+                self.served.name, old.model.version, old.model.runtime
+            ).set(0)
+        self.metrics.model_loaded.labels(self.served.name, version, model.runtime).set(1)
+        return True
+
+    # -- one batch: one feature read, one model call ---------------------------------------
+    async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[_Scored]:
+        stamps: list[list[dict[str, datetime | None]]] = [
+            [{} for _ in range(len(it.rows))] for it in items
+        ]
+        wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
+        if wanted and self.features is not None:
+            names = sorted({name for _, _, fs in wanted for name in fs})
+            entity_rows = [items[k].entity_rows[i] for k, i, _ in wanted]
+            read = await asyncio.to_thread(self.features.read, entity_rows, names)
+            self._fill(model, items, wanted, read, stamps)
+        rows = np.vstack([it.rows for it in items]) if len(items) > 1 else items[0].rows
+        self._batch_rows.observe(len(rows))
+        scores = model.predict_batch(rows)
+        out, start = [], 0
+        for k, it in enumerate(items):
+            n = len(it.rows)
+            out.append(_Scored(scores[start : start + n], it.rows, stamps[k]))
+            start += n
+        return out
+
+    @staticmethod
+    def _fill(
+        model: LoadedModel,
+        items: Sequence[_Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        read: list[EnrichedRow],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> None:
+        column = {name: j for j, name in enumerate(model.feature_names)}
+        for (k, i, names), enriched in zip(wanted, read, strict=True):
+            for name in names:
+                value = enriched.values.get(name)
+                if value is not None and not isinstance(value, bool | str):
+                    items[k].rows[i, column[name]] = float(value)
+                stamps[k][i][name] = enriched.timestamps.get(name)
+
+    # -- one request ---------------------------------------------------------------------
+    async def predict(
+        self, parsed: ParsedInstances, options: Options, *, route: str, started: float
+    ) -> tuple[LoadedModel, list[Prediction]]:
+        deployment = self.current
+        assert deployment is not None, "predict before the model was loaded"
+        model = deployment.model
+        n = len(parsed.matrix)
+        scores = np.empty(n)
+        use_cache = self.cache_config.enabled and self.cache.max_entries > 0
+        keys: list[Any] = [None] * n
+        todo: list[int] = []
+        for i in range(n):
+            if use_cache and (i not in parsed.enrich or self.cache_config.cache_enriched):
+                keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
+                hit = self.cache.get(keys[i])
+                if hit is not None:
+                    scores[i] = hit
+                    continue
+            todo.append(i)
+        if use_cache:
+            self._hits.inc(n - len(todo))
+            self._misses.inc(len(todo))
+        feature_ts: list[dict[str, datetime | None]] = [{} for _ in range(n)]
+        rows = parsed.matrix
+        if todo:
+            sub = todo if len(todo) < n else slice(None)
+            item = _Item(
+                parsed.matrix[sub].copy(),
+                [parsed.entity_rows[i] for i in todo],
+                {j: parsed.enrich[i] for j, i in enumerate(todo) if i in parsed.enrich},
+            )
+            scored = await deployment.batcher.submit(item)
+            scores[todo] = scored.scores
+            rows = parsed.matrix.copy()
+            rows[todo] = scored.rows
+            for j, i in enumerate(todo):
+                feature_ts[i] = scored.feature_ts[j]
+                if keys[i] is not None:
+                    self.cache.put(keys[i], float(scored.scores[j]))
+        explanations = self._explain(model, rows, options) if options.explain else [None] * n
+        predictions = [
+            Prediction(uuid.uuid4().hex, float(s), decide(float(s), self.decision), e)
+            for s, e in zip(scores.tolist(), explanations, strict=True)
+        ]
+        if self.writer is not None:
+            await self.writer.awrite(
+                self._records(model, parsed, rows, feature_ts, predictions, route, started)
+            )
+        self.metrics.predictions.labels(self.served.name, model.version).inc(n)
+        return model, predictions
+
+    @staticmethod
+    def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
+        contrib = model.contributions(rows)[:, : len(model.feature_names)]
+        top = np.argsort(-np.abs(contrib), axis=1)[:, : options.top_k]
+        return [
+            {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
+        ]
+
+    def _records(
+        self,
+        model: LoadedModel,
+        parsed: ParsedInstances,
+        rows: Matrix,
+        feature_ts: list[dict[str, datetime | None]],
+        predictions: list[Prediction],
+        route: str,
+        started: float,
+    ) -> list[AuditRecord]:
+        now = datetime.now(UTC)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        names = model.feature_names
+        values = rows.tolist()  # NaN is stored as JSON null
+        return [
+            AuditRecord(
+                prediction_id=p.prediction_id,
+                ts=now,
+                model=model.name,
+                version=model.version,
+                route=route,
+                score=p.score,
+                decision=p.decision,
+                latency_ms=latency_ms,
+                features=dict(zip(names, values[i], strict=True)),
+                entity_keys=parsed.entity_rows[i],
+                feature_ts=feature_ts[i],
+                explanation=p.explanation,
+            )
+            for i, p in enumerate(predictions)
+        ]
+
+
+def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(parsed.entity_rows[i].items())) if i in parsed.enrich else ()
