@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftloop.cli import _data, _demo, _project, _serve  # noqa: F401  (they register commands)
+from driftloop.cli import _data, _demo, _features, _project, _serve  # noqa: F401  (they register commands)
 from driftloop.cli._app import app
 
 __all__ = ["app", "main"]
