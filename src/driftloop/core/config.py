@@ -35,6 +35,7 @@ __all__ = [
     "CacheConfig",
     "DecisionConfig",
     "FeaturesConfig",
+    "GatesConfig",
     "ProjectConfig",
     "RegistryConfig",
     "ServingConfig",
@@ -79,6 +80,21 @@ class RegistryConfig(_Section):
     artifact_root: Annotated[str, _schemes("file", "s3", "gs", "memory", plain_path=True)] = (
         ".driftloop/artifacts"
     )
+
+
+class GatesConfig(_Section):
+    """Data-validation and release gates (``[gates]``); each check reports its numbers."""
+
+    min_auc_ratio: float = Field(default=0.98, gt=0.0, le=2.0)
+    sensitive_attribute: str | None = "age_band"
+    fairness_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_demographic_parity_difference: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_equal_opportunity_difference: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_ece: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_p99_latency_ms: float = Field(default=5.0, gt=0.0)
+    max_null_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_psi: float = Field(default=0.25, ge=0.0)
+    min_rows: int = Field(default=100, ge=1)
 
 
 class AuditConfig(_Section):
@@ -141,6 +157,7 @@ class Settings(_Section):
     project: ProjectConfig = ProjectConfig()
     features: FeaturesConfig = FeaturesConfig()
     registry: RegistryConfig = RegistryConfig()
+    gates: GatesConfig = GatesConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

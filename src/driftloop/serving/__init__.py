@@ -6,6 +6,7 @@ from __future__ import annotations
 from driftloop.serving._app import create_app
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
+from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
 from driftloop.serving._model import (
     DirectoryModelSource,
@@ -21,6 +22,7 @@ __all__ = [
     "DynamicBatcher",
     "EnrichedRow",
     "FeatureSource",
+    "FeatureStoreSource",
     "InMemoryFeatureSource",
     "InMemoryModelSource",
     "LightGBMModel",

@@ -146,7 +146,18 @@ class Service:
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
         if wanted and self.features is not None:
             names = sorted({name for _, _, fs in wanted for name in fs})
-            entity_rows = [items[k].entity_rows[i] for k, i, _ in wanted]
+            features = model.feature_names
+            entity_rows = [
+                {
+                    **{
+                        f: v
+                        for f, v in zip(features, items[k].rows[i].tolist(), strict=True)
+                        if f not in missing and v == v
+                    },
+                    **items[k].entity_rows[i],
+                }
+                for k, i, missing in wanted
+            ]  # request values too: on-demand features may use them
             read = await asyncio.to_thread(self.features.read, entity_rows, names)
             self._fill(model, items, wanted, read, stamps)
         rows = np.vstack([it.rows for it in items]) if len(items) > 1 else items[0].rows

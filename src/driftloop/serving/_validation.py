@@ -152,7 +152,13 @@ def parse_instances(instances: Sequence[Any], spec: RowSpec) -> ParsedInstances:
         entity_rows.append(entity)
         missing = tuple(f for f in spec.features if f not in instance)
         if missing and isinstance(instance, Mapping):
-            if entity:
+            absent = [k for k in spec.entity_keys if k not in entity]
+            if entity and absent:
+                violations.append(
+                    {"instance": i, "field": absent[0], "rule": "is required to enrich "
+                     f"{', '.join(missing[:5])} (every entity key is)"}
+                )  # fmt: skip
+            elif entity:
                 enrich[i] = missing
             else:
                 violations.append(

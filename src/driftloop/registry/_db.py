@@ -1,0 +1,93 @@
+"""Engines and schema migrations for the registry database."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+
+from driftloop.core.errors import BackendUnavailableError
+from driftloop.registry._schema import VERSION_TABLE
+
+__all__ = ["make_engine", "upgrade_schema"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_LOCK_KEY = 0x64726C72  # "drlr": serialises concurrent migrations on PostgreSQL
+
+
+def make_engine(url: str, *, root: str | Path = ".") -> Engine:
+    """An engine for ``url``; a relative SQLite path is relative to ``root``.
+
+    SQLite runs in WAL mode and every transaction starts ``BEGIN IMMEDIATE`` so that
+    concurrent writers queue (up to 60 s) instead of failing or interleaving.
+    """
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_absolute():
+            path = Path(root) / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path.resolve()}"
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+        _serialise_sqlite_writers(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event decide
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@cache
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the registry tables to the newest schema (no-op when they are)."""
+    from alembic import command
+    from alembic.config import Config
+
+    try:
+        with engine.connect() as conn:
+            if _current(conn) == _head():
+                return
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise BackendUnavailableError(
+            f"Registry database {engine.url.render_as_string(hide_password=True)} "
+            f"is unreachable: {exc.orig}"
+        ) from exc

@@ -1,0 +1,450 @@
+"""The model registry: versions, aliases with history, artifacts, cards.
+
+>>> import tempfile, lightgbm as lgb, numpy as np, pandas as pd
+>>> folder = tempfile.mkdtemp()
+>>> registry = Registry.from_url(f"sqlite:///{folder}/r.db", f"{folder}/artifacts")
+>>> X = pd.DataFrame({"amount": np.arange(200.0)}); y = (X["amount"] > 150).astype(int)
+>>> model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+>>> mv = registry.register("fraud", model, signature=Signature.from_frame(X))
+>>> _ = registry.set_alias("fraud", "champion", mv.version, who="me", why="first model")
+>>> registry.resolve("fraud", "champion").version
+1
+>>> bool(registry.load("fraud", 1).predict_batch(X.tail(1))[0] > 0.5)
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Row, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from driftloop.core.config import Settings
+from driftloop.core.errors import (
+    AliasNotFoundError,
+    ConflictError,
+    InvalidParameterError,
+    ModelNotFoundError,
+)
+from driftloop.registry._card import model_card
+from driftloop.registry._db import make_engine, upgrade_schema
+from driftloop.registry._flavors import FLAVORS, LoadedModel, flavor_for
+from driftloop.registry._schema import alias_events, model_versions, models
+from driftloop.registry._store import ArtifactStore, artifact_store_from_url
+from driftloop.registry._types import AliasEvent, ModelVersion, Signature
+from driftloop.stats import Profile
+
+__all__ = ["Registry", "parse_ref"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_LIGHT_COLUMNS = [c for c in model_versions.c if c.name not in ("profile", "card")]
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``"fraud:3"`` -> ``("fraud", 3)``; ``"fraud"`` -> ``("fraud", None)``."""
+    name, _, version = ref.partition(":")
+    if not version:
+        return name, None
+    if not version.isdigit():
+        raise InvalidParameterError(f"Model reference {ref!r}: version must be an integer.")
+    return name, int(version)
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise InvalidParameterError(
+            f"{kind} name {value!r} must be 1-200 characters of letters, digits, '_', '.', '-'."
+        )
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Registry:
+    """Model versions and aliases in SQL (SQLite/PostgreSQL) plus content-addressed artifacts."""
+
+    def __init__(self, engine: Engine, store: ArtifactStore, *, migrate: bool = True) -> None:
+        self.engine = engine
+        self.store = store
+        if migrate:
+            upgrade_schema(engine)
+
+    @classmethod
+    def from_url(cls, url: str, artifact_root: str, *, root: str | Path = ".") -> Registry:
+        return cls(make_engine(url, root=root), artifact_store_from_url(artifact_root, root=root))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The registry configured in ``[registry]`` of the project's settings."""
+        return cls.from_url(
+            settings.registry.url, settings.registry.artifact_root, root=settings.root
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- registering ---------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        *,
+        signature: Signature,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        gate_report: Mapping[str, Any] | None = None,
+        profile: Profile | None = None,
+        created_by: str = "driftloop",
+        alias: str | None = None,
+        alias_reason: str = "",
+    ) -> ModelVersion:
+        """Store a fitted model's artifacts, then record the version in one transaction.
+
+        Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
+        the version row, its number and the optional alias move commit together or not
+        at all.
+        """
+        flavor = flavor_for(model)
+        return self.register_files(
+            name,
+            flavor.name,
+            flavor.save(model, signature.names),
+            signature=signature,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            lineage=lineage,
+            gate_report=gate_report,
+            profile=profile,
+            created_by=created_by,
+            alias=alias,
+            alias_reason=alias_reason,
+        )
+
+    def register_files(
+        self,
+        name: str,
+        flavor: str,
+        files: Mapping[str, bytes],
+        *,
+        signature: Signature,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        gate_report: Mapping[str, Any] | None = None,
+        profile: Profile | None = None,
+        created_by: str = "driftloop",
+        alias: str | None = None,
+        alias_reason: str = "",
+    ) -> ModelVersion:
+        """Register a model already saved by its ``flavor`` (artifacts by role)."""
+        _check_name("Model", name)
+        if alias is not None:
+            _check_name("Alias", alias)
+        if flavor not in FLAVORS or "model" not in files:
+            raise InvalidParameterError(
+                f"Flavor {flavor!r} with artifacts {sorted(files)} cannot be registered; "
+                f"flavors: {', '.join(FLAVORS)}; a 'model' artifact is required."
+            )
+        artifacts = {role: self.store.put(data) for role, data in files.items()}
+        now = datetime.now(UTC)
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(models)
+                .values(name=name, latest_version=0, created_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            version = conn.execute(
+                update(models)
+                .where(models.c.name == name)
+                .values(latest_version=models.c.latest_version + 1)
+                .returning(models.c.latest_version)
+            ).scalar_one()
+            mv = ModelVersion(
+                name=name,
+                version=version,
+                flavor=flavor,
+                created_at=now,
+                created_by=created_by,
+                signature=signature,
+                params=dict(params or {}),
+                metrics=dict(metrics or {}),
+                tags=dict(tags or {}),
+                lineage=dict(lineage or {}),
+                gate_report=dict(gate_report) if gate_report is not None else None,
+                artifacts=artifacts,
+            )
+            conn.execute(
+                model_versions.insert().values(
+                    model_name=name,
+                    version=version,
+                    flavor=flavor,
+                    created_at=now,
+                    created_by=created_by,
+                    signature=signature.to_list(),
+                    params=_jsonable(mv.params),
+                    metrics=_jsonable(mv.metrics),
+                    tags=dict(mv.tags),
+                    lineage=_jsonable(mv.lineage),
+                    gate_report=_jsonable(mv.gate_report),
+                    artifacts=artifacts,
+                    profile=json.dumps(profile.to_dict()) if profile is not None else None,
+                    card=model_card(mv),
+                )
+            )
+            if alias is not None:
+                self._move(conn, name, alias, version, created_by, alias_reason, now, "move")
+        return mv
+
+    # -- reading versions ------------------------------------------------------------------
+
+    def _row(self, name: str, version: int) -> Row[Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*_LIGHT_COLUMNS).where(
+                    model_versions.c.model_name == name, model_versions.c.version == version
+                )
+            ).first()
+        if row is None:
+            known = self.versions(name)
+            listed = ", ".join(str(v.version) for v in known) or "none"
+            raise ModelNotFoundError(
+                f"Model '{name}' has no version {version}. Known versions: {listed}."
+            )
+        return row
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version (the latest when ``version`` is None)."""
+        if version is None:
+            version = self.latest_version(name)
+        return _version(self._row(name, version))
+
+    def latest_version(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            latest = conn.execute(
+                select(models.c.latest_version).where(models.c.name == name)
+            ).scalar()
+        if not latest:
+            names = ", ".join(m["name"] for m in self.list_models()) or "none"
+            raise ModelNotFoundError(f"No model named '{name}' in the registry. Known: {names}.")
+        return int(latest)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_LIGHT_COLUMNS)
+                .where(model_versions.c.model_name == name)
+                .order_by(model_versions.c.version)
+            ).all()
+        return [_version(row) for row in rows]
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Each model with its latest version and current aliases."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(models.c.name, models.c.latest_version)).all()
+        return [
+            {"name": r.name, "latest_version": r.latest_version, "aliases": self.aliases(r.name)}
+            for r in sorted(rows, key=lambda r: r.name)
+        ]
+
+    def profile(self, name: str, version: int) -> Profile | None:
+        """The reference profile stored with a version (what monitoring compares against)."""
+        self._row(name, version)
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(model_versions.c.profile).where(
+                    model_versions.c.model_name == name, model_versions.c.version == version
+                )
+            ).scalar()
+        return Profile.from_dict(json.loads(text)) if text else None
+
+    def card(self, name: str, version: int) -> str:
+        """The generated Markdown model card."""
+        self._row(name, version)
+        with self.engine.connect() as conn:
+            return str(
+                conn.execute(
+                    select(model_versions.c.card).where(
+                        model_versions.c.model_name == name, model_versions.c.version == version
+                    )
+                ).scalar_one()
+            )
+
+    def load(self, name: str, version: int) -> LoadedModel:
+        """The model of a version, its artifacts verified against their sha256."""
+        mv = self.get(name, version)
+        files = {role: self.store.get(digest) for role, digest in mv.artifacts.items()}
+        loaded = FLAVORS[mv.flavor].load(files, mv.feature_names)
+        loaded.name, loaded.version = mv.name, mv.version
+        return loaded
+
+    def verify(self, name: str, version: int) -> dict[str, str]:
+        """Re-hash every artifact of a version; raises ArtifactIntegrityError on a mismatch."""
+        mv = self.get(name, version)
+        for digest in mv.artifacts.values():
+            self.store.get(digest)
+        return dict(mv.artifacts)
+
+    # -- aliases --------------------------------------------------------------------------
+
+    def _move(
+        self,
+        conn: Any,
+        name: str,
+        alias: str,
+        version: int | None,
+        who: str,
+        why: str,
+        at: datetime,
+        kind: str,
+    ) -> AliasEvent:
+        conn.execute(select(models.c.name).where(models.c.name == name).with_for_update())
+        current = conn.execute(
+            select(alias_events.c.version)
+            .where(alias_events.c.model_name == name, alias_events.c.alias == alias)
+            .order_by(alias_events.c.id.desc())
+            .limit(1)
+        ).scalar()
+        event = AliasEvent(name, alias, version, current, at, who, why, kind)
+        conn.execute(
+            alias_events.insert().values(
+                model_name=name,
+                alias=alias,
+                version=version,
+                previous_version=current,
+                at=at,
+                who=who,
+                why=why,
+                kind=kind,
+            )
+        )
+        return event
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, who: str, why: str = ""
+    ) -> AliasEvent:
+        """Point ``alias`` at ``version``, recording who moved it and why."""
+        _check_name("Alias", alias)
+        self._row(name, version)
+        with self.engine.begin() as conn:
+            return self._move(conn, name, alias, version, who, why, datetime.now(UTC), "move")
+
+    def remove_alias(self, name: str, alias: str, *, who: str, why: str = "") -> AliasEvent:
+        """Unset ``alias`` (recorded in its history like any move)."""
+        self.resolve(name, alias)
+        with self.engine.begin() as conn:
+            return self._move(conn, name, alias, None, who, why, datetime.now(UTC), "remove")
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every alias move of a model, oldest first."""
+        query = select(alias_events).where(alias_events.c.model_name == name)
+        if alias is not None:
+            query = query.where(alias_events.c.alias == alias)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(alias_events.c.id)).all()
+        return [
+            AliasEvent(
+                r.model_name,
+                r.alias,
+                r.version,
+                r.previous_version,
+                _utc(r.at),
+                r.who,
+                r.why,
+                r.kind,
+            )
+            for r in rows
+        ]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Current aliases of a model: alias -> version."""
+        current: dict[str, int | None] = {}
+        for event in self.history(name):
+            current[event.alias] = event.version
+        return {alias: v for alias, v in sorted(current.items()) if v is not None}
+
+    def _alias_version(self, name: str, alias: str, at: datetime | None) -> int:
+        query = select(alias_events.c.version).where(
+            alias_events.c.model_name == name, alias_events.c.alias == alias
+        )
+        if at is not None:
+            query = query.where(alias_events.c.at <= _utc(at))
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                query.order_by(alias_events.c.at.desc(), alias_events.c.id.desc()).limit(1)
+            ).scalar()
+        if version is None:
+            self.latest_version(name)  # an unknown model is named as such
+            known = ", ".join(self.aliases(name)) or "none"
+            when = f" at {_utc(at).isoformat()}" if at is not None else ""
+            raise AliasNotFoundError(
+                f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
+            )
+        return int(version)
+
+    def resolve(self, name: str, alias: str) -> ModelVersion:
+        """The version ``alias`` points at now (cheap: poll it to follow promotions)."""
+        return self.get(name, self._alias_version(name, alias, None))
+
+    def alias_at(self, name: str, alias: str, at: datetime) -> ModelVersion:
+        """The version ``alias`` pointed at, at time ``at`` (naive times are UTC)."""
+        return self.get(name, self._alias_version(name, alias, at))
+
+    def rollback(
+        self, name: str, alias: str = "champion", *, who: str, why: str = "rollback"
+    ) -> AliasEvent:
+        """Move ``alias`` back to the version it pointed at before the current one.
+
+        Moves and rollbacks replay as a stack: rolling back twice goes two holders back.
+        """
+        stack: list[int] = []
+        for event in self.history(name, alias):
+            if event.kind == "rollback":
+                stack.pop()
+            elif event.version is None:
+                stack.clear()
+            else:
+                stack.append(event.version)
+        if not stack:
+            raise AliasNotFoundError(f"Model '{name}' has no alias '{alias}' to roll back.")
+        if len(stack) < 2:
+            raise ConflictError(
+                f"Alias '{alias}' of model '{name}' has no previous holder to roll back to "
+                f"(it has only pointed at version {stack[-1]})."
+            )
+        with self.engine.begin() as conn:
+            return self._move(conn, name, alias, stack[-2], who, why, datetime.now(UTC), "rollback")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+def _version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        name=row.model_name,
+        version=row.version,
+        flavor=row.flavor,
+        created_at=_utc(row.created_at),
+        created_by=row.created_by,
+        signature=Signature.from_list(row.signature),
+        params=row.params,
+        metrics=row.metrics,
+        tags=row.tags,
+        lineage=row.lineage,
+        gate_report=row.gate_report,
+        artifacts=row.artifacts,
+    )

@@ -1,0 +1,71 @@
+"""The registry's tables (SQLAlchemy Core). Changes go through a new Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["VERSION_TABLE", "alias_events", "metadata", "model_versions", "models"]
+
+VERSION_TABLE = "driftloop_registry_version"
+"""Alembic's version table; named for the registry so other parts can share the database."""
+
+metadata = MetaData()
+
+models = Table(
+    "driftloop_models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+model_versions = Table(
+    "driftloop_model_versions",
+    metadata,
+    Column("model_name", String(200), ForeignKey("driftloop_models.name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("flavor", String(50), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    Column("gate_report", JSON, nullable=True),
+    Column("artifacts", JSON, nullable=False),
+    Column("profile", Text, nullable=True),
+    Column("card", Text, nullable=False),
+)
+
+alias_events = Table(
+    "driftloop_alias_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model_name", String(200), ForeignKey("driftloop_models.name"), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("why", Text, nullable=False),
+    Column("kind", String(20), nullable=False),
+    UniqueConstraint("model_name", "alias", "id", name="uq_alias_event"),
+)
+
+Index("ix_alias_events_lookup", alias_events.c.model_name, alias_events.c.alias, alias_events.c.at)

@@ -1,0 +1,3 @@
+"""Alembic migrations of the registry schema, shipped inside the package."""
+
+from __future__ import annotations
