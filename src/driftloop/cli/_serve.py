@@ -22,7 +22,16 @@ from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
-from driftloop.serving import DirectoryModelSource, ServedModel, create_app
+from driftloop.features import FeatureStore, load_definitions
+from driftloop.registry import Registry
+from driftloop.serving import (
+    DirectoryModelSource,
+    FeatureStoreSource,
+    ModelSource,
+    RegistryModelSource,
+    ServedModel,
+    create_app,
+)
 
 __all__ = ["build_app", "parse_served", "serve"]
 
@@ -42,25 +51,39 @@ def parse_served(specs: list[str], entity_keys: tuple[str, ...] = ()) -> list[Se
 
 
 def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
-    """The app of one worker, from the variables ``serve`` set (uvicorn factory)."""
+    """The app of one worker, from the variables ``serve`` set (uvicorn factory).
 
+    Models come from ``DRIFTLOOP_SERVE_MODELS_DIR`` when set, else from the project's
+    registry; with entity keys, instances are enriched from the project's feature store
+    (definitions in ``features.py``).
+    """
     env = os.environ if environ is None else environ
     settings = load_settings(environ=env)
-    models_dir = Path(env["DRIFTLOOP_SERVE_MODELS_DIR"])
     names = [n for n in env.get("DRIFTLOOP_SERVE_MODELS", "").split(",") if n]
-    if not names:
-        names = sorted(p.name for p in models_dir.iterdir() if (p / "aliases.json").exists())
+    source: ModelSource
+    if env.get("DRIFTLOOP_SERVE_MODELS_DIR"):
+        models_dir = Path(env["DRIFTLOOP_SERVE_MODELS_DIR"])
+        source = DirectoryModelSource(models_dir)
+        found = sorted(p.name for p in models_dir.iterdir() if (p / "aliases.json").exists())
+    else:
+        registry = Registry.from_settings(settings)
+        source = RegistryModelSource(registry)
+        found = sorted(str(m["name"]) for m in registry.list_models())
     keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
-    served = parse_served(names, keys)
+    features = None
+    if keys:
+        definitions = load_definitions(settings.root / "features.py")
+        features = FeatureStoreSource(FeatureStore(settings, definitions=definitions))
     audit = None
     if env.get("DRIFTLOOP_SERVE_AUDIT", "1") == "1":
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
     return create_app(
-        served,
-        DirectoryModelSource(models_dir),
+        parse_served(names or found, keys),
+        source,
         settings=settings.serving,
         audit=audit,
+        features=features,
         metrics_dir=Path(metrics_dir) if metrics_dir else None,
         close_audit=True,
     )
@@ -68,11 +91,16 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
 
 @app.command()
 def serve(
-    models_dir: Path = typer.Option(
-        ..., "--models", help="Folder of models: <name>/<version>.txt and <name>/aliases.json."
+    models_dir: Path | None = typer.Option(
+        None,
+        "--models",
+        help="Serve from a folder (<name>/<version>.txt, <name>/aliases.json), not the registry.",
     ),
     model: list[str] = typer.Option(
         [], "--model", "-m", help="Model to serve: name, name@alias or public=name@alias."
+    ),
+    entity_key: list[str] = typer.Option(
+        [], "--entity-key", "-e", help="Request field to enrich from the feature store."
     ),
     host: str | None = typer.Option(None, help="Address to bind (default serving.host)."),
     port: int | None = typer.Option(None, help="Port (default serving.port)."),
@@ -89,10 +117,12 @@ def serve(
             env["DRIFTLOOP_CONFIG"] = str(config.resolve())
         settings = load_settings(environ=env)
         parse_served(model)  # refuse a bad --model before starting workers
-        if not models_dir.is_dir():
-            raise InvalidParameterError(f"--models {models_dir} is not a folder.")
+        if models_dir is not None:
+            if not models_dir.is_dir():
+                raise InvalidParameterError(f"--models {models_dir} is not a folder.")
+            env["DRIFTLOOP_SERVE_MODELS_DIR"] = str(models_dir.resolve())
         n_workers = workers or settings.serving.workers
-        env["DRIFTLOOP_SERVE_MODELS_DIR"] = str(models_dir.resolve())
+        env["DRIFTLOOP_SERVE_ENTITY_KEYS"] = ",".join(entity_key)
         env["DRIFTLOOP_SERVE_MODELS"] = ",".join(model)
         env["DRIFTLOOP_SERVE_AUDIT"] = "0" if no_audit else "1"
         for var in _THREAD_VARS:

@@ -15,6 +15,7 @@ from driftloop.serving._model import (
     LoadedModel,
     ModelSource,
 )
+from driftloop.serving._registry_source import RegistryModelSource
 from driftloop.serving._service import ServedModel
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "LoadedModel",
     "ModelSource",
     "PredictionCache",
+    "RegistryModelSource",
     "ServedModel",
     "create_app",
 ]
