@@ -86,6 +86,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         features=features,
         metrics_dir=Path(metrics_dir) if metrics_dir else None,
         close_audit=True,
+        tune_gc=True,
     )
 
 

@@ -35,6 +35,7 @@ def create_app(
     metrics_dir: Path | None = None,
     refresh_s: float = 1.0,
     close_audit: bool = False,
+    tune_gc: bool = False,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -42,7 +43,8 @@ def create_app(
     ``features`` enriches instances carrying entity keys. ``metrics_dir`` is the
     prometheus multiprocess folder when several workers run. Aliases are followed every
     ``refresh_s`` seconds (0: only at start). ``close_audit`` closes ``audit`` at
-    shutdown (when the app owns it).
+    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading
+    and makes young collections rarer (process-wide: for a process that only serves).
     """
     server = Server(
         models,
@@ -52,6 +54,7 @@ def create_app(
         features=features,
         metrics_dir=metrics_dir,
         refresh_s=refresh_s,
+        tune_gc=tune_gc,
     )
     spec = orjson.dumps(openapi())
 

@@ -1,9 +1,10 @@
 """Dynamic batching: concurrent requests for one model become one vectorised call.
 
 A batch closes when it holds ``max_rows`` rows (rows, not requests: a request of 300
-rows counts 300) or when ``max_wait_s`` passed while the model was busy. When the server
-is idle a request runs at once: only requests already waiting on the event loop join it.
-Each caller gets back exactly the results of its own items, in order.
+rows counts 300) or when ``max_wait_s`` passed while earlier batches were still running.
+When the server is idle a request runs at once: only requests already waiting on the
+event loop join it. Batches overlap: while one waits for its audit commit the next one
+is scored. Each caller gets back exactly the results of its own items, in order.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class DynamicBatcher(Generic[T, R]):
         self._rows = 0
         self._full: asyncio.Event | None = None
         self._drainer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # batches running (model, then audit)
+        self._inflight = 0
         self.batches = 0  # how many model calls were made (for metrics and tests)
 
     async def submit(self, item: T) -> R:
@@ -65,17 +68,24 @@ class DynamicBatcher(Generic[T, R]):
 
     async def _drain(self) -> None:
         assert self._full is not None
-        busy = False
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)  # idle or not: take who is already here, wait for nobody
         while self._queue:
-            if not busy:
-                await asyncio.sleep(0)  # idle: take who is already here, wait for nobody
-            elif self._rows < self.max_rows and self.max_wait_s > 0:
+            if self._inflight and self._rows < self.max_rows and self.max_wait_s > 0:
+                # earlier batches are still finishing: give newcomers the window to join
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_wait_s)
             batch = self._take()
-            await self._run_batch(batch)
-            busy = True
+            self._inflight += 1
+            task = loop.create_task(self._run_batch(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+            await asyncio.sleep(0)  # let the batch start (its model call) before the next
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._inflight -= 1
 
     def _take(self) -> list[tuple[T, int, asyncio.Future[R]]]:
         taken, rows = 0, 0

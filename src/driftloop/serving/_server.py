@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -38,7 +39,9 @@ class Server:
         features: FeatureSource | None,
         metrics_dir: Path | None,
         refresh_s: float,
+        tune_gc: bool = False,
     ) -> None:
+        self.tune_gc = tune_gc
         self.settings = settings
         self.audit = audit
         self.metrics = ServingMetrics(metrics_dir)
@@ -77,6 +80,12 @@ class Server:
             self.writer = GroupCommitWriter(self.audit)
         self._build()
         await self.refresh_all()
+        if self.tune_gc:
+            # Long-lived objects (models, modules) leave the collector's view, and young
+            # collections run less often: full collections over them were the p99 tail.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 100)
         if self.refresh_s > 0:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 

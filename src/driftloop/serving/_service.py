@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,16 +54,22 @@ class Prediction:
 
 @dataclass
 class _Item:
+    """One request in a batch: all its rows, which need the model, what the cache knew."""
+
     rows: Matrix
+    todo: list[int]
+    scores: Matrix
     entity_rows: list[dict[str, Any]]
     enrich: dict[int, tuple[str, ...]]
+    options: Options
+    route: str
+    started: float
 
 
 @dataclass
 class _Scored:
-    scores: Matrix
+    predictions: list[Prediction]
     rows: Matrix
-    feature_ts: list[dict[str, datetime | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +77,24 @@ class _Deployment:
     model: LoadedModel
     batcher: DynamicBatcher[_Item, _Scored]
     spec: RowSpec
+
+
+_ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def next_id() -> str:
+    """A unique prediction id (32 hex digits): cheaper than uuid4 on the hot path."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def decide(score: float, bands: DecisionConfig) -> str:
@@ -121,7 +146,7 @@ class Service:
         model.predict_batch(np.full((1, len(model.feature_names)), np.nan))  # warm up
         batcher: DynamicBatcher[_Item, _Scored] = DynamicBatcher(
             lambda items: self._run(model, items),
-            size=lambda item: len(item.rows),
+            size=lambda item: len(item.todo),
             max_rows=self.max_rows,
             max_wait_s=self.max_wait_s,
         )
@@ -138,37 +163,66 @@ class Service:
         self.metrics.model_loaded.labels(self.served.name, version, model.runtime).set(1)
         return True
 
-    # -- one batch: one feature read, one model call ---------------------------------------
+    # -- one batch: one feature read, one model call, one audit commit -------------------
     async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[_Scored]:
         stamps: list[list[dict[str, datetime | None]]] = [
             [{} for _ in range(len(it.rows))] for it in items
         ]
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
         if wanted and self.features is not None:
-            names = sorted({name for _, _, fs in wanted for name in fs})
-            features = model.feature_names
-            entity_rows = [
-                {
-                    **{
-                        f: v
-                        for f, v in zip(features, items[k].rows[i].tolist(), strict=True)
-                        if f not in missing and v == v
-                    },
-                    **items[k].entity_rows[i],
-                }
-                for k, i, missing in wanted
-            ]  # request values too: on-demand features may use them
-            read = await asyncio.to_thread(self.features.read, entity_rows, names)
-            self._fill(model, items, wanted, read, stamps)
-        rows = np.vstack([it.rows for it in items]) if len(items) > 1 else items[0].rows
-        self._batch_rows.observe(len(rows))
-        scores = model.predict_batch(rows)
-        out, start = [], 0
+            await self._enrich(model, items, wanted, stamps)
+        parts = [it.rows[it.todo] for it in items if it.todo]
+        if parts:
+            rows = np.vstack(parts) if len(parts) > 1 else parts[0]
+            self._batch_rows.observe(len(rows))
+            scores = model.predict_batch(rows)
+            start = 0
+            for it in items:
+                if it.todo:
+                    it.scores[it.todo] = scores[start : start + len(it.todo)]
+                    start += len(it.todo)
+        out: list[_Scored] = []
+        records: list[AuditRecord] = []
         for k, it in enumerate(items):
-            n = len(it.rows)
-            out.append(_Scored(scores[start : start + n], it.rows, stamps[k]))
-            start += n
+            explained = (
+                self._explain(model, it.rows, it.options)
+                if it.options.explain
+                else [None] * len(it.rows)
+            )
+            predictions = [
+                Prediction(next_id(), s, decide(s, self.decision), e)
+                for s, e in zip(it.scores.tolist(), explained, strict=True)
+            ]
+            out.append(_Scored(predictions, it.rows))
+            if self.writer is not None:
+                records += self._records(model, it, stamps[k], predictions)
+        if records and self.writer is not None:
+            await self.writer.awrite(records)  # durable before any caller is answered
         return out
+
+    async def _enrich(
+        self,
+        model: LoadedModel,
+        items: Sequence[_Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> None:
+        assert self.features is not None
+        names = sorted({name for _, _, fs in wanted for name in fs})
+        features = model.feature_names
+        entity_rows = [
+            {
+                **{
+                    f: v
+                    for f, v in zip(features, items[k].rows[i].tolist(), strict=True)
+                    if f not in missing and v == v
+                },
+                **items[k].entity_rows[i],
+            }
+            for k, i, missing in wanted
+        ]  # request values too: on-demand features may use them
+        read = await asyncio.to_thread(self.features.read, entity_rows, names)
+        self._fill(model, items, wanted, read, stamps)
 
     @staticmethod
     def _fill(
@@ -194,7 +248,7 @@ class Service:
         assert deployment is not None, "predict before the model was loaded"
         model = deployment.model
         n = len(parsed.matrix)
-        scores = np.empty(n)
+        scores = np.full(n, np.nan)
         use_cache = self.cache_config.enabled and self.cache.max_entries > 0
         keys: list[Any] = [None] * n
         todo: list[int] = []
@@ -209,34 +263,16 @@ class Service:
         if use_cache:
             self._hits.inc(n - len(todo))
             self._misses.inc(len(todo))
-        feature_ts: list[dict[str, datetime | None]] = [{} for _ in range(n)]
-        rows = parsed.matrix
-        if todo:
-            sub = todo if len(todo) < n else slice(None)
-            item = _Item(
-                parsed.matrix[sub].copy(),
-                [parsed.entity_rows[i] for i in todo],
-                {j: parsed.enrich[i] for j, i in enumerate(todo) if i in parsed.enrich},
-            )
-            scored = await deployment.batcher.submit(item)
-            scores[todo] = scored.scores
-            rows = parsed.matrix.copy()
-            rows[todo] = scored.rows
-            for j, i in enumerate(todo):
-                feature_ts[i] = scored.feature_ts[j]
-                if keys[i] is not None:
-                    self.cache.put(keys[i], float(scored.scores[j]))
-        explanations = self._explain(model, rows, options) if options.explain else [None] * n
-        predictions = [
-            Prediction(uuid.uuid4().hex, float(s), decide(float(s), self.decision), e)
-            for s, e in zip(scores.tolist(), explanations, strict=True)
-        ]
-        if self.writer is not None:
-            await self.writer.awrite(
-                self._records(model, parsed, rows, feature_ts, predictions, route, started)
-            )
+        item = _Item(
+            parsed.matrix.copy(), todo, scores, parsed.entity_rows, parsed.enrich,
+            options, route, started,
+        )  # fmt: skip
+        scored = await deployment.batcher.submit(item)
+        for i in todo:
+            if keys[i] is not None:
+                self.cache.put(keys[i], scored.predictions[i].score)
         self.metrics.predictions.labels(self.served.name, model.version).inc(n)
-        return model, predictions
+        return model, scored.predictions
 
     @staticmethod
     def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
@@ -249,29 +285,26 @@ class Service:
     def _records(
         self,
         model: LoadedModel,
-        parsed: ParsedInstances,
-        rows: Matrix,
+        item: _Item,
         feature_ts: list[dict[str, datetime | None]],
         predictions: list[Prediction],
-        route: str,
-        started: float,
     ) -> list[AuditRecord]:
         now = datetime.now(UTC)
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        latency_ms = (time.perf_counter() - item.started) * 1000.0
         names = model.feature_names
-        values = rows.tolist()  # NaN is stored as JSON null
+        values = item.rows.tolist()  # NaN is stored as JSON null
         return [
             AuditRecord(
                 prediction_id=p.prediction_id,
                 ts=now,
                 model=model.name,
                 version=model.version,
-                route=route,
+                route=item.route,
                 score=p.score,
                 decision=p.decision,
                 latency_ms=latency_ms,
                 features=dict(zip(names, values[i], strict=True)),
-                entity_keys=parsed.entity_rows[i],
+                entity_keys=item.entity_rows[i],
                 feature_ts=feature_ts[i],
                 explanation=p.explanation,
             )
