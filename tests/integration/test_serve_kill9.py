@@ -109,3 +109,23 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(tmp_path: Path, wor
         audit.close()
     missing = acknowledged - set(frame["prediction_id"])
     assert not missing, f"{len(missing)} acknowledged predictions are not in the audit log"
+
+
+def test_metrics_sum_every_worker(tmp_path: Path) -> None:
+    proc, base = start_server(tmp_path, workers=2)
+    try:
+        with httpx2.Client(base_url=base, timeout=10) as client:
+            for i in range(40):  # new connections: the kernel spreads them over both workers
+                with httpx2.Client(base_url=base, timeout=10) as one:
+                    response = one.post("/v1/models/fraud/predict", json={"instances": [row(i)]})
+                    assert response.status_code == 200
+            text = client.get("/metrics").text
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("driftloop_predictions_total{")
+    )
+    assert total == 40.0
