@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from driftloop.serving._validation import (
     parse_body,
     parse_instances,
     parse_options,
+    valid_key,
 )
 
 __all__ = ["feedback", "list_models", "predict"]
@@ -68,10 +70,10 @@ def _label(i: int, item: Any) -> Label:
     if extra:
         raise _bad(i, extra[0], "unknown field; known: prediction_id, label, ts")
     pid, value, ts = item.get("prediction_id"), item.get("label"), item.get("ts")
-    if not isinstance(pid, str) or not pid:
-        raise _bad(i, "prediction_id", "must be a non-empty string")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise _bad(i, "label", "must be a number")
+    if not isinstance(pid, str) or not valid_key(pid):
+        raise _bad(i, "prediction_id", "must be a string of 1 to 256 characters without NUL")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise _bad(i, "label", "must be a finite number")
     when = None
     if ts is not None:
         try:
@@ -81,6 +83,13 @@ def _label(i: int, item: Any) -> Label:
         if when is None:
             raise _bad(i, "ts", "must be an ISO 8601 date-time string")
     return Label(pid, float(value), when)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _bad(i: int | None, field: str | None, rule: str) -> HttpError:

@@ -24,10 +24,18 @@ import orjson
 
 from driftloop.serving._errors import HttpError, Violation
 
-__all__ = ["Options", "ParsedInstances", "RowSpec", "parse_body", "parse_instances"]
+__all__ = [
+    "Options",
+    "ParsedInstances",
+    "RowSpec",
+    "parse_body",
+    "parse_instances",
+    "valid_key",
+]
 
 MAX_VIOLATIONS = 20
 _PLAIN_NUMBERS = frozenset({float, int})
+MAX_KEY_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,21 @@ def _number(value: Any) -> float | None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        return None
     return number if math.isfinite(number) else None
+
+
+def valid_key(value: Any) -> bool:
+    """An entity key or id every audit backend can store: a short string without NUL, or an
+    integer."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    return isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH and "\x00" not in value
 
 
 def parse_options(raw: Any, n_features: int) -> Options:
@@ -149,12 +170,13 @@ def parse_instances(instances: Sequence[Any], spec: RowSpec) -> ParsedInstances:
                 else:
                     matrix[i, index[name]] = number
             elif name in keys:
-                if isinstance(value, bool) or not isinstance(value, str | int):
+                if not valid_key(value):
                     violations.append(
                         {
                             "instance": i,
                             "field": name,
-                            "rule": "entity key must be a string or integer",
+                            "rule": "entity key must be an integer or a string of 1 to "
+                            f"{MAX_KEY_LENGTH} characters without NUL",
                             "got": value,
                         }
                     )

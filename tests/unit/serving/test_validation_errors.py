@@ -74,3 +74,34 @@ def test_openapi_describes_every_route(make_client: Any) -> None:
     spec = client.get("/openapi.json").json()
     routes = {r.path for r in client.app.routes}
     assert routes == set(spec["paths"])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/models/fraud/predict", {"instances": [{"amount": 1.0, "card_id": "a\x00b"}]},
+         "card_id"),
+        ("/v1/feedback", {"labels": [{"prediction_id": "x" * 300, "label": 1}]}, "prediction_id"),
+    ],
+)  # fmt: skip
+def test_values_no_backend_could_store_are_refused_not_crashed_on(
+    make_client: Any, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = make_client().post(path, json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["violations"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/fraud/predict", {"instances": [{**row(0), "amount": 10**400}]}),
+        ("/v1/feedback", {"labels": [{"prediction_id": "p", "label": 10**400}]}),
+    ],
+)
+def test_numbers_beyond_double_range_are_a_400_not_a_500(
+    make_client: Any, path: str, body: dict[str, Any]
+) -> None:
+    response = make_client().post(path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "body-invalid"
