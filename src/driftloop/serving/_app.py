@@ -56,7 +56,7 @@ def create_app(
         refresh_s=refresh_s,
         tune_gc=tune_gc,
     )
-    spec = orjson.dumps(openapi())
+    spec = orjson.dumps(openapi([n for m in models for n in m.public_names]))
 
     async def healthz(request: Request, server: Server) -> Response:
         return json_response({"status": "ok"})

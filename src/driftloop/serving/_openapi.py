@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from driftloop import __version__
@@ -31,7 +32,7 @@ def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool
     op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
     if name:
         op["parameters"] = [
-            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
         ]
     if body:
         op["requestBody"] = {
@@ -44,6 +45,7 @@ def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_NAME_SCHEMA: dict[str, Any] = {"type": "string"}
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -171,8 +173,8 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def openapi() -> dict[str, Any]:
-    """The document; ``/v1/models/{name}`` accepts ``name`` or ``name@alias``."""
+def openapi(model_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``)."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -222,9 +224,16 @@ def openapi() -> dict[str, Any]:
         "/readyz": {"get": _op("Readiness: every model loaded.", _json(obj, "Ready."))},
         "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
     }
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "driftloop model server", "version": __version__},
         "paths": paths,
         "components": {"schemas": _SCHEMAS},
     }
+    if model_names:
+        names = sorted(model_names)
+        for item in paths.values():
+            for op in item.values():
+                for param in op.get("parameters", []):
+                    param["schema"] = {"type": "string", "enum": names}
+    return document
