@@ -1,0 +1,547 @@
+"""How fast is ``driftloop serve`` against the HTTP floor and the Python serving peers?
+
+Same machine, same run, same LightGBM model (200 trees x 20 features), one row per
+request, 64 connections, wrk on 127.0.0.1 (a Lua script reads request bodies from a
+file, 1,000 distinct rows so no answer repeats; the prediction cache is off):
+
+  (a) bare Starlette JSON echo on uvicorn, same worker count (the HTTP floor)
+  (b) driftloop predict, inline features, audit log on (SQLite WAL, synchronous=full;
+      (b') the same with synchronous=normal: safe against kill -9, not a power cut)
+  (c) driftloop predict with entity enrichment from the feature store (SQLite, Redis)
+  (d) LitServe and BentoML with their adaptive batching, each in its own venv
+
+Targets (issue 6): (b) >= 60% of (a)'s rps with p99 < 25 ms; (b) >= 8x the peers' rps
+at a lower p99. With one worker the server is pinned to core 0 and wrk to core 1.
+
+    python benchmarks/serve_http.py [--quick] [--workers N] [--skip-peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import lightgbm as lgb
+import numpy as np
+import orjson
+
+from driftloop import __version__
+
+HERE = Path(__file__).parent
+PEERS = Path(tempfile.gettempdir()) / "driftloop-bench-peers"
+FEATURES = [f"f{i:02d}" for i in range(20)]
+ENRICHED = FEATURES[:5]  # read from the online store in (c)
+LUA = """
+local bodies = {}
+init = function(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])
+end
+"""
+ECHO_APP = """
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def echo(request: Request) -> Response:
+    return Response(orjson.dumps(orjson.loads(await request.body())), media_type="application/json")
+
+app = Starlette(routes=[Route("/echo", echo, methods=["POST"])])
+"""
+FEATURES_PY = """
+from driftloop.features import Entity, FeatureView, Field
+
+card = Entity("card", ["card_id"])
+card_stats = FeatureView(
+    "card_stats", entities=[card], source="cards.parquet", timestamp_field="ts",
+    schema=[Field(name, "float64") for name in {names!r}],
+)
+"""
+LITSERVE_APP = """
+import sys
+import lightgbm as lgb
+import litserve as ls
+import numpy as np
+
+FEATURES = {features!r}
+
+class API(ls.LitAPI):
+    def setup(self, device):
+        self.booster = lgb.Booster(model_file={model!r})
+    def decode_request(self, request):
+        row = request["instances"][0]
+        return [row[f] for f in FEATURES]
+    def batch(self, inputs):
+        return np.asarray(inputs, dtype=float)
+    def predict(self, x):
+        return self.booster.predict(x, num_threads=1)
+    def unbatch(self, output):
+        return list(output)
+    def encode_response(self, output):
+        return {{"score": float(output)}}
+
+if __name__ == "__main__":
+    ls.LitServer(API(), accelerator="cpu", max_batch_size=32, batch_timeout=0.005).run(
+        port=int(sys.argv[1]), generate_client_file=False
+    )
+"""
+BENTOML_APP = """
+import bentoml
+import lightgbm as lgb
+import numpy as np
+
+@bentoml.service(workers={workers})
+class Fraud:
+    def __init__(self):
+        self.booster = lgb.Booster(model_file={model!r})
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
+    def predict(self, instances: np.ndarray) -> np.ndarray:
+        return self.booster.predict(instances, num_threads=1)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def train_model(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 20))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] - x[:, 3] + rng.normal(size=20_000) > 0).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_threads": 2, "num_leaves": 31}
+    booster = lgb.train(params, lgb.Dataset(x, y, feature_name=FEATURES), num_boost_round=200)
+    from driftloop.serving import DirectoryModelSource
+
+    DirectoryModelSource.save(folder / "models", "fraud", "1", booster, aliases=["champion"])
+    return folder / "models" / "fraud" / "1.txt"
+
+
+def write_bodies(folder: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(1_000, 20)).round(5)
+    bodies = {
+        "echo": [{"instances": [dict(zip(FEATURES, r.tolist(), strict=True))]} for r in rows],
+        "inline": [{"instances": [dict(zip(FEATURES, r.tolist(), strict=True))]} for r in rows],
+        "enriched": [
+            {
+                "instances": [
+                    {
+                        "card_id": f"c{i % 500}",
+                        **dict(zip(FEATURES[5:], r[5:].tolist(), strict=True)),
+                    }
+                ]
+            }
+            for i, r in enumerate(rows)
+        ],
+        "bentoml": [{"instances": [r.tolist()]} for r in rows],
+    }
+    paths = {}
+    for name, items in bodies.items():
+        paths[name] = folder / f"bodies-{name}.txt"
+        paths[name].write_bytes(b"\n".join(orjson.dumps(b) for b in items) + b"\n")
+    (folder / "post.lua").write_text(LUA)
+    return paths
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, body: bytes) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            r = httpx2.post(
+                url, content=body, timeout=2, headers={"content-type": "application/json"}
+            )
+            if r.status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
+
+
+def run_wrk(url: str, bodies: Path, lua: Path, seconds: int, pin: bool) -> dict[str, float]:
+    cmd = [
+        "wrk",
+        "-t1",
+        "-c64",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(lua),
+        url,
+        "--",
+        str(bodies),
+    ]
+    if pin:
+        cmd = ["taskset", "-c", "1", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+@dataclass
+class Target:
+    name: str
+    cmd: list[str]
+    url: str
+    body_file: Path
+    env: dict[str, str]
+    cwd: Path
+    ready_timeout: float = 60
+    runs: list[dict[str, float]] = field(default_factory=list)
+
+
+def start(target: Target, pin: bool) -> subprocess.Popen[bytes]:
+    cmd = ["taskset", "-c", "0", *target.cmd] if pin else target.cmd
+    log = target.cwd / f"{re.sub(r'[^a-z0-9]+', '_', target.name)}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, env=target.env, cwd=target.cwd, stdout=out, stderr=out, start_new_session=True
+        )
+    first = target.body_file.read_bytes().split(b"\n", 1)[0]
+    try:
+        wait_ready(target.url, proc, target.ready_timeout, first)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def measure_interleaved(targets: list[Target], args: Any, pin: bool) -> dict[str, dict[str, Any]]:
+    """Start every target (idle servers cost nothing), then run wrk on each in turn, rep by
+    rep, so the machine's drifting load hits every target alike; stop them all."""
+    procs: list[subprocess.Popen[bytes]] = []
+    ready: list[Target] = []
+    try:
+        for target in targets:
+            try:
+                procs.append(start(target, pin))
+                ready.append(target)
+            except RuntimeError as exc:
+                print(f"  {target.name}: did not start: {exc}", flush=True)
+        for target in ready:
+            run_wrk(target.url, target.body_file, args.lua, 2, pin)  # warm-up
+        for _ in range(args.reps):
+            for target in ready:
+                target.runs.append(
+                    run_wrk(target.url, target.body_file, args.lua, args.seconds, pin)
+                )
+    finally:
+        for proc in procs:
+            stop(proc)
+    return {t.name: summarize(t) for t in ready}
+
+
+def summarize(target: Target) -> dict[str, Any]:
+    runs = target.runs
+    rps = [r["rps"] for r in runs]
+    result = {
+        "name": target.name,
+        "rps": statistics.median(rps),
+        "rps_runs": rps,
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "p99_runs": [r["p99_ms"] for r in runs],
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+    }
+    print(
+        f"  {target.name:<34} {result['rps']:>9,.0f} rps  p50 {result['p50_ms']:6.2f} ms  "
+        f"p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non_2xx']:.0f}  "
+        f"(rps runs {', '.join(f'{r:,.0f}' for r in rps)})",
+        flush=True,
+    )
+    return result
+
+
+def driftloop_env(folder: Path, online_url: str | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit.db'}",
+        "DRIFTLOOP_SERVING__CACHE__ENABLED": "false",
+    }
+    if online_url:
+        env["DRIFTLOOP_FEATURES__ONLINE_STORE"] = online_url
+    return env
+
+
+def prepare_online_store(project: Path, url: str) -> None:
+    from datetime import UTC, datetime
+
+    from driftloop.core.config import load_settings
+    from driftloop.features import FeatureStore, load_definitions
+
+    (project / "features.py").write_text(FEATURES_PY.format(names=ENRICHED))
+    settings = load_settings(root=project, environ={"DRIFTLOOP_FEATURES__ONLINE_STORE": url})
+    store = FeatureStore(settings, definitions=load_definitions(project / "features.py"))
+    rng = np.random.default_rng(2)
+    now = datetime.now(UTC)
+    store.push(
+        "card_stats",
+        [
+            {
+                "card_id": f"c{i}",
+                "ts": now,
+                **dict(zip(ENRICHED, rng.normal(size=5).tolist(), strict=True)),
+            }
+            for i in range(500)
+        ],
+    )
+    store.close()
+
+
+def peer_python(name: str, budget_s: float) -> Path | None:
+    """The peer's venv python, installing it (bounded in time) when absent."""
+    venv = PEERS / name
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import {name}, lightgbm"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    PEERS.mkdir(parents=True, exist_ok=True)
+    print(f"  installing {name} into {venv} (at most {budget_s:.0f} s)", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", name, "lightgbm", "numpy"],
+            check=True,
+            timeout=budget_s,
+            capture_output=True,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"  {name}: install failed: {exc}", flush=True)
+        return None
+    return python if subprocess.run(probe, capture_output=True).returncode == 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="5 s runs, one repetition")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    args.seconds, args.reps = (5, 1) if args.quick else (10, 3)
+    pin = args.workers == 1
+    folder = Path(tempfile.mkdtemp(prefix="driftloop-serve-bench-"))
+    model_file = train_model(folder)
+    bodies = write_bodies(folder)
+    args.lua = folder / "post.lua"
+    (folder / "echo_app.py").write_text(ECHO_APP)
+    print(
+        f"serve benchmark: {args.workers} worker(s), {'pinned' if pin else 'unpinned'}, "
+        f"{args.seconds} s x {args.reps}, 64 connections; {folder}",
+        flush=True,
+    )
+    w = str(args.workers)
+    results: dict[str, Any] = {}
+
+    def port_url(path: str) -> tuple[str, str]:
+        port = str(free_port())
+        return port, f"http://127.0.0.1:{port}{path}"
+
+    uvicorn = [sys.executable, "-m", "uvicorn", "echo_app:app", "--workers", w]
+    uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    port, url = port_url("/echo")
+    group = [
+        Target(
+            "(a) starlette echo",
+            [*uvicorn, "--log-level", "warning", "--port", port],
+            url,
+            bodies["echo"],
+            dict(os.environ),
+            folder,
+        )
+    ]
+    serve = [sys.executable, "-m", "driftloop", "serve", "--workers", w, "--host", "127.0.0.1"]
+    port, url = port_url("/v1/models/fraud/predict")
+    models = ["--models", str(folder / "models")]
+    group.append(
+        Target(
+            "(b) driftloop inline + audit",
+            [*serve, "--port", port, *models],
+            url,
+            bodies["inline"],
+            driftloop_env(folder),
+            folder,
+        )
+    )
+    port, url = port_url("/v1/models/fraud/predict")
+    relaxed = {
+        **driftloop_env(folder),
+        "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-normal.db'}?synchronous=normal",
+    }
+    group.append(
+        Target(
+            "(b') driftloop, audit sync=normal",
+            [*serve, "--port", port, *models],
+            url,
+            bodies["inline"],
+            relaxed,
+            folder,
+        )
+    )
+    for store_name, online in [
+        ("sqlite", f"sqlite:///{folder / 'online.db'}"),
+        ("redis", args.redis_url),
+    ]:
+        project = folder / f"project-{store_name}"
+        project.mkdir()
+        try:
+            prepare_online_store(project, online)
+        except Exception as exc:
+            print(f"  (c) {store_name}: online store unavailable: {exc}", flush=True)
+            continue
+        port, url = port_url("/v1/models/fraud/predict")
+        group.append(
+            Target(
+                f"(c) driftloop enriched ({store_name})",
+                [*serve, "--port", port, *models, "--entity-key", "card_id"],
+                url,
+                bodies["enriched"],
+                driftloop_env(folder, online),
+                project,
+            )
+        )
+    measured = measure_interleaved(group, args, pin)
+    for t in group:
+        if t.name in measured:
+            key = "a_echo" if t.name.startswith("(a)") else "b_inline"
+            if t.name.startswith("(b')"):
+                key = "b_inline_sync_normal"
+            if t.name.startswith("(c)"):
+                key = "c_enriched_" + ("sqlite" if "sqlite" in t.name else "redis")
+            results[key] = measured[t.name]
+    if not args.skip_peers:
+        peers: list[Target] = []
+        python = peer_python("litserve", 600)
+        if python is not None:
+            app = folder / "litserve_app.py"
+            app.write_text(LITSERVE_APP.format(features=FEATURES, model=str(model_file)))
+            port, url = port_url("/predict")
+            peers.append(
+                Target(
+                    "(d) litserve batch 32/5 ms",
+                    [str(python), str(app), port],
+                    url,
+                    bodies["inline"],
+                    {**os.environ, "OMP_NUM_THREADS": "1"},
+                    folder,
+                    120,
+                )
+            )
+        python = peer_python("bentoml", 900)
+        if python is not None:
+            (folder / "bento_service.py").write_text(
+                BENTOML_APP.format(workers=args.workers, model=str(model_file))
+            )
+            port, url = port_url("/predict")
+            bento = str(python.parent / "bentoml")
+            peers.append(
+                Target(
+                    "(d) bentoml batchable",
+                    [bento, "serve", "bento_service:Fraud", "--port", port, "--host", "127.0.0.1"],
+                    url,
+                    bodies["bentoml"],
+                    {**os.environ, "OMP_NUM_THREADS": "1", "BENTOML_DO_NOT_TRACK": "true"},
+                    folder,
+                    180,
+                )
+            )
+        for peer in peers:  # one at a time: their idle workers may poll
+            got = measure_interleaved([peer], args, pin)
+            if peer.name in got:
+                results["d_litserve" if "litserve" in peer.name else "d_bentoml"] = got[peer.name]
+    report(results, args)
+
+
+def report(results: dict[str, Any], args: Any) -> None:
+    a, b = results.get("a_echo"), results.get("b_inline")
+    ratios: dict[str, float] = {}
+    if a and b:
+        per_rep = [rb / ra for ra, rb in zip(a["rps_runs"], b["rps_runs"], strict=True)]
+        ratios["b_over_a_rps"] = statistics.median(per_rep)
+        print(
+            f"\n(b)/(a) rps = {ratios['b_over_a_rps']:.0%} (target >= 60%); "
+            f"(b) p99 = {b['p99_ms']:.1f} ms (target < 25 ms)"
+        )
+    b2 = results.get("b_inline_sync_normal")
+    if a and b2:
+        per_rep = [rb / ra for ra, rb in zip(a["rps_runs"], b2["rps_runs"], strict=True)]
+        ratios["b_sync_normal_over_a_rps"] = statistics.median(per_rep)
+        print(f"(b')/(a) rps = {ratios['b_sync_normal_over_a_rps']:.0%}; p99 {b2['p99_ms']:.1f} ms")
+    for peer in ("d_litserve", "d_bentoml"):
+        if b and peer in results:
+            ratios[f"b_over_{peer[2:]}_rps"] = b["rps"] / results[peer]["rps"]
+            print(
+                f"(b)/{peer[2:]} rps = {b['rps'] / results[peer]['rps']:.1f}x (target >= 8x); "
+                f"p99 {b['p99_ms']:.1f} vs {results[peer]['p99_ms']:.1f} ms"
+            )
+    out = HERE / "results" / "serve_http.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "driftloop": __version__,
+                "python": platform.python_version(),
+                "cores": os.cpu_count(),
+                "workers": args.workers,
+                "seconds": args.seconds,
+                "repetitions": args.reps,
+                "load_average": os.getloadavg(),
+                "results": results,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

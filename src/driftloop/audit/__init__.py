@@ -1,0 +1,37 @@
+"""The prediction log: every prediction with its features, version, route, explanation
+and later label; a durable group-commit writer; readers by window, id and entity;
+compaction to Parquet.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from datetime import UTC, datetime, timedelta
+>>> log = open_audit_log("sqlite:///audit.db", root=Path(tempfile.mkdtemp()))
+>>> now = datetime.now(UTC)
+>>> log.write([AuditRecord("p1", now, "fraud", "3", "champion", 0.91, "decline", 1.2,
+...                        features={"amount": 950.0}, entity_keys={"card_id": "c7"})])
+>>> log.add_labels([Label("p1", 1.0)])
+[]
+>>> frame = log.window(now - timedelta(minutes=1), now + timedelta(minutes=1))
+>>> frame[["prediction_id", "decision", "label", "amount"]].to_dict("records")
+[{'prediction_id': 'p1', 'decision': 'decline', 'label': 1.0, 'amount': 950.0}]
+>>> log.close()
+"""
+
+from __future__ import annotations
+
+from driftloop.audit._open import open_audit_log
+from driftloop.audit._postgres import PostgresAuditLog
+from driftloop.audit._protocol import AuditLog
+from driftloop.audit._record import AuditRecord, Label
+from driftloop.audit._sqlite import SqliteAuditLog
+from driftloop.audit._writer import GroupCommitWriter
+
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "GroupCommitWriter",
+    "Label",
+    "PostgresAuditLog",
+    "SqliteAuditLog",
+    "open_audit_log",
+]

@@ -1,0 +1,311 @@
+"""The SQL shared by the SQLite and PostgreSQL audit logs.
+
+Times are stored as integer microseconds since the epoch (UTC) so that both databases
+compare and index them the same way; features and explanations as JSON text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from driftloop.audit._archive import ParquetArchive
+from driftloop.audit._record import AuditRecord, FeatureValue, Label, records_frame, utc
+from driftloop.core.errors import InvalidParameterError, NotFoundError
+
+__all__ = ["SqlAuditLog", "from_us", "to_us"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS = (
+    "prediction_id, ts_us, model, version, route, score, decision, latency_ms, "
+    "entity_keys, features, feature_ts, explanation"
+)
+_CHUNK = 500
+
+
+def to_us(ts: datetime) -> int:
+    delta = utc(ts) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC).decode()
+
+
+class SqlAuditLog:
+    """Shared implementation; subclasses open the connection and name the tables."""
+
+    _param = "?"
+    _prefix = ""  # schema qualifier of table names, with its dot
+
+    def __init__(self, connection: Any, archive: str | Path | None) -> None:
+        self._conn = connection
+        self._lock = threading.Lock()
+        self._archive = ParquetArchive(Path(archive)) if archive is not None else None
+        self._create_tables()
+
+    # -- schema ---------------------------------------------------------------------
+    def _t(self, name: str) -> str:
+        return f"{self._prefix}audit_{name}"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._param)
+
+    def _create_tables(self) -> None:
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self._t('predictions')} ("
+            "prediction_id TEXT PRIMARY KEY, ts_us BIGINT NOT NULL, model TEXT NOT NULL, "
+            "version TEXT NOT NULL, route TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, "
+            "decision TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, "
+            "entity_keys TEXT NOT NULL, features TEXT NOT NULL, feature_ts TEXT NOT NULL, "
+            "explanation TEXT)",
+            f"CREATE INDEX IF NOT EXISTS audit_predictions_ts ON {self._t('predictions')} (ts_us)",
+            f"CREATE TABLE IF NOT EXISTS {self._t('entities')} (name TEXT NOT NULL, "
+            "value TEXT NOT NULL, ts_us BIGINT NOT NULL, prediction_id TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS audit_entities_key ON {self._t('entities')} "
+            "(name, value, ts_us)",
+            f"CREATE TABLE IF NOT EXISTS {self._t('labels')} (prediction_id TEXT PRIMARY KEY, "
+            "label DOUBLE PRECISION NOT NULL, label_ts_us BIGINT NOT NULL)",
+        ]
+        with self._transaction() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield cur
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+    # -- writing --------------------------------------------------------------------
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            (
+                r.prediction_id,
+                to_us(r.ts),
+                r.model,
+                r.version,
+                r.route,
+                float(r.score),
+                r.decision,
+                float(r.latency_ms),
+                _json(r.entity_keys),
+                _json(r.features),
+                _json(r.feature_ts),
+                None if r.explanation is None else _json(r.explanation),
+            )
+            for r in records
+        ]
+        entities = [
+            (name, str(value), to_us(r.ts), r.prediction_id)
+            for r in records
+            for name, value in r.entity_keys.items()
+        ]
+        marks = ", ".join("?" * 12)
+        with self._transaction() as cur:
+            cur.executemany(
+                self._sql(
+                    f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES ({marks}) "
+                    "ON CONFLICT (prediction_id) DO NOTHING"
+                ),
+                rows,
+            )
+            if entities:
+                cur.executemany(
+                    self._sql(
+                        f"INSERT INTO {self._t('entities')} (name, value, ts_us, prediction_id) "
+                        "VALUES (?, ?, ?, ?)"
+                    ),
+                    entities,
+                )
+
+    def add_labels(self, labels: Iterable[Label]) -> list[str]:
+        now = datetime.now(UTC)
+        by_id = {lab.prediction_id: lab for lab in labels}
+        ids = list(by_id)
+        unknown: list[str] = []
+        with self._transaction() as cur:
+            known: set[str] = set()
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                cur.execute(
+                    self._sql(
+                        f"SELECT prediction_id FROM {self._t('predictions')} "
+                        f"WHERE prediction_id IN ({', '.join('?' * len(chunk))})"
+                    ),
+                    chunk,
+                )
+                known.update(row[0] for row in cur.fetchall())
+            unknown = [pid for pid in ids if pid not in known]
+            rows = [
+                (pid, float(by_id[pid].label), to_us(by_id[pid].ts or now))
+                for pid in ids
+                if pid in known
+            ]
+            if rows:
+                cur.executemany(
+                    self._sql(
+                        f"INSERT INTO {self._t('labels')} (prediction_id, label, label_ts_us) "
+                        "VALUES (?, ?, ?) ON CONFLICT (prediction_id) DO UPDATE SET "
+                        "label = excluded.label, label_ts_us = excluded.label_ts_us"
+                    ),
+                    rows,
+                )
+        return unknown
+
+    # -- reading --------------------------------------------------------------------
+    def _select(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        query = (
+            f"SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}, "
+            f"l.label, l.label_ts_us FROM {self._t('predictions')} p "
+            f"LEFT JOIN {self._t('labels')} l ON l.prediction_id = p.prediction_id "
+            f"WHERE {where} ORDER BY p.ts_us, p.prediction_id"
+        )
+        with self._transaction() as cur:
+            cur.execute(self._sql(query), list(params))
+            fetched = cur.fetchall()
+        return [_decode(row) for row in fetched]
+
+    def get(self, prediction_id: str) -> AuditRecord:
+        rows = self._select("p.prediction_id = ?", [prediction_id])
+        if not rows and self._archive is not None:
+            rows = self._archive.find(prediction_id)
+        if not rows:
+            raise NotFoundError(f"Prediction '{prediction_id}' is not in the audit log.")
+        return _record(rows[0])
+
+    def window(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        if utc(end) < utc(start):
+            raise InvalidParameterError(f"Window end {end} is before its start {start}.")
+        where = "p.ts_us >= ? AND p.ts_us < ?"
+        params: list[Any] = [to_us(start), to_us(end)]
+        if model is not None:
+            where, params = where + " AND p.model = ?", [*params, model]
+        if version is not None:
+            where, params = where + " AND p.version = ?", [*params, version]
+        rows = self._select(where, params)
+        if self._archive is not None:
+            rows = self._archive.rows(utc(start), utc(end), model, version) + rows
+        return records_frame(_dedupe(rows))
+
+    def by_entity(
+        self,
+        name: str,
+        value: FeatureValue,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        lo = to_us(start) if start is not None else -(2**62)
+        hi = to_us(end) if end is not None else 2**62
+        where = (
+            f"p.prediction_id IN (SELECT prediction_id FROM {self._t('entities')} "
+            "WHERE name = ? AND value = ? AND ts_us >= ? AND ts_us < ?)"
+        )
+        return records_frame(self._select(where, [name, str(value), lo, hi]))
+
+    # -- compaction -----------------------------------------------------------------
+    def compact(self, before: datetime) -> list[Path]:
+        if self._archive is None:
+            raise InvalidParameterError(
+                "This audit log has no archive folder; pass archive=... to compact."
+            )
+        cutoff = to_us(before)
+        rows = self._select("p.ts_us < ?", [cutoff])
+        if not rows:
+            return []
+        written = self._archive.append(rows)
+        ids = [row["prediction_id"] for row in rows]
+        with self._transaction() as cur:
+            for table in ("labels", "entities", "predictions"):
+                for i in range(0, len(ids), _CHUNK):
+                    chunk = ids[i : i + _CHUNK]
+                    cur.execute(
+                        self._sql(
+                            f"DELETE FROM {self._t(table)} "
+                            f"WHERE prediction_id IN ({', '.join('?' * len(chunk))})"
+                        ),
+                        chunk,
+                    )
+        return written
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _decode(row: Sequence[Any]) -> dict[str, Any]:
+    (pid, ts_us, model, version, route, score, decision, latency_ms) = row[:8]
+    entity_keys, features, feature_ts, explanation, label, label_ts_us = row[8:]
+    return {
+        "prediction_id": pid,
+        "ts": from_us(int(ts_us)),
+        "model": model,
+        "version": version,
+        "route": route,
+        "score": float(score),
+        "decision": decision,
+        "latency_ms": float(latency_ms),
+        "entity_keys": orjson.loads(entity_keys),
+        "features": orjson.loads(features),
+        "feature_ts": orjson.loads(feature_ts),
+        "explanation": None if explanation is None else orjson.loads(explanation),
+        "label": None if label is None else float(label),
+        "label_ts": None if label_ts_us is None else from_us(int(label_ts_us)),
+    }
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seen.setdefault(row["prediction_id"], row)
+    return sorted(seen.values(), key=lambda r: (r["ts"], r["prediction_id"]))
+
+
+def _record(row: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        prediction_id=row["prediction_id"],
+        ts=row["ts"],
+        model=row["model"],
+        version=row["version"],
+        route=row["route"],
+        score=row["score"],
+        decision=row["decision"],
+        latency_ms=row["latency_ms"],
+        features=row["features"],
+        entity_keys=row["entity_keys"],
+        feature_ts={
+            k: None if v is None else datetime.fromisoformat(v)
+            for k, v in row["feature_ts"].items()
+        },
+        explanation=row["explanation"],
+        label=row["label"],
+        label_ts=row["label_ts"],
+    )

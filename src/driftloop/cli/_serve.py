@@ -1,0 +1,152 @@
+"""``driftloop serve``: the model server on uvicorn, with one or several workers.
+
+Workers are separate processes that build the app themselves (``build_app``) from the
+environment this command prepares: the settings file, the models folder, the models to
+serve, the prometheus multiprocess folder and one OpenMP / BLAS thread per worker (the
+thread trap in BENCHMARKING.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+from starlette.applications import Starlette
+
+from driftloop.audit import open_audit_log
+from driftloop.cli._app import app
+from driftloop.cli._console import console, exit_on_error
+from driftloop.core.config import load_settings
+from driftloop.core.errors import InvalidParameterError
+from driftloop.features import FeatureStore, load_definitions
+from driftloop.registry import Registry
+from driftloop.serving import (
+    DirectoryModelSource,
+    FeatureStoreSource,
+    ModelSource,
+    RegistryModelSource,
+    ServedModel,
+    create_app,
+)
+
+__all__ = ["build_app", "parse_served", "serve"]
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def parse_served(specs: list[str], entity_keys: tuple[str, ...] = ()) -> list[ServedModel]:
+    """``name``, ``name@alias`` or ``public=name@alias`` into served models."""
+    served: list[ServedModel] = []
+    for spec in specs:
+        public, _, target = spec.rpartition("=")
+        name, _, alias = target.partition("@")
+        if not name:
+            raise InvalidParameterError(f"--model {spec!r}: expected name[@alias].")
+        served.append(ServedModel(name, alias or "champion", entity_keys, as_name=public or None))
+    return served
+
+
+def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
+    """The app of one worker, from the variables ``serve`` set (uvicorn factory).
+
+    Models come from ``DRIFTLOOP_SERVE_MODELS_DIR`` when set, else from the project's
+    registry; with entity keys, instances are enriched from the project's feature store
+    (definitions in ``features.py``).
+    """
+    env = os.environ if environ is None else environ
+    settings = load_settings(environ=env)
+    names = [n for n in env.get("DRIFTLOOP_SERVE_MODELS", "").split(",") if n]
+    source: ModelSource
+    if env.get("DRIFTLOOP_SERVE_MODELS_DIR"):
+        models_dir = Path(env["DRIFTLOOP_SERVE_MODELS_DIR"])
+        source = DirectoryModelSource(models_dir)
+        found = sorted(p.name for p in models_dir.iterdir() if (p / "aliases.json").exists())
+    else:
+        registry = Registry.from_settings(settings)
+        source = RegistryModelSource(registry)
+        found = sorted(str(m["name"]) for m in registry.list_models())
+    keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
+    features = None
+    if keys:
+        definitions = load_definitions(settings.root / "features.py")
+        features = FeatureStoreSource(FeatureStore(settings, definitions=definitions))
+    audit = None
+    if env.get("DRIFTLOOP_SERVE_AUDIT", "1") == "1":
+        audit = open_audit_log(settings.audit.url, root=settings.root)
+    metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
+    return create_app(
+        parse_served(names or found, keys),
+        source,
+        settings=settings.serving,
+        audit=audit,
+        features=features,
+        metrics_dir=Path(metrics_dir) if metrics_dir else None,
+        close_audit=True,
+        tune_gc=True,
+    )
+
+
+@app.command()
+def serve(
+    models_dir: Path | None = typer.Option(
+        None,
+        "--models",
+        help="Serve from a folder (<name>/<version>.txt, <name>/aliases.json), not the registry.",
+    ),
+    model: list[str] = typer.Option(
+        [], "--model", "-m", help="Model to serve: name, name@alias or public=name@alias."
+    ),
+    entity_key: list[str] = typer.Option(
+        [], "--entity-key", "-e", help="Request field to enrich from the feature store."
+    ),
+    host: str | None = typer.Option(None, help="Address to bind (default serving.host)."),
+    port: int | None = typer.Option(None, help="Port (default serving.port)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default serving.workers)."),
+    no_audit: bool = typer.Option(False, "--no-audit", help="Do not log predictions."),
+    config: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Serve models over HTTP (v1 predict, KServe v2, feedback, metrics)."""
+    import uvicorn
+
+    with exit_on_error():
+        env = dict(os.environ)
+        if config is not None:
+            env["DRIFTLOOP_CONFIG"] = str(config.resolve())
+        settings = load_settings(environ=env)
+        parse_served(model)  # refuse a bad --model before starting workers
+        if models_dir is not None:
+            if not models_dir.is_dir():
+                raise InvalidParameterError(f"--models {models_dir} is not a folder.")
+            env["DRIFTLOOP_SERVE_MODELS_DIR"] = str(models_dir.resolve())
+        n_workers = workers or settings.serving.workers
+        env["DRIFTLOOP_SERVE_ENTITY_KEYS"] = ",".join(entity_key)
+        env["DRIFTLOOP_SERVE_MODELS"] = ",".join(model)
+        env["DRIFTLOOP_SERVE_AUDIT"] = "0" if no_audit else "1"
+        for var in _THREAD_VARS:
+            env[var] = "1"
+        metrics_dir = None
+        if n_workers > 1:
+            metrics_dir = tempfile.mkdtemp(prefix="driftloop-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ.update(env)  # the entry point hands its environment to the workers
+        bind_host, bind_port = host or settings.serving.host, port or settings.serving.port
+        console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s)")
+        try:
+            uvicorn.run(
+                "driftloop.cli._serve:build_app",
+                factory=True,
+                host=bind_host,
+                port=bind_port,
+                workers=n_workers,
+                loop="uvloop",
+                http="httptools",
+                access_log=False,
+                log_level="warning",
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,36 @@
+"""The model server: validation, enrichment, dynamic batching, cache, explanations,
+metrics and a durable audit trail, as a Starlette app (``create_app``)."""
+
+from __future__ import annotations
+
+from driftloop.serving._app import create_app
+from driftloop.serving._batcher import DynamicBatcher
+from driftloop.serving._cache import PredictionCache
+from driftloop.serving._feature_store import FeatureStoreSource
+from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
+from driftloop.serving._model import (
+    DirectoryModelSource,
+    InMemoryModelSource,
+    LightGBMModel,
+    LoadedModel,
+    ModelSource,
+)
+from driftloop.serving._registry_source import RegistryModelSource
+from driftloop.serving._service import ServedModel
+
+__all__ = [
+    "DirectoryModelSource",
+    "DynamicBatcher",
+    "EnrichedRow",
+    "FeatureSource",
+    "FeatureStoreSource",
+    "InMemoryFeatureSource",
+    "InMemoryModelSource",
+    "LightGBMModel",
+    "LoadedModel",
+    "ModelSource",
+    "PredictionCache",
+    "RegistryModelSource",
+    "ServedModel",
+    "create_app",
+]

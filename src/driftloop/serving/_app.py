@@ -1,0 +1,104 @@
+"""``create_app``: the ASGI app, built only from its arguments."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from driftloop.audit import AuditLog
+from driftloop.core.config import ServingConfig
+from driftloop.serving import _v1, _v2
+from driftloop.serving._errors import json_response
+from driftloop.serving._features import FeatureSource
+from driftloop.serving._model import ModelSource
+from driftloop.serving._openapi import openapi
+from driftloop.serving._server import Handler, Server, endpoint
+from driftloop.serving._service import ServedModel
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    models: Sequence[ServedModel],
+    source: ModelSource,
+    *,
+    settings: ServingConfig | None = None,
+    audit: AuditLog | None = None,
+    features: FeatureSource | None = None,
+    metrics_dir: Path | None = None,
+    refresh_s: float = 1.0,
+    close_audit: bool = False,
+    tune_gc: bool = False,
+) -> Starlette:
+    """The model server for ``models`` loaded from ``source``.
+
+    Every prediction is written to ``audit`` (durably, before its response) when given.
+    ``features`` enriches instances carrying entity keys. ``metrics_dir`` is the
+    prometheus multiprocess folder when several workers run. Aliases are followed every
+    ``refresh_s`` seconds (0: only at start). ``close_audit`` closes ``audit`` at
+    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading
+    and makes young collections rarer (process-wide: for a process that only serves).
+    """
+    server = Server(
+        models,
+        source,
+        settings=settings or ServingConfig(),
+        audit=audit,
+        features=features,
+        metrics_dir=metrics_dir,
+        refresh_s=refresh_s,
+        tune_gc=tune_gc,
+    )
+    spec = orjson.dumps(openapi([n for m in models for n in m.public_names]))
+
+    async def healthz(request: Request, server: Server) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request, server: Server) -> Response:
+        return json_response({"ready": server.ready}, 200 if server.ready else 503)
+
+    async def metrics(request: Request, server: Server) -> Response:
+        return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def openapi_json(request: Request, server: Server) -> Response:
+        return Response(spec, media_type="application/json")
+
+    def route(path: str, name: str, handler: Handler, method: str, v2: bool = False) -> Route:
+        return Route(path, endpoint(server, name, handler, v2=v2), methods=[method])
+
+    routes = [
+        route("/v1/models", "models", _v1.list_models, "GET"),
+        route("/v1/models/{name}/predict", "predict", _v1.predict, "POST"),
+        route("/v1/feedback", "feedback", _v1.feedback, "POST"),
+        route("/v2", "v2-server", _v2.server_metadata, "GET", True),
+        route("/v2/health/live", "v2-live", _v2.live, "GET", True),
+        route("/v2/health/ready", "v2-ready", _v2.ready, "GET", True),
+        route("/v2/models/{name}", "v2-model", _v2.model_metadata, "GET", True),
+        route("/v2/models/{name}/ready", "v2-model-ready", _v2.model_ready, "GET", True),
+        route("/v2/models/{name}/infer", "infer", _v2.infer, "POST", True),
+        route("/metrics", "metrics", metrics, "GET"),
+        route("/healthz", "healthz", healthz, "GET"),
+        route("/readyz", "readyz", readyz, "GET"),
+        route("/openapi.json", "openapi", openapi_json, "GET"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+            if close_audit and audit is not None:
+                audit.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app

@@ -1,0 +1,105 @@
+"""Prometheus metrics, correct across worker processes.
+
+With several workers, ``driftloop serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers start (prometheus-client reads it at import) and passes the same folder here;
+``/metrics`` then sums every worker's files. The cache hit ratio is computed at scrape
+time from the summed counters, so it is right across workers too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["ServingMetrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServingMetrics:
+    """The server's counters and histograms, and their exposition."""
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "driftloop_requests", "HTTP requests by endpoint and status.",
+            ["endpoint", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "driftloop_request_seconds", "Time to answer a prediction request.",
+            ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.predictions = Counter(
+            "driftloop_predictions", "Predictions made, by model and version.",
+            ["model", "version"], registry=r,
+        )  # fmt: skip
+        self.batch_rows = Histogram(
+            "driftloop_batch_rows", "Rows per model call (dynamic batching).",
+            ["model"], buckets=_ROW_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.cache_hits = Counter(
+            "driftloop_cache_hits", "Prediction cache hits.", ["model"], registry=r
+        )
+        self.cache_misses = Counter(
+            "driftloop_cache_misses", "Prediction cache misses.", ["model"], registry=r
+        )
+        self.model_loaded = Gauge(
+            "driftloop_model_info", "1 for the version each model serves now.",
+            ["model", "version", "runtime"], registry=r, multiprocess_mode="liveall",
+        )  # fmt: skip
+
+    def exposition(self) -> bytes:
+        if self.multiprocess_dir is None:
+            source: CollectorRegistry = self.registry
+        else:
+            source = CollectorRegistry()
+            MultiProcessCollector(source, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        scrape = CollectorRegistry()
+        scrape.register(_Forward(source))
+        scrape.register(_HitRatio(source))
+        return generate_latest(scrape)
+
+
+class _Forward(Collector):
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.source.collect()
+
+
+class _HitRatio(Collector):
+    """``driftloop_cache_hit_ratio{model}`` = hits / (hits + misses), summed over workers."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[str, list[float]] = {}
+        for metric in self.source.collect():
+            if metric.name not in ("driftloop_cache_hits", "driftloop_cache_misses"):
+                continue
+            slot = 0 if metric.name == "driftloop_cache_hits" else 1
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    totals.setdefault(sample.labels["model"], [0.0, 0.0])[slot] += sample.value
+        family = GaugeMetricFamily(
+            "driftloop_cache_hit_ratio", "Prediction cache hits / lookups.", labels=["model"]
+        )
+        for model, (hits, misses) in sorted(totals.items()):
+            family.add_metric([model], hits / (hits + misses) if hits + misses else 0.0)
+        yield family

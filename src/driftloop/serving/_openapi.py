@@ -1,0 +1,239 @@
+"""The OpenAPI 3.1 description of every endpoint (served at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from driftloop import __version__
+
+__all__ = ["openapi"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("Error"), "The body is not JSON."),
+    "404": _json(_ref("Error"), "Unknown model."),
+    "413": _json(_ref("Error"), "The body is larger than serving.max_body_bytes."),
+    "422": _json(_ref("Error"), "A value breaks a rule; violations name instance, field, rule."),
+    "503": _json(_ref("Error"), "The model is not loaded yet."),
+}
+
+
+def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool = False,
+        errors: bool = False) -> dict[str, Any]:  # fmt: skip
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
+    if name:
+        op["parameters"] = [
+            {"name": "name", "in": "path", "required": True, "schema": _NAME_SCHEMA}
+        ]
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if errors:
+        op["responses"].update(_ERRORS)
+    return op
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_NAME_SCHEMA: dict[str, Any] = {"type": "string"}
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "violations": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
+    },
+    "PredictRequest": {
+        "type": "object",
+        "required": ["instances"],
+        "additionalProperties": False,
+        "properties": {
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
+            },
+            "options": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "explain": {"type": "boolean"},
+                    "top_k": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+    },
+    "PredictResponse": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "predictions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "prediction_id": {"type": "string"},
+                        "score": {"type": "number"},
+                        "decision": {"enum": ["approve", "review", "decline"]},
+                        "explanation": {
+                            "type": "object",
+                            "additionalProperties": {"type": "number"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "FeedbackRequest": {
+        "type": "object",
+        "required": ["labels"],
+        "properties": {
+            "labels": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["prediction_id", "label"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "prediction_id": {"type": "string", "minLength": 1},
+                        "label": {"type": "number"},
+                        "ts": {"type": "string", "format": "date-time"},
+                    },
+                },
+            }
+        },
+    },
+    "FeedbackResponse": {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer"},
+            "unknown": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Tensor": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string"},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    },
+    "InferRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": _ref("Tensor")},
+            "outputs": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "InferResponse": {
+        "type": "object",
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": _ref("Tensor")},
+        },
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": {"type": "object"}},
+            "parameters": {"type": "object"},
+        },
+    },
+}
+
+
+def openapi(model_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``)."""
+    obj = {"type": "object"}
+    text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
+    paths = {
+        "/v1/models": {"get": _op("Served models, versions, runtimes.", _json(obj, "Models."))},
+        "/v1/models/{name}/predict": {
+            "post": _op(
+                "Score instances; every prediction is audited before the answer.",
+                _json(_ref("PredictResponse"), "Predictions."),
+                body="PredictRequest",
+                name=True,
+                errors=True,
+            )
+        },
+        "/v1/feedback": {
+            "post": _op(
+                "Labels for earlier predictions, by prediction id.",
+                _json(_ref("FeedbackResponse"), "Accepted and unknown ids."),
+                body="FeedbackRequest",
+                errors=True,
+            )
+        },
+        "/v2": {"get": _op("KServe v2 server metadata.", _json(obj, "Metadata."))},
+        "/v2/health/live": {"get": _op("KServe v2 liveness.", _json(obj, "Live."))},
+        "/v2/health/ready": {"get": _op("KServe v2 readiness.", _json(obj, "Ready."))},
+        "/v2/models/{name}": {
+            "get": _op(
+                "KServe v2 model metadata, with the runtime in parameters.",
+                _json(_ref("ModelMetadata"), "Metadata."),
+                name=True,
+                errors=True,
+            )
+        },
+        "/v2/models/{name}/ready": {
+            "get": _op("KServe v2 model readiness.", _json(obj, "Ready."), name=True, errors=True)
+        },
+        "/v2/models/{name}/infer": {
+            "post": _op(
+                "KServe v2 inference.",
+                _json(_ref("InferResponse"), "Outputs."),
+                body="InferRequest",
+                name=True,
+                errors=True,
+            )
+        },
+        "/metrics": {"get": _op("Prometheus metrics, summed over workers.", text)},
+        "/healthz": {"get": _op("Liveness.", _json(obj, "Alive."))},
+        "/readyz": {"get": _op("Readiness: every model loaded.", _json(obj, "Ready."))},
+        "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
+    }
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "driftloop model server", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS},
+    }
+    if model_names:
+        names = sorted(model_names)
+        for item in paths.values():
+            for op in item.values():
+                for param in op.get("parameters", []):
+                    param["schema"] = {"type": "string", "enum": names}
+    return document

@@ -1,0 +1,316 @@
+"""One served model: its current version, batcher, cache, enrichment and audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftloop.audit import AuditRecord, GroupCommitWriter
+from driftloop.core.config import CacheConfig, DecisionConfig
+from driftloop.serving._batcher import DynamicBatcher
+from driftloop.serving._cache import PredictionCache
+from driftloop.serving._features import EnrichedRow, FeatureSource
+from driftloop.serving._metrics import ServingMetrics
+from driftloop.serving._model import LoadedModel, ModelSource
+from driftloop.serving._validation import Options, ParsedInstances, RowSpec
+
+__all__ = ["Prediction", "ServedModel", "Service"]
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model to serve: registry ``name`` at ``alias``, reachable as ``as_name``
+    (default ``name``) and as ``name@alias``; ``entity_keys`` are the request fields
+    that enrichment reads online features by."""
+
+    name: str
+    alias: str = "champion"
+    entity_keys: tuple[str, ...] = ()
+    as_name: str | None = None
+
+    @property
+    def public_names(self) -> tuple[str, ...]:
+        return (self.as_name or self.name, f"{self.name}@{self.alias}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prediction_id: str
+    score: float
+    decision: str
+    explanation: dict[str, float] | None = None
+
+
+@dataclass
+class _Item:
+    """One request in a batch: all its rows, which need the model, what the cache knew."""
+
+    rows: Matrix
+    todo: list[int]
+    scores: Matrix
+    entity_rows: list[dict[str, Any]]
+    enrich: dict[int, tuple[str, ...]]
+    options: Options
+    route: str
+    started: float
+
+
+@dataclass
+class _Scored:
+    predictions: list[Prediction]
+    rows: Matrix
+
+
+@dataclass
+class _Deployment:
+    model: LoadedModel
+    batcher: DynamicBatcher[_Item, _Scored]
+    spec: RowSpec
+
+
+_ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def next_id() -> str:
+    """A unique prediction id (32 hex digits): cheaper than uuid4 on the hot path."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def decide(score: float, bands: DecisionConfig) -> str:
+    if score < bands.approve_below:
+        return "approve"
+    if score > bands.decline_above:
+        return "decline"
+    return "review"
+
+
+class Service:
+    """Serves one :class:`ServedModel`; swaps versions when its alias moves."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        source: ModelSource,
+        *,
+        features: FeatureSource | None,
+        writer: GroupCommitWriter | None,
+        metrics: ServingMetrics,
+        decision: DecisionConfig,
+        cache: CacheConfig,
+        max_rows: int,
+        max_wait_s: float,
+    ) -> None:
+        self.served = served
+        self.source = source
+        self.features = features
+        self.writer = writer
+        self.metrics = metrics
+        self.decision = decision
+        self.cache_config = cache
+        self.cache = PredictionCache(max_entries=cache.max_entries, ttl_s=cache.ttl_s)
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self.current: _Deployment | None = None
+        self._hits = metrics.cache_hits.labels(served.name)
+        self._misses = metrics.cache_misses.labels(served.name)
+        self._batch_rows = metrics.batch_rows.labels(served.name)
+
+    # -- versions ---------------------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Follow the alias: load a new version off the loop, then swap. True if swapped."""
+        version = await asyncio.to_thread(self.source.resolve, self.served.name, self.served.alias)
+        if self.current is not None and self.current.model.version == version:
+            return False
+        model = await asyncio.to_thread(self.source.load, self.served.name, version)
+        model.predict_batch(np.full((1, len(model.feature_names)), np.nan))  # warm up
+        batcher: DynamicBatcher[_Item, _Scored] = DynamicBatcher(
+            lambda items: self._run(model, items),
+            size=lambda item: len(item.todo),
+            max_rows=self.max_rows,
+            max_wait_s=self.max_wait_s,
+        )
+        old, self.current = (
+            self.current,
+            _Deployment(
+                model, batcher, RowSpec(tuple(model.feature_names), self.served.entity_keys)
+            ),
+        )
+        if old is not None:
+            self.metrics.model_loaded.labels(
+                self.served.name, old.model.version, old.model.runtime
+            ).set(0)
+        self.metrics.model_loaded.labels(self.served.name, version, model.runtime).set(1)
+        return True
+
+    # -- one batch: one feature read, one model call, one audit commit -------------------
+    async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[_Scored]:
+        stamps: list[list[dict[str, datetime | None]]] = [
+            [{} for _ in range(len(it.rows))] for it in items
+        ]
+        wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
+        if wanted and self.features is not None:
+            await self._enrich(model, items, wanted, stamps)
+        parts = [it.rows[it.todo] for it in items if it.todo]
+        if parts:
+            rows = np.vstack(parts) if len(parts) > 1 else parts[0]
+            self._batch_rows.observe(len(rows))
+            scores = model.predict_batch(rows)
+            start = 0
+            for it in items:
+                if it.todo:
+                    it.scores[it.todo] = scores[start : start + len(it.todo)]
+                    start += len(it.todo)
+        out: list[_Scored] = []
+        records: list[AuditRecord] = []
+        for k, it in enumerate(items):
+            explained = (
+                self._explain(model, it.rows, it.options)
+                if it.options.explain
+                else [None] * len(it.rows)
+            )
+            predictions = [
+                Prediction(next_id(), s, decide(s, self.decision), e)
+                for s, e in zip(it.scores.tolist(), explained, strict=True)
+            ]
+            out.append(_Scored(predictions, it.rows))
+            if self.writer is not None:
+                records += self._records(model, it, stamps[k], predictions)
+        if records and self.writer is not None:
+            await self.writer.awrite(records)  # durable before any caller is answered
+        return out
+
+    async def _enrich(
+        self,
+        model: LoadedModel,
+        items: Sequence[_Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> None:
+        assert self.features is not None
+        names = sorted({name for _, _, fs in wanted for name in fs})
+        features = model.feature_names
+        entity_rows = [
+            {
+                **{
+                    f: v
+                    for f, v in zip(features, items[k].rows[i].tolist(), strict=True)
+                    if f not in missing and v == v
+                },
+                **items[k].entity_rows[i],
+            }
+            for k, i, missing in wanted
+        ]  # request values too: on-demand features may use them
+        read = await asyncio.to_thread(self.features.read, entity_rows, names)
+        self._fill(model, items, wanted, read, stamps)
+
+    @staticmethod
+    def _fill(
+        model: LoadedModel,
+        items: Sequence[_Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        read: list[EnrichedRow],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> None:
+        column = {name: j for j, name in enumerate(model.feature_names)}
+        for (k, i, names), enriched in zip(wanted, read, strict=True):
+            for name in names:
+                value = enriched.values.get(name)
+                if value is not None and not isinstance(value, bool | str):
+                    items[k].rows[i, column[name]] = float(value)
+                stamps[k][i][name] = enriched.timestamps.get(name)
+
+    # -- one request ---------------------------------------------------------------------
+    async def predict(
+        self, parsed: ParsedInstances, options: Options, *, route: str, started: float
+    ) -> tuple[LoadedModel, list[Prediction]]:
+        deployment = self.current
+        assert deployment is not None, "predict before the model was loaded"
+        model = deployment.model
+        n = len(parsed.matrix)
+        scores = np.full(n, np.nan)
+        use_cache = self.cache_config.enabled and self.cache.max_entries > 0
+        keys: list[Any] = [None] * n
+        todo: list[int] = []
+        for i in range(n):
+            if use_cache and (i not in parsed.enrich or self.cache_config.cache_enriched):
+                keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
+                hit = self.cache.get(keys[i])
+                if hit is not None:
+                    scores[i] = hit
+                    continue
+            todo.append(i)
+        if use_cache:
+            self._hits.inc(n - len(todo))
+            self._misses.inc(len(todo))
+        item = _Item(
+            parsed.matrix.copy(), todo, scores, parsed.entity_rows, parsed.enrich,
+            options, route, started,
+        )  # fmt: skip
+        scored = await deployment.batcher.submit(item)
+        for i in todo:
+            if keys[i] is not None:
+                self.cache.put(keys[i], scored.predictions[i].score)
+        self.metrics.predictions.labels(self.served.name, model.version).inc(n)
+        return model, scored.predictions
+
+    @staticmethod
+    def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
+        contrib = model.contributions(rows)[:, : len(model.feature_names)]
+        top = np.argsort(-np.abs(contrib), axis=1)[:, : options.top_k]
+        return [
+            {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
+        ]
+
+    def _records(
+        self,
+        model: LoadedModel,
+        item: _Item,
+        feature_ts: list[dict[str, datetime | None]],
+        predictions: list[Prediction],
+    ) -> list[AuditRecord]:
+        now = datetime.now(UTC)
+        latency_ms = (time.perf_counter() - item.started) * 1000.0
+        names = model.feature_names
+        values = item.rows.tolist()  # NaN is stored as JSON null
+        return [
+            AuditRecord(
+                prediction_id=p.prediction_id,
+                ts=now,
+                model=model.name,
+                version=model.version,
+                route=item.route,
+                score=p.score,
+                decision=p.decision,
+                latency_ms=latency_ms,
+                features=dict(zip(names, values[i], strict=True)),
+                entity_keys=item.entity_rows[i],
+                feature_ts=feature_ts[i],
+                explanation=p.explanation,
+            )
+            for i, p in enumerate(predictions)
+        ]
+
+
+def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(parsed.entity_rows[i].items())) if i in parsed.enrich else ()

@@ -1,0 +1,190 @@
+"""One battery for every audit log backend: what the server writes, monitoring reads."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+
+from driftloop.audit import (
+    AuditLog,
+    AuditRecord,
+    GroupCommitWriter,
+    Label,
+    PostgresAuditLog,
+    SqliteAuditLog,
+)
+from driftloop.audit._postgres import libpq_dsn
+from driftloop.audit._record import FRAME_COLUMNS
+from driftloop.core.errors import InvalidParameterError, NotFoundError
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+Factory = Callable[[], AuditLog]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    """A factory opening the same log again (to prove what survives a reopen)."""
+    opened: list[AuditLog] = []
+    if request.param == "sqlite":
+
+        def factory() -> AuditLog:
+            log = SqliteAuditLog(tmp_path / "audit.db", archive=tmp_path / "archive")
+            opened.append(log)
+            return log
+
+        yield factory
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = f"audit_test_{uuid.uuid4().hex[:12]}"
+
+        def factory() -> AuditLog:
+            log = PostgresAuditLog(url, schema=schema, archive=tmp_path / "archive")
+            opened.append(log)
+            return log
+
+        yield factory
+        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    for log in opened:
+        log.close()
+
+
+def record(i: int, *, ts: datetime = T0, model: str = "fraud", version: str = "1") -> AuditRecord:
+    return AuditRecord(
+        prediction_id=f"p{i:04d}",
+        ts=ts + timedelta(seconds=i),
+        model=model,
+        version=version,
+        route="champion",
+        score=i / 100,
+        decision="approve" if i < 20 else "review",
+        latency_ms=1.5,
+        features={"amount": 10.0 * i, "country": "FR", "count_1d": None},
+        entity_keys={"card_id": f"c{i % 3}"},
+        feature_ts={"count_1d": ts - timedelta(minutes=5)},
+        explanation={"amount": 0.25} if i % 2 else None,
+    )
+
+
+def test_a_written_prediction_reads_back_with_every_field(make_log: Factory) -> None:
+    log = make_log()
+    original = record(3)
+    log.write([original])
+    got = log.get("p0003")
+    assert got == original
+
+
+def test_records_survive_closing_and_reopening_the_log(make_log: Factory) -> None:
+    log = make_log()
+    log.write([record(i) for i in range(5)])
+    log.close()
+    again = make_log()
+    assert again.get("p0004").score == pytest.approx(0.04)
+
+
+def test_unknown_prediction_id_is_not_found(make_log: Factory) -> None:
+    with pytest.raises(NotFoundError, match="p9999"):
+        make_log().get("p9999")
+
+
+def test_window_frame_has_documented_columns_utc_times_and_nan_labels(make_log: Factory) -> None:
+    log = make_log()
+    log.write([record(i) for i in range(4)])
+    frame = log.window(T0, T0 + timedelta(hours=1))
+    assert list(frame.columns[: len(FRAME_COLUMNS)]) == list(FRAME_COLUMNS)
+    assert {"amount", "country", "count_1d"} <= set(frame.columns)
+    assert str(frame["ts"].dt.tz) == "UTC"
+    assert frame["label"].isna().all()
+    assert frame["prediction_id"].tolist() == ["p0000", "p0001", "p0002", "p0003"]
+    assert frame["amount"].tolist() == [0.0, 10.0, 20.0, 30.0]
+    assert frame["count_1d"].isna().all()
+
+
+def test_window_is_half_open_and_filters_by_model_and_version(make_log: Factory) -> None:
+    log = make_log()
+    log.write([record(i) for i in range(10)])
+    log.write([record(100 + i, model="other", version="2") for i in range(3)])
+    frame = log.window(T0 + timedelta(seconds=2), T0 + timedelta(seconds=5), model="fraud")
+    assert frame["prediction_id"].tolist() == ["p0002", "p0003", "p0004"]
+    other = log.window(T0, T0 + timedelta(hours=1), version="2")
+    assert set(other["model"]) == {"other"}
+    with pytest.raises(InvalidParameterError):
+        log.window(T0, T0 - timedelta(seconds=1))
+
+
+def test_empty_window_is_an_empty_frame_with_the_fixed_columns(make_log: Factory) -> None:
+    frame = make_log().window(T0, T0 + timedelta(hours=1))
+    assert frame.empty
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+
+
+def test_labels_join_by_prediction_id_and_unknown_ids_are_reported(make_log: Factory) -> None:
+    log = make_log()
+    log.write([record(i) for i in range(3)])
+    label_ts = T0 + timedelta(days=7)
+    unknown = log.add_labels([Label("p0001", 1.0, label_ts), Label("nope", 0.0)])
+    assert unknown == ["nope"]
+    frame = log.window(T0, T0 + timedelta(hours=1)).set_index("prediction_id")
+    assert frame.loc["p0001", "label"] == 1.0
+    assert frame.loc["p0001", "label_ts"] == pd.Timestamp(label_ts)
+    assert math.isnan(frame.loc["p0000", "label"])
+    log.add_labels([Label("p0001", 0.0, label_ts)])  # a corrected label replaces the first
+    assert log.get("p0001").label == 0.0
+
+
+def test_by_entity_returns_only_that_entitys_predictions(make_log: Factory) -> None:
+    log = make_log()
+    log.write([record(i) for i in range(9)])
+    frame = log.by_entity("card_id", "c1")
+    assert frame["prediction_id"].tolist() == ["p0001", "p0004", "p0007"]
+    later = log.by_entity("card_id", "c1", start=T0 + timedelta(seconds=2))
+    assert later["prediction_id"].tolist() == ["p0004", "p0007"]
+
+
+def test_writing_the_same_batch_twice_keeps_one_copy(make_log: Factory) -> None:
+    log = make_log()
+    batch = [record(i) for i in range(4)]
+    log.write(batch)
+    log.write(batch)
+    assert len(log.window(T0, T0 + timedelta(hours=1))) == 4
+
+
+def test_compaction_moves_old_days_to_parquet_and_readers_still_see_them(
+    make_log: Factory,
+) -> None:
+    log = make_log()
+    old = [record(i, ts=T0 - timedelta(days=2)) for i in range(3)]
+    older = [record(10 + i, ts=T0 - timedelta(days=3)) for i in range(2)]
+    recent = [record(20 + i) for i in range(2)]
+    log.write(old + older + recent)
+    log.add_labels([Label("p0001", 1.0, T0)])
+    files = log.compact(T0 - timedelta(days=1))
+    assert sorted(p.parent.name for p in files) == ["date=2026-02-26", "date=2026-02-27"]
+    frame = log.window(T0 - timedelta(days=5), T0 + timedelta(days=1))
+    assert len(frame) == 7
+    assert frame.set_index("prediction_id").loc["p0001", "label"] == 1.0
+    assert log.get("p0010").model == "fraud"
+    assert log.compact(T0 - timedelta(days=1)) == []  # nothing left to move
+
+
+def test_group_commit_writer_makes_every_awaited_batch_durable(make_log: Factory) -> None:
+    log = make_log()
+    writer = GroupCommitWriter(log)
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(writer.awrite([record(i * 10 + j) for j in range(10)]) for i in range(20))
+        )
+
+    asyncio.run(main())
+    writer.close()
+    assert len(log.window(T0, T0 + timedelta(hours=1))) == 200
+    assert 1 <= writer.commits <= 20

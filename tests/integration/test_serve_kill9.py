@@ -1,0 +1,131 @@
+"""A real server under load, killed with SIGKILL: no acknowledged prediction is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from driftloop.audit import SqliteAuditLog
+from driftloop.serving import DirectoryModelSource
+from serving_helpers import row, train
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    models = tmp_path / "models"
+    DirectoryModelSource.save(models, "fraud", "1", train(1), aliases=["champion"])
+    port = free_port()
+    env = {
+        **os.environ,
+        "DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "DRIFTLOOP_SERVING__BATCHING__MAX_WAIT_MS": "1",
+        "DRIFTLOOP_SERVING__CACHE__ENABLED": "false",
+    }
+    cmd = [sys.executable, "-m", "driftloop", "serve", "--models", str(models)]
+    cmd += ["--port", str(port), "--workers", str(workers), "--host", "127.0.0.1"]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for readiness (not a timing assertion)
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx2.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("server did not become ready")
+
+
+async def load_until_killed(base: str, proc: subprocess.Popen[bytes], kill_after: int) -> set[str]:
+    acknowledged: set[str] = set()
+    killed = asyncio.Event()
+
+    async def client_loop(worker: int) -> None:
+        limits = httpx2.Limits(max_connections=1)
+        async with httpx2.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+            i = 0
+            while not killed.is_set() or i % 7:  # keep sending a little past the kill
+                i += 1
+                instances = [row(worker * 100_000 + i * 3 + k) for k in range(1 + i % 3)]
+                try:
+                    response = await client.post(
+                        "/v1/models/fraud/predict", json={"instances": instances}
+                    )
+                except httpx2.TransportError:
+                    if killed.is_set():
+                        return
+                    continue
+                if response.status_code == 200:
+                    for p in response.json()["predictions"]:
+                        acknowledged.add(p["prediction_id"])
+                if len(acknowledged) >= kill_after and not killed.is_set():
+                    os.killpg(proc.pid, signal.SIGKILL)  # the whole server: parent and workers
+                    killed.set()
+
+    await asyncio.gather(*(client_loop(w) for w in range(32)))
+    return acknowledged
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_under_load_loses_no_acknowledged_prediction(tmp_path: Path, workers: int) -> None:
+    proc, base = start_server(tmp_path, workers)
+    try:
+        acknowledged = asyncio.run(load_until_killed(base, proc, kill_after=600))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 600
+    audit = SqliteAuditLog(tmp_path / "audit.db")
+    try:
+        now = datetime.now(UTC)
+        frame = audit.window(now - timedelta(hours=1), now + timedelta(hours=1))
+    finally:
+        audit.close()
+    missing = acknowledged - set(frame["prediction_id"])
+    assert not missing, f"{len(missing)} acknowledged predictions are not in the audit log"
+
+
+def test_metrics_sum_every_worker(tmp_path: Path) -> None:
+    proc, base = start_server(tmp_path, workers=2)
+    try:
+        with httpx2.Client(base_url=base, timeout=10) as client:
+            for i in range(40):  # new connections: the kernel spreads them over both workers
+                with httpx2.Client(base_url=base, timeout=10) as one:
+                    response = one.post("/v1/models/fraud/predict", json={"instances": [row(i)]})
+                    assert response.status_code == 200
+            text = client.get("/metrics").text
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("driftloop_predictions_total{")
+    )
+    assert total == 40.0

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from serving_helpers import row
+
+
+@pytest.mark.parametrize(
+    ("body", "instance", "field", "rule"),
+    [
+        ({"instances": [{**row(0), "amount": "12"}]}, 0, "amount", "must be a number or null"),
+        ({"instances": [row(0), {**row(1), "hour": True}]}, 1, "hour", "must be a number"),
+        ({"instances": [row(0), {**row(1), "colour": 1}]}, 1, "colour", "unknown field"),
+        (
+            {"instances": [{k: v for k, v in row(0).items() if k != "risk"}]},
+            0,
+            "risk",
+            "is required",
+        ),
+        ({"instances": [{**row(0), "card_id": [1]}]}, 0, "card_id", "entity key"),
+        ({"instances": [5]}, 0, None, "must be an object"),
+    ],
+)
+def test_bad_instances_get_422_naming_instance_field_and_rule(
+    make_client: Any, body: dict[str, Any], instance: int, field: str | None, rule: str
+) -> None:
+    response = make_client().post("/v1/models/fraud/predict", json=body)
+    assert response.status_code == 422
+    violation = response.json()["error"]["violations"][0]
+    assert violation["instance"] == instance
+    assert violation["field"] == field
+    assert rule in violation["rule"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[]", 422, "instances"),
+        (b'{"instances": []}', 422, "non-empty"),
+        (b'{"instances": [{}], "extra": 1}', 422, "unknown field"),
+        (b'{"instances": [{}], "options": {"explain": "yes"}}', 422, "options.explain"),
+        (b'{"instances": [{}], "options": {"top_k": 99}}', 422, "options.top_k"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_a_json_reason(
+    make_client: Any, body: bytes, status: int, needle: str
+) -> None:
+    response = make_client().post("/v1/models/fraud/predict", content=body)
+    assert response.status_code == status
+    assert needle in response.text
+
+
+def test_too_many_instances_and_too_large_bodies_are_refused(make_client: Any) -> None:
+    client = make_client(max_instances=3, max_body_bytes=2048)
+    many = client.post("/v1/models/fraud/predict", json={"instances": [row(i) for i in range(4)]})
+    assert many.status_code == 422
+    assert "at most 3" in many.json()["error"]["message"]
+    big = client.post("/v1/models/fraud/predict", content=b" " * 4096)
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "body-too-large"
+
+
+def test_unknown_model_is_404_listing_the_served_ones(make_client: Any) -> None:
+    response = make_client().post("/v1/models/nope/predict", json={"instances": [row(0)]})
+    assert response.status_code == 404
+    assert "fraud" in response.json()["error"]["message"]
+
+
+def test_openapi_describes_every_route(make_client: Any) -> None:
+    client = make_client()
+    spec = client.get("/openapi.json").json()
+    routes = {r.path for r in client.app.routes}
+    assert routes == set(spec["paths"])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/models/fraud/predict", {"instances": [{"amount": 1.0, "card_id": "a\x00b"}]},
+         "card_id"),
+        ("/v1/feedback", {"labels": [{"prediction_id": "x" * 300, "label": 1}]}, "prediction_id"),
+    ],
+)  # fmt: skip
+def test_values_no_backend_could_store_are_refused_not_crashed_on(
+    make_client: Any, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = make_client().post(path, json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["violations"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/fraud/predict", {"instances": [{**row(0), "amount": 10**400}]}),
+        ("/v1/feedback", {"labels": [{"prediction_id": "p", "label": 10**400}]}),
+    ],
+)
+def test_numbers_beyond_double_range_are_a_400_not_a_500(
+    make_client: Any, path: str, body: dict[str, Any]
+) -> None:
+    response = make_client().post(path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "body-invalid"
