@@ -94,43 +94,14 @@ class Registry:
     # -- registering ---------------------------------------------------------------------
 
     def register(
-        self,
-        name: str,
-        model: Any,
-        *,
-        signature: Signature,
-        params: Mapping[str, Any] | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-        lineage: Mapping[str, Any] | None = None,
-        gate_report: Mapping[str, Any] | None = None,
-        profile: Profile | None = None,
-        created_by: str = "driftloop",
-        alias: str | None = None,
-        alias_reason: str = "",
+        self, name: str, model: Any, *, signature: Signature, **details: Any
     ) -> ModelVersion:
-        """Store a fitted model's artifacts, then record the version in one transaction.
-
-        Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
-        the version row, its number and the optional alias move commit together or not
-        at all.
-        """
+        """Save a fitted model with its flavor and register it (see :meth:`register_files`
+        for ``details``: params, metrics, tags, lineage, gate_report, profile, created_by,
+        alias, alias_reason)."""
         flavor = flavor_for(model)
-        return self.register_files(
-            name,
-            flavor.name,
-            flavor.save(model, signature.names),
-            signature=signature,
-            params=params,
-            metrics=metrics,
-            tags=tags,
-            lineage=lineage,
-            gate_report=gate_report,
-            profile=profile,
-            created_by=created_by,
-            alias=alias,
-            alias_reason=alias_reason,
-        )
+        files = flavor.save(model, signature.names)
+        return self.register_files(name, flavor.name, files, signature=signature, **details)
 
     def register_files(
         self,
@@ -149,7 +120,12 @@ class Registry:
         alias: str | None = None,
         alias_reason: str = "",
     ) -> ModelVersion:
-        """Register a model already saved by its ``flavor`` (artifacts by role)."""
+        """Register a model already saved by its ``flavor`` (artifacts by role).
+
+        Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
+        the version row, its number and the optional alias move commit together or not
+        at all.
+        """
         _check_name("Model", name)
         if alias is not None:
             _check_name("Alias", alias)
