@@ -356,12 +356,14 @@ class Registry:
         query = select(alias_events.c.version).where(
             alias_events.c.model_name == name, alias_events.c.alias == alias
         )
+        # Now: the last move recorded (clocks of different writers may disagree);
+        # at a time: the last move made at or before it.
+        order = [alias_events.c.id.desc()]
         if at is not None:
             query = query.where(alias_events.c.at <= _utc(at))
+            order.insert(0, alias_events.c.at.desc())
         with self.engine.connect() as conn:
-            version = conn.execute(
-                query.order_by(alias_events.c.at.desc(), alias_events.c.id.desc()).limit(1)
-            ).scalar()
+            version = conn.execute(query.order_by(*order).limit(1)).scalar()
         if version is None:
             self.latest_version(name)  # an unknown model is named as such
             known = ", ".join(self.aliases(name)) or "none"
