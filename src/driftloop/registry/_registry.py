@@ -352,7 +352,7 @@ class Registry:
             current[event.alias] = event.version
         return {alias: v for alias, v in sorted(current.items()) if v is not None}
 
-    def _alias_version(self, name: str, alias: str, at: datetime | None) -> int:
+    def _alias_query(self, name: str, alias: str, at: datetime | None) -> Any:
         query = select(alias_events.c.version).where(
             alias_events.c.model_name == name, alias_events.c.alias == alias
         )
@@ -362,24 +362,43 @@ class Registry:
         if at is not None:
             query = query.where(alias_events.c.at <= _utc(at))
             order.insert(0, alias_events.c.at.desc())
+        return query.order_by(*order).limit(1)
+
+    def _no_alias(self, name: str, alias: str, at: datetime | None) -> AliasNotFoundError:
+        self.latest_version(name)  # an unknown model is named as such
+        known = ", ".join(self.aliases(name)) or "none"
+        when = f" at {_utc(at).isoformat()}" if at is not None else ""
+        return AliasNotFoundError(
+            f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
+        )
+
+    def alias_version(self, name: str, alias: str) -> int:
+        """Just the version number ``alias`` points at now: one indexed query, for polling."""
         with self.engine.connect() as conn:
-            version = conn.execute(query.order_by(*order).limit(1)).scalar()
+            version = conn.execute(self._alias_query(name, alias, None)).scalar()
         if version is None:
-            self.latest_version(name)  # an unknown model is named as such
-            known = ", ".join(self.aliases(name)) or "none"
-            when = f" at {_utc(at).isoformat()}" if at is not None else ""
-            raise AliasNotFoundError(
-                f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
-            )
+            raise self._no_alias(name, alias, None)
         return int(version)
 
+    def _resolve(self, name: str, alias: str, at: datetime | None) -> ModelVersion:
+        held = self._alias_query(name, alias, at).scalar_subquery()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*_LIGHT_COLUMNS).where(
+                    model_versions.c.model_name == name, model_versions.c.version == held
+                )
+            ).first()
+        if row is None:
+            raise self._no_alias(name, alias, at)
+        return _version(row)
+
     def resolve(self, name: str, alias: str) -> ModelVersion:
-        """The version ``alias`` points at now (cheap: poll it to follow promotions)."""
-        return self.get(name, self._alias_version(name, alias, None))
+        """The version ``alias`` points at now, in one query (poll it to follow promotions)."""
+        return self._resolve(name, alias, None)
 
     def alias_at(self, name: str, alias: str, at: datetime) -> ModelVersion:
         """The version ``alias`` pointed at, at time ``at`` (naive times are UTC)."""
-        return self.get(name, self._alias_version(name, alias, at))
+        return self._resolve(name, alias, at)
 
     def rollback(
         self, name: str, alias: str = "champion", *, who: str, why: str = "rollback"

@@ -120,6 +120,7 @@ def test_alias_history_answers_which_version_held_it_at_any_time(registry: Regis
     assert registry.alias_at("fraud", "champion", first.at).version == 1
     assert registry.alias_at("fraud", "champion", second.at).version == 2
     assert registry.resolve("fraud", "champion").version == 2
+    assert registry.alias_version("fraud", "champion") == 2
     with pytest.raises(AliasNotFoundError, match="at "):
         registry.alias_at("fraud", "champion", before - timedelta(seconds=1))
     history = registry.history("fraud", "champion")
