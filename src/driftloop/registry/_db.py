@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from driftloop.core.errors import BackendUnavailableError
+from driftloop.core.errors import BackendUnavailableError, ConfigError
 from driftloop.registry._schema import VERSION_TABLE
 
 __all__ = ["make_engine", "upgrade_schema"]
@@ -36,7 +36,13 @@ def make_engine(url: str, *, root: str | Path = ".") -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"Registry URL {url.split('@')[-1]!r} needs the PostgreSQL driver: "
+            "pip install 'driftloop[postgres]'."
+        ) from exc
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:

@@ -16,7 +16,6 @@ True
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,37 +34,15 @@ from driftloop.core.errors import (
 from driftloop.registry._card import model_card
 from driftloop.registry._db import make_engine, upgrade_schema
 from driftloop.registry._flavors import FLAVORS, LoadedModel, flavor_for
+from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
 from driftloop.registry._types import AliasEvent, ModelVersion, Signature
 from driftloop.stats import Profile
 
-__all__ = ["Registry", "parse_ref"]
+__all__ = ["Registry"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _LIGHT_COLUMNS = [c for c in model_versions.c if c.name not in ("profile", "card")]
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"fraud:3"`` -> ``("fraud", 3)``; ``"fraud"`` -> ``("fraud", None)``."""
-    name, _, version = ref.partition(":")
-    if not version:
-        return name, None
-    if not version.isdigit():
-        raise InvalidParameterError(f"Model reference {ref!r}: version must be an integer.")
-    return name, int(version)
-
-
-def _check_name(kind: str, value: str) -> str:
-    if not _NAME.match(value):
-        raise InvalidParameterError(
-            f"{kind} name {value!r} must be 1-200 characters of letters, digits, '_', '.', '-'."
-        )
-    return value
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Registry:
@@ -126,9 +103,9 @@ class Registry:
         the version row, its number and the optional alias move commit together or not
         at all.
         """
-        _check_name("Model", name)
+        check_name("Model", name)
         if alias is not None:
-            _check_name("Alias", alias)
+            check_name("Alias", alias)
         if flavor not in FLAVORS or "model" not in files:
             raise InvalidParameterError(
                 f"Flavor {flavor!r} with artifacts {sorted(files)} cannot be registered; "
@@ -171,11 +148,11 @@ class Registry:
                     created_at=now,
                     created_by=created_by,
                     signature=signature.to_list(),
-                    params=_jsonable(mv.params),
-                    metrics=_jsonable(mv.metrics),
+                    params=jsonable(mv.params),
+                    metrics=jsonable(mv.metrics),
                     tags=dict(mv.tags),
-                    lineage=_jsonable(mv.lineage),
-                    gate_report=_jsonable(mv.gate_report),
+                    lineage=jsonable(mv.lineage),
+                    gate_report=jsonable(mv.gate_report),
                     artifacts=artifacts,
                     profile=json.dumps(profile.to_dict()) if profile is not None else None,
                     card=model_card(mv),
@@ -206,7 +183,7 @@ class Registry:
         """A version (the latest when ``version`` is None)."""
         if version is None:
             version = self.latest_version(name)
-        return _version(self._row(name, version))
+        return version_of(self._row(name, version))
 
     def latest_version(self, name: str) -> int:
         with self.engine.connect() as conn:
@@ -225,7 +202,7 @@ class Registry:
                 .where(model_versions.c.model_name == name)
                 .order_by(model_versions.c.version)
             ).all()
-        return [_version(row) for row in rows]
+        return [version_of(row) for row in rows]
 
     def list_models(self) -> list[dict[str, Any]]:
         """Each model with its latest version and current aliases."""
@@ -313,7 +290,7 @@ class Registry:
         self, name: str, alias: str, version: int, *, who: str, why: str = ""
     ) -> AliasEvent:
         """Point ``alias`` at ``version``, recording who moved it and why."""
-        _check_name("Alias", alias)
+        check_name("Alias", alias)
         self._row(name, version)
         with self.engine.begin() as conn:
             return self._move(conn, name, alias, version, who, why, datetime.now(UTC), "move")
@@ -337,7 +314,7 @@ class Registry:
                 r.alias,
                 r.version,
                 r.previous_version,
-                _utc(r.at),
+                utc(r.at),
                 r.who,
                 r.why,
                 r.kind,
@@ -360,14 +337,14 @@ class Registry:
         # at a time: the last move made at or before it.
         order = [alias_events.c.id.desc()]
         if at is not None:
-            query = query.where(alias_events.c.at <= _utc(at))
+            query = query.where(alias_events.c.at <= utc(at))
             order.insert(0, alias_events.c.at.desc())
         return query.order_by(*order).limit(1)
 
     def _no_alias(self, name: str, alias: str, at: datetime | None) -> AliasNotFoundError:
         self.latest_version(name)  # an unknown model is named as such
         known = ", ".join(self.aliases(name)) or "none"
-        when = f" at {_utc(at).isoformat()}" if at is not None else ""
+        when = f" at {utc(at).isoformat()}" if at is not None else ""
         return AliasNotFoundError(
             f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
         )
@@ -390,7 +367,7 @@ class Registry:
             ).first()
         if row is None:
             raise self._no_alias(name, alias, at)
-        return _version(row)
+        return version_of(row)
 
     def resolve(self, name: str, alias: str) -> ModelVersion:
         """The version ``alias`` points at now, in one query (poll it to follow promotions)."""
@@ -424,24 +401,3 @@ class Registry:
             )
         with self.engine.begin() as conn:
             return self._move(conn, name, alias, stack[-2], who, why, datetime.now(UTC), "rollback")
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
-
-
-def _version(row: Row[Any]) -> ModelVersion:
-    return ModelVersion(
-        name=row.model_name,
-        version=row.version,
-        flavor=row.flavor,
-        created_at=_utc(row.created_at),
-        created_by=row.created_by,
-        signature=Signature.from_list(row.signature),
-        params=row.params,
-        metrics=row.metrics,
-        tags=row.tags,
-        lineage=row.lineage,
-        gate_report=row.gate_report,
-        artifacts=row.artifacts,
-    )
