@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -265,25 +266,9 @@ class Registry:
         kind: str,
     ) -> AliasEvent:
         conn.execute(select(models.c.name).where(models.c.name == name).with_for_update())
-        current = conn.execute(
-            select(alias_events.c.version)
-            .where(alias_events.c.model_name == name, alias_events.c.alias == alias)
-            .order_by(alias_events.c.id.desc())
-            .limit(1)
-        ).scalar()
+        current = conn.execute(self._alias_query(name, alias, None)).scalar()
         event = AliasEvent(name, alias, version, current, at, who, why, kind)
-        conn.execute(
-            alias_events.insert().values(
-                model_name=name,
-                alias=alias,
-                version=version,
-                previous_version=current,
-                at=at,
-                who=who,
-                why=why,
-                kind=kind,
-            )
-        )
+        conn.execute(alias_events.insert().values(**asdict(event)))
         return event
 
     def set_alias(
@@ -308,19 +293,8 @@ class Registry:
             query = query.where(alias_events.c.alias == alias)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(alias_events.c.id)).all()
-        return [
-            AliasEvent(
-                r.model_name,
-                r.alias,
-                r.version,
-                r.previous_version,
-                utc(r.at),
-                r.who,
-                r.why,
-                r.kind,
-            )
-            for r in rows
-        ]
+        fields = [c.name for c in alias_events.c if c.name != "id"]
+        return [AliasEvent(**{**{f: getattr(r, f) for f in fields}, "at": utc(r.at)}) for r in rows]
 
     def aliases(self, name: str) -> dict[str, int]:
         """Current aliases of a model: alias -> version."""
