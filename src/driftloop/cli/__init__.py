@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from driftloop.cli import _data, _demo, _models, _project, _train  # noqa: F401  (register commands)
+from driftloop.cli import (  # noqa: F401  (they register commands)
+    _data,
+    _demo,
+    _features,
+    _models,
+    _monitor,
+    _project,
+    _train,
+)
 from driftloop.cli._app import app
 
 __all__ = ["app", "main"]

@@ -36,6 +36,7 @@ __all__ = [
     "DecisionConfig",
     "FeaturesConfig",
     "GatesConfig",
+    "MonitoringConfig",
     "ProjectConfig",
     "RegistryConfig",
     "ServingConfig",
@@ -150,6 +151,39 @@ class ServingConfig(_Section):
     decision: DecisionConfig = DecisionConfig()
 
 
+class MonitoringConfig(_Section):
+    """Drift and performance monitoring (see docs/monitoring.md for the statistics).
+
+    Windows are cut ``window_by`` time (``window_size``/``window_step`` durations such as
+    ``"1D"``) or count (numbers of records); ``window_step`` defaults to the size (tumbling).
+    A feature drifts when its deciding statistic (PSI for numbers, Jensen-Shannon for
+    categories) passes its threshold; the model has concept drift when realized ROC AUC (or
+    recall at ``decision_threshold``) on labelled records falls more than ``max_auc_drop``
+    (``max_recall_drop``) below the reference's and the fall is significant (``drop_z``
+    standard errors: Hanley-McNeil for AUC, binomial for recall). Alert sinks are
+    ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
+    """
+
+    window_by: Literal["time", "count"] = "time"
+    window_size: str = "1D"
+    window_step: str | None = None
+    lookback: str = "14D"
+    min_rows: int = Field(default=200, ge=1)
+    decision_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    psi_threshold: float = Field(default=0.2, gt=0.0)
+    ks_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    ks_method: Literal["auto", "asymp"] = "asymp"
+    js_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+    kl_threshold: float = Field(default=0.1, gt=0.0)
+    wasserstein_threshold: float = Field(default=0.1, gt=0.0)
+    chi_square_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    max_auc_drop: float = Field(default=0.05, gt=0.0, le=1.0)
+    max_recall_drop: float = Field(default=0.1, gt=0.0, le=1.0)
+    drop_z: float = Field(default=3.0, ge=0.0)
+    min_labelled: int = Field(default=100, ge=1)
+    alerts: tuple[str, ...] = ("log",)
+
+
 class Settings(_Section):
     """All settings of one project. Build with :func:`load_settings`."""
 
@@ -160,6 +194,7 @@ class Settings(_Section):
     gates: GatesConfig = GatesConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def state_dir(self) -> Path:

@@ -1,0 +1,119 @@
+"""``driftloop monitor``: assess windows of predictions, write drift reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from driftloop.cli._app import app
+from driftloop.cli._console import console, exit_on_error, progress_bar
+from driftloop.core.config import load_settings
+from driftloop.core.errors import InvalidParameterError
+from driftloop.monitoring import (
+    FrameRecordSource,
+    Monitor,
+    MonitoringStore,
+    Reference,
+    StaticReferences,
+    drift_report,
+    print_report,
+    write_html_report,
+)
+
+__all__ = ["monitor"]
+
+monitor = typer.Typer(help="Drift, delayed-label performance and alerts.", no_args_is_help=True)
+app.add_typer(monitor, name="monitor")
+
+
+def _references(paths: list[Path]) -> StaticReferences:
+    found: dict[tuple[str, int], Reference] = {}
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            found[(str(data["model"]), int(data["version"]))] = Reference.from_dict(data)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidParameterError(
+                f"--reference {path} is not a reference file (JSON with model, version, "
+                f"profile, baseline): {exc}."
+            ) from None
+    return StaticReferences(found)
+
+
+@monitor.command("run")
+def run(
+    records: Path = typer.Option(
+        ..., "--records", help="Parquet file or folder of prediction records (audit log export)."
+    ),
+    reference: list[Path] = typer.Option(
+        ..., "--reference", help="Reference JSON of a model version (repeatable)."
+    ),
+    once: bool = typer.Option(False, "--once", help="One pass, then exit."),
+    every: float = typer.Option(300.0, help="Seconds between passes when not --once."),
+    now: datetime | None = typer.Option(None, help="Assess as of this UTC time (default: now)."),
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Assess every complete window, store the results, alert on new incidents."""
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        store = MonitoringStore(settings.audit.url, root=settings.root)
+        mon = Monitor(
+            FrameRecordSource.from_parquet(str(records)),
+            _references(reference),
+            store,
+            settings.monitoring,
+        )
+        at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
+        while True:
+            _one_pass(mon, at)
+            if once:
+                break
+            time.sleep(every)
+
+
+def _one_pass(mon: Monitor, at: datetime | None) -> None:
+    with progress_bar() as bar:
+        task = bar.add_task("assessing models", total=None)
+        reports = mon.run_once(at, progress=lambda m: bar.update(task, description=m))
+    for report in reports:
+        print_report(report, console, top=5)
+    console.print(f"{len(reports)} window(s) assessed at {datetime.now(UTC):%H:%M:%S}.")
+
+
+@monitor.command("report")
+def report(
+    model: str = typer.Option(..., "--model", help="Model name."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Write a self-contained HTML drift report of a model from the monitoring tables."""
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        store = MonitoringStore(settings.audit.url, root=settings.root)
+        path = write_html_report(out, store=store, model=model)
+    console.print(f"Wrote {path} ({path.stat().st_size / 1024:,.0f} KiB).")
+
+
+@monitor.command("compare")
+def compare(
+    reference: Path = typer.Argument(..., help="Reference Parquet file (e.g. training data)."),
+    current: Path = typer.Argument(..., help="Current Parquet file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also write an HTML report."),
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Drift of one frame against another (sample against sample), printed as a table."""
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        result = drift_report(
+            pd.read_parquet(reference), pd.read_parquet(current), config=settings.monitoring
+        )
+        print_report(result, console)
+        if out is not None:
+            write_html_report(out, reports=[result])
+            console.print(f"Wrote {out}.")

@@ -1,0 +1,288 @@
+"""The offline store: every read of feature history runs inside DuckDB.
+
+Point-in-time joins are DuckDB ``ASOF`` joins. For a view with a created timestamp the
+ASOF row is re-checked: the few entity rows whose latest row arrived after their event
+time ("late") fall back to a range join that picks the latest row known at that time,
+so a late-arriving row is never used and a usable earlier row is never lost. Window
+aggregates are one range join per stream view, filtered per window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from driftloop.core.errors import DataValidationError, SchemaMismatchError
+from driftloop.features._definitions import DTYPES, FeatureView
+from driftloop.features._windows import StreamFeatureView
+
+__all__ = ["OfflineStore", "quote"]
+
+AnyView = FeatureView | StreamFeatureView
+_ROW = "__row"
+_T = "__t"
+
+
+def quote(name: str) -> str:
+    """A DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def type_family(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t.startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "U")):
+        return "integer"
+    if t.startswith(("FLOAT", "DOUBLE", "DECIMAL", "REAL")):
+        return "float"
+    if t.startswith("VARCHAR"):
+        return "string"
+    if t.startswith("BOOLEAN"):
+        return "bool"
+    if t.startswith(("TIMESTAMP", "DATE")):
+        return "timestamp"
+    return t.lower()
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Which features of one view a training frame asks for."""
+
+    view: AnyView
+    features: Sequence[str]
+
+
+class OfflineStore:
+    """Feature history in DuckDB: sources as relations, point-in-time reads as SQL."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, root: Path) -> None:
+        self.connection = connection
+        self.root = root
+        connection.execute("SET TimeZone = 'UTC'")
+        self._checked: dict[str, dict[str, str]] = {}
+
+    def relation(self, view: AnyView) -> str:
+        return view.source_.relation_sql(self.root, self.connection.register)
+
+    def columns(self, view: AnyView) -> dict[str, str]:
+        """The source's columns and DuckDB types (schema checked on first use)."""
+        key = f"{view.name}@{view.version}"
+        if key not in self._checked:
+            rel = self.relation(view)
+            try:
+                rows = self.connection.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+            except duckdb.Error as exc:
+                raise DataValidationError(
+                    f"Source of feature view '{view.name}' cannot be read: {exc}"
+                ) from exc
+            cols = {str(r[0]): str(r[1]) for r in rows}
+            check_schema(view, cols)
+            self._checked[key] = cols
+        return self._checked[key]
+
+    def _view_cte(self, view: AnyView, columns: Sequence[str], alias: str) -> str:
+        cols = self.columns(view)
+        ts = ts_expr(view.timestamp_field, cols)
+        parts = [quote(k) for k in view.join_keys] + [f"{ts} AS __ts"]
+        if view.created_timestamp_field:
+            cr = ts_expr(view.created_timestamp_field, cols)
+            parts.append(f"COALESCE({cr}, {ts}) AS __cr")
+        parts += [f"{quote(c)} AS {quote(f'{alias}_{n}')}" for n, c in enumerate(columns)]
+        return f"{alias} AS NOT MATERIALIZED (SELECT {', '.join(parts)} FROM {self.relation(view)})"
+
+    def training_frame(
+        self,
+        entity_df: pd.DataFrame,
+        timestamp_field: str,
+        requests: Sequence[ViewRequest],
+        output: str,
+    ) -> Any:
+        """Entity rows with the requested features as of each row's timestamp."""
+        entity = entity_df.assign(**{_ROW: range(len(entity_df))})
+        name = "__entity_df"
+        self.connection.register(name, entity)
+        try:
+            sql = self._training_sql(list(entity_df.columns), timestamp_field, requests, name)
+            rel = self.connection.sql(sql)
+            return rel.to_arrow_table() if output == "arrow" else rel.df()
+        finally:
+            self.connection.unregister(name)
+
+    def _training_sql(
+        self,
+        entity_columns: list[str],
+        timestamp_field: str,
+        requests: Sequence[ViewRequest],
+        entity_name: str,
+    ) -> str:
+        ts = quote(timestamp_field)
+        e_cte = f"e AS (SELECT *, CAST({ts} AS TIMESTAMP) AS {_T} FROM {entity_name})"
+        sources: list[str] = []
+        dependents: list[str] = []
+        asof_cols: list[str] = []
+        asof_joins: list[str] = []
+        after: list[str] = []
+        finals: list[str] = [f"j.{quote(c)}" for c in entity_columns]
+        for i, req in enumerate(requests):
+            view = req.view
+            if isinstance(view, StreamFeatureView):
+                sources.append(self._view_cte(view, view.value_columns, f"s{i}"))
+                dependents.append(_window_cte(i, view, req.features))
+                after.append(f"LEFT JOIN w{i} USING ({_ROW})")
+                finals += [_window_final(i, n, view, f) for n, f in enumerate(req.features)]
+                continue
+            alias = f"v{i}"
+            sources.append(self._view_cte(view, req.features, alias))
+            on = " AND ".join(f"e.{quote(k)} = {alias}.{quote(k)}" for k in view.join_keys)
+            asof_joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.{_T} >= {alias}.__ts")
+            asof_cols.append(f"{alias}.__ts AS __ts{i}")
+            asof_cols += [f"{alias}.{quote(f'{alias}_{n}')}" for n in range(len(req.features))]
+            cutoff = "TRUE"
+            if view.ttl_us is not None:
+                cutoff = f"{{ts}} >= j.{_T} - to_microseconds({view.ttl_us})"
+            cols = [quote(f"{alias}_{n}") for n in range(len(req.features))]
+            if view.created_timestamp_field:
+                asof_cols.append(f"{alias}.__cr AS __cr{i}")
+                dependents.append(_fallback_cte(i, view, cols))
+                after.append(f"LEFT JOIN fb{i} USING ({_ROW})")
+                late = f"j.__cr{i} > j.{_T}"
+                fresh, fresh_fb = cutoff.format(ts=f"j.__ts{i}"), cutoff.format(ts=f"fb{i}.__fts")
+                finals += [
+                    f"CASE WHEN {late} THEN (CASE WHEN {fresh_fb} THEN fb{i}.{col} END) "
+                    f"ELSE (CASE WHEN {fresh} THEN j.{col} END) END AS {quote(feat)}"
+                    for col, feat in zip(cols, req.features, strict=True)
+                ]
+            else:
+                fresh = cutoff.format(ts=f"j.__ts{i}")
+                finals += [
+                    f"CASE WHEN {fresh} THEN j.{col} END AS {quote(feat)}"
+                    for col, feat in zip(cols, req.features, strict=True)
+                ]
+        mat = "MATERIALIZED " if dependents else ""
+        j_cte = f"j AS {mat}(SELECT {', '.join(['e.*', *asof_cols])} FROM e {' '.join(asof_joins)})"
+        ctes = [e_cte, *sources, j_cte, *dependents]
+        return (
+            f"WITH {', '.join(ctes)} SELECT {', '.join(finals)} FROM j {' '.join(after)} "
+            f"ORDER BY j.{_ROW}"
+        )
+
+
+def ts_expr(column: str, types: dict[str, str]) -> str:
+    if types.get(column, "").upper() == "TIMESTAMP":
+        return quote(column)
+    return f"CAST({quote(column)} AS TIMESTAMP)"
+
+
+def _fallback_cte(i: int, view: FeatureView, cols: Sequence[str]) -> str:
+    """Latest row known at the event time, for the rows whose ASOF match arrived late."""
+    on = " AND ".join(f"j.{quote(k)} = v.{quote(k)}" for k in view.join_keys)
+    picked = ", ".join(f"v.{c}" for c in cols)
+    return (
+        f"fb{i} AS (SELECT j.{_ROW}, v.__ts AS __fts, {picked} FROM j JOIN v{i} v ON {on} "
+        f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T} WHERE j.__cr{i} > j.{_T} "
+        f"QUALIFY row_number() OVER (PARTITION BY j.{_ROW} ORDER BY v.__ts DESC, v.__cr DESC) = 1)"
+    )
+
+
+_AGG_SQL = {
+    "count": "count(*) {f}",
+    "sum": "sum(CAST({c} AS DOUBLE)) {f}",
+    "mean": "avg(CAST({c} AS DOUBLE)) {f}",
+    "min": "min(CAST({c} AS DOUBLE)) {f}",
+    "max": "max(CAST({c} AS DOUBLE)) {f}",
+    "count_distinct": "count(DISTINCT {c}) {f}",
+}
+
+
+def _window_cte(i: int, view: StreamFeatureView, features: Sequence[str]) -> str:
+    """Window aggregates as of each entity row: one range join over the longest window."""
+    by_name = {a.name: a for a in view.aggregations}
+    value_cols = {c: quote(f"s{i}_{n}") for n, c in enumerate(view.value_columns)}
+    on = " AND ".join(f"e.{quote(k)} = s.{quote(k)}" for k in view.join_keys)
+    aggs = []
+    for n, feat in enumerate(features):
+        agg = by_name[feat]
+        col = f"s.{value_cols[agg.column]}" if agg.column else ""
+        where = f"FILTER (WHERE s.__ts > e.{_T} - to_microseconds({agg.window_us}))"
+        aggs.append(f"{_AGG_SQL[agg.function].format(c=col, f=where)} AS {quote(f'w{i}_{n}')}")
+    created = f" AND s.__cr <= e.{_T}" if view.created_timestamp_field else ""
+    return (
+        f"w{i} AS (SELECT e.{_ROW}, {', '.join(aggs)} FROM e JOIN s{i} s ON {on} "
+        f"AND s.__ts <= e.{_T} AND s.__ts > e.{_T} - to_microseconds({view.max_window_us})"
+        f"{created} GROUP BY e.{_ROW})"
+    )
+
+
+def _window_final(i: int, n: int, view: StreamFeatureView, feature: str) -> str:
+    agg = {a.name: a for a in view.aggregations}[feature]
+    col = f"w{i}.{quote(f'w{i}_{n}')}"
+    if agg.function in ("count", "count_distinct"):
+        return f"COALESCE({col}, 0) AS {quote(feature)}"
+    if agg.function == "sum":
+        return f"COALESCE({col}, 0.0) AS {quote(feature)}"
+    return f"{col} AS {quote(feature)}"
+
+
+def check_schema(view: AnyView, columns: dict[str, str]) -> None:
+    """Refuse a source whose columns do not match the view's declaration."""
+    problems = []
+    for name, declared in view.source_columns().items():
+        if name not in columns:
+            problems.append(f"'{name}' is missing (declared {declared})")
+            continue
+        if declared in ("key", "any"):
+            continue
+        family = type_family(columns[name])
+        expected = DTYPES.get(declared, declared)
+        if family != expected and not (expected == "float" and family == "integer"):
+            problems.append(f"'{name}' is {columns[name]}, declared {declared}")
+    if problems:
+        raise SchemaMismatchError(
+            f"Source of feature view '{view.name}' does not match its schema: "
+            f"{'; '.join(problems)}. Source columns: "
+            f"{', '.join(f'{c} {t}' for c, t in columns.items())}."
+        )
+
+
+def _literal(ts: datetime) -> str:
+    return f"TIMESTAMP '{ts.isoformat(sep=' ')}'"
+
+
+def latest_rows_sql(store: OfflineStore, view: FeatureView, start: datetime, end: datetime) -> str:
+    """The latest row per entity with timestamp in ``[start, end)`` (known by ``end``)."""
+    cols = store.columns(view)
+    ts = ts_expr(view.timestamp_field, cols)
+    keys = ", ".join(quote(k) for k in view.join_keys)
+    feats = ", ".join(quote(f) for f in view.feature_names)
+    order = f"{ts} DESC"
+    known = ""
+    if view.created_timestamp_field:
+        cr = ts_expr(view.created_timestamp_field, cols)
+        order += f", {cr} DESC"
+        known = f" AND COALESCE({cr}, {ts}) < {_literal(end)}"
+    return (
+        f"SELECT {keys}, {ts} AS __ts, {feats} FROM {store.relation(view)} "
+        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)}{known} "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY {keys}"
+    )
+
+
+def events_sql(store: OfflineStore, view: StreamFeatureView, start: datetime, end: datetime) -> str:
+    """A stream view's events with timestamp in ``[start, end)``, oldest first."""
+    cols = store.columns(view)
+    ts = ts_expr(view.timestamp_field, cols)
+    keys = ", ".join(quote(k) for k in view.join_keys)
+    values = "".join(f", {quote(c)}" for c in view.value_columns)
+    known = ""
+    if view.created_timestamp_field:
+        cr = ts_expr(view.created_timestamp_field, cols)
+        known = f" AND COALESCE({cr}, {ts}) < {_literal(end)}"
+    return (
+        f"SELECT {keys}, {ts} AS __ts{values} FROM {store.relation(view)} "
+        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)}{known} ORDER BY {ts}"
+    )

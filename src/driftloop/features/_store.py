@@ -1,0 +1,370 @@
+"""``FeatureStore``: the one object users hold — training frames, online reads, pushes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from driftloop.core.config import Settings
+from driftloop.core.errors import DataValidationError, InvalidParameterError
+from driftloop.core.urls import local_path, scheme_of
+from driftloop.features._catalog import Catalog, Definition
+from driftloop.features._definitions import FeatureView
+from driftloop.features._offline import OfflineStore, ViewRequest
+from driftloop.features._on_demand import apply_on_demand
+from driftloop.features._online import OnlineEvent, OnlineRow, OnlineStore, SqliteOnlineStore
+from driftloop.features._registry import DefinitionRegistry
+from driftloop.features._stats import view_stats
+from driftloop.features._time import from_us, now_utc, to_us
+from driftloop.features._windows import StreamFeatureView, evaluate_windows
+
+__all__ = ["ONLINE_STORES", "FeatureStore", "OnlineFeatures", "online_store_from_url"]
+
+
+def _redis_store(url: str, root: Path) -> OnlineStore:
+    from driftloop.features._redis import RedisOnlineStore
+
+    return RedisOnlineStore(url)
+
+
+# Online backends by URL scheme (STYLE.md: an explicit mapping, never dotted strings).
+ONLINE_STORES: dict[str, Callable[[str, Path], OnlineStore]] = {
+    "sqlite": SqliteOnlineStore.from_url,
+    "redis": _redis_store,
+}
+
+
+def online_store_from_url(url: str, root: Path) -> OnlineStore:
+    """The online store a URL names (``sqlite:///...`` or ``redis://...``)."""
+    scheme = scheme_of(url)
+    if scheme not in ONLINE_STORES:
+        raise InvalidParameterError(
+            f"Online store URL '{url}' has scheme '{scheme}'. Known: {', '.join(ONLINE_STORES)}."
+        )
+    return ONLINE_STORES[scheme](url, root)
+
+
+def entity_key(view_name: str, values: Sequence[Any]) -> str:
+    return view_name + ":" + "|".join(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Feature values per requested feature (one list entry per entity row) and the event
+    time of the row (or newest event) each value came from."""
+
+    values: dict[str, list[Any]]
+    timestamps: dict[str, list[datetime | None]]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.values)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        names = list(self.values)
+        return [
+            dict(zip(names, row, strict=True)) for row in zip(*self.values.values(), strict=True)
+        ]
+
+
+class FeatureStore:
+    """Definitions plus an offline store (DuckDB) and an online store (SQLite or Redis).
+
+    Build it from settings (``FeatureStore(settings, definitions=...)``) or from explicit
+    backends (``connection=duckdb.connect()``, ``online_store=SqliteOnlineStore(...)``).
+    Relative source paths are read from ``root`` (the settings' project folder).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        definitions: Iterable[Definition] = (),
+        connection: duckdb.DuckDBPyConnection | None = None,
+        online_store: OnlineStore | None = None,
+        registry: DefinitionRegistry | None = None,
+        root: str | Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(root) if root is not None else (settings.root if settings else Path("."))
+        self.catalog = Catalog(definitions)
+        if connection is None:
+            connection = self._connect_offline()
+        self.offline = OfflineStore(connection, self.root)
+        self._online = online_store
+        self._registry = registry
+
+    def _connect_offline(self) -> duckdb.DuckDBPyConnection:
+        if self.settings is None:
+            return duckdb.connect()
+        path = local_path(self.settings.features.offline_store, self.root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path))
+
+    @property
+    def online(self) -> OnlineStore:
+        """The online store (opened on first use from ``settings.features.online_store``)."""
+        if self._online is None:
+            url = self.settings.features.online_store if self.settings else "sqlite:///:memory:"
+            self._online = online_store_from_url(url, self.root)
+        return self._online
+
+    @property
+    def registry(self) -> DefinitionRegistry | None:
+        """Where definitions and statistics are recorded (``settings.registry.url``)."""
+        if self._registry is None and self.settings is not None:
+            url = self.settings.registry.url
+            if scheme_of(url) == "sqlite":
+                path = local_path(url, self.root)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                url = f"sqlite:///{path}"
+            self._registry = DefinitionRegistry(url)
+        return self._registry
+
+    def stats(self, view_name: str, *, until: datetime | None = None) -> dict[str, Any]:
+        """Row count, null rates, freshness and quantiles of a view's source."""
+        return view_stats(self.offline, self.view(view_name), until=until)
+
+    def register(self, *definitions: Definition) -> None:
+        self.catalog.add(*definitions)
+
+    def view(self, name: str) -> FeatureView | StreamFeatureView:
+        return self.catalog.view(name)
+
+    def training_frame(
+        self,
+        entity_df: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        timestamp_field: str = "event_timestamp",
+        output: str = "pandas",
+    ) -> Any:
+        """``entity_df`` with each feature as of its row's ``timestamp_field``.
+
+        Point-in-time correct (no row later than the event, none older than the view's
+        TTL, none created after the event), computed inside DuckDB. ``output`` is
+        ``"pandas"`` or ``"arrow"``.
+        """
+        if output not in ("pandas", "arrow"):
+            raise InvalidParameterError(f"output must be 'pandas' or 'arrow', got {output!r}.")
+        resolved = self.catalog.resolve(features)
+        self._check_entity_frame(entity_df, timestamp_field, resolved.views)
+        clash = sorted(set(entity_df.columns) & {f for fs in resolved.views.values() for f in fs})
+        if clash:
+            raise DataValidationError(
+                f"Entity frame columns {', '.join(clash)} have the names of requested features; "
+                "rename or drop them."
+            )
+        requests = [ViewRequest(self.catalog.view(v), fs) for v, fs in resolved.views.items()]
+        want_arrow = output == "arrow" and not resolved.on_demand
+        frame = self.offline.training_frame(
+            entity_df, timestamp_field, requests, "arrow" if want_arrow else "pandas"
+        )
+        if want_arrow:
+            return frame
+        frame = apply_on_demand(frame, resolved.on_demand)
+        keep = [*entity_df.columns, *resolved.outputs]
+        frame = frame[keep]
+        if output == "arrow":
+            import pyarrow as pa
+
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        return frame
+
+    def _check_entity_frame(
+        self, entity_df: pd.DataFrame, timestamp_field: str, views: Mapping[str, list[str]]
+    ) -> None:
+        if timestamp_field not in entity_df.columns:
+            raise DataValidationError(
+                f"Entity frame has no timestamp column '{timestamp_field}'. Columns: "
+                f"{', '.join(map(str, entity_df.columns))}. Pass timestamp_field=... to name it."
+            )
+        for name in views:
+            missing = [k for k in self.catalog.view(name).join_keys if k not in entity_df.columns]
+            if missing:
+                raise DataValidationError(
+                    f"Entity frame lacks join key(s) {', '.join(missing)} needed by feature view "
+                    f"'{name}'. Columns: {', '.join(map(str, entity_df.columns))}."
+                )
+
+    def online_features(
+        self,
+        features: Sequence[str],
+        entity_rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
+        *,
+        as_of: datetime | None = None,
+    ) -> OnlineFeatures:
+        """Feature values for many entities in one round trip to the online store.
+
+        Window aggregates are evaluated as of ``as_of`` (default: now, UTC). On-demand
+        features are computed from the looked-up features and the rows' request fields.
+        """
+        rows = (
+            entity_rows.to_dict("records") if isinstance(entity_rows, pd.DataFrame) else entity_rows
+        )
+        resolved = self.catalog.resolve(features)
+        keys: dict[str, list[str]] = {}
+        for name in resolved.views:
+            view = self.catalog.view(name)
+            try:
+                keys[name] = [entity_key(name, [r[k] for k in view.join_keys]) for r in rows]
+            except KeyError as exc:
+                raise DataValidationError(
+                    f"Entity row lacks join key {exc.args[0]!r} needed by feature view '{name}'."
+                ) from None
+        stream = [n for n in keys if isinstance(self.catalog.view(n), StreamFeatureView)]
+        plain = [n for n in keys if n not in stream]
+        as_of_us = to_us(as_of if as_of is not None else now_utc())
+        windows = [self._stream(n).max_window_us for n in stream]
+        since = as_of_us - max(windows, default=0)
+        read = self.online.read(
+            [k for n in plain for k in keys[n]], [k for n in stream for k in keys[n]], since
+        )
+        values: dict[str, list[Any]] = {}
+        stamps: dict[str, list[datetime | None]] = {}
+        for name, feats in resolved.views.items():
+            view = self.catalog.view(name)
+            if isinstance(view, StreamFeatureView):
+                evaluated = [
+                    evaluate_windows(view, read.events.get(k, []), as_of_us) for k in keys[name]
+                ]
+                newest = [_newest(read.events.get(k, []), as_of_us) for k in keys[name]]
+                for f in feats:
+                    values[f] = [e[f] for e in evaluated]
+                    stamps[f] = newest
+            else:
+                got = [read.rows.get(k) for k in keys[name]]
+                ttl_us = view.ttl_us
+                fresh = [
+                    r if r and (ttl_us is None or r.ts_us >= as_of_us - ttl_us) else None
+                    for r in got
+                ]
+                times = [from_us(r.ts_us) if r else None for r in fresh]
+                for f in feats:
+                    values[f] = [r.values.get(f) if r else None for r in fresh]
+                    stamps[f] = times
+        if resolved.on_demand:
+            frame = pd.DataFrame(list(rows)).reset_index(drop=True)
+            for f, vals in values.items():
+                frame[f] = pd.array(vals, dtype="Float64").astype(float) if _numeric(vals) else vals
+            frame = apply_on_demand(frame, resolved.on_demand)
+            for od in resolved.on_demand:
+                values[od.name] = frame[od.name].tolist()
+                stamps[od.name] = [None] * len(rows)
+        return OnlineFeatures(
+            {f: values[f] for f in resolved.outputs}, {f: stamps[f] for f in resolved.outputs}
+        )
+
+    def push(self, view_name: str, events: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
+        """Send new events of a view to the online store; return how many were sent.
+
+        For a stream view the events feed its window aggregates (re-pushing an event
+        is a no-op); for a plain view each event is a new feature row.
+        """
+        view = self.catalog.view(view_name)
+        records: list[dict[str, Any]] = (
+            [{str(k): v for k, v in r.items()} for r in events.to_dict("records")]
+            if isinstance(events, pd.DataFrame)
+            else [dict(r) for r in events]
+        )
+        needed = [*view.join_keys, view.timestamp_field]
+        needed += view.value_columns if isinstance(view, StreamFeatureView) else view.feature_names
+        for rec in records[:1]:
+            missing = [c for c in needed if c not in rec]
+            if missing:
+                raise DataValidationError(
+                    f"Events for '{view_name}' lack column(s) {', '.join(missing)}."
+                )
+        if isinstance(view, StreamFeatureView):
+            self.online.append_events(_events(view, records), view.max_window_us)
+        else:
+            self.online.write_rows(
+                [
+                    OnlineRow(
+                        entity_key(view.name, [r[k] for k in view.join_keys]),
+                        to_us(r[view.timestamp_field]),
+                        {f: _plain(r[f]) for f in view.feature_names},
+                    )
+                    for r in records
+                ]
+            )
+        return len(records)
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        progress: bool = True,
+    ) -> list[Any]:
+        """Write the latest row per entity in ``[start, end)`` of each view online."""
+        from driftloop.features._materialize import materialize, progress_bar
+
+        with progress_bar(progress) as report:
+            return materialize(self, start, end, views, report)
+
+    def materialize_incremental(
+        self,
+        end: datetime | None = None,
+        *,
+        views: Sequence[str] | None = None,
+        progress: bool = True,
+    ) -> list[Any]:
+        """Materialize each view from where its last run ended up to ``end`` (now)."""
+        from driftloop.features._materialize import materialize_incremental, progress_bar
+
+        with progress_bar(progress) as report:
+            return materialize_incremental(self, end, views, report)
+
+    def _stream(self, name: str) -> StreamFeatureView:
+        view = self.catalog.view(name)
+        assert isinstance(view, StreamFeatureView)
+        return view
+
+    def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
+        if self._registry is not None:
+            self._registry.close()
+        self.offline.connection.close()
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _numeric(values: list[Any]) -> bool:
+    return all(v is None or isinstance(v, int | float) for v in values) and any(
+        v is not None for v in values
+    )
+
+
+def _newest(events: list[tuple[int, dict[str, Any]]], as_of_us: int) -> datetime | None:
+    inside = [ts for ts, _ in events if ts <= as_of_us]
+    return from_us(max(inside)) if inside else None
+
+
+def _events(view: StreamFeatureView, records: list[dict[str, Any]]) -> list[OnlineEvent]:
+    out: list[OnlineEvent] = []
+    seen: dict[str, int] = {}
+    for r in records:
+        key = entity_key(view.name, [r[k] for k in view.join_keys])
+        ts = to_us(r[view.timestamp_field])
+        values = {c: _plain(r[c]) for c in view.value_columns}
+        digest = hashlib.blake2b(f"{key}|{ts}|{sorted(values.items())}".encode(), digest_size=8)
+        base = digest.hexdigest()
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append(OnlineEvent(key, ts, f"{base}{n}" if n else base, values))
+    return out

@@ -1,0 +1,220 @@
+"""Sliding-window aggregations per entity: the definition and the online evaluation.
+
+A window aggregate as of time ``t`` covers the entity's events with timestamp in
+``(t - window, t]``. Offline the same rule runs inside DuckDB (see ``_offline``); online
+it runs over the events kept per entity (see :func:`evaluate_windows`), so training and
+serving agree.
+
+>>> Aggregation("amount", "mean", "7d").name
+'amount_mean_7d'
+>>> Aggregation(None, "count", "1h").name
+'count_1h'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from driftloop.core.errors import InvalidParameterError
+from driftloop.features._definitions import (
+    Entity,
+    Field,
+    check_name,
+    content_version,
+    join_keys_of,
+    parse_duration,
+)
+from driftloop.features._sources import Source, as_source
+
+__all__ = ["AGGREGATIONS", "Aggregation", "StreamFeatureView", "evaluate_windows"]
+
+AGGREGATIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
+
+
+def _window_label(window: timedelta) -> str:
+    seconds = window.total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds * 1000)}ms"
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """``function`` of ``column`` over the last ``window`` of each entity's events."""
+
+    column: str | None
+    function: str
+    window: str | timedelta
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.function not in AGGREGATIONS:
+            raise InvalidParameterError(
+                f"Aggregation function {self.function!r} is unknown. Known: "
+                f"{', '.join(AGGREGATIONS)}."
+            )
+        if self.column is None and self.function != "count":
+            raise InvalidParameterError(f"Aggregation '{self.function}' needs a column.")
+        window = parse_duration(self.window, "window")
+        assert window is not None
+        object.__setattr__(self, "window", window)
+        if not self.name:
+            parts = [self.column, self.function] if self.column else [self.function]
+            object.__setattr__(self, "name", "_".join([*parts, _window_label(window)]))
+        check_name("Aggregation", self.name)
+
+    @property
+    def window_us(self) -> int:
+        window = self.window
+        assert isinstance(window, timedelta)
+        return window // timedelta(microseconds=1)
+
+    @property
+    def dtype(self) -> str:
+        return "int64" if self.function in ("count", "count_distinct") else "float64"
+
+    def spec(self) -> dict[str, Any]:
+        return {"column": self.column, "function": self.function, "window_us": self.window_us}
+
+
+@dataclass(frozen=True, eq=False)
+class StreamFeatureView:
+    """Window aggregates over an event source (and events pushed online).
+
+    ``source`` holds the history of events (for training frames and backfill);
+    :meth:`FeatureStore.push` adds new events online.
+    """
+
+    name: str
+    entities: Sequence[Entity]
+    source: Any
+    timestamp_field: str
+    aggregations: Sequence[Aggregation]
+    created_timestamp_field: str | None = None
+    description: str = ""
+    owner: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("Stream feature view", self.name)
+        entities = tuple(self.entities)
+        if not entities or not all(isinstance(e, Entity) for e in entities):
+            raise InvalidParameterError(
+                f"Stream feature view '{self.name}' needs at least one Entity in `entities`."
+            )
+        aggs = tuple(self.aggregations)
+        if not aggs:
+            raise InvalidParameterError(f"Stream feature view '{self.name}' has no aggregations.")
+        names = [a.name for a in aggs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InvalidParameterError(
+                f"Stream feature view '{self.name}' has duplicate aggregations: {', '.join(dupes)}."
+            )
+        object.__setattr__(self, "entities", entities)
+        object.__setattr__(self, "aggregations", aggs)
+        object.__setattr__(self, "source", as_source(self.source))
+        object.__setattr__(self, "tags", dict(self.tags))
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return join_keys_of(self.entities)
+
+    @property
+    def ttl(self) -> None:
+        return None
+
+    @property
+    def ttl_us(self) -> None:
+        return None
+
+    @property
+    def features(self) -> tuple[Field, ...]:
+        return tuple(Field(a.name, a.dtype) for a in self.aggregations)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [a.name for a in self.aggregations]
+
+    @property
+    def value_columns(self) -> list[str]:
+        cols = {a.column for a in self.aggregations if a.column is not None}
+        return sorted(cols)
+
+    @property
+    def max_window_us(self) -> int:
+        return max(a.window_us for a in self.aggregations)
+
+    @property
+    def source_(self) -> Source:
+        src: Source = self.source
+        return src
+
+    def source_columns(self) -> dict[str, str]:
+        cols = dict.fromkeys(self.join_keys, "key")
+        cols[self.timestamp_field] = "timestamp"
+        if self.created_timestamp_field:
+            cols[self.created_timestamp_field] = "timestamp"
+        cols.update(dict.fromkeys(self.value_columns, "any"))
+        return cols
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "stream_feature_view",
+            "name": self.name,
+            "entities": [e.spec() for e in self.entities],
+            "source": self.source_.describe(),
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+            "schema": {a.name: a.dtype for a in self.aggregations},
+            "aggregations": {a.name: a.spec() for a in self.aggregations},
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    @property
+    def version(self) -> str:
+        return content_version(self.spec())
+
+    def __repr__(self) -> str:
+        return f"StreamFeatureView({self.name!r}, features={self.feature_names})"
+
+
+def evaluate_windows(
+    view: StreamFeatureView, events: Sequence[tuple[int, Mapping[str, Any]]], as_of_us: int
+) -> dict[str, Any]:
+    """The view's aggregates as of ``as_of_us`` over ``events`` (``(ts_us, values)``).
+
+    Same rules as the offline SQL: events in ``(as_of - window, as_of]``; nulls are
+    skipped by sum/mean/min/max/count_distinct; an empty window gives count 0, sum 0,
+    distinct 0 and null mean/min/max.
+    """
+    out: dict[str, Any] = {}
+    for agg in view.aggregations:
+        lo = as_of_us - agg.window_us
+        inside = [values for ts, values in events if lo < ts <= as_of_us]
+        if agg.function == "count":
+            out[agg.name] = len(inside)
+            continue
+        col = agg.column
+        assert col is not None
+        vals = [v[col] for v in inside if v.get(col) is not None]
+        if agg.function == "count_distinct":
+            out[agg.name] = len(set(vals))
+        elif agg.function == "sum":
+            out[agg.name] = math.fsum(float(v) for v in vals)
+        elif not vals:
+            out[agg.name] = None
+        elif agg.function == "mean":
+            out[agg.name] = math.fsum(float(v) for v in vals) / len(vals)
+        elif agg.function == "min":
+            out[agg.name] = float(min(vals))
+        else:
+            out[agg.name] = float(max(vals))
+    return out

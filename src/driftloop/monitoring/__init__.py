@@ -1,0 +1,71 @@
+"""Monitoring: drift of inputs and scores, realized performance on delayed labels, verdicts
+that tell data drift from concept drift, a time series of results, reports and alerts."""
+
+from __future__ import annotations
+
+from driftloop.monitoring._alerts import (
+    Alert,
+    AlertManager,
+    AlertSink,
+    FileAlertSink,
+    LogAlertSink,
+    WebhookAlertSink,
+    sink_from_spec,
+)
+from driftloop.monitoring._console import print_report
+from driftloop.monitoring._html import render_html, write_html_report
+from driftloop.monitoring._monitor import Monitor, ReferenceSource, StaticReferences
+from driftloop.monitoring._performance import Performance, realized_performance
+from driftloop.monitoring._records import (
+    AuditRecordSource,
+    FrameRecordSource,
+    RecordSource,
+    WindowReader,
+    check_records,
+    record_columns,
+)
+from driftloop.monitoring._report import (
+    DriftReport,
+    Reference,
+    Verdict,
+    assess,
+    drift_report,
+    statistics_for,
+)
+from driftloop.monitoring._store import Incident, MonitoringStore
+from driftloop.monitoring._windows import Window, WindowSpec, windows
+
+__all__ = [
+    "Alert",
+    "AlertManager",
+    "AlertSink",
+    "AuditRecordSource",
+    "DriftReport",
+    "FileAlertSink",
+    "FrameRecordSource",
+    "Incident",
+    "LogAlertSink",
+    "Monitor",
+    "MonitoringStore",
+    "Performance",
+    "RecordSource",
+    "Reference",
+    "ReferenceSource",
+    "StaticReferences",
+    "Verdict",
+    "WebhookAlertSink",
+    "Window",
+    "WindowReader",
+    "WindowSpec",
+    "assess",
+    "check_records",
+    "drift_report",
+    "print_report",
+    "realized_performance",
+    "record_columns",
+    "render_html",
+    "sink_from_spec",
+    "statistics_for",
+    "windows",
+    "write_html_report",
+]

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from driftloop.cli import app
+from driftloop.monitoring import Reference, realized_performance
+from driftloop.stats import Profile
+
+runner = CliRunner()
+
+
+def _records(n: int = 3_000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    day = np.repeat(np.arange(3), n // 3)
+    x = rng.normal(0, 1, n) + (day == 2) * 1.5
+    score = 1 / (1 + np.exp(-(x - 2)))
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(n)],
+            "ts": pd.Timestamp("2025-05-01", tz="UTC") + pd.to_timedelta(day, unit="D"),
+            "model": "fraud",
+            "version": 1,
+            "route": "champion",
+            "score": score,
+            "decision": "approve",
+            "label": (rng.random(n) < score).astype(float),
+            "x": x,
+        }
+    )
+
+
+def test_monitor_run_once_then_report_writes_a_page(tmp_path: Path) -> None:
+    records = _records()
+    records.to_parquet(tmp_path / "records.parquet")
+    first = records[records["ts"] < pd.Timestamp("2025-05-02", tz="UTC")]
+    reference = Reference(
+        Profile.from_frame(first[["x"]], predictions=first["score"].to_numpy()),
+        realized_performance(first["score"].to_numpy(), first["label"].to_numpy(), threshold=0.5),
+    )
+    ref_file = tmp_path / "ref.json"
+    ref_file.write_text(json.dumps({"model": "fraud", "version": 1, **reference.to_dict()}))
+    env = {"DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}"}
+
+    def run_once(config: Path):
+        args = [
+            "monitor",
+            "run",
+            "--once",
+            "--records",
+            str(tmp_path / "records.parquet"),
+            "--reference",
+            str(ref_file),
+            "--now",
+            "2025-05-04",
+            "--config",
+            str(config),
+        ]
+        return runner.invoke(app, args, env=env)
+
+    result = run_once(tmp_path / "none.toml")
+    assert result.exit_code == 2, result.output  # a missing settings file is refused
+    (tmp_path / "driftloop.toml").write_text(
+        f'[monitoring]\nalerts = ["file:{tmp_path / "alerts.jsonl"}"]\n'
+    )
+    result = run_once(tmp_path / "driftloop.toml")
+    assert result.exit_code == 0, result.output
+    assert "3 window(s) assessed" in result.output
+    assert "data-drift" in result.output
+    assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 1
+    out = tmp_path / "report.html"
+    result = runner.invoke(
+        app,
+        [
+            "monitor",
+            "report",
+            "--model",
+            "fraud",
+            "--out",
+            str(out),
+            "--config",
+            str(tmp_path / "driftloop.toml"),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "<svg" in out.read_text()
+
+
+def test_monitor_report_of_an_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "driftloop.toml").write_text("")
+    result = runner.invoke(
+        app,
+        ["monitor", "report", "--model", "nope", "--config", str(tmp_path / "driftloop.toml")],
+        env={"DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}"},
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.output
+
+
+def test_monitor_compare_prints_the_drifted_feature(tmp_path: Path) -> None:
+    records = _records()
+    records[records["ts"].dt.day == 1].to_parquet(tmp_path / "ref.parquet")
+    records[records["ts"].dt.day == 3].to_parquet(tmp_path / "cur.parquet")
+    (tmp_path / "driftloop.toml").write_text("")
+    result = runner.invoke(
+        app,
+        [
+            "monitor",
+            "compare",
+            str(tmp_path / "ref.parquet"),
+            str(tmp_path / "cur.parquet"),
+            "--out",
+            str(tmp_path / "c.html"),
+            "--config",
+            str(tmp_path / "driftloop.toml"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "data-drift" in result.output
+    assert (tmp_path / "c.html").exists()

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.core import SchemaMismatchError
+from driftloop.core.config import MonitoringConfig
+from driftloop.monitoring import (
+    AuditRecordSource,
+    FrameRecordSource,
+    Monitor,
+    MonitoringStore,
+    RecordSource,
+    Reference,
+    StaticReferences,
+    realized_performance,
+    write_html_report,
+)
+from driftloop.stats import Profile
+
+
+def _records(days: int, n_per_day: int, features: int, shift_from: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = days * n_per_day
+    day = np.repeat(np.arange(days), n_per_day)
+    values = rng.normal(0, 1, (n, features)) + np.where(day >= shift_from, 1.0, 0.0)[:, None]
+    frame = pd.DataFrame(values, columns=[f"f{i:03d}" for i in range(features)])
+    score = 1 / (1 + np.exp(-(values[:, 0] - 2)))
+    label = (rng.random(n) < score).astype(float)
+    frame.insert(0, "prediction_id", [f"p{i}" for i in range(n)])
+    frame.insert(
+        1,
+        "ts",
+        pd.Timestamp("2025-03-01", tz="UTC")
+        + pd.to_timedelta(day * 86_400 + rng.integers(0, 86_400, n), unit="s"),
+    )
+    frame.insert(2, "model", "m")
+    frame.insert(3, "version", 2)
+    frame.insert(4, "route", "champion")
+    frame.insert(5, "score", score)
+    frame.insert(6, "decision", np.where(score >= 0.5, "decline", "approve"))
+    frame.insert(7, "label", label)
+    return frame
+
+
+def _reference(records: pd.DataFrame) -> Reference:
+    features = records.filter(like="f")
+    profile = Profile.from_frame(features, predictions=records["score"].to_numpy())
+    return Reference(
+        profile,
+        realized_performance(
+            records["score"].to_numpy(), records["label"].to_numpy(), threshold=0.5
+        ),
+    )
+
+
+def test_late_labels_update_a_stored_window_and_nothing_else_is_redone(tmp_path: Path) -> None:
+    records = _records(days=3, n_per_day=600, features=3, shift_from=99)
+    reference = _reference(records)
+    pending = records.assign(label=np.nan)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    refs = StaticReferences({("m", 2): reference})
+    config = MonitoringConfig(alerts=())
+    end = pd.Timestamp("2025-03-04", tz="UTC").to_pydatetime()
+    first = Monitor(FrameRecordSource(pending), refs, store, config).run_once(end)
+    assert len(first) == 3
+    assert all(r.performance is None for r in first)
+    assert Monitor(FrameRecordSource(pending), refs, store, config).run_once(end) == []
+    labelled = Monitor(FrameRecordSource(records), refs, store, config).run_once(end)
+    assert len(labelled) == 3
+    assert all(r.performance is not None for r in labelled)
+    assert len(store.window_rows("m")) == 3  # replaced, not duplicated
+    store.dispose()
+
+
+def test_an_unfinished_window_waits_for_its_end(tmp_path: Path) -> None:
+    records = _records(days=2, n_per_day=600, features=2, shift_from=99)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    monitor = Monitor(
+        FrameRecordSource(records),
+        StaticReferences({("m", 2): _reference(records)}),
+        store,
+        MonitoringConfig(alerts=()),
+    )
+    midday = pd.Timestamp("2025-03-02 12:00", tz="UTC").to_pydatetime()
+    assert [r.start.day for r in monitor.run_once(midday)] == [1]
+    store.dispose()
+
+
+def test_the_html_report_of_500_features_is_self_contained_and_small(tmp_path: Path) -> None:
+    records = _records(days=6, n_per_day=300, features=500, shift_from=4)
+    reference = _reference(records[records["ts"] < pd.Timestamp("2025-03-03", tz="UTC")])
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    Monitor(
+        FrameRecordSource(records),
+        StaticReferences({("m", 2): reference}),
+        store,
+        MonitoringConfig(alerts=()),
+    ).run_once(pd.Timestamp("2025-03-07", tz="UTC"))
+    path = write_html_report(tmp_path / "report.html", store=store, model="m")
+    page = path.read_text(encoding="utf-8")
+    assert path.stat().st_size < 600_000  # about 0.8 KB per feature
+    assert page.count("<svg") >= 2 * 500  # a histogram and a trend per feature
+    assert "<script" not in page
+    assert "src=" not in page
+    assert "href=" not in page
+    assert "data-drift" in page
+    store.dispose()
+
+
+class _AuditLike:
+    """Reads like driftloop.audit's AuditLog.window: text versions, a label_ts column."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame.assign(version=frame["version"].astype(str), label_ts=pd.NaT)
+        self.calls: list[tuple[object, ...]] = []
+
+    def window(self, start, end, *, model=None, version=None) -> pd.DataFrame:
+        self.calls.append((start, end, model))
+        f = self.frame
+        return f[(f["ts"] >= start) & (f["ts"] < end) & (f["model"] == model)]
+
+
+def test_the_audit_log_plugs_in_as_a_record_source(tmp_path: Path) -> None:
+    records = _records(days=2, n_per_day=600, features=2, shift_from=1)
+    log = _AuditLike(records)
+    source = AuditRecordSource(log, models=["m"])
+    assert isinstance(source, RecordSource)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    reference = _reference(records[records["ts"] < pd.Timestamp("2025-03-02", tz="UTC")])
+    reports = Monitor(
+        source, StaticReferences({("m", 2): reference}), store, MonitoringConfig(alerts=())
+    ).run_once(pd.Timestamp("2025-03-03", tz="UTC"))
+    assert [r.verdict for r in reports] == ["no-drift", "data-drift"]
+    assert log.calls[0][2] == "m"
+    store.dispose()
+
+
+def test_records_without_a_numeric_version_are_refused(tmp_path: Path) -> None:
+    records = _records(days=1, n_per_day=300, features=1, shift_from=9).assign(version="v2")
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    monitor = Monitor(
+        FrameRecordSource(records), StaticReferences({}), store, MonitoringConfig(alerts=())
+    )
+    with pytest.raises(SchemaMismatchError, match="'v2'"):
+        monitor.run_once(pd.Timestamp("2025-03-02", tz="UTC"))
+    store.dispose()
