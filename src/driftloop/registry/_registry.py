@@ -33,7 +33,7 @@ from driftloop.core.errors import (
     ModelNotFoundError,
 )
 from driftloop.registry._card import model_card
-from driftloop.registry._db import make_engine, upgrade_schema
+from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._flavors import FLAVORS, LoadedModel, flavor_for
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
@@ -115,7 +115,7 @@ class Registry:
         artifacts = {role: self.store.put(data) for role, data in files.items()}
         now = datetime.now(UTC)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 insert(models)
                 .values(name=name, latest_version=0, created_at=now)
@@ -277,13 +277,13 @@ class Registry:
         """Point ``alias`` at ``version``, recording who moved it and why."""
         check_name("Alias", alias)
         self._row(name, version)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, version, who, why, datetime.now(UTC), "move")
 
     def remove_alias(self, name: str, alias: str, *, who: str, why: str = "") -> AliasEvent:
         """Unset ``alias`` (recorded in its history like any move)."""
         self.resolve(name, alias)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, None, who, why, datetime.now(UTC), "remove")
 
     def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
@@ -373,5 +373,5 @@ class Registry:
                 f"Alias '{alias}' of model '{name}' has no previous holder to roll back to "
                 f"(it has only pointed at version {stack[-1]})."
             )
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, stack[-2], who, why, datetime.now(UTC), "rollback")
