@@ -9,7 +9,12 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from driftloop.core.errors import ArtifactIntegrityError, InvalidParameterError, NotFoundError
+from driftloop.core.errors import (
+    ArtifactIntegrityError,
+    ConfigError,
+    InvalidParameterError,
+    NotFoundError,
+)
 from driftloop.registry import (
     ArtifactStore,
     FsspecArtifactStore,
@@ -97,6 +102,11 @@ def test_missing_and_malformed_digests_are_named(
         store.get(absent)
     with pytest.raises(InvalidParameterError, match="64 lowercase hex"):
         store.get("../../etc/passwd")
+
+
+def test_object_storage_without_its_filesystem_package_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown-scheme-xyz"):
+        FsspecArtifactStore("unknown-scheme-xyz://bucket/prefix")
 
 
 def test_store_is_chosen_by_url(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def print_training(result: PipelineResult, promoted: bool) -> None:
     metrics.add_column("value", justify="right")
     for key, value in result.metrics.items():
         if isinstance(value, int | float):
-            metrics.add_row(key, f"{value:.4f}")
+            metrics.add_row(key, f"{value:,.0f}" if key == "rows" else f"{value:.4f}")
     console.print(metrics)
     gates = Table(title="Release gates")
     for column in ("check", "result", "value", "threshold"):

@@ -11,7 +11,8 @@ from driftloop.registry._flavors import (
     onnx_scores,
     onnx_session,
 )
-from driftloop.registry._registry import Registry, parse_ref
+from driftloop.registry._registry import Registry
+from driftloop.registry._rows import parse_ref
 from driftloop.registry._store import (
     ArtifactStore,
     FsspecArtifactStore,

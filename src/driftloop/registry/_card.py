@@ -11,8 +11,12 @@ __all__ = ["model_card"]
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{value[0]} to {value[1]}"
     return str(value)
 
 
@@ -80,7 +84,7 @@ def model_card(version: ModelVersion) -> str:
         intended,
         "",
         "## Data",
-        f"- Training window: {lineage.get('time_range', 'unknown')}",
+        f"- Training window: {_fmt(lineage.get('time_range', 'unknown'))}",
         f"- Training-set fingerprint: `{lineage.get('training_set_hash', 'unknown')}`",
         f"- Feature views: {lineage.get('feature_views') or 'plain frame (no feature view)'}",
         f"- Code version: {lineage.get('git_commit') or 'unknown'}",

@@ -9,20 +9,22 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from driftloop.core.errors import BackendUnavailableError
+from driftloop.core.errors import BackendUnavailableError, ConfigError
 from driftloop.registry._schema import VERSION_TABLE
 
-__all__ = ["make_engine", "upgrade_schema"]
+__all__ = ["make_engine", "upgrade_schema", "writing"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "driftloop_write"
 _PG_LOCK_KEY = 0x64726C72  # "drlr": serialises concurrent migrations on PostgreSQL
 
 
 def make_engine(url: str, *, root: str | Path = ".") -> Engine:
     """An engine for ``url``; a relative SQLite path is relative to ``root``.
 
-    SQLite runs in WAL mode and every transaction starts ``BEGIN IMMEDIATE`` so that
-    concurrent writers queue (up to 60 s) instead of failing or interleaving.
+    SQLite runs in WAL mode; write transactions (:func:`writing`) start ``BEGIN
+    IMMEDIATE`` so that concurrent writers queue (up to 60 s) instead of failing or
+    interleaving, while reads stay deferred and never wait for a writer.
     """
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -36,7 +38,13 @@ def make_engine(url: str, *, root: str | Path = ".") -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"Registry URL {url.split('@')[-1]!r} needs the PostgreSQL driver: "
+            "pip install 'driftloop[postgres]'."
+        ) from exc
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
@@ -51,7 +59,13 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writing(engine: Engine) -> Any:
+    """A write transaction: ``with writing(engine) as conn: ...`` (queued on SQLite)."""
+    return engine.execution_options(**{_WRITE: True}).begin()
 
 
 @cache
@@ -79,7 +93,7 @@ def upgrade_schema(engine: Engine) -> None:
         with engine.connect() as conn:
             if _current(conn) == _head():
                 return
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             config = Config()

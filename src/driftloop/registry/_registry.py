@@ -16,8 +16,8 @@ True
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,39 +33,17 @@ from driftloop.core.errors import (
     ModelNotFoundError,
 )
 from driftloop.registry._card import model_card
-from driftloop.registry._db import make_engine, upgrade_schema
+from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._flavors import FLAVORS, LoadedModel, flavor_for
+from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
 from driftloop.registry._types import AliasEvent, ModelVersion, Signature
 from driftloop.stats import Profile
 
-__all__ = ["Registry", "parse_ref"]
+__all__ = ["Registry"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _LIGHT_COLUMNS = [c for c in model_versions.c if c.name not in ("profile", "card")]
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"fraud:3"`` -> ``("fraud", 3)``; ``"fraud"`` -> ``("fraud", None)``."""
-    name, _, version = ref.partition(":")
-    if not version:
-        return name, None
-    if not version.isdigit():
-        raise InvalidParameterError(f"Model reference {ref!r}: version must be an integer.")
-    return name, int(version)
-
-
-def _check_name(kind: str, value: str) -> str:
-    if not _NAME.match(value):
-        raise InvalidParameterError(
-            f"{kind} name {value!r} must be 1-200 characters of letters, digits, '_', '.', '-'."
-        )
-    return value
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Registry:
@@ -94,43 +72,14 @@ class Registry:
     # -- registering ---------------------------------------------------------------------
 
     def register(
-        self,
-        name: str,
-        model: Any,
-        *,
-        signature: Signature,
-        params: Mapping[str, Any] | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-        lineage: Mapping[str, Any] | None = None,
-        gate_report: Mapping[str, Any] | None = None,
-        profile: Profile | None = None,
-        created_by: str = "driftloop",
-        alias: str | None = None,
-        alias_reason: str = "",
+        self, name: str, model: Any, *, signature: Signature, **details: Any
     ) -> ModelVersion:
-        """Store a fitted model's artifacts, then record the version in one transaction.
-
-        Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
-        the version row, its number and the optional alias move commit together or not
-        at all.
-        """
+        """Save a fitted model with its flavor and register it (see :meth:`register_files`
+        for ``details``: params, metrics, tags, lineage, gate_report, profile, created_by,
+        alias, alias_reason)."""
         flavor = flavor_for(model)
-        return self.register_files(
-            name,
-            flavor.name,
-            flavor.save(model, signature.names),
-            signature=signature,
-            params=params,
-            metrics=metrics,
-            tags=tags,
-            lineage=lineage,
-            gate_report=gate_report,
-            profile=profile,
-            created_by=created_by,
-            alias=alias,
-            alias_reason=alias_reason,
-        )
+        files = flavor.save(model, signature.names)
+        return self.register_files(name, flavor.name, files, signature=signature, **details)
 
     def register_files(
         self,
@@ -149,10 +98,15 @@ class Registry:
         alias: str | None = None,
         alias_reason: str = "",
     ) -> ModelVersion:
-        """Register a model already saved by its ``flavor`` (artifacts by role)."""
-        _check_name("Model", name)
+        """Register a model already saved by its ``flavor`` (artifacts by role).
+
+        Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
+        the version row, its number and the optional alias move commit together or not
+        at all.
+        """
+        check_name("Model", name)
         if alias is not None:
-            _check_name("Alias", alias)
+            check_name("Alias", alias)
         if flavor not in FLAVORS or "model" not in files:
             raise InvalidParameterError(
                 f"Flavor {flavor!r} with artifacts {sorted(files)} cannot be registered; "
@@ -161,7 +115,7 @@ class Registry:
         artifacts = {role: self.store.put(data) for role, data in files.items()}
         now = datetime.now(UTC)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 insert(models)
                 .values(name=name, latest_version=0, created_at=now)
@@ -195,11 +149,11 @@ class Registry:
                     created_at=now,
                     created_by=created_by,
                     signature=signature.to_list(),
-                    params=_jsonable(mv.params),
-                    metrics=_jsonable(mv.metrics),
+                    params=jsonable(mv.params),
+                    metrics=jsonable(mv.metrics),
                     tags=dict(mv.tags),
-                    lineage=_jsonable(mv.lineage),
-                    gate_report=_jsonable(mv.gate_report),
+                    lineage=jsonable(mv.lineage),
+                    gate_report=jsonable(mv.gate_report),
                     artifacts=artifacts,
                     profile=json.dumps(profile.to_dict()) if profile is not None else None,
                     card=model_card(mv),
@@ -230,7 +184,7 @@ class Registry:
         """A version (the latest when ``version`` is None)."""
         if version is None:
             version = self.latest_version(name)
-        return _version(self._row(name, version))
+        return version_of(self._row(name, version))
 
     def latest_version(self, name: str) -> int:
         with self.engine.connect() as conn:
@@ -249,7 +203,7 @@ class Registry:
                 .where(model_versions.c.model_name == name)
                 .order_by(model_versions.c.version)
             ).all()
-        return [_version(row) for row in rows]
+        return [version_of(row) for row in rows]
 
     def list_models(self) -> list[dict[str, Any]]:
         """Each model with its latest version and current aliases."""
@@ -312,40 +266,24 @@ class Registry:
         kind: str,
     ) -> AliasEvent:
         conn.execute(select(models.c.name).where(models.c.name == name).with_for_update())
-        current = conn.execute(
-            select(alias_events.c.version)
-            .where(alias_events.c.model_name == name, alias_events.c.alias == alias)
-            .order_by(alias_events.c.id.desc())
-            .limit(1)
-        ).scalar()
+        current = conn.execute(self._alias_query(name, alias, None)).scalar()
         event = AliasEvent(name, alias, version, current, at, who, why, kind)
-        conn.execute(
-            alias_events.insert().values(
-                model_name=name,
-                alias=alias,
-                version=version,
-                previous_version=current,
-                at=at,
-                who=who,
-                why=why,
-                kind=kind,
-            )
-        )
+        conn.execute(alias_events.insert().values(**asdict(event)))
         return event
 
     def set_alias(
         self, name: str, alias: str, version: int, *, who: str, why: str = ""
     ) -> AliasEvent:
         """Point ``alias`` at ``version``, recording who moved it and why."""
-        _check_name("Alias", alias)
+        check_name("Alias", alias)
         self._row(name, version)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, version, who, why, datetime.now(UTC), "move")
 
     def remove_alias(self, name: str, alias: str, *, who: str, why: str = "") -> AliasEvent:
         """Unset ``alias`` (recorded in its history like any move)."""
         self.resolve(name, alias)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, None, who, why, datetime.now(UTC), "remove")
 
     def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
@@ -355,19 +293,8 @@ class Registry:
             query = query.where(alias_events.c.alias == alias)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(alias_events.c.id)).all()
-        return [
-            AliasEvent(
-                r.model_name,
-                r.alias,
-                r.version,
-                r.previous_version,
-                _utc(r.at),
-                r.who,
-                r.why,
-                r.kind,
-            )
-            for r in rows
-        ]
+        fields = [c.name for c in alias_events.c if c.name != "id"]
+        return [AliasEvent(**{**{f: getattr(r, f) for f in fields}, "at": utc(r.at)}) for r in rows]
 
     def aliases(self, name: str) -> dict[str, int]:
         """Current aliases of a model: alias -> version."""
@@ -376,32 +303,53 @@ class Registry:
             current[event.alias] = event.version
         return {alias: v for alias, v in sorted(current.items()) if v is not None}
 
-    def _alias_version(self, name: str, alias: str, at: datetime | None) -> int:
+    def _alias_query(self, name: str, alias: str, at: datetime | None) -> Any:
         query = select(alias_events.c.version).where(
             alias_events.c.model_name == name, alias_events.c.alias == alias
         )
+        # Now: the last move recorded (clocks of different writers may disagree);
+        # at a time: the last move made at or before it.
+        order = [alias_events.c.id.desc()]
         if at is not None:
-            query = query.where(alias_events.c.at <= _utc(at))
+            query = query.where(alias_events.c.at <= utc(at))
+            order.insert(0, alias_events.c.at.desc())
+        return query.order_by(*order).limit(1)
+
+    def _no_alias(self, name: str, alias: str, at: datetime | None) -> AliasNotFoundError:
+        self.latest_version(name)  # an unknown model is named as such
+        known = ", ".join(self.aliases(name)) or "none"
+        when = f" at {utc(at).isoformat()}" if at is not None else ""
+        return AliasNotFoundError(
+            f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
+        )
+
+    def alias_version(self, name: str, alias: str) -> int:
+        """Just the version number ``alias`` points at now: one indexed query, for polling."""
         with self.engine.connect() as conn:
-            version = conn.execute(
-                query.order_by(alias_events.c.at.desc(), alias_events.c.id.desc()).limit(1)
-            ).scalar()
+            version = conn.execute(self._alias_query(name, alias, None)).scalar()
         if version is None:
-            self.latest_version(name)  # an unknown model is named as such
-            known = ", ".join(self.aliases(name)) or "none"
-            when = f" at {_utc(at).isoformat()}" if at is not None else ""
-            raise AliasNotFoundError(
-                f"Model '{name}' has no alias '{alias}'{when}. Current aliases: {known}."
-            )
+            raise self._no_alias(name, alias, None)
         return int(version)
 
+    def _resolve(self, name: str, alias: str, at: datetime | None) -> ModelVersion:
+        held = self._alias_query(name, alias, at).scalar_subquery()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*_LIGHT_COLUMNS).where(
+                    model_versions.c.model_name == name, model_versions.c.version == held
+                )
+            ).first()
+        if row is None:
+            raise self._no_alias(name, alias, at)
+        return version_of(row)
+
     def resolve(self, name: str, alias: str) -> ModelVersion:
-        """The version ``alias`` points at now (cheap: poll it to follow promotions)."""
-        return self.get(name, self._alias_version(name, alias, None))
+        """The version ``alias`` points at now, in one query (poll it to follow promotions)."""
+        return self._resolve(name, alias, None)
 
     def alias_at(self, name: str, alias: str, at: datetime) -> ModelVersion:
         """The version ``alias`` pointed at, at time ``at`` (naive times are UTC)."""
-        return self.get(name, self._alias_version(name, alias, at))
+        return self._resolve(name, alias, at)
 
     def rollback(
         self, name: str, alias: str = "champion", *, who: str, why: str = "rollback"
@@ -425,26 +373,5 @@ class Registry:
                 f"Alias '{alias}' of model '{name}' has no previous holder to roll back to "
                 f"(it has only pointed at version {stack[-1]})."
             )
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._move(conn, name, alias, stack[-2], who, why, datetime.now(UTC), "rollback")
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
-
-
-def _version(row: Row[Any]) -> ModelVersion:
-    return ModelVersion(
-        name=row.model_name,
-        version=row.version,
-        flavor=row.flavor,
-        created_at=_utc(row.created_at),
-        created_by=row.created_by,
-        signature=Signature.from_list(row.signature),
-        params=row.params,
-        metrics=row.metrics,
-        tags=row.tags,
-        lineage=row.lineage,
-        gate_report=row.gate_report,
-        artifacts=row.artifacts,
-    )

@@ -20,7 +20,12 @@ from typing import Protocol, runtime_checkable
 
 import fsspec
 
-from driftloop.core.errors import ArtifactIntegrityError, InvalidParameterError, NotFoundError
+from driftloop.core.errors import (
+    ArtifactIntegrityError,
+    ConfigError,
+    InvalidParameterError,
+    NotFoundError,
+)
 
 __all__ = [
     "ArtifactStore",
@@ -120,7 +125,13 @@ class FsspecArtifactStore:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        fs, path = fsspec.core.url_to_fs(self.url)
+        try:
+            fs, path = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(
+                f"Artifact root {url!r} needs an fsspec filesystem that is not available: "
+                f"{exc} (for s3:// install s3fs, for gs:// install gcsfs)."
+            ) from exc
         self._fs = fs
         self._root = path.rstrip("/")
 

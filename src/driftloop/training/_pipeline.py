@@ -26,6 +26,7 @@ from driftloop.training._source import TrainingFrameFn, file_digests, transactio
 
 __all__ = ["PipelineResult", "StepRun", "TrainingPipeline"]
 
+_DATA_GATES = ("max_null_rate", "max_psi", "min_rows")
 StepCallback = Callable[[str, str, int, int], None]
 """``callback(step, status, index, total)``; status is running, done or cached."""
 
@@ -127,7 +128,7 @@ class TrainingPipeline:
             (
                 "validate",
                 ["load"],
-                [gates, self.check_drift],
+                [{k: gates[k] for k in _DATA_GATES}, self.check_drift],
                 lambda s: _steps.validate(self, registry, s),
             ),
             ("training_set", ["load"], [frame_fn], lambda s: _steps.training_set(self, s)),

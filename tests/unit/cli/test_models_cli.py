@@ -16,9 +16,11 @@ runner = CliRunner()
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     simulate_transactions(customers=300, terminals=600, days=40, seed=7).write(tmp_path / "data")
-    # Small data: few positives per age band, so the fairness and calibration gates are loose.
+    # Small data: few positives per age band, so the fairness and calibration gates are
+    # loose; latency is measured, and a loaded machine must not fail the test.
     (tmp_path / "driftloop.toml").write_text(
         "[gates]\nmax_equal_opportunity_difference = 1.0\nmax_ece = 0.5\n"
+        "max_p99_latency_ms = 10000.0\n"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("USER", "tester")

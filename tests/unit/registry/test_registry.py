@@ -19,6 +19,7 @@ from driftloop.core.errors import (
     ModelNotFoundError,
 )
 from driftloop.registry import Registry, Signature, onnx_scores, onnx_session
+from driftloop.registry._db import writing
 from driftloop.stats import Profile
 from registry_helpers import toy_frame, toy_lightgbm
 
@@ -120,6 +121,7 @@ def test_alias_history_answers_which_version_held_it_at_any_time(registry: Regis
     assert registry.alias_at("fraud", "champion", first.at).version == 1
     assert registry.alias_at("fraud", "champion", second.at).version == 2
     assert registry.resolve("fraud", "champion").version == 2
+    assert registry.alias_version("fraud", "champion") == 2
     with pytest.raises(AliasNotFoundError, match="at "):
         registry.alias_at("fraud", "champion", before - timedelta(seconds=1))
     history = registry.history("fraud", "champion")
@@ -168,3 +170,13 @@ def test_registry_survives_reopening_and_does_not_remigrate(tmp_path: Path) -> N
         revision = conn.execute(sa.text("SELECT version_num FROM driftloop_registry_version"))
         assert revision.scalar() == "r0001"
     again.close()
+
+
+def test_readers_are_not_queued_behind_a_sqlite_writer(registry: Registry) -> None:
+    model, X = toy_lightgbm()
+    registry.register("fraud", model, signature=Signature.from_frame(X))
+    registry.set_alias("fraud", "champion", 1, who="ci")
+    with writing(registry.engine) as conn:  # a writer holds the database's write lock
+        conn.execute(sa.text("UPDATE driftloop_models SET latest_version = latest_version"))
+        assert registry.alias_version("fraud", "champion") == 1  # a serving poll still answers
+        assert registry.resolve("fraud", "champion").version == 1

@@ -39,7 +39,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project(tmp_path: Path, name: str = "proj") -> Settings:
     root = tmp_path / name
     root.mkdir()
-    return load_settings(root=root, environ={})
+    # The latency gate is measured, so a loaded machine could fail it: tests judge it loosely.
+    return load_settings(root=root, environ={}, overrides={"gates.max_p99_latency_ms": 1e4})
 
 
 def copy_data(src: Path, dst: Path, **edits: pd.DataFrame) -> Path:
@@ -60,7 +61,9 @@ KILLED_RUN = textwrap.dedent(
         if step == "fit":
             print("fit finished", flush=True)
             sys.stdin.read()  # wait here until the test kills this process
-    settings = load_settings(root=root, environ={})
+    settings = load_settings(
+        root=root, environ={}, overrides={"gates.max_p99_latency_ms": 1e4}
+    )
     pipeline = TrainingPipeline(settings, data, params={"n_estimators": 30})
     pipeline.run(on_step_done=stop_after)
     """
