@@ -193,12 +193,17 @@ def run_feast(python: Path, base: Path, folder: Path, entity_df: pd.DataFrame) -
     return float(done.stdout.strip().splitlines()[-1].split()[0])
 
 
-def timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    runs = []
-    for _ in range(reps):
-        started = time.perf_counter()
+def timed(fns: list[Callable[[], Any]], reps: int) -> list[list[float]]:
+    """Seconds per run of each function, interleaved (the machine's load hits all alike);
+    one untimed warm-up run each."""
+    for fn in fns:
         fn()
-        runs.append(time.perf_counter() - started)
+    runs: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, out in zip(fns, runs, strict=True):
+            started = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - started)
     return runs
 
 
@@ -223,14 +228,21 @@ def main() -> None:
         entity_df = make_data(folder, feature_rows, entities, entity_rows)
         store = driftloop_store(folder)
         features = feature_names()
-        ours = timed(lambda: store.training_frame(entity_df, features, output="arrow"), args.reps)
         con = duckdb.connect()
         con.register("entity_df", entity_df)
-        raw = timed(lambda: raw_duckdb(con, folder), args.reps)
+        ours, raw = timed(
+            [
+                lambda: store.training_frame(entity_df, features, output="arrow"),
+                lambda: raw_duckdb(con, folder),
+            ],
+            args.reps,
+        )
         frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name, *_ in VIEWS}
-        pandas_runs = timed(lambda: pandas_asof(entity_df, frames), args.reps)
+        (pandas_runs,) = timed([lambda: pandas_asof(entity_df, frames)], args.reps)
         small = entity_df.iloc[:feast_rows]
-        ours_small = timed(lambda: store.training_frame(small, features, output="arrow"), args.reps)
+        (ours_small,) = timed(
+            [lambda: store.training_frame(small, features, output="arrow")], args.reps
+        )
         feast_s = None
         if not args.no_feast:
             python = feast_venv(base)
