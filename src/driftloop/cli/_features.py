@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -86,7 +86,8 @@ def materialize(
         _, store = open_store(config_file, file)
         views = view or None
         if start is not None:
-            results = store.materialize(start, end or datetime.now(), views=views)
+            now = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as the stores keep time
+            results = store.materialize(start, end or now, views=views)
         else:
             results = store.materialize_incremental(end, views=views)
     table = Table("view", "from", "to", "rows written", title="Materialized")

@@ -11,6 +11,7 @@ import typer
 from driftloop.cli._app import app
 from driftloop.cli._console import console, err_console, exit_on_error
 from driftloop.core.config import CONFIG_FILENAME, load_settings
+from driftloop.features import example_features_py
 
 CONFIG_TEMPLATE = """\
 # driftloop settings. Every key is optional; the values shown are the defaults.
@@ -51,94 +52,7 @@ approve_below = 0.2
 decline_above = 0.8
 """
 
-FEATURES_TEMPLATE = '''\
-"""Feature definitions of this project: entities, feature views, on-demand features.
-
-`driftloop features apply` reads this file, checks it and records a versioned copy of
-the definitions. Keep it in git beside driftloop.toml.
-
-The example reads the simulator's data: run `driftloop simulate --out data` first.
-Paths are relative to this folder; `{root}` in a query is this folder too.
-"""
-
-from driftloop.features import (
-    Aggregation,
-    Entity,
-    OnDemandFeature,
-    ParquetSource,
-    QuerySource,
-    StreamFeatureView,
-)
-
-customer = Entity("customer", join_keys=["customer_id"], description="A card holder.")
-terminal = Entity("terminal", join_keys=["terminal_id"], description="A payment terminal.")
-
-transactions = ParquetSource("data/transactions.parquet")
-
-# Sliding windows per card: "transactions of this card in the last hour", ...
-customer_tx = StreamFeatureView(
-    "customer_tx",
-    entities=[customer],
-    source=transactions,
-    timestamp_field="tx_datetime",
-    aggregations=[
-        Aggregation(None, "count", "1h", "customer_count_1h"),
-        Aggregation(None, "count", "24h", "customer_count_24h"),
-        Aggregation(None, "count", "7d", "customer_count_7d"),
-        Aggregation("amount", "mean", "24h", "customer_amount_mean_24h"),
-        Aggregation("amount", "mean", "7d", "customer_amount_mean_7d"),
-        Aggregation("amount", "max", "24h", "customer_amount_max_24h"),
-        Aggregation("terminal_id", "count_distinct", "24h", "customer_terminals_24h"),
-    ],
-    description="Spending of each card over sliding windows.",
-    owner="fraud-team",
-)
-
-terminal_tx = StreamFeatureView(
-    "terminal_tx",
-    entities=[terminal],
-    source=transactions,
-    timestamp_field="tx_datetime",
-    aggregations=[
-        Aggregation(None, "count", "24h", "terminal_count_24h"),
-        Aggregation(None, "count", "7d", "terminal_count_7d"),
-    ],
-    description="Traffic of each terminal.",
-    owner="fraud-team",
-)
-
-# Fraud labels arrive late (label_known_at): a label counts only once it is known.
-terminal_fraud = StreamFeatureView(
-    "terminal_fraud",
-    entities=[terminal],
-    source=QuerySource(
-        "SELECT t.terminal_id, t.tx_datetime, l.label_known_at, l.is_fraud "
-        "FROM read_parquet('{root}/data/transactions.parquet') t "
-        "JOIN read_parquet('{root}/data/labels.parquet') l USING (tx_id)"
-    ),
-    timestamp_field="tx_datetime",
-    created_timestamp_field="label_known_at",
-    aggregations=[
-        Aggregation("is_fraud", "sum", "30d", "terminal_frauds_30d"),
-        Aggregation(None, "count", "30d", "terminal_labelled_30d"),
-    ],
-    description="Known frauds at each terminal over 30 days.",
-    owner="fraud-team",
-)
-
-# Computed per request, vectorised over a batch: `amount` comes with the request.
-amount_over_customer_mean_7d = OnDemandFeature(
-    "amount_over_customer_mean_7d",
-    inputs=["amount", "customer_amount_mean_7d"],
-    function=lambda df: df["amount"] / df["customer_amount_mean_7d"],
-)
-
-terminal_fraud_rate_30d = OnDemandFeature(
-    "terminal_fraud_rate_30d",
-    inputs=["terminal_frauds_30d", "terminal_labelled_30d"],
-    function=lambda df: df["terminal_frauds_30d"] / df["terminal_labelled_30d"],
-)
-'''
+FEATURES_TEMPLATE = example_features_py()  # a working example over `driftloop simulate` data
 
 GITIGNORE_TEMPLATE = """\
 # State of driftloop's embedded backends (databases, artifacts, audit log).

@@ -10,6 +10,7 @@ from typing import Any
 from driftloop.features._catalog import Catalog
 from driftloop.features._definitions import Entity, FeatureView, Field, parse_duration
 from driftloop.features._example import (
+    example_features_py,
     transaction_definitions,
     transaction_feature_names,
     transaction_feature_store,
@@ -65,6 +66,7 @@ __all__ = [
     "SqliteOnlineStore",
     "StreamFeatureView",
     "TableSource",
+    "example_features_py",
     "find_cycle",
     "load_definitions",
     "online_store_from_url",

@@ -131,8 +131,61 @@ def join_keys_of(entities: Sequence[Entity]) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def key_and_time_columns(
+    join_keys: Sequence[str], timestamp_field: str, created_timestamp_field: str | None
+) -> dict[str, str]:
+    """The join keys and timestamps every source of a view must have."""
+    cols = dict.fromkeys(join_keys, "key")
+    cols[timestamp_field] = "timestamp"
+    if created_timestamp_field:
+        cols[created_timestamp_field] = "timestamp"
+    return cols
+
+
+class ViewCommon:
+    """What feature views and stream feature views share: keys, source, spec, version."""
+
+    name: str
+    entities: Sequence[Entity]
+    source: Any
+    timestamp_field: str
+    created_timestamp_field: str | None
+    description: str
+    owner: str
+    tags: Mapping[str, str]
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return join_keys_of(self.entities)
+
+    @property
+    def source_(self) -> Source:
+        src: Source = self.source
+        return src
+
+    def common_spec(self, kind: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "name": self.name,
+            "entities": [e.spec() for e in self.entities],
+            "source": self.source_.describe(),
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    def spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def version(self) -> str:
+        return content_version(self.spec())
+
+
 @dataclass(frozen=True, eq=False)
-class FeatureView:
+class FeatureView(ViewCommon):
     """Feature columns of some entities, read from a source with an event timestamp.
 
     A row is used for an event at time ``t`` when its ``timestamp_field`` is at or before
@@ -181,10 +234,6 @@ class FeatureView:
             seen.add(f.name)
 
     @property
-    def join_keys(self) -> tuple[str, ...]:
-        return join_keys_of(self.entities)
-
-    @property
     def ttl_us(self) -> int | None:
         """The time to live in microseconds (None: rows never expire)."""
         ttl = self.ttl
@@ -198,17 +247,11 @@ class FeatureView:
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
-    @property
-    def source_(self) -> Source:
-        src: Source = self.source
-        return src
-
     def source_columns(self) -> dict[str, str]:
         """Columns the source must have, with their declared dtypes."""
-        cols = dict.fromkeys(self.join_keys, "key")
-        cols[self.timestamp_field] = "timestamp"
-        if self.created_timestamp_field:
-            cols[self.created_timestamp_field] = "timestamp"
+        cols = key_and_time_columns(
+            self.join_keys, self.timestamp_field, self.created_timestamp_field
+        )
         cols.update({f.name: f.dtype for f in self.schema})
         return cols
 
@@ -216,22 +259,10 @@ class FeatureView:
         """Everything that defines this view, JSON-able (the input of its version)."""
         ttl = self.ttl
         return {
-            "kind": "feature_view",
-            "name": self.name,
-            "entities": [e.spec() for e in self.entities],
-            "source": self.source_.describe(),
-            "timestamp_field": self.timestamp_field,
-            "created_timestamp_field": self.created_timestamp_field,
+            **self.common_spec("feature_view"),
             "ttl_seconds": ttl.total_seconds() if isinstance(ttl, timedelta) else None,
             "schema": {f.name: f.dtype for f in self.schema},
-            "description": self.description,
-            "owner": self.owner,
-            "tags": dict(self.tags),
         }
-
-    @property
-    def version(self) -> str:
-        return content_version(self.spec())
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, features={self.feature_names}, version={self.version})"

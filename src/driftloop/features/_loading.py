@@ -6,6 +6,7 @@ import importlib.util
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 from driftloop.features._catalog import Definition
@@ -13,7 +14,19 @@ from driftloop.features._definitions import Entity, FeatureView
 from driftloop.features._on_demand import OnDemandFeature
 from driftloop.features._windows import StreamFeatureView
 
-__all__ = ["load_definitions"]
+__all__ = ["definitions_in", "load_definitions"]
+
+
+def definitions_in(namespace: dict[str, Any]) -> list[Definition]:
+    """The Entity / view / on-demand objects among a module's globals, in order."""
+    found: list[Definition] = []
+    seen: set[int] = set()
+    kinds = Entity | FeatureView | StreamFeatureView | OnDemandFeature
+    for value in namespace.values():
+        if isinstance(value, kinds) and id(value) not in seen:
+            seen.add(id(value))
+            found.append(value)
+    return found
 
 
 def load_definitions(path: str | Path) -> list[Definition]:
@@ -31,13 +44,7 @@ def load_definitions(path: str | Path) -> list[Definition]:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise InvalidParameterError(f"{file} is not valid Python: {exc}") from exc
-    found: list[Definition] = []
-    seen: set[int] = set()
-    for value in vars(module).values():
-        kinds = Entity | FeatureView | StreamFeatureView | OnDemandFeature
-        if isinstance(value, kinds) and id(value) not in seen:
-            seen.add(id(value))
-            found.append(value)
+    found = definitions_in(vars(module))
     if not found:
         raise InvalidParameterError(
             f"{file} defines no Entity, FeatureView, StreamFeatureView or OnDemandFeature."

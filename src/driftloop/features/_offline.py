@@ -25,6 +25,9 @@ from driftloop.features._windows import StreamFeatureView
 __all__ = ["OfflineStore", "quote"]
 
 AnyView = FeatureView | StreamFeatureView
+# A view at least this many times longer than the entity frame is range-joined (see
+# OfflineStore._use_range_join); measured here: 40x -> range join 1.7x faster, 4x -> slower.
+RANGE_JOIN_RATIO = 10
 _ROW = "__row"
 _T = "__t"
 
@@ -60,11 +63,16 @@ class ViewRequest:
 class OfflineStore:
     """Feature history in DuckDB: sources as relations, point-in-time reads as SQL."""
 
+    # How plain views are joined: "auto" picks per view; "asof" / "range" force one
+    # (the tests run both).
+    join_strategy = "auto"
+
     def __init__(self, connection: duckdb.DuckDBPyConnection, root: Path) -> None:
         self.connection = connection
         self.root = root
         connection.execute("SET TimeZone = 'UTC'")
         self._checked: dict[str, dict[str, str]] = {}
+        self._rows: dict[str, int] = {}
 
     def relation(self, view: AnyView) -> str:
         return view.source_.relation_sql(self.root, self.connection.register)
@@ -84,6 +92,24 @@ class OfflineStore:
             check_schema(view, cols)
             self._checked[key] = cols
         return self._checked[key]
+
+    def _use_range_join(self, view: FeatureView, entity_rows: int) -> bool:
+        """Whether a hash range join beats the ASOF join for this view.
+
+        An ASOF join sorts the whole view; a range join (bounded by the TTL) only probes
+        it, which wins when the entity frame is small next to the view's history.
+        """
+        if self.join_strategy != "auto":
+            return self.join_strategy == "range" and view.ttl_us is not None
+        if view.ttl_us is None or view.source_.describe()["kind"] == "query":
+            return False
+        key = f"{view.name}@{view.version}"
+        if key not in self._rows:
+            rel = self.relation(view)
+            self._rows[key] = int(
+                self.connection.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+            )
+        return self._rows[key] >= RANGE_JOIN_RATIO * entity_rows
 
     def _view_cte(self, view: AnyView, columns: Sequence[str], alias: str) -> str:
         cols = self.columns(view)
@@ -107,7 +133,9 @@ class OfflineStore:
         name = "__entity_df"
         self.connection.register(name, entity)
         try:
-            sql = self._training_sql(list(entity_df.columns), timestamp_field, requests, name)
+            sql = self._training_sql(
+                list(entity_df.columns), timestamp_field, requests, name, len(entity_df)
+            )
             rel = self.connection.sql(sql)
             return rel.to_arrow_table() if output == "arrow" else rel.df()
         finally:
@@ -119,6 +147,7 @@ class OfflineStore:
         timestamp_field: str,
         requests: Sequence[ViewRequest],
         entity_name: str,
+        entity_rows: int = 0,
     ) -> str:
         ts = quote(timestamp_field)
         e_cte = f"e AS (SELECT *, CAST({ts} AS TIMESTAMP) AS {_T} FROM {entity_name})"
@@ -138,6 +167,15 @@ class OfflineStore:
                 continue
             alias = f"v{i}"
             sources.append(self._view_cte(view, req.features, alias))
+            cols = [quote(f"{alias}_{n}") for n in range(len(req.features))]
+            if self._use_range_join(view, entity_rows):
+                dependents.append(_range_cte(i, view, cols))
+                after.append(f"LEFT JOIN r{i} USING ({_ROW})")
+                finals += [
+                    f"r{i}.{col} AS {quote(feat)}"
+                    for col, feat in zip(cols, req.features, strict=True)
+                ]
+                continue
             on = " AND ".join(f"e.{quote(k)} = {alias}.{quote(k)}" for k in view.join_keys)
             asof_joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.{_T} >= {alias}.__ts")
             asof_cols.append(f"{alias}.__ts AS __ts{i}")
@@ -145,7 +183,6 @@ class OfflineStore:
             cutoff = "TRUE"
             if view.ttl_us is not None:
                 cutoff = f"{{ts}} >= j.{_T} - to_microseconds({view.ttl_us})"
-            cols = [quote(f"{alias}_{n}") for n in range(len(req.features))]
             if view.created_timestamp_field:
                 asof_cols.append(f"{alias}.__cr AS __cr{i}")
                 dependents.append(_fallback_cte(i, view, cols))
@@ -163,7 +200,7 @@ class OfflineStore:
                     f"CASE WHEN {fresh} THEN j.{col} END AS {quote(feat)}"
                     for col, feat in zip(cols, req.features, strict=True)
                 ]
-        mat = "MATERIALIZED " if dependents else ""
+        mat = "MATERIALIZED " if any(d.startswith("fb") for d in dependents) else ""
         j_cte = f"j AS {mat}(SELECT {', '.join(['e.*', *asof_cols])} FROM e {' '.join(asof_joins)})"
         ctes = [e_cte, *sources, j_cte, *dependents]
         return (
@@ -186,6 +223,19 @@ def _fallback_cte(i: int, view: FeatureView, cols: Sequence[str]) -> str:
         f"fb{i} AS (SELECT j.{_ROW}, v.__ts AS __fts, {picked} FROM j JOIN v{i} v ON {on} "
         f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T} WHERE j.__cr{i} > j.{_T} "
         f"QUALIFY row_number() OVER (PARTITION BY j.{_ROW} ORDER BY v.__ts DESC, v.__cr DESC) = 1)"
+    )
+
+
+def _range_cte(i: int, view: FeatureView, cols: Sequence[str]) -> str:
+    """Latest usable row per entity row by a range join bounded by the view's TTL."""
+    on = " AND ".join(f"e.{quote(k)} = v.{quote(k)}" for k in view.join_keys)
+    created = f" AND v.__cr <= e.{_T}" if view.created_timestamp_field else ""
+    order = "v.__ts DESC, v.__cr DESC" if view.created_timestamp_field else "v.__ts DESC"
+    picked = ", ".join(f"v.{c}" for c in cols)
+    return (
+        f"r{i} AS (SELECT e.{_ROW}, {picked} FROM e JOIN v{i} v ON {on} "
+        f"AND v.__ts <= e.{_T} AND v.__ts >= e.{_T} - to_microseconds({view.ttl_us}){created} "
+        f"QUALIFY row_number() OVER (PARTITION BY e.{_ROW} ORDER BY {order}) = 1)"
     )
 
 

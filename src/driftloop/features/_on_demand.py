@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,16 @@ OnDemandFunction = Callable[[pd.DataFrame], Any]
 
 
 def _source_of(function: OnDemandFunction) -> str:
+    """The function's source, or (defined where no source file exists) a digest of its
+    byte code and constants, so the version still changes when the function does."""
     try:
         return inspect.getsource(function)
     except (OSError, TypeError):
-        return getattr(function, "__qualname__", repr(function))
+        code = getattr(function, "__code__", None)
+        if code is None:
+            return getattr(function, "__qualname__", repr(function))
+        raw = code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()
+        return "bytecode:" + hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,7 +32,7 @@ from driftloop.features._online import (
     newest_per_key,
 )
 
-__all__ = ["RedisOnlineStore"]
+__all__ = ["RedisOnlineStore", "redis_client"]
 
 _WRITE_IF_NEWER = """
 local cur = redis.call('HGET', KEYS[1], 'ts')
@@ -45,19 +45,24 @@ _BATCH = 2_000
 T = TypeVar("T")
 
 
+def redis_client(url: str, timeout_s: float) -> redis.Redis:
+    """A client that gives up after ``timeout_s`` (connect and read) and never retries."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+    )
+
+
 class RedisOnlineStore:
     """Online features in Redis (one pipeline per call; timeouts; no silent retries)."""
 
     def __init__(self, url: str, *, prefix: str = "driftloop:f:", timeout_s: float = 1.0) -> None:
         self.url = url
         self.prefix = prefix
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-        )
+        self._client = redis_client(url, timeout_s)
         self._write_script = self._client.register_script(_WRITE_IF_NEWER)
 
     @classmethod

@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from driftloop.core.errors import BackendUnavailableError
 from driftloop.features._online import decode, encode
+from driftloop.features._redis import redis_client
 from driftloop.features._store import FeatureStore
 from driftloop.features._time import to_us
 from driftloop.features._windows import StreamFeatureView
@@ -44,12 +43,7 @@ class RedisStreamConsumer:
         self.prefix = prefix
         self.group = group
         self.consumer = consumer
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._client = redis_client(url, timeout_s)
         self.views = [
             v.name for v in store.catalog.views.values() if isinstance(v, StreamFeatureView)
         ]

@@ -23,12 +23,12 @@ from driftloop.core.errors import InvalidParameterError
 from driftloop.features._definitions import (
     Entity,
     Field,
+    ViewCommon,
     check_name,
-    content_version,
-    join_keys_of,
+    key_and_time_columns,
     parse_duration,
 )
-from driftloop.features._sources import Source, as_source
+from driftloop.features._sources import as_source
 
 __all__ = ["AGGREGATIONS", "Aggregation", "StreamFeatureView", "evaluate_windows"]
 
@@ -83,7 +83,7 @@ class Aggregation:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamFeatureView:
+class StreamFeatureView(ViewCommon):
     """Window aggregates over an event source (and events pushed online).
 
     ``source`` holds the history of events (for training frames and backfill);
@@ -122,10 +122,6 @@ class StreamFeatureView:
         object.__setattr__(self, "tags", dict(self.tags))
 
     @property
-    def join_keys(self) -> tuple[str, ...]:
-        return join_keys_of(self.entities)
-
-    @property
     def ttl(self) -> None:
         return None
 
@@ -150,37 +146,19 @@ class StreamFeatureView:
     def max_window_us(self) -> int:
         return max(a.window_us for a in self.aggregations)
 
-    @property
-    def source_(self) -> Source:
-        src: Source = self.source
-        return src
-
     def source_columns(self) -> dict[str, str]:
-        cols = dict.fromkeys(self.join_keys, "key")
-        cols[self.timestamp_field] = "timestamp"
-        if self.created_timestamp_field:
-            cols[self.created_timestamp_field] = "timestamp"
+        cols = key_and_time_columns(
+            self.join_keys, self.timestamp_field, self.created_timestamp_field
+        )
         cols.update(dict.fromkeys(self.value_columns, "any"))
         return cols
 
     def spec(self) -> dict[str, Any]:
         return {
-            "kind": "stream_feature_view",
-            "name": self.name,
-            "entities": [e.spec() for e in self.entities],
-            "source": self.source_.describe(),
-            "timestamp_field": self.timestamp_field,
-            "created_timestamp_field": self.created_timestamp_field,
+            **self.common_spec("stream_feature_view"),
             "schema": {a.name: a.dtype for a in self.aggregations},
             "aggregations": {a.name: a.spec() for a in self.aggregations},
-            "description": self.description,
-            "owner": self.owner,
-            "tags": dict(self.tags),
         }
-
-    @property
-    def version(self) -> str:
-        return content_version(self.spec())
 
     def __repr__(self) -> str:
         return f"StreamFeatureView({self.name!r}, features={self.feature_names})"

@@ -91,3 +91,27 @@ def test_stats_of_an_unknown_view_lists_the_known_ones(project: Path) -> None:
     code, out = run(project, "stats", "nope")
     assert code == 2
     assert "Known: customer_tx" in out
+
+
+def test_demo_store_over_any_folder_matches_the_template(project: Path) -> None:
+    from driftloop.features import SqliteOnlineStore, transaction_feature_store
+
+    tx = pd.read_parquet(project / "data" / "transactions.parquet").iloc[-500:]
+    entity = tx[["tx_datetime", "customer_id", "terminal_id", "amount"]]
+    names = transaction_feature_names()
+    demo = transaction_feature_store(project / "data", online_store=SqliteOnlineStore(":memory:"))
+    template = FeatureStore(definitions=load_definitions(project / "features.py"), root=project)
+    ours = demo.training_frame(entity, names, timestamp_field="tx_datetime")
+    theirs = template.training_frame(entity, names, timestamp_field="tx_datetime")
+    pd.testing.assert_frame_equal(ours, theirs)
+    end = tx["tx_datetime"].max() + pd.Timedelta(microseconds=1)
+    demo.materialize_incremental(end.to_pydatetime(), progress=False)
+    last = tx.iloc[-1]
+    online = demo.online_features(
+        names,
+        [{"customer_id": last["customer_id"], "terminal_id": last["terminal_id"], "amount": 9.0}],
+        as_of=end.to_pydatetime(),
+    )
+    row = ours.iloc[-1]
+    assert online.values["customer_count_24h"] == [row["customer_count_24h"]]
+    assert online.values["terminal_count_7d"] == [row["terminal_count_7d"]]

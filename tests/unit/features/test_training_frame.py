@@ -21,6 +21,17 @@ from driftloop.features import (
 )
 
 T0 = datetime(2025, 1, 1)
+
+
+@pytest.fixture(autouse=True, params=["asof", "range"])
+def join_strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every point-in-time rule must hold for both ways a view is joined."""
+    from driftloop.features._offline import OfflineStore
+
+    monkeypatch.setattr(OfflineStore, "join_strategy", request.param)
+    return str(request.param)
+
+
 CARD = Entity("card", ["card_id"])
 
 
@@ -235,3 +246,34 @@ def test_parquet_and_csv_sources_are_read_in_duckdb(tmp_path: object) -> None:
         view = FeatureView("v", [CARD], source, "ts", schema=[Field("score")])
         store = FeatureStore(definitions=[view], root=folder)
         assert store.training_frame(events(T0), ["score"])["score"].tolist() == [3.0]
+
+
+def test_asof_and_range_joins_agree_on_random_late_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftloop.features._offline import OfflineStore
+
+    rng = np.random.default_rng(11)
+    n = 2_000
+    seconds = rng.choice(5 * 86_400, n, replace=False)  # no ties: their order is undefined
+    rows = pd.DataFrame(
+        {
+            "card_id": rng.integers(0, 30, n),
+            "ts": pd.Timestamp(T0) + pd.to_timedelta(seconds, unit="s"),
+            "created": pd.Timestamp(T0)
+            + pd.to_timedelta(seconds + rng.integers(0, 7_200, n), unit="s"),
+            "score": rng.normal(size=n),
+        }
+    )
+    entity = pd.DataFrame(
+        {
+            "card_id": rng.integers(0, 32, 500),
+            "event_timestamp": pd.Timestamp(T0)
+            + pd.to_timedelta(rng.integers(0, 6 * 86_400, 500), unit="s"),
+        }
+    )
+    frames = []
+    for strategy in ("asof", "range"):
+        monkeypatch.setattr(OfflineStore, "join_strategy", strategy)
+        store = store_with(rows, created_timestamp_field="created", ttl="6h")
+        frames.append(store.training_frame(entity, ["score"]))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert frames[0]["score"].notna().sum() > 100
