@@ -5,26 +5,33 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import typer
 
+from driftloop.audit import open_audit_log
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar
 from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.monitoring import (
+    AuditRecordSource,
     FrameRecordSource,
     Monitor,
     MonitoringStore,
+    RecordSource,
     Reference,
+    ReferenceSource,
+    RegistryReferences,
     StaticReferences,
     drift_report,
     print_report,
     write_html_report,
 )
+from driftloop.registry import Registry
 
 __all__ = ["monitor"]
 
@@ -48,39 +55,72 @@ def _references(paths: list[Path]) -> StaticReferences:
 
 @monitor.command("run")
 def run(
-    records: Path = typer.Option(
-        ..., "--records", help="Parquet file or folder of prediction records (audit log export)."
+    once: bool = typer.Option(False, "--once", help="One pass, then exit."),
+    model: list[str] = typer.Option(
+        [], "--model", "-m", help="Model to monitor (repeatable; default: the registry's)."
+    ),
+    records: Path | None = typer.Option(
+        None,
+        "--records",
+        help="Offline: a Parquet file or folder of prediction records instead of the audit log.",
     ),
     reference: list[Path] = typer.Option(
-        ..., "--reference", help="Reference JSON of a model version (repeatable)."
+        [],
+        "--reference",
+        help="Offline: a reference JSON of a model version instead of the registry (repeatable).",
     ),
-    once: bool = typer.Option(False, "--once", help="One pass, then exit."),
     every: float = typer.Option(300.0, help="Seconds between passes when not --once."),
     now: datetime | None = typer.Option(None, help="Assess as of this UTC time (default: now)."),
     config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
-    """Assess every complete window, store the results, alert on new incidents."""
-    with exit_on_error():
+    """Assess every complete window, store the results, alert on new incidents.
+
+    Records come from the project's audit log and references from its registry (each
+    version's stored profile and held-out metrics), unless --records / --reference name
+    offline files.
+    """
+    with exit_on_error(), ExitStack() as resources:
         settings = load_settings(config_file, environ=os.environ)
         store = MonitoringStore(settings.audit.url, root=settings.root)
-        mon = Monitor(
-            FrameRecordSource.from_parquet(str(records)),
-            _references(reference),
-            store,
-            settings.monitoring,
-        )
+        resources.callback(store.dispose)
+        references: ReferenceSource
+        if reference:
+            references = _references(reference)
+        else:
+            registry = Registry.from_settings(settings)
+            resources.callback(registry.close)
+            references = RegistryReferences(
+                registry, threshold=settings.monitoring.decision_threshold
+            )
+        models = list(model)
+        source: RecordSource
+        if records is not None:
+            source = FrameRecordSource.from_parquet(str(records))
+        else:
+            if not models and isinstance(references, RegistryReferences):
+                models = references.models()
+            if not models:
+                raise InvalidParameterError(
+                    "No model to monitor: the registry has none and no --model was given."
+                )
+            log = open_audit_log(settings.audit.url, root=settings.root)
+            resources.callback(log.close)
+            source = AuditRecordSource(log, models)
+        mon = Monitor(source, references, store, settings.monitoring)
         at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
         while True:
-            _one_pass(mon, at)
+            _one_pass(mon, at, models or None)
             if once:
                 break
             time.sleep(every)
 
 
-def _one_pass(mon: Monitor, at: datetime | None) -> None:
+def _one_pass(mon: Monitor, at: datetime | None, models: list[str] | None) -> None:
     with progress_bar() as bar:
         task = bar.add_task("assessing models", total=None)
-        reports = mon.run_once(at, progress=lambda m: bar.update(task, description=m))
+        reports = mon.run_once(
+            at, models=models, progress=lambda m: bar.update(task, description=m)
+        )
     for report in reports:
         print_report(report, console, top=5)
     console.print(f"{len(reports)} window(s) assessed at {datetime.now(UTC):%H:%M:%S}.")

@@ -14,7 +14,7 @@ from driftloop.monitoring._alerts import (
 )
 from driftloop.monitoring._console import print_report
 from driftloop.monitoring._html import render_html, write_html_report
-from driftloop.monitoring._monitor import Monitor, ReferenceSource, StaticReferences
+from driftloop.monitoring._monitor import Monitor
 from driftloop.monitoring._performance import Performance, realized_performance
 from driftloop.monitoring._records import (
     AuditRecordSource,
@@ -23,6 +23,12 @@ from driftloop.monitoring._records import (
     WindowReader,
     check_records,
     record_columns,
+)
+from driftloop.monitoring._references import (
+    ReferenceSource,
+    RegistryReferences,
+    StaticReferences,
+    baseline_from_metrics,
 )
 from driftloop.monitoring._report import (
     DriftReport,
@@ -51,6 +57,7 @@ __all__ = [
     "RecordSource",
     "Reference",
     "ReferenceSource",
+    "RegistryReferences",
     "StaticReferences",
     "Verdict",
     "WebhookAlertSink",
@@ -58,6 +65,7 @@ __all__ = [
     "WindowReader",
     "WindowSpec",
     "assess",
+    "baseline_from_metrics",
     "check_records",
     "drift_report",
     "print_report",

@@ -9,9 +9,9 @@ verdict) appears once the labels are in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, cast
 
 import pandas as pd
 
@@ -19,32 +19,14 @@ from driftloop.core.config import MonitoringConfig
 from driftloop.core.errors import SchemaMismatchError
 from driftloop.monitoring._alerts import AlertManager, sink_from_spec
 from driftloop.monitoring._records import RecordSource, check_records
-from driftloop.monitoring._report import DriftReport, Reference, assess
+from driftloop.monitoring._references import ReferenceSource
+from driftloop.monitoring._report import DriftReport, assess
 from driftloop.monitoring._store import MonitoringStore
 from driftloop.monitoring._windows import WindowSpec, windows
 
-__all__ = ["Monitor", "ReferenceSource", "StaticReferences"]
+__all__ = ["Monitor"]
 
 logger = logging.getLogger("driftloop.monitoring")
-
-
-@runtime_checkable
-class ReferenceSource(Protocol):
-    """Reference profiles by model version (the registry stores them with each version)."""
-
-    def reference(self, model: str, version: int) -> Reference | None:
-        """The reference of ``model`` version ``version``, or None when it has none."""
-        ...
-
-
-class StaticReferences:
-    """References held in memory, keyed by ``(model, version)``."""
-
-    def __init__(self, references: Mapping[tuple[str, int], Reference]) -> None:
-        self._references = dict(references)
-
-    def reference(self, model: str, version: int) -> Reference | None:
-        return self._references.get((model, version))
 
 
 class Monitor:

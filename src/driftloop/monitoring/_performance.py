@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+
+from driftloop.stats import expected_calibration_error, precision_recall_at, roc_auc
 
 __all__ = ["Performance", "realized_performance"]
 
@@ -40,8 +41,9 @@ def realized_performance(
     scores: NDArray[np.float64], labels: NDArray[np.float64], *, threshold: float, bins: int = 10
 ) -> Performance:
     """ROC AUC, precision and recall at ``threshold`` (score >= threshold flags), and the
-    expected calibration error over ``bins`` equal-width score bins. Unlabelled (NaN)
-    records are left out."""
+    expected calibration error over ``bins`` equal-width score bins (ROC AUC and ECE by
+    :mod:`driftloop.stats`, as the training pipeline's evaluation). Unlabelled (NaN)
+    records are left out; ROC AUC is NaN when the labels hold one class only."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
     known = ~np.isnan(labels) & ~np.isnan(scores)
@@ -50,18 +52,7 @@ def realized_performance(
     nan = float("nan")
     if n == 0:
         return Performance(0, 0, nan, nan, nan, nan, nan, nan)
-    auc = nan
-    if 0 < pos < n:
-        ranks = stats.rankdata(s)
-        auc = float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * (n - pos)))
-    flagged = s >= threshold
-    tp = int((flagged & y).sum())
-    precision = tp / int(flagged.sum()) if flagged.any() else nan
-    recall = tp / pos if pos else nan
-    which = np.clip((s * bins).astype(np.int64), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    gap = np.bincount(which, weights=s, minlength=bins) - np.bincount(
-        which, weights=y.astype(np.float64), minlength=bins
-    )
-    ece = float(np.abs(gap).sum() / n) if counts.sum() else nan
+    auc = roc_auc(y, s) if 0 < pos < n else nan
+    precision, recall = precision_recall_at(y, s, threshold)
+    ece = expected_calibration_error(y, s, bins)
     return Performance(n, pos, auc, precision, recall, ece, float(s.mean()), pos / n)

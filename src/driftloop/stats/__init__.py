@@ -21,6 +21,7 @@ from driftloop.stats._metrics import (
     equal_opportunity_difference,
     expected_calibration_error,
     pr_auc,
+    precision_recall_at,
     recall_at_fpr,
     roc_auc,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "equal_opportunity_difference",
     "expected_calibration_error",
     "pr_auc",
+    "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
 ]

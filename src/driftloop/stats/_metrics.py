@@ -26,6 +26,7 @@ __all__ = [
     "equal_opportunity_difference",
     "expected_calibration_error",
     "pr_auc",
+    "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
 ]
@@ -91,6 +92,24 @@ def recall_at_fpr(y_true: ArrayLike, scores: ArrayLike, max_fpr: float = 0.01) -
     fp = (last + 1) - tp
     allowed = fp / negatives <= max_fpr
     return float(tp[allowed].max() / positives) if allowed.any() else 0.0
+
+
+def precision_recall_at(
+    y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.5
+) -> tuple[float, float]:
+    """Precision and recall of flagging ``score >= threshold``; each NaN where undefined
+    (nothing flagged, no positives), as a window of live traffic often has.
+
+    >>> precision_recall_at([0, 0, 1, 1], [0.1, 0.6, 0.35, 0.8])
+    (0.5, 0.5)
+    """
+    y, s = _pair(y_true, scores)
+    flagged, positive = s >= threshold, y == 1
+    hits = int((flagged & positive).sum())
+    n_flagged, n_positive = int(flagged.sum()), int(positive.sum())
+    precision = hits / n_flagged if n_flagged else float("nan")
+    recall = hits / n_positive if n_positive else float("nan")
+    return precision, recall
 
 
 def brier_score(y_true: ArrayLike, scores: ArrayLike) -> float:

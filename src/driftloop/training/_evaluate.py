@@ -15,6 +15,7 @@ from driftloop.stats import (
     brier_score,
     expected_calibration_error,
     pr_auc,
+    precision_recall_at,
     recall_at_fpr,
     roc_auc,
 )
@@ -23,10 +24,16 @@ __all__ = ["evaluate_scores", "per_row_latency_ms", "segment_metrics"]
 
 
 def evaluate_scores(
-    y: NDArray[Any], scores: NDArray[np.float64], *, max_fpr: float
+    y: NDArray[Any],
+    scores: NDArray[np.float64],
+    *,
+    max_fpr: float,
+    threshold: float | None = None,
 ) -> dict[str, float]:
-    """ROC AUC, PR AUC, recall at ``max_fpr``, Brier score and ECE."""
-    return {
+    """ROC AUC, PR AUC, recall at ``max_fpr``, Brier score, ECE and the mean score; with
+    ``threshold`` (monitoring's decision threshold) also the precision and recall of
+    flagging ``score >= threshold`` where defined: the baseline monitoring compares with."""
+    out = {
         "roc_auc": roc_auc(y, scores),
         "pr_auc": pr_auc(y, scores),
         f"recall_at_fpr_{max_fpr:g}": recall_at_fpr(y, scores, max_fpr),
@@ -34,7 +41,13 @@ def evaluate_scores(
         "ece": expected_calibration_error(y, scores),
         "rows": float(len(y)),
         "positive_rate": float(np.mean(y)),
+        "mean_score": float(np.mean(scores)),
     }
+    if threshold is not None:
+        pair = precision_recall_at(y, scores, threshold)
+        at = dict(zip(("precision", "recall"), pair, strict=True))
+        out.update({f"{k}_at_{threshold:g}": v for k, v in at.items() if np.isfinite(v)})
+    return out
 
 
 def segment_metrics(

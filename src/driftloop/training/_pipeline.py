@@ -158,7 +158,11 @@ class TrainingPipeline:
             (
                 "evaluate",
                 ["split", "fit"],
-                [self.max_fpr, self.segment_column],
+                [
+                    self.max_fpr,
+                    self.segment_column,
+                    self.settings.monitoring.decision_threshold,
+                ],
                 lambda s: _steps.evaluate(self, s),
             ),
             (

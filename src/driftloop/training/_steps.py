@@ -173,7 +173,8 @@ def evaluate(p: TrainingPipeline, state: State) -> State:
     model = _loaded(state)
     y = test[p.label].to_numpy()
     scores = model.predict_batch(test[features])
-    metrics: dict[str, Any] = evaluate_scores(y, scores, max_fpr=p.max_fpr)
+    threshold = p.settings.monitoring.decision_threshold
+    metrics: dict[str, Any] = evaluate_scores(y, scores, max_fpr=p.max_fpr, threshold=threshold)
     if p.segment_column in test.columns:
         metrics["segments"] = segment_metrics(y, scores, test[p.segment_column], max_fpr=p.max_fpr)
     return {"metrics": metrics, "latency": per_row_latency_ms(model, test[features])}

@@ -124,3 +124,14 @@ def test_monitor_compare_prints_the_drifted_feature(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "data-drift" in result.output
     assert (tmp_path / "c.html").exists()
+
+
+def test_monitor_run_in_a_project_without_models_names_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "driftloop.toml").write_text("")
+    result = runner.invoke(
+        app,
+        ["monitor", "run", "--once", "--config", str(tmp_path / "driftloop.toml")],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "No model to monitor" in result.output
