@@ -5,33 +5,27 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import typer
 
-from driftloop.audit import open_audit_log
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar
 from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.monitoring import (
-    AuditRecordSource,
     FrameRecordSource,
     Monitor,
     MonitoringStore,
-    RecordSource,
     Reference,
-    ReferenceSource,
-    RegistryReferences,
     StaticReferences,
     drift_report,
     print_report,
+    project_monitor,
     write_html_report,
 )
-from driftloop.registry import Registry
 
 __all__ = ["monitor"]
 
@@ -79,40 +73,20 @@ def run(
     version's stored profile and held-out metrics), unless --records / --reference name
     offline files.
     """
-    with exit_on_error(), ExitStack() as resources:
+    with exit_on_error():
         settings = load_settings(config_file, environ=os.environ)
-        store = MonitoringStore(settings.audit.url, root=settings.root)
-        resources.callback(store.dispose)
-        references: ReferenceSource
-        if reference:
-            references = _references(reference)
-        else:
-            registry = Registry.from_settings(settings)
-            resources.callback(registry.close)
-            references = RegistryReferences(
-                registry, threshold=settings.monitoring.decision_threshold
-            )
-        models = list(model)
-        source: RecordSource
-        if records is not None:
-            source = FrameRecordSource.from_parquet(str(records))
-        else:
-            if not models and isinstance(references, RegistryReferences):
-                models = references.models()
-            if not models:
-                raise InvalidParameterError(
-                    "No model to monitor: the registry has none and no --model was given."
-                )
-            log = open_audit_log(settings.audit.url, root=settings.root)
-            resources.callback(log.close)
-            source = AuditRecordSource(log, models)
-        mon = Monitor(source, references, store, settings.monitoring)
-        at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
-        while True:
-            _one_pass(mon, at, models or None)
-            if once:
-                break
-            time.sleep(every)
+        with project_monitor(
+            settings,
+            models=model,
+            source=FrameRecordSource.from_parquet(str(records)) if records else None,
+            references=_references(reference) if reference else None,
+        ) as mon:
+            at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
+            while True:
+                _one_pass(mon, at, list(model) or None)
+                if once:
+                    break
+                time.sleep(every)
 
 
 def _one_pass(mon: Monitor, at: datetime | None, models: list[str] | None) -> None:

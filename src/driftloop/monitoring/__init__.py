@@ -16,6 +16,7 @@ from driftloop.monitoring._console import print_report
 from driftloop.monitoring._html import render_html, write_html_report
 from driftloop.monitoring._monitor import Monitor
 from driftloop.monitoring._performance import Performance, realized_performance
+from driftloop.monitoring._project import project_monitor
 from driftloop.monitoring._records import (
     AuditRecordSource,
     FrameRecordSource,
@@ -69,6 +70,7 @@ __all__ = [
     "check_records",
     "drift_report",
     "print_report",
+    "project_monitor",
     "realized_performance",
     "record_columns",
     "render_html",

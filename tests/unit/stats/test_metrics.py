@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from driftloop.core.errors import InsufficientDataError, InvalidParameterError
 from driftloop.stats import (
@@ -11,6 +17,7 @@ from driftloop.stats import (
     equal_opportunity_difference,
     expected_calibration_error,
     pr_auc,
+    precision_recall_at,
     recall_at_fpr,
     roc_auc,
 )
@@ -24,6 +31,18 @@ def test_ranking_metrics_agree_with_scikit_learn_including_ties() -> None:
     assert roc_auc(Y, S) == pytest.approx(roc_auc_score(Y, S), abs=1e-12)
     assert pr_auc(Y, S) == pytest.approx(average_precision_score(Y, S), abs=1e-12)
     assert brier_score(Y, S) == pytest.approx(brier_score_loss(Y, S), abs=1e-12)
+
+
+def test_precision_and_recall_at_a_threshold_agree_with_scikit_learn_and_are_nan_if_undefined() -> (
+    None
+):
+    precision, recall = precision_recall_at(Y, S, 0.6)
+    assert precision == pytest.approx(precision_score(Y, S >= 0.6), abs=1e-12)
+    assert recall == pytest.approx(recall_score(Y, S >= 0.6), abs=1e-12)
+    nothing_flagged = precision_recall_at([0, 1], [0.1, 0.2], 0.5)
+    assert np.isnan(nothing_flagged[0])
+    assert nothing_flagged[1] == 0.0
+    assert np.isnan(precision_recall_at([0, 0], [0.1, 0.9], 0.5)[1])  # no positives
 
 
 def test_recall_at_fpr_never_exceeds_the_false_positive_budget() -> None:
