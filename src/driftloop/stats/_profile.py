@@ -162,7 +162,7 @@ class Profile:
 def _numeric(
     name: str, values: NDArray[np.float64], bins: int, sample_size: int, rng: np.random.Generator
 ) -> NumericProfile:
-    present = values[~np.isnan(values)]
+    present = values[np.isfinite(values)]  # NaN and +-inf count as missing
     nulls = len(values) - len(present)
     if len(present) == 0:
         empty = np.zeros(0)

@@ -143,7 +143,8 @@ def transaction_features(window: SourceWindow, label: str, timestamp: str) -> Tr
     order = np.argsort(tx["customer_id"].to_numpy(), kind="stable")
     frame.loc[order, "card_tx_count_1d"] = np.nan_to_num(count_1d.to_numpy(), nan=0.0)
     frame.loc[order, "card_mean_amount_7d"] = mean_7d.to_numpy()
-    frame["amount_over_card_mean_7d"] = frame["amount"] / frame["card_mean_amount_7d"]
+    mean_7d_positive = frame["card_mean_amount_7d"].where(frame["card_mean_amount_7d"] > 0)
+    frame["amount_over_card_mean_7d"] = frame["amount"] / mean_7d_positive
     _terminal_risk(tx, frame, label, timestamp)
     for column in ("segment", "age_band"):
         if column in customers.columns:

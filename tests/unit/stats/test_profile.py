@@ -64,3 +64,10 @@ def test_round_trips_through_json(frame: pd.DataFrame) -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(InvalidParameterError, match="'bins'"):
         Profile.from_frame(pd.DataFrame({"x": [1.0]}), bins=0)
+
+
+def test_infinite_values_count_as_missing_not_as_data() -> None:
+    frame = pd.DataFrame({"ratio": [1.0, np.inf, -np.inf, 3.0, np.nan]})
+    p = Profile.from_frame(frame).numeric["ratio"]
+    assert (p.count, p.nulls) == (2, 3)
+    assert np.isfinite([p.mean, p.std, p.min, p.max]).all()
