@@ -12,9 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.cli import app
-from driftloop.core.config import Settings, load_settings
+from driftloop.core.config import load_settings
 from driftloop.core.errors import UnknownFeatureError
-from driftloop.data import simulate_transactions
 from driftloop.features import (
     FeatureStore,
     example_features_py,
@@ -23,22 +22,10 @@ from driftloop.features import (
 )
 from driftloop.registry import Registry
 from driftloop.training import TrainingPipeline, feature_store_frame, load_window
+from training_helpers import project
 
 FAST = {"n_estimators": 30}
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    simulate_transactions(customers=300, terminals=600, days=40, seed=7).write(folder)
-    return folder
-
-
-def project(tmp_path: Path, name: str = "proj") -> Settings:
-    root = tmp_path / name
-    root.mkdir()
-    return load_settings(root=root, environ={}, overrides={"gates.max_p99_latency_ms": 1e4})
 
 
 @pytest.fixture
