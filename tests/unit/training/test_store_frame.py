@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +158,45 @@ def test_train_refuses_an_unknown_training_set_kind(cli_project: Path) -> None:
     result = runner.invoke(app, ["train", "--features", "parquet"])
     assert result.exit_code == 2
     assert "--features must be 'store' or 'rows'" in result.output
+
+
+SERVING_WORKER = textwrap.dedent(
+    """
+    import os, sys
+    from starlette.testclient import TestClient
+    from driftloop.cli._serve import build_app
+    env = {**os.environ, "DRIFTLOOP_SERVE_MODELS": "fraud",
+           "DRIFTLOOP_SERVE_ENTITY_KEYS": "customer_id,terminal_id", "DRIFTLOOP_SERVE_AUDIT": "0"}
+    with TestClient(build_app(env)) as client:
+        instance = {"customer_id": 3, "terminal_id": 5, "amount": 12.5}
+        got = client.post("/v1/models/fraud/predict", json={"instances": [instance]})
+        print(got.status_code, flush=True)
+        sys.stdin.read()  # keep serving until the test is done
+    """
+)
+
+
+def test_retraining_from_the_feature_store_while_a_server_enriches_from_it(
+    cli_project: Path,
+) -> None:
+    (cli_project / "features.py").write_text(example_features_py())
+    first = runner.invoke(app, ["train", "--promote"])
+    assert first.exit_code == 0, first.output
+    with subprocess.Popen(
+        [sys.executable, "-c", SERVING_WORKER],
+        cwd=cli_project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    ) as server:
+        assert server.stdout is not None
+        status = server.stdout.readline().strip()
+        # The server only reads online features: it must not hold the offline store's
+        # DuckDB file, which the retraining needs.
+        again = runner.invoke(app, ["train", "--pipeline", "retrain"])
+        _, errors = server.communicate("", timeout=60)
+    assert status == "200", errors
+    assert again.exit_code == 0, again.output
+    assert "Training set: feature store" in " ".join(again.output.split())
