@@ -86,6 +86,10 @@ def print_training(result: PipelineResult, promoted: bool) -> None:
         console.print(f"Registered [bold]{ref}[/] (alias challenger).")
     else:
         console.print(f"Registered [bold]{ref}[/]; release gates [red]failed[/], not promoted.")
+    keys = result.version.lineage.get("entity_keys") or []
+    if keys:
+        flags = " ".join(f"--entity-key {k}" for k in keys)
+        console.print(f"[dim]Serve it with: driftloop serve -m {result.version.name} {flags}[/]")
 
 
 def _time(value: str | None) -> pd.Timestamp | None:

@@ -46,12 +46,14 @@ class TrainingFrame:
     ``frame`` holds the features, the label, the timestamp and any context columns
     (segment, sensitive attribute); ``features`` names the model inputs in order;
     ``sources`` maps a feature to its (feature view, version) when it came from one
-    (feature-store versions are content hashes, strings).
+    (feature-store versions are content hashes, strings); ``entity_keys`` the request
+    fields a server enriches the other features by (the feature views' join keys).
     """
 
     frame: pd.DataFrame
     features: list[str]
     sources: Mapping[str, tuple[str, str | int | None]] = field(default_factory=dict)
+    entity_keys: tuple[str, ...] = ()
 
 
 TrainingFrameFn = Callable[[SourceWindow, str, str], TrainingFrame]

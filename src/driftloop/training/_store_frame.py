@@ -118,7 +118,7 @@ class FeatureStoreFrame:
         for name in inputs:
             frame[name] = _as_float(built[name], name)
         self._add_context(frame, window)
-        return TrainingFrame(frame, inputs, sources)
+        return TrainingFrame(frame, inputs, sources, tuple(keys))
 
     def _add_context(self, frame: pd.DataFrame, window: SourceWindow) -> None:
         tx, customers = window.transactions, window.customers

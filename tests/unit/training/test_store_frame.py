@@ -91,6 +91,7 @@ def test_registered_version_names_the_feature_view_versions_it_trained_on(
     assert by_name["amount"].view is None
     assert stored.lineage["feature_views"]["terminal_frauds_30d"] == ["terminal_fraud", version]
     assert stored.feature_names[0] == "amount"
+    assert stored.lineage["entity_keys"] == ["customer_id", "terminal_id"]
 
 
 def test_changed_feature_source_rows_rerun_the_training_set_and_what_follows(
@@ -139,6 +140,8 @@ def test_train_uses_the_feature_store_when_the_project_has_features_py(cli_proje
     store = runner.invoke(app, ["train", "--pipeline", "store"])
     assert store.exit_code == 0, store.output
     assert "Training set: feature store" in " ".join(store.output.split())
+    serve = "driftloop serve -m store --entity-key customer_id --entity-key terminal_id"
+    assert serve in " ".join(store.output.split())
     registry = Registry.from_settings(load_settings(environ={}))
     trained = registry.get("store")
     assert trained.signature.features[1].view == "customer_tx"
@@ -158,6 +161,9 @@ def test_train_refuses_an_unknown_training_set_kind(cli_project: Path) -> None:
     result = runner.invoke(app, ["train", "--features", "parquet"])
     assert result.exit_code == 2
     assert "--features must be 'store' or 'rows'" in result.output
+    rows = runner.invoke(app, ["train", "--features", "rows", "--feature", "amount"])
+    assert rows.exit_code == 2
+    assert "--feature picks feature-store features" in rows.output
 
 
 SERVING_WORKER = textwrap.dedent(
