@@ -34,7 +34,10 @@ pytestmark = pytest.mark.integration
 
 WINDOWS = [timedelta(hours=1), timedelta(hours=24), timedelta(days=7), timedelta(days=30)]
 # History is kept off every window's far edge by this much: the seconds between the
-# event time and the server's read ("now") cannot move a row across an edge.
+# event time and the server's read ("now") cannot move a row across an edge. The edge
+# itself goes too: labels arrive exactly 7 days late, so a transaction at t - 7d has its
+# label known at t, which the offline frame counts (created <= t) and materializing up to
+# t does not (created < end).
 EDGE_MARGIN = timedelta(minutes=10)
 KEYS = ("customer_id", "terminal_id")
 
@@ -58,7 +61,7 @@ def _history_ending_before(now: datetime, folder: Path) -> tuple[pd.DataFrame, p
     edge = np.zeros(len(tx), dtype=bool)
     for window in WINDOWS:
         lo = now - window
-        edge |= ((tx["tx_datetime"] > lo) & (tx["tx_datetime"] <= lo + EDGE_MARGIN)).to_numpy()
+        edge |= ((tx["tx_datetime"] >= lo) & (tx["tx_datetime"] <= lo + EDGE_MARGIN)).to_numpy()
     tx, labels = tx[~edge], labels[labels["tx_id"].isin(tx.loc[~edge, "tx_id"])]
     folder.mkdir()
     sim.customers.to_parquet(folder / "customers.parquet", index=False)
