@@ -5,7 +5,10 @@ plain script spends at minimum), so the ratio shows the pipeline's overhead (loa
 validation, features, checkpoints, evaluation, gates, registration). Also timed: the
 rerun of the finished pipeline (every step found in its checkpoint).
 
-    python benchmarks/training_pipeline.py [--quick]
+``--features store`` builds the training set with the feature store's point-in-time frame
+(the example definitions over the same data) instead of the per-row pandas features.
+
+    python benchmarks/training_pipeline.py [--quick] [--features rows|store]
 """
 
 from __future__ import annotations
@@ -18,19 +21,22 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 
 from driftloop import __version__
 from driftloop.core.config import load_settings
 from driftloop.data import simulate_transactions
-from driftloop.training import TrainingPipeline, default_estimator
+from driftloop.features import transaction_feature_store
+from driftloop.training import TrainingPipeline, default_estimator, feature_store_frame
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="about 100k transactions, not 1M")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--features", choices=("rows", "store"), default="rows")
     args = parser.parse_args()
     customers, days = (1_000, 50) if args.quick else (5_000, 100)
     threads = 2
@@ -45,15 +51,22 @@ def main() -> None:
         root = work / f"project{repeat}"
         root.mkdir()
         settings = load_settings(root=root, environ={})
-        pipeline = TrainingPipeline(settings, work / "data", threads=threads)
+        options: dict[str, Any] = {"threads": threads}
+        store = None
+        if args.features == "store":
+            store = transaction_feature_store(work / "data", settings=settings)
+            options["training_frame"] = feature_store_frame(store)
+        pipeline = TrainingPipeline(settings, work / "data", **options)
         started = time.perf_counter()
         result = pipeline.run()
         totals.append(time.perf_counter() - started)
         for step in result.steps:
             per_step.setdefault(step.name, []).append(step.seconds)
         started = time.perf_counter()
-        again = TrainingPipeline(settings, work / "data", threads=threads).run()
+        again = TrainingPipeline(settings, work / "data", **options).run()
         reruns.append(time.perf_counter() - started)
+        if store is not None:
+            store.close()
         assert again.ran == []
         split = pipeline.store.get("split", result.steps[3].key)
         features = pipeline.store.get("training_set", result.steps[2].key)
@@ -65,7 +78,10 @@ def main() -> None:
         fits.append(time.perf_counter() - started)
         metrics = result.metrics
     total, fit = statistics.median(totals), statistics.median(fits)
-    print(f"training pipeline on {n:,} transactions ({args.repeats} runs, {threads} threads)")
+    print(
+        f"training pipeline on {n:,} transactions ({args.repeats} runs, {threads} threads, "
+        f"features: {args.features})"
+    )
     for name, seconds in per_step.items():
         print(f"  {name:<13} median {statistics.median(seconds):7.2f} s")
     print(f"  {'total':<13} median {total:7.2f} s (min {min(totals):.2f}, max {max(totals):.2f})")
@@ -73,12 +89,14 @@ def main() -> None:
     print(f"ratio pipeline / bare fit: {total / fit:.2f}x")
     print(f"rerun of the finished pipeline (all cached): median {statistics.median(reruns):.2f} s")
     print(f"test ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}")
-    out = Path(__file__).parent / "results" / "training_pipeline.json"
+    suffix = "" if args.features == "rows" else "_store"
+    out = Path(__file__).parent / "results" / f"training_pipeline{suffix}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
             {
                 "transactions": n,
+                "features": args.features,
                 "steps_median_s": {k: statistics.median(v) for k, v in per_step.items()},
                 "total_s": totals,
                 "bare_fit_s": fits,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,16 +12,43 @@ from rich.table import Table
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import Settings, load_settings
-from driftloop.features import FeatureStore, load_definitions
+from driftloop.features import Catalog, FeatureStore, load_definitions
+from driftloop.registry import Registry
 
-__all__ = ["features_app", "open_store"]
+__all__ = ["features_app", "open_store", "registered_features"]
 
 features_app = typer.Typer(help="Feature definitions, materialization and statistics.")
 app.add_typer(features_app, name="features")
 
-# Which features registered models use. The lead wires the registry's answer here
-# (features may not import registry); by default nothing is in use.
-in_use: Callable[[], set[str]] = set
+
+def registered_features(settings: Settings, catalog: Catalog | None = None) -> set[str]:
+    """What registered models use, from every registered version's signature:
+    ``view:feature`` for each input that came from a feature view (on-demand features
+    as ``name:name``), plus, by bare name, the inputs of the used on-demand features as
+    ``catalog`` defines them (removing those breaks serving the model just as well).
+
+    The features package may not import the registry, so the CLI asks it here.
+    """
+    registry = Registry.from_settings(settings)
+    try:
+        specs = [
+            spec
+            for model in registry.list_models()
+            for version in registry.versions(str(model["name"]))
+            for spec in version.signature.features
+            if spec.view is not None
+        ]
+    finally:
+        registry.close()
+    used = {f"{spec.view}:{spec.name}" for spec in specs}
+    if catalog is not None:
+        pending = [spec.name for spec in specs if spec.name in catalog.on_demand]
+        while pending:
+            for name in catalog.on_demand[pending.pop()].inputs:
+                if name not in used:
+                    used.add(name)
+                    pending += [name] if name in catalog.on_demand else []
+    return used
 
 
 def open_store(config_file: Path | None, file: Path | None) -> tuple[Settings, FeatureStore]:
@@ -46,10 +72,14 @@ def apply_definitions(
 ) -> None:
     """Validate features.py and record its definitions (versioned) in the registry."""
     with exit_on_error():
-        _, store = open_store(config_file, file)
+        settings, store = open_store(config_file, file)
         registry = store.registry
         assert registry is not None
-        plan = registry.apply(store.catalog.all(), in_use=in_use, new_version=new_version)
+        plan = registry.apply(
+            store.catalog.all(),
+            in_use=lambda: registered_features(settings, store.catalog),
+            new_version=new_version,
+        )
     for line in plan.lines():
         style = {"+": "green", "-": "red", "~": "yellow"}.get(line[0], "dim")
         console.print(f"[{style}]{line}[/]", highlight=False)

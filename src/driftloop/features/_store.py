@@ -94,9 +94,7 @@ class FeatureStore:
         self.settings = settings
         self.root = Path(root) if root is not None else (settings.root if settings else Path("."))
         self.catalog = Catalog(definitions)
-        if connection is None:
-            connection = self._connect_offline()
-        self.offline = OfflineStore(connection, self.root)
+        self._offline = OfflineStore(connection, self.root) if connection is not None else None
         self._online = online_store
         self._registry = registry
 
@@ -106,6 +104,18 @@ class FeatureStore:
         path = local_path(self.settings.features.offline_store, self.root)
         path.parent.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(str(path))
+
+    @property
+    def offline(self) -> OfflineStore:
+        """The offline store (opened on first use from ``settings.features.offline_store``).
+
+        Opened lazily: a DuckDB file takes one process's lock, and a store that only
+        serves online features (every ``driftloop serve`` worker) must not hold it while a
+        training job or materialization needs it.
+        """
+        if self._offline is None:
+            self._offline = OfflineStore(self._connect_offline(), self.root)
+        return self._offline
 
     @property
     def online(self) -> OnlineStore:
@@ -333,7 +343,8 @@ class FeatureStore:
             self._online.close()
         if self._registry is not None:
             self._registry.close()
-        self.offline.connection.close()
+        if self._offline is not None:
+            self._offline.connection.close()
 
 
 def _plain(value: Any) -> Any:

@@ -19,7 +19,7 @@ class FeatureSpec:
     name: str
     dtype: str
     view: str | None = None
-    view_version: int | None = None
+    view_version: str | int | None = None  # feature-store versions are content hashes
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class Signature:
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, sources: Mapping[str, tuple[str, int | None]] | None = None
+        cls,
+        frame: pd.DataFrame,
+        sources: Mapping[str, tuple[str, str | int | None]] | None = None,
     ) -> Signature:
         """The signature of a feature frame; ``sources`` maps a feature to (view, version)."""
         sources = sources or {}

@@ -12,16 +12,24 @@ from driftloop.training._source import (
     load_window,
     transaction_features,
 )
+from driftloop.training._store_frame import (
+    FeatureStoreFrame,
+    feature_store_frame,
+    numeric_features,
+)
 
 __all__ = [
     "CheckpointStore",
+    "FeatureStoreFrame",
     "PipelineResult",
     "SourceWindow",
     "StepRun",
     "TrainingFrame",
     "TrainingPipeline",
     "default_estimator",
+    "feature_store_frame",
     "load_window",
+    "numeric_features",
     "train_and_promote",
     "transaction_features",
 ]

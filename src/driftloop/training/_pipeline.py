@@ -61,7 +61,8 @@ class TrainingPipeline:
 
     ``estimator`` is any unfitted classifier with fit/predict_proba (default: LightGBM);
     ``training_frame`` builds model inputs from the source window (default: per-row
-    transaction features; the feature store's point-in-time frame plugs in here).
+    transaction features; ``feature_store_frame(store)`` for the feature store's
+    point-in-time frame, the features serving reads online).
     """
 
     settings: Settings
@@ -116,7 +117,7 @@ class TrainingPipeline:
         registry = self._registry()
         gates = self.settings.gates.model_dump()
         estimator = {"type": type(self.estimator).__qualname__, **_params(self.estimator)}
-        frame_fn = getattr(self.training_frame, "__qualname__", repr(self.training_frame))
+        frame_fn = _frame_key(self.training_frame)
         fit_inputs = ["split", "search"] if self.search_trials > 0 else ["split"]
         steps: list[tuple[str, list[str], Any, Callable[[dict[str, Any]], Any]]] = [
             (
@@ -223,6 +224,16 @@ class TrainingPipeline:
         if state.get("version"):
             version = self._registry().get(self.model_name, int(state["version"]))
         return PipelineResult(runs, state["metrics"], state["gate_report"], version)
+
+
+def _frame_key(frame_fn: Any) -> Any:
+    """What the training set depends on besides the window: a frame function's own
+    ``fingerprint()`` (the feature store's: features, definition versions, source
+    content), else its name."""
+    fingerprint = getattr(frame_fn, "fingerprint", None)
+    if callable(fingerprint):
+        return fingerprint()
+    return getattr(frame_fn, "__qualname__", repr(frame_fn))
 
 
 def _params(estimator: Any) -> dict[str, Any]:

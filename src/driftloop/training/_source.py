@@ -1,8 +1,8 @@
 """Source windows read from a simulator data folder, and the default training frame.
 
-The training frame function is a parameter of the pipeline: today a plain per-row
-frame from the transactions (below); a point-in-time frame from the feature store
-plugs in the same way (same :class:`TrainingFrame` result).
+The training frame function is a parameter of the pipeline: a plain per-row frame from
+the transactions (below), or the feature store's point-in-time frame
+(``_store_frame.feature_store_frame``), both returning a :class:`TrainingFrame`.
 """
 
 from __future__ import annotations
@@ -45,12 +45,15 @@ class TrainingFrame:
 
     ``frame`` holds the features, the label, the timestamp and any context columns
     (segment, sensitive attribute); ``features`` names the model inputs in order;
-    ``sources`` maps a feature to its (feature view, version) when it came from one.
+    ``sources`` maps a feature to its (feature view, version) when it came from one
+    (feature-store versions are content hashes, strings); ``entity_keys`` the request
+    fields a server enriches the other features by (the feature views' join keys).
     """
 
     frame: pd.DataFrame
     features: list[str]
-    sources: Mapping[str, tuple[str, int | None]] = field(default_factory=dict)
+    sources: Mapping[str, tuple[str, str | int | None]] = field(default_factory=dict)
+    entity_keys: tuple[str, ...] = ()
 
 
 TrainingFrameFn = Callable[[SourceWindow, str, str], TrainingFrame]

@@ -106,6 +106,7 @@ def training_set(p: TrainingPipeline, state: State) -> State:
         "frame": built.frame,
         "features": list(built.features),
         "sources": {k: list(v) for k, v in built.sources.items()},
+        "entity_keys": list(built.entity_keys),
     }
 
 
@@ -234,6 +235,7 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
     lineage = {
         "training_set_hash": hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).hexdigest(),
         "feature_views": state["sources"] or None,
+        "entity_keys": state.get("entity_keys") or None,  # what serve --entity-key needs
         "time_range": state["time_ranges"]["train"],
         "splits": state["time_ranges"],
         "data_dir": str(p.data_dir),

@@ -13,7 +13,6 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.svm import LinearSVC
 
-from driftloop.core.config import Settings, load_settings
 from driftloop.core.errors import (
     GateFailedError,
     InsufficientDataError,
@@ -21,26 +20,12 @@ from driftloop.core.errors import (
     NotFoundError,
     SchemaMismatchError,
 )
-from driftloop.data import simulate_transactions
 from driftloop.registry import Registry
 from driftloop.training import TrainingPipeline
+from training_helpers import project
 
 FAST = {"n_estimators": 30}
 QUALITY = ("roc_auc", "pr_auc", "recall_at_fpr_0.01", "brier", "ece")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    simulate_transactions(customers=300, terminals=600, days=40, seed=7).write(folder)
-    return folder
-
-
-def project(tmp_path: Path, name: str = "proj") -> Settings:
-    root = tmp_path / name
-    root.mkdir()
-    # The latency gate is measured, so a loaded machine could fail it: tests judge it loosely.
-    return load_settings(root=root, environ={}, overrides={"gates.max_p99_latency_ms": 1e4})
 
 
 def copy_data(src: Path, dst: Path, **edits: pd.DataFrame) -> Path:
