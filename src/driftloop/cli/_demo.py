@@ -1,7 +1,8 @@
 """``driftloop demo``: the loop on embedded defaults, in one command, in about a minute.
 
 1. simulate five weeks of card transactions with a new fraud pattern from day 24;
-2. train on the weeks before it, gate, register and promote the model to champion;
+2. train on the weeks before it, with point-in-time features from the feature store (card
+   and terminal windows), gate, register and promote the model to champion;
 3. serve it (the real ASGI app, in process) and replay traffic from before and after
    the drift day through ``/v1/models/fraud/predict``; send the delayed labels through
    ``/v1/feedback``; every prediction lands in the audit log;
@@ -33,6 +34,8 @@ from driftloop.cli._train import print_training, run_training
 from driftloop.core.config import GatesConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.data import Scenario
+from driftloop.features import transaction_feature_store
+from driftloop.training import TrainingFrameFn, feature_store_frame, load_window
 
 MARKER = ".driftloop-demo"
 DRIFT_DAY = 24
@@ -68,19 +71,22 @@ def demo(
         sim.write(data)
         print_summary(sim, seconds)
 
-        console.rule("[bold]2. Train[/]: days before the drift; gates; register; promote")
+        console.rule("[bold]2. Train[/]: features from the store, days before the drift; gates")
         drift_start = pd.Timestamp(scenario.start_date) + pd.Timedelta(days=DRIFT_DAY)
-        result, promoted = run_training(settings, data, end=drift_start)
+        frame_fn = feature_store_frame(transaction_feature_store(data, settings=settings))
+        result, promoted = run_training(settings, data, end=drift_start, training_frame=frame_fn)
         print_training(result, promoted)
 
         console.rule("[bold]3. Serve[/]: replay traffic through the model server")
-        replayed = _serve_and_replay(settings, data, drift_start)
+        replayed = _serve_and_replay(settings, data, drift_start, frame_fn)
 
         console.rule("[bold]4. Monitor[/]: after the drift day against before it")
         _monitor(folder, replayed)
 
         console.rule("[bold]5. Retrain[/]: on all five weeks; the gates decide")
-        retrained, promoted = run_training(settings, data, name="fraud", check_drift=False)
+        retrained, promoted = run_training(
+            settings, data, training_frame=frame_fn, check_drift=False
+        )
         print_training(retrained, promoted)
         _print_aliases(settings)
     console.print(f"\nThe demo project is in {folder} (settings, registry, audit log, report).")
@@ -104,18 +110,20 @@ def _fresh_project(folder: Path) -> Settings:
     return Settings(root=folder.resolve(), gates=gates)
 
 
-def _serve_and_replay(settings: Settings, data: Path, drift_start: pd.Timestamp) -> pd.DataFrame:
-    """Score transactions from before and after the drift day through the HTTP API; send
-    their labels as feedback. Returns what was sent with the prediction ids."""
+def _serve_and_replay(
+    settings: Settings, data: Path, drift_start: pd.Timestamp, frame_fn: TrainingFrameFn
+) -> pd.DataFrame:
+    """Score transactions from before and after the drift day through the HTTP API, their
+    features computed by the same feature-store definitions the model trained on (as of
+    each transaction); send their labels as feedback. Returns what was sent, with ids."""
     from starlette.testclient import TestClient
 
     from driftloop.audit import open_audit_log
     from driftloop.registry import Registry
     from driftloop.serving import RegistryModelSource, ServedModel, create_app
-    from driftloop.training import load_window, transaction_features
 
     window = load_window(data, label="is_fraud", timestamp="tx_datetime")
-    rows = transaction_features(window, "is_fraud", "tx_datetime").frame
+    rows = frame_fn(window, "is_fraud", "tx_datetime").frame
     registry = Registry.from_settings(settings)
     features = registry.load("fraud", registry.alias_version("fraud", "champion")).feature_names
     rng = np.random.default_rng(0)
@@ -124,7 +132,7 @@ def _serve_and_replay(settings: Settings, data: Path, drift_start: pd.Timestamp)
         & (rows["tx_datetime"] >= drift_start - pd.Timedelta(days=7))
     ]
     after = rows[rows["tx_datetime"] >= drift_start]
-    picked = pd.concat(
+    picked: pd.DataFrame = pd.concat(
         [
             part.iloc[np.sort(rng.choice(len(part), REPLAY_PER_PERIOD, replace=False))].assign(
                 period=name

@@ -9,6 +9,7 @@ from driftloop.training._run import train_and_promote
 from driftloop.training._source import (
     SourceWindow,
     TrainingFrame,
+    TrainingFrameFn,
     load_window,
     transaction_features,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "SourceWindow",
     "StepRun",
     "TrainingFrame",
+    "TrainingFrameFn",
     "TrainingPipeline",
     "default_estimator",
     "feature_store_frame",
