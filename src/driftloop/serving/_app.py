@@ -16,6 +16,7 @@ from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.serving import _v1, _v2
 from driftloop.serving._errors import json_response
+from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
@@ -99,6 +100,7 @@ def create_app(
             if close_audit and audit is not None:
                 audit.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = ServingApp(routes=routes, lifespan=lifespan)
+    app.server = server
     app.state.server = server
     return app

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from driftloop.audit import AuditLog, GroupCommitWriter
@@ -54,6 +54,7 @@ class Server:
         self.by_name: dict[str, Service] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
+        self._latencies: dict[str, Callable[[float], None]] = {}
 
     def _build(self) -> None:
         batching = self.settings.batching
@@ -123,6 +124,13 @@ class Server:
             raise HttpError("not-ready", f"Model '{name}' is not loaded yet.")
         return service
 
+    def observe(self, endpoint: str, seconds: float) -> None:
+        """Record one request's latency (the labelled child is looked up once)."""
+        observe = self._latencies.get(endpoint)
+        if observe is None:
+            observe = self._latencies[endpoint] = self.metrics.latency.labels(endpoint).observe
+        observe(seconds)
+
     def count(self, endpoint: str, status: int) -> None:
         counter = self._counters.get((endpoint, status))
         if counter is None:
@@ -137,12 +145,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise HttpError("body-too-large", f"The body has {declared} bytes; the limit is {limit}.")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    receive = request.receive  # the ASGI messages, without Request.stream's generator
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise HttpError("body-too-large", f"The body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 Handler = Callable[[Request, Server], Awaitable[Response]]
