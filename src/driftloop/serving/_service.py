@@ -169,16 +169,20 @@ class Service:
             await self._enrich(model, items, wanted, stamps)
         else:
             stamps = [[{}] * len(it.rows) for it in items]  # shared, never written
-        parts = [it.rows[it.todo] for it in items if it.todo]
+        parts = [
+            it.rows if len(it.todo) == len(it.rows) else it.rows[it.todo] for it in items if it.todo
+        ]
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
             scores = model.predict_batch(rows)
             start = 0
             for it in items:
-                if it.todo:
+                if len(it.todo) == len(it.rows):
+                    it.scores[:] = scores[start : start + len(it.todo)]
+                elif it.todo:
                     it.scores[it.todo] = scores[start : start + len(it.todo)]
-                    start += len(it.todo)
+                start += len(it.todo)
         out: list[Scored] = []
         batches: list[AuditBatch] = []
         bands = self.decision
@@ -254,7 +258,7 @@ class Service:
         if self.cache_config.enabled and self.cache.max_entries > 0:
             scores, todo, keys = self._lookup(model, parsed)
         else:
-            scores, todo = np.full(n, np.nan), list(range(n))
+            scores, todo = np.empty(n), list(range(n))  # every row is scored
         item = _Item(
             parsed.matrix,
             todo,

@@ -146,10 +146,12 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
             rows = [(r,) for r in rows]
         if not set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
             return None
-        matrix = np.array(rows, dtype=np.float64)
-    except (KeyError, OverflowError):
+        # an infinite value (or a sum overflowing) takes the checked path, which names it
+        if not math.isfinite(sum(itertools.chain.from_iterable(rows))):
+            return None
+        return np.array(rows, dtype=np.float64)
+    except (KeyError, OverflowError):  # a missing feature; an integer beyond double range
         return None
-    return matrix if np.isfinite(matrix).all() else None
 
 
 def parse_instances(instances: Sequence[Any], spec: RowSpec) -> ParsedInstances:
