@@ -15,12 +15,12 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from driftloop.core.errors import DriftloopError
 from driftloop.serving import _v1
 from driftloop.serving._errors import HttpError, error_body
-from driftloop.serving._server import Server
+from driftloop.serving._server import Server, receive_body
 
 __all__ = ["ServingApp"]
 
@@ -49,7 +49,7 @@ async def _predict(server: Server, name: str, scope: Scope, receive: Receive, se
     status = 200
     try:
         service = server.service(name)
-        raw = await _body(scope, receive, server.settings.max_body_bytes)
+        raw = await receive_body(scope, receive, server.settings.max_body_bytes)
         payload: Any = await _v1.predict_payload(server, service, raw, started)
     except HttpError as exc:
         status, payload = exc.status, error_body(exc)
@@ -64,29 +64,6 @@ async def _predict(server: Server, name: str, scope: Scope, receive: Receive, se
         raise  # the server logs it, as Starlette's error middleware does
     server.count("predict", status)
     await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
-
-
-async def _body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                raise HttpError(
-                    "body-too-large", f"The body has {int(value)} bytes; the limit is {limit}."
-                )
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise HttpError("body-too-large", f"The body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _send(send: Send, status: int, body: bytes) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from driftloop.audit import AuditLog, GroupCommitWriter
 from driftloop.core.config import ServingConfig
@@ -21,7 +22,7 @@ from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._service import ServedModel, Service
 
-__all__ = ["Handler", "Server", "endpoint", "read_body"]
+__all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,20 @@ class Server:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 past ``limit`` bytes (before reading, when declared)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HttpError("body-too-large", f"The body has {declared} bytes; the limit is {limit}.")
-    chunks, size = [], 0
-    receive = request.receive  # the ASGI messages, without Request.stream's generator
+    return await receive_body(request.scope, request.receive, limit)
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The ASGI request body (without ``Request.stream``'s generator), 413 past ``limit``."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise HttpError(
+                    "body-too-large", f"The body has {int(value)} bytes; the limit is {limit}."
+                )
+            break
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -156,8 +166,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HttpError("body-too-large", f"The body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 Handler = Callable[[Request, Server], Awaitable[Response]]
