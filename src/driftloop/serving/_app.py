@@ -44,8 +44,10 @@ def create_app(
     ``features`` enriches instances carrying entity keys. ``metrics_dir`` is the
     prometheus multiprocess folder when several workers run. Aliases are followed every
     ``refresh_s`` seconds (0: only at start). ``close_audit`` closes ``audit`` at
-    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading
-    and makes young collections rarer (process-wide: for a process that only serves).
+    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading,
+    makes young collections rarer and shortens the GIL switch interval so the audit writer
+    thread is not kept waiting by the event loop (process-wide: for a process that only
+    serves).
     """
     server = Server(
         models,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -88,6 +89,10 @@ class Server:
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
+            # The audit writer thread needs the GIL between SQLite calls while the event
+            # loop, busy under load, holds it: after 5 ms (the default) each group commit
+            # waited; 0.5 ms gave higher rps and a lower p99 with one worker on one core.
+            sys.setswitchinterval(0.0005)
         if self.refresh_s > 0:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
