@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from driftloop.audit import (
+    AuditBatch,
     AuditLog,
     AuditRecord,
     GroupCommitWriter,
@@ -188,3 +189,44 @@ def test_group_commit_writer_makes_every_awaited_batch_durable(make_log: Factory
     writer.close()
     assert len(log.window(T0, T0 + timedelta(hours=1))) == 200
     assert 1 <= writer.commits <= 20
+
+
+def test_batches_from_the_server_read_back_like_records(make_log: Factory) -> None:
+    """The server hands the writer columnar batches; what is read back must be the same
+    as had it written one AuditRecord per row (features, keys, stamps, explanations)."""
+    log = make_log()
+    writer = GroupCommitWriter(log)
+    stamp = T0 - timedelta(hours=1)
+    batches = [
+        AuditBatch(
+            ts=T0,
+            model="fraud",
+            version="2",
+            route="v1",
+            latency_ms=1.5,
+            feature_names=("amount", "count_1d"),
+            values=[[12.5, None], [3.0, 7.0]],
+            prediction_ids=[f"b{k}-0", f"b{k}-1"],
+            scores=[0.1, 0.9],
+            decisions=["approve", "decline"],
+            entity_keys=[{"card_id": f"c{k}"}, {}],
+            feature_ts=[{"count_1d": stamp}, {}],
+            explanations=[{"amount": 0.25}, None] if k == 0 else None,
+        )
+        for k in range(3)
+    ]
+
+    async def main() -> None:
+        await asyncio.gather(writer.awrite_batches(batches[:2]), writer.awrite_batches(batches[2:]))
+
+    asyncio.run(main())
+    writer.close()
+    first = log.get("b0-0")
+    assert (first.score, first.decision, first.version, first.route) == (0.1, "approve", "2", "v1")
+    assert dict(first.features) == {"amount": 12.5, "count_1d": None}
+    assert dict(first.entity_keys) == {"card_id": "c0"}
+    assert first.feature_ts == {"count_1d": stamp}
+    assert first.explanation == {"amount": 0.25}
+    assert log.get("b1-1").explanation is None
+    assert len(log.by_entity("card_id", "c2")) == 1
+    assert len(log.window(T0, T0 + timedelta(seconds=1))) == 6

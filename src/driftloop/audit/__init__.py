@@ -19,6 +19,7 @@ compaction to Parquet.
 
 from __future__ import annotations
 
+from driftloop.audit._batch import AuditBatch
 from driftloop.audit._open import open_audit_log
 from driftloop.audit._postgres import PostgresAuditLog
 from driftloop.audit._protocol import AuditLog
@@ -27,6 +28,7 @@ from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._writer import GroupCommitWriter
 
 __all__ = [
+    "AuditBatch",
     "AuditLog",
     "AuditRecord",
     "GroupCommitWriter",

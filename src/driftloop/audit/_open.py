@@ -24,7 +24,9 @@ BACKENDS: dict[str, type[SqliteAuditLog] | type[PostgresAuditLog]] = {
 def open_audit_log(url: str, *, root: Path = Path("."), archive: Path | None = None) -> AuditLog:
     """Open the audit log at ``url``; embedded paths are relative to ``root``.
 
-    ``sqlite:///.driftloop/audit.db?synchronous=normal`` trades power-cut safety for speed;
+    SQLite commits survive ``kill -9`` of the server (WAL, ``synchronous=normal``);
+    ``sqlite:///.driftloop/audit.db?synchronous=full`` fsyncs each commit so they survive a
+    power cut too;
     ``postgresql://.../db?schema=name`` picks the schema. Compacted Parquet goes to
     ``archive`` (default: ``audit-archive/`` beside a SQLite file, or none).
 
@@ -44,7 +46,7 @@ def open_audit_log(url: str, *, root: Path = Path("."), archive: Path | None = N
     options = {k: v[-1] for k, v in parse_qs(query).items()}
     if backend is SqliteAuditLog:
         path = local_path(base, root)
-        sync = options.pop("synchronous", "full").lower()
+        sync = options.pop("synchronous", "normal").lower()
         _no_more(options, url)
         if sync not in ("full", "normal"):
             raise ConfigError(f"audit.url: synchronous must be full or normal, got {sync!r}.")

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from driftloop.audit._archive import ParquetArchive
+from driftloop.audit._batch import AuditBatch
 from driftloop.audit._record import AuditRecord, FeatureValue, Label, records_frame, utc
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 
@@ -54,6 +55,15 @@ class SqlAuditLog:
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
         self._create_tables()
+        marks = ", ".join("?" * 12)
+        self._insert_prediction = self._sql(
+            f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES ({marks}) "
+            "ON CONFLICT (prediction_id) DO NOTHING"
+        )
+        self._insert_entity = self._sql(
+            f"INSERT INTO {self._t('entities')} (name, value, ts_us, prediction_id) "
+            "VALUES (?, ?, ?, ?)"
+        )
 
     # -- schema ---------------------------------------------------------------------
     def _t(self, name: str) -> str:
@@ -97,9 +107,13 @@ class SqlAuditLog:
 
     # -- writing --------------------------------------------------------------------
     def write(self, records: Sequence[AuditRecord]) -> None:
-        if not records:
-            return
-        rows = [
+        self.write_batches((), records)
+
+    def write_batches(
+        self, batches: Sequence[AuditBatch], records: Sequence[AuditRecord] = ()
+    ) -> None:
+        """Write ``batches`` and ``records`` in one transaction (the server's group commit)."""
+        rows: list[tuple[Any, ...]] = [
             (
                 r.prediction_id,
                 to_us(r.ts),
@@ -121,23 +135,51 @@ class SqlAuditLog:
             for r in records
             for name, value in r.entity_keys.items()
         ]
-        marks = ", ".join("?" * 12)
-        with self._transaction() as cur:
-            cur.executemany(
-                self._sql(
-                    f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES ({marks}) "
-                    "ON CONFLICT (prediction_id) DO NOTHING"
-                ),
-                rows,
-            )
-            if entities:
-                cur.executemany(
-                    self._sql(
-                        f"INSERT INTO {self._t('entities')} (name, value, ts_us, prediction_id) "
-                        "VALUES (?, ?, ?, ?)"
-                    ),
-                    entities,
+        dumps, opts = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
+        for b in batches:
+            ts_us, names = to_us(b.ts), b.feature_names
+            explanations = b.explanations or [None] * len(b)
+            rows += [
+                (
+                    pid,
+                    ts_us,
+                    b.model,
+                    b.version,
+                    b.route,
+                    score,
+                    decision,
+                    b.latency_ms,
+                    dumps(keys, option=opts).decode() if keys else "{}",
+                    dumps(dict(zip(names, values, strict=True)), option=opts).decode(),
+                    dumps(stamps, option=opts).decode() if stamps else "{}",
+                    None if expl is None else dumps(expl, option=opts).decode(),
                 )
+                for pid, score, decision, values, keys, stamps, expl in zip(
+                    b.prediction_ids,
+                    b.scores,
+                    b.decisions,
+                    b.values,
+                    b.entity_keys,
+                    b.feature_ts,
+                    explanations,
+                    strict=True,
+                )
+            ]
+            entities += [
+                (name, str(value), ts_us, pid)
+                for pid, keys in zip(b.prediction_ids, b.entity_keys, strict=True)
+                for name, value in keys.items()
+            ]
+        if rows:
+            self._insert(rows, entities)
+
+    def _insert(
+        self, rows: list[tuple[Any, ...]], entities: list[tuple[str, str, int, str]]
+    ) -> None:
+        with self._transaction() as cur:
+            cur.executemany(self._insert_prediction, rows)
+            if entities:
+                cur.executemany(self._insert_entity, entities)
 
     def add_labels(self, labels: Iterable[Label]) -> list[str]:
         now = datetime.now(UTC)

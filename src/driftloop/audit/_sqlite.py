@@ -15,10 +15,11 @@ __all__ = ["SqliteAuditLog"]
 class SqliteAuditLog(SqlAuditLog):
     """Audit log in a SQLite file (WAL), safe for several server processes at once.
 
-    ``synchronous="full"`` (the default) fsyncs every commit, so a committed batch
-    survives a power cut; ``"normal"`` survives a killed process but not a power cut,
-    and is faster on slow disks. Either way a prediction whose ``write`` returned
-    survives ``kill -9`` of the server.
+    ``synchronous="normal"`` (the default) hands every commit to the operating system
+    before ``write`` returns (WAL: fsync only at checkpoints), so a prediction whose write
+    returned survives ``kill -9`` of the server, but not a power cut or a kernel crash;
+    ``"full"`` fsyncs every commit and survives those too, at a cost per commit that
+    depends on the disk.
 
     >>> import tempfile, pathlib
     >>> from datetime import datetime
@@ -34,13 +35,14 @@ class SqliteAuditLog(SqlAuditLog):
         path: str | Path,
         *,
         archive: str | Path | None = None,
-        synchronous: Literal["full", "normal"] = "full",
+        synchronous: Literal["full", "normal"] = "normal",
     ) -> None:
         if synchronous not in ("full", "normal"):
             raise InvalidParameterError(
                 f"synchronous must be 'full' or 'normal', got {synchronous!r}."
             )
         self.path = Path(path)
+        self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")

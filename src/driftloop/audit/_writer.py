@@ -1,8 +1,9 @@
 """Group commit off the event loop: one writer thread, one transaction per drain.
 
-Callers ``await writer.awrite(records)``; the thread takes every batch queued since its
-last commit, writes them in one transaction and then wakes each caller. Under load many
-batches share one commit (and one fsync); when idle a batch commits at once.
+Callers ``await writer.awrite(records)`` (or ``awrite_batch``); the thread takes every
+write queued since its last commit, writes them in one transaction and then wakes the
+callers, with one hop back to each event loop per commit. Under load many batches
+share one commit; when idle a batch commits at once.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import queue
 import threading
 from collections.abc import Sequence
 
+from driftloop.audit._batch import AuditBatch
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import AuditRecord
+from driftloop.audit._sql import SqlAuditLog
 
 __all__ = ["GroupCommitWriter"]
 
-_Item = tuple[Sequence[AuditRecord], asyncio.AbstractEventLoop, asyncio.Future[None]]
+_Write = Sequence[AuditRecord] | Sequence[AuditBatch]
+_Item = tuple[_Write, asyncio.AbstractEventLoop, asyncio.Future[None]]
 
 
 class GroupCommitWriter:
@@ -33,9 +37,16 @@ class GroupCommitWriter:
 
     async def awrite(self, records: Sequence[AuditRecord]) -> None:
         """Return once ``records`` are committed; raise what the log raised otherwise."""
+        await self._await(records)
+
+    async def awrite_batches(self, batches: Sequence[AuditBatch]) -> None:
+        """Return once every row of ``batches`` is committed (as :meth:`awrite`)."""
+        await self._await(batches)
+
+    async def _await(self, write: _Write) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((records, loop, future))
+        self._queue.put((write, loop, future))
         await future
 
     def close(self) -> None:
@@ -49,7 +60,7 @@ class GroupCommitWriter:
             if first is None:
                 return
             items = [first]
-            size = len(first[0])
+            size = _rows(first[0])
             stop = False
             while size < self.max_records_per_commit:
                 try:
@@ -60,27 +71,39 @@ class GroupCommitWriter:
                     stop = True
                     break
                 items.append(nxt)
-                size += len(nxt[0])
+                size += _rows(nxt[0])
             self._commit(items)
             if stop:
                 return
 
     def _commit(self, items: list[_Item]) -> None:
-        records = [record for batch, _, _ in items for record in batch]
         error: BaseException | None = None
         try:
-            self.log.write(records)
+            batches = [b for w, _, _ in items for b in w if isinstance(b, AuditBatch)]
+            records = [r for w, _, _ in items for r in w if isinstance(r, AuditRecord)]
+            if isinstance(self.log, SqlAuditLog):
+                self.log.write_batches(batches, records)
+            else:
+                self.log.write(records + [r for b in batches for r in b.records()])
             self.commits += 1
         except Exception as exc:  # handed to every waiting caller
             error = exc
+        waiting: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, loop, future in items:
-            loop.call_soon_threadsafe(_settle, future, error)
+            waiting.setdefault(loop, []).append(future)
+        for loop, futures in waiting.items():
+            loop.call_soon_threadsafe(_settle, futures, error)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _rows(write: _Write) -> int:
+    return sum(len(w) if isinstance(w, AuditBatch) else 1 for w in write)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

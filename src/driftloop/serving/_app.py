@@ -16,6 +16,7 @@ from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.serving import _v1, _v2
 from driftloop.serving._errors import json_response
+from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
@@ -43,8 +44,10 @@ def create_app(
     ``features`` enriches instances carrying entity keys. ``metrics_dir`` is the
     prometheus multiprocess folder when several workers run. Aliases are followed every
     ``refresh_s`` seconds (0: only at start). ``close_audit`` closes ``audit`` at
-    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading
-    and makes young collections rarer (process-wide: for a process that only serves).
+    shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading,
+    makes young collections rarer and shortens the GIL switch interval so the audit writer
+    thread is not kept waiting by the event loop (process-wide: for a process that only
+    serves).
     """
     server = Server(
         models,
@@ -99,6 +102,7 @@ def create_app(
             if close_audit and audit is not None:
                 audit.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = ServingApp(routes=routes, lifespan=lifespan)
+    app.server = server
     app.state.server = server
     return app

@@ -10,7 +10,6 @@ is scored. Each caller gets back exactly the results of its own items, in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -46,7 +45,7 @@ class DynamicBatcher(Generic[T, R]):
         self.max_wait_s = max_wait_s
         self._queue: list[tuple[T, int, asyncio.Future[R]]] = []
         self._rows = 0
-        self._full: asyncio.Event | None = None
+        self._full: asyncio.Future[None] | None = None  # set when a waiting batch fills up
         self._drainer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # batches running (model, then audit)
         self._inflight = 0
@@ -58,24 +57,26 @@ class DynamicBatcher(Generic[T, R]):
         rows = self._size(item)
         self._queue.append((item, rows, future))
         self._rows += rows
-        if self._full is None:
-            self._full = asyncio.Event()
-        if self._rows >= self.max_rows:
-            self._full.set()
+        if self._rows >= self.max_rows and self._full is not None and not self._full.done():
+            self._full.set_result(None)
         if self._drainer is None or self._drainer.done():
             self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
-        assert self._full is not None
         loop = asyncio.get_running_loop()
         await asyncio.sleep(0)  # idle or not: take who is already here, wait for nobody
         while self._queue:
             if self._inflight and self._rows < self.max_rows and self.max_wait_s > 0:
                 # earlier batches are still finishing: give newcomers the window to join
-                self._full.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.max_wait_s)
+                # (a future and a timer: cheaper than wait_for, which makes a task)
+                self._full = full = loop.create_future()
+                timer = loop.call_later(self.max_wait_s, _wake, full)
+                try:
+                    await full
+                finally:
+                    timer.cancel()
+                    self._full = None
             batch = self._take()
             self._inflight += 1
             task = loop.create_task(self._run_batch(batch))
@@ -114,3 +115,8 @@ class DynamicBatcher(Generic[T, R]):
         for (_, fut), result in zip(live, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -10,7 +10,14 @@ from starlette.responses import Response
 
 from driftloop.core.errors import DriftloopError
 
-__all__ = ["STATUS_OF_CODE", "HttpError", "Violation", "error_response", "json_response"]
+__all__ = [
+    "STATUS_OF_CODE",
+    "HttpError",
+    "Violation",
+    "error_body",
+    "error_response",
+    "json_response",
+]
 
 # The mapping from error code to HTTP status lives here, not on the errors (STYLE.md).
 STATUS_OF_CODE: Mapping[str, int] = {
@@ -63,7 +70,12 @@ def error_response(exc: HttpError, *, v2: bool = False) -> Response:
     """``{"error": {"code", "message", "violations"}}``; the v2 protocol wants a string."""
     if v2:
         return json_response({"error": exc.message, "code": exc.code}, exc.status)
+    return json_response(error_body(exc), exc.status)
+
+
+def error_body(exc: HttpError) -> dict[str, Any]:
+    """The v1 error payload: ``{"error": {"code", "message"[, "violations"]}}``."""
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.violations:
         body["violations"] = exc.violations
-    return json_response({"error": body}, exc.status)
+    return {"error": body}

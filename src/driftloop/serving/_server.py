@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from driftloop.audit import AuditLog, GroupCommitWriter
 from driftloop.core.config import ServingConfig
@@ -21,7 +23,7 @@ from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._service import ServedModel, Service
 
-__all__ = ["Handler", "Server", "endpoint", "read_body"]
+__all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Server:
         self.by_name: dict[str, Service] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
+        self._latencies: dict[str, Callable[[float], None]] = {}
 
     def _build(self) -> None:
         batching = self.settings.batching
@@ -86,6 +89,10 @@ class Server:
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
+            # The audit writer thread needs the GIL between SQLite calls while the event
+            # loop, busy under load, holds it: after 5 ms (the default) each group commit
+            # waited; 0.5 ms gave higher rps and a lower p99 with one worker on one core.
+            sys.setswitchinterval(0.0005)
         if self.refresh_s > 0:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
@@ -123,6 +130,13 @@ class Server:
             raise HttpError("not-ready", f"Model '{name}' is not loaded yet.")
         return service
 
+    def observe(self, endpoint: str, seconds: float) -> None:
+        """Record one request's latency (the labelled child is looked up once)."""
+        observe = self._latencies.get(endpoint)
+        if observe is None:
+            observe = self._latencies[endpoint] = self.metrics.latency.labels(endpoint).observe
+        observe(seconds)
+
     def count(self, endpoint: str, status: int) -> None:
         counter = self._counters.get((endpoint, status))
         if counter is None:
@@ -133,16 +147,31 @@ class Server:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 past ``limit`` bytes (before reading, when declared)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HttpError("body-too-large", f"The body has {declared} bytes; the limit is {limit}.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    return await receive_body(request.scope, request.receive, limit)
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The ASGI request body (without ``Request.stream``'s generator), 413 past ``limit``."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise HttpError(
+                    "body-too-large", f"The body has {int(value)} bytes; the limit is {limit}."
+                )
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise HttpError("body-too-large", f"The body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 Handler = Callable[[Request, Server], Awaitable[Response]]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftloop.audit import AuditRecord, GroupCommitWriter
+from driftloop.audit import AuditBatch, GroupCommitWriter
 from driftloop.core.config import CacheConfig, DecisionConfig
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
@@ -23,7 +23,7 @@ from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import LoadedModel, ModelSource
 from driftloop.serving._validation import Options, ParsedInstances, RowSpec
 
-__all__ = ["Prediction", "ServedModel", "Service"]
+__all__ = ["Scored", "ServedModel", "Service"]
 
 Matrix = npt.NDArray[np.float64]
 
@@ -44,14 +44,6 @@ class ServedModel:
         return (self.as_name or self.name, f"{self.name}@{self.alias}")
 
 
-@dataclass(frozen=True)
-class Prediction:
-    prediction_id: str
-    score: float
-    decision: str
-    explanation: dict[str, float] | None = None
-
-
 @dataclass
 class _Item:
     """One request in a batch: all its rows, which need the model, what the cache knew."""
@@ -67,15 +59,19 @@ class _Item:
 
 
 @dataclass
-class _Scored:
-    predictions: list[Prediction]
-    rows: Matrix
+class Scored:
+    """One request's answers, in columns."""
+
+    ids: list[str]
+    scores: list[float]
+    decisions: list[str]
+    explanations: list[dict[str, float]] | None
 
 
 @dataclass
 class _Deployment:
     model: LoadedModel
-    batcher: DynamicBatcher[_Item, _Scored]
+    batcher: DynamicBatcher[_Item, Scored]
     spec: RowSpec
 
 
@@ -135,6 +131,7 @@ class Service:
         self._hits = metrics.cache_hits.labels(served.name)
         self._misses = metrics.cache_misses.labels(served.name)
         self._batch_rows = metrics.batch_rows.labels(served.name)
+        self._predictions: tuple[str, Any] | None = None
 
     # -- versions ---------------------------------------------------------------------
     async def refresh(self) -> bool:
@@ -144,7 +141,7 @@ class Service:
             return False
         model = await asyncio.to_thread(self.source.load, self.served.name, version)
         model.predict_batch(np.full((1, len(model.feature_names)), np.nan))  # warm up
-        batcher: DynamicBatcher[_Item, _Scored] = DynamicBatcher(
+        batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
             lambda items: self._run(model, items),
             size=lambda item: len(item.todo),
             max_rows=self.max_rows,
@@ -164,41 +161,50 @@ class Service:
         return True
 
     # -- one batch: one feature read, one model call, one audit commit -------------------
-    async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[_Scored]:
-        stamps: list[list[dict[str, datetime | None]]] = [
-            [{} for _ in range(len(it.rows))] for it in items
-        ]
+    async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[Scored]:
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
+        stamps: list[list[dict[str, datetime | None]]]
         if wanted and self.features is not None:
+            stamps = [[{} for _ in range(len(it.rows))] for it in items]
             await self._enrich(model, items, wanted, stamps)
-        parts = [it.rows[it.todo] for it in items if it.todo]
+        else:
+            stamps = [[{}] * len(it.rows) for it in items]  # shared, never written
+        parts = [
+            it.rows if len(it.todo) == len(it.rows) else it.rows[it.todo] for it in items if it.todo
+        ]
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
             scores = model.predict_batch(rows)
             start = 0
             for it in items:
-                if it.todo:
+                if len(it.todo) == len(it.rows):
+                    it.scores[:] = scores[start : start + len(it.todo)]
+                elif it.todo:
                     it.scores[it.todo] = scores[start : start + len(it.todo)]
-                    start += len(it.todo)
-        out: list[_Scored] = []
-        records: list[AuditRecord] = []
+                start += len(it.todo)
+        out: list[Scored] = []
+        batches: list[AuditBatch] = []
+        bands = self.decision
         for k, it in enumerate(items):
-            explained = (
-                self._explain(model, it.rows, it.options)
-                if it.options.explain
-                else [None] * len(it.rows)
-            )
-            predictions = [
-                Prediction(next_id(), s, decide(s, self.decision), e)
-                for s, e in zip(it.scores.tolist(), explained, strict=True)
-            ]
-            out.append(_Scored(predictions, it.rows))
+            listed = it.scores.tolist()
+            ids = [next_id() for _ in listed]
+            decisions = [decide(s, bands) for s in listed]
+            explained = self._explain(model, it.rows, it.options) if it.options.explain else None
+            out.append(Scored(ids, listed, decisions, explained))
             if self.writer is not None:
-                records += self._records(model, it, stamps[k], predictions)
-        if records and self.writer is not None:
-            await self.writer.awrite(records)  # durable before any caller is answered
+                batches.append(self._audit_batch(model, it, stamps[k], out[-1]))
+        if batches and self.writer is not None:
+            await self.writer.awrite_batches(batches)  # durable before any caller is answered
+        self._counted(model).inc(sum(len(it.rows) for it in items))
         return out
+
+    def _counted(self, model: LoadedModel) -> Any:
+        """The predictions counter of ``model``'s version (label lookups cost per call)."""
+        if self._predictions is None or self._predictions[0] != model.version:
+            child = self.metrics.predictions.labels(self.served.name, model.version)
+            self._predictions = (model.version, child)
+        return self._predictions[1]
 
     async def _enrich(
         self,
@@ -243,36 +249,51 @@ class Service:
     # -- one request ---------------------------------------------------------------------
     async def predict(
         self, parsed: ParsedInstances, options: Options, *, route: str, started: float
-    ) -> tuple[LoadedModel, list[Prediction]]:
+    ) -> tuple[LoadedModel, Scored]:
         deployment = self.current
         assert deployment is not None, "predict before the model was loaded"
         model = deployment.model
         n = len(parsed.matrix)
+        keys: list[Any] = []
+        if self.cache_config.enabled and self.cache.max_entries > 0:
+            scores, todo, keys = self._lookup(model, parsed)
+        else:
+            scores, todo = np.empty(n), list(range(n))  # every row is scored
+        item = _Item(
+            parsed.matrix,
+            todo,
+            scores,
+            parsed.entity_rows,
+            parsed.enrich,
+            options,
+            route,
+            started,
+        )  # fmt: skip  (the matrix is this request's own: parse_instances built it)
+        scored = await deployment.batcher.submit(item)
+        for i in todo if keys else ():
+            if keys[i] is not None:
+                self.cache.put(keys[i], scored.scores[i])
+        return model, scored
+
+    def _lookup(
+        self, model: LoadedModel, parsed: ParsedInstances
+    ) -> tuple[Matrix, list[int], list[Any]]:
+        """Scores the cache knows, the rows still to score, and each row's cache key."""
+        n = len(parsed.matrix)
         scores = np.full(n, np.nan)
-        use_cache = self.cache_config.enabled and self.cache.max_entries > 0
         keys: list[Any] = [None] * n
         todo: list[int] = []
         for i in range(n):
-            if use_cache and (i not in parsed.enrich or self.cache_config.cache_enriched):
+            if i not in parsed.enrich or self.cache_config.cache_enriched:
                 keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
                 hit = self.cache.get(keys[i])
                 if hit is not None:
                     scores[i] = hit
                     continue
             todo.append(i)
-        if use_cache:
-            self._hits.inc(n - len(todo))
-            self._misses.inc(len(todo))
-        item = _Item(
-            parsed.matrix.copy(), todo, scores, parsed.entity_rows, parsed.enrich,
-            options, route, started,
-        )  # fmt: skip
-        scored = await deployment.batcher.submit(item)
-        for i in todo:
-            if keys[i] is not None:
-                self.cache.put(keys[i], scored.predictions[i].score)
-        self.metrics.predictions.labels(self.served.name, model.version).inc(n)
-        return model, scored.predictions
+        self._hits.inc(n - len(todo))
+        self._misses.inc(len(todo))
+        return scores, todo, keys
 
     @staticmethod
     def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
@@ -282,34 +303,28 @@ class Service:
             {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
         ]
 
-    def _records(
+    def _audit_batch(
         self,
         model: LoadedModel,
         item: _Item,
         feature_ts: list[dict[str, datetime | None]],
-        predictions: list[Prediction],
-    ) -> list[AuditRecord]:
-        now = datetime.now(UTC)
-        latency_ms = (time.perf_counter() - item.started) * 1000.0
-        names = model.feature_names
-        values = item.rows.tolist()  # NaN is stored as JSON null
-        return [
-            AuditRecord(
-                prediction_id=p.prediction_id,
-                ts=now,
-                model=model.name,
-                version=model.version,
-                route=item.route,
-                score=p.score,
-                decision=p.decision,
-                latency_ms=latency_ms,
-                features=dict(zip(names, values[i], strict=True)),
-                entity_keys=item.entity_rows[i],
-                feature_ts=feature_ts[i],
-                explanation=p.explanation,
-            )
-            for i, p in enumerate(predictions)
-        ]
+        scored: Scored,
+    ) -> AuditBatch:
+        return AuditBatch(
+            ts=datetime.now(UTC),
+            model=model.name,
+            version=model.version,
+            route=item.route,
+            latency_ms=(time.perf_counter() - item.started) * 1000.0,
+            feature_names=model.feature_names,
+            values=item.rows.tolist(),  # NaN is stored as JSON null
+            prediction_ids=scored.ids,
+            scores=scored.scores,
+            decisions=scored.decisions,
+            entity_keys=item.entity_rows,
+            feature_ts=feature_ts,
+            explanations=scored.explanations,
+        )
 
 
 def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from driftloop.audit import Label
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._server import Server, read_body
+from driftloop.serving._service import Service
 from driftloop.serving._validation import (
     instances_of,
     parse_body,
@@ -22,31 +23,37 @@ from driftloop.serving._validation import (
     valid_key,
 )
 
-__all__ = ["feedback", "list_models", "predict"]
+__all__ = ["feedback", "list_models", "predict", "predict_payload"]
 
 
 async def predict(request: Request, server: Server) -> Response:
     started = time.perf_counter()
     service = server.service(request.path_params["name"])
-    body = parse_body(await read_body(request, server.settings.max_body_bytes))
+    raw = await read_body(request, server.settings.max_body_bytes)
+    return json_response(await predict_payload(server, service, raw, started))
+
+
+async def predict_payload(
+    server: Server, service: Service, raw: bytes, started: float
+) -> dict[str, Any]:
+    """The predict answer for body ``raw`` (shared by the route and the fast path)."""
+    body = parse_body(raw)
     instances = instances_of(body, server.settings.max_instances)
     assert service.current is not None
     spec = service.current.spec
     options = parse_options(body.get("options"), len(spec.features))
     parsed = parse_instances(instances, spec)
-    model, predictions = await service.predict(parsed, options, route="v1", started=started)
-    server.metrics.latency.labels("predict").observe(time.perf_counter() - started)
-    out = []
-    for p in predictions:
-        row: dict[str, Any] = {
-            "prediction_id": p.prediction_id,
-            "score": p.score,
-            "decision": p.decision,
-        }
-        if p.explanation is not None:
-            row["explanation"] = p.explanation
-        out.append(row)
-    return json_response({"model": model.name, "version": model.version, "predictions": out})
+    model, scored = await service.predict(parsed, options, route="v1", started=started)
+    server.observe("predict", time.perf_counter() - started)
+    columns = zip(scored.ids, scored.scores, scored.decisions, strict=True)
+    out: list[dict[str, Any]] = [
+        {"prediction_id": pid, "score": score, "decision": decision}
+        for pid, score, decision in columns
+    ]
+    if scored.explanations is not None:
+        for row, explanation in zip(out, scored.explanations, strict=True):
+            row["explanation"] = explanation
+    return {"model": model.name, "version": model.version, "predictions": out}
 
 
 async def feedback(request: Request, server: Server) -> Response:

@@ -85,9 +85,9 @@ async def infer(request: Request, server: Server) -> Response:
     spec = current.spec
     instances = _instances(body, list(spec.features), server.settings.max_instances)
     parsed = parse_instances(instances, spec)
-    model, predictions = await service.predict(parsed, Options(), route="v2", started=started)
-    server.metrics.latency.labels("infer").observe(time.perf_counter() - started)
-    n = len(predictions)
+    model, scored = await service.predict(parsed, Options(), route="v2", started=started)
+    server.observe("infer", time.perf_counter() - started)
+    n = len(scored.ids)
     return json_response(
         {
             "model_name": request.path_params["name"],
@@ -95,11 +95,11 @@ async def infer(request: Request, server: Server) -> Response:
             "id": body.get("id") or uuid.uuid4().hex,
             "outputs": [
                 {"name": "score", "datatype": "FP64", "shape": [n],
-                 "data": [p.score for p in predictions]},
+                 "data": scored.scores},
                 {"name": "decision", "datatype": "BYTES", "shape": [n],
-                 "data": [p.decision for p in predictions]},
+                 "data": scored.decisions},
                 {"name": "prediction_id", "datatype": "BYTES", "shape": [n],
-                 "data": [p.prediction_id for p in predictions]},
+                 "data": scored.ids},
             ],
         }
     )  # fmt: skip

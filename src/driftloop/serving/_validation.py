@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,27 +131,41 @@ def instances_of(body: Any, max_instances: int) -> list[Any]:
     return instances
 
 
+def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.float64] | None:
+    """The matrix when every instance holds exactly the features as finite JSON numbers
+    (the common case, without a Python loop per value); None to take the checked path."""
+    n_features = len(spec.features)
+    if n_features == 0:
+        return None
+    getter = operator.itemgetter(*spec.features)
+    try:
+        if not all(type(i) is dict and len(i) == n_features for i in instances):
+            return None
+        rows = [getter(i) for i in instances]
+        if n_features == 1:
+            rows = [(r,) for r in rows]
+        if not set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
+            return None
+        # an infinite value (or a sum overflowing) takes the checked path, which names it
+        if not math.isfinite(sum(itertools.chain.from_iterable(rows))):
+            return None
+        return np.array(rows, dtype=np.float64)
+    except (KeyError, OverflowError):  # a missing feature; an integer beyond double range
+        return None
+
+
 def parse_instances(instances: Sequence[Any], spec: RowSpec) -> ParsedInstances:
     """Validate every instance; raise one error listing the first violations."""
+    fast = _all_numeric(instances, spec)
+    if fast is not None:
+        return ParsedInstances(fast, [{}] * len(instances))
     index = {name: i for i, name in enumerate(spec.features)}
     keys = set(spec.entity_keys)
     matrix = np.full((len(instances), len(spec.features)), np.nan)
     entity_rows: list[dict[str, Any]] = []
     enrich: dict[int, tuple[str, ...]] = {}
     violations: list[Violation] = []
-    n_features = len(spec.features)
     for i, instance in enumerate(instances):
-        if isinstance(instance, dict) and len(instance) == n_features:
-            try:  # fast path: exactly the features, every value a JSON number
-                values = [instance[f] for f in spec.features]
-            except KeyError:
-                values = None
-            if values is not None and {type(v) for v in values} <= _PLAIN_NUMBERS:
-                matrix[i] = values
-                if np.isfinite(matrix[i]).all():
-                    entity_rows.append({})
-                    continue
-                matrix[i] = np.nan  # an infinite value: let the full check name it
         if not isinstance(instance, Mapping):
             violations.append({"instance": i, "field": None, "rule": "must be an object"})
             entity_rows.append({})

@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from driftloop.serving import _v1
 from serving_helpers import row
 
 
@@ -20,6 +22,12 @@ from serving_helpers import row
             "is required",
         ),
         ({"instances": [{**row(0), "card_id": [1]}]}, 0, "card_id", "entity key"),
+        (  # as many fields as features, one of them unknown: not taken as a numeric row
+            {"instances": [row(0), {**{k: v for k, v in row(1).items() if k != "risk"}, "x": 1}]},
+            1,
+            "x",
+            "unknown field",
+        ),
         ({"instances": [5]}, 0, None, "must be an object"),
     ],
 )
@@ -105,3 +113,27 @@ def test_numbers_beyond_double_range_are_a_400_not_a_500(
     response = make_client().post(path, json=body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "body-invalid"
+
+
+def test_an_unexpected_failure_is_a_500_json_and_the_server_keeps_serving(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The predict fast path bypasses Starlette's error middleware: it must still answer."""
+    client = make_client()
+    plain = TestClient(client.app, raise_server_exceptions=False)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_v1, "parse_instances", broken)
+    response = plain.post("/v1/models/fraud/predict", json={"instances": [row(0)]})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal"
+    monkeypatch.undo()
+    assert client.post("/v1/models/fraud/predict", json={"instances": [row(0)]}).status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'driftloop_requests_total{endpoint="predict",status="500"} 1.0' in metrics
+
+
+def test_other_methods_on_the_predict_path_still_get_starlettes_405(make_client: Any) -> None:
+    assert make_client().get("/v1/models/fraud/predict").status_code == 405

@@ -1,0 +1,72 @@
+"""The hot route, ``POST /v1/models/{name}/predict``, answered straight from ASGI.
+
+Every other path goes through Starlette's middleware, router, ``Request`` and
+``Response``; on one core those layers cost about as much as scoring and auditing a
+row. This path keeps the same contract: the body limit (413), 4xx JSON errors naming
+the instance, field and rule, request counts and latency in the metrics, and a 500
+(with the exception re-raised for the server's log) for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from driftloop.core.errors import DriftloopError
+from driftloop.serving import _v1
+from driftloop.serving._errors import HttpError, error_body
+from driftloop.serving._server import Server, receive_body
+
+__all__ = ["ServingApp"]
+
+_PREFIX, _SUFFIX = "/v1/models/", "/predict"
+_JSON = (b"content-type", b"application/json")
+
+
+class ServingApp(Starlette):
+    """Starlette, with predict requests answered before its middleware stack."""
+
+    server: Server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                name = path[len(_PREFIX) : -len(_SUFFIX)]
+                if name and "/" not in name:
+                    await _predict(self.server, name, scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+async def _predict(server: Server, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+    started = time.perf_counter()
+    status = 200
+    try:
+        service = server.service(name)
+        raw = await receive_body(scope, receive, server.settings.max_body_bytes)
+        payload: Any = await _v1.predict_payload(server, service, raw, started)
+    except HttpError as exc:
+        status, payload = exc.status, error_body(exc)
+    except DriftloopError as exc:
+        error = HttpError.from_error(exc)
+        status, payload = error.status, error_body(error)
+    except ClientDisconnect:
+        return
+    except Exception:
+        server.count("predict", 500)
+        await _send(send, 500, b'{"error":{"code":"internal","message":"Internal Server Error"}}')
+        raise  # the server logs it, as Starlette's error middleware does
+    server.count("predict", status)
+    await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+async def _send(send: Send, status: int, body: bytes) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
