@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import re
@@ -142,7 +143,7 @@ def key_and_time_columns(
     return cols
 
 
-class ViewCommon:
+class ViewCommon(abc.ABC):
     """What feature views and stream feature views share: keys, source, spec, version."""
 
     name: str
@@ -176,8 +177,9 @@ class ViewCommon:
             "tags": dict(self.tags),
         }
 
+    @abc.abstractmethod
     def spec(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON-ready description of the view that its version hashes."""
 
     @property
     def version(self) -> str:
