@@ -4,7 +4,8 @@ Point-in-time joins are DuckDB ``ASOF`` joins. For a view with a created timesta
 ASOF row is re-checked: the few entity rows whose latest row arrived after their event
 time ("late") fall back to a range join that picks the latest row known at that time,
 so a late-arriving row is never used and a usable earlier row is never lost. Window
-aggregates are one range join per stream view, filtered per window.
+aggregates are one range join per stream view, filtered per window. The SQL returns a
+row id instead of sorting on it; the result is put back in entity order by a ``take``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from driftloop.core.errors import DataValidationError, SchemaMismatchError
@@ -137,9 +139,15 @@ class OfflineStore:
                 list(entity_df.columns), timestamp_field, requests, name, len(entity_df)
             )
             rel = self.connection.sql(sql)
-            return rel.to_arrow_table() if output == "arrow" else rel.df()
+            if output == "arrow":
+                table = rel.to_arrow_table()
+                position = entity_order(table.column(_ROW).to_numpy(), len(entity_df))
+                return table.drop_columns([_ROW]).take(position)
+            frame = rel.df()
         finally:
             self.connection.unregister(name)
+        position = entity_order(frame[_ROW].to_numpy(), len(entity_df))
+        return frame.drop(columns=[_ROW]).take(position).reset_index(drop=True)
 
     def _training_sql(
         self,
@@ -178,35 +186,43 @@ class OfflineStore:
                 continue
             on = " AND ".join(f"e.{quote(k)} = {alias}.{quote(k)}" for k in view.join_keys)
             asof_joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.{_T} >= {alias}.__ts")
-            asof_cols.append(f"{alias}.__ts AS __ts{i}")
             asof_cols += [f"{alias}.{quote(f'{alias}_{n}')}" for n in range(len(req.features))]
-            cutoff = "TRUE"
+            # One boolean per view, computed once (not per feature column): the matched
+            # row is within the TTL (NULL when nothing matched).
+            fresh = "TRUE"
             if view.ttl_us is not None:
-                cutoff = f"{{ts}} >= j.{_T} - to_microseconds({view.ttl_us})"
+                fresh = f"{alias}.__ts >= e.{_T} - to_microseconds({view.ttl_us})"
+            asof_cols.append(f"{fresh} AS __fresh{i}")
+            pick = f"WHEN j.__fresh{i} THEN j.{{col}}"
             if view.created_timestamp_field:
-                asof_cols.append(f"{alias}.__cr AS __cr{i}")
+                # The matched row arrived after the event: the fallback row (TTL-checked
+                # in its join) replaces it, or NULL when there is none.
+                asof_cols.append(f"{alias}.__cr > e.{_T} AS __late{i}")
                 dependents.append(_fallback_cte(i, view, cols))
                 after.append(f"LEFT JOIN fb{i} USING ({_ROW})")
-                late = f"j.__cr{i} > j.{_T}"
-                fresh, fresh_fb = cutoff.format(ts=f"j.__ts{i}"), cutoff.format(ts=f"fb{i}.__fts")
-                finals += [
-                    f"CASE WHEN {late} THEN (CASE WHEN {fresh_fb} THEN fb{i}.{col} END) "
-                    f"ELSE (CASE WHEN {fresh} THEN j.{col} END) END AS {quote(feat)}"
-                    for col, feat in zip(cols, req.features, strict=True)
-                ]
-            else:
-                fresh = cutoff.format(ts=f"j.__ts{i}")
-                finals += [
-                    f"CASE WHEN {fresh} THEN j.{col} END AS {quote(feat)}"
-                    for col, feat in zip(cols, req.features, strict=True)
-                ]
+                pick = f"WHEN j.__late{i} THEN fb{i}.{{col}} {pick}"
+            finals += [
+                f"CASE {pick.format(col=col)} END AS {quote(feat)}"
+                for col, feat in zip(cols, req.features, strict=True)
+            ]
         mat = "MATERIALIZED " if any(d.startswith("fb") for d in dependents) else ""
         j_cte = f"j AS {mat}(SELECT {', '.join(['e.*', *asof_cols])} FROM e {' '.join(asof_joins)})"
         ctes = [e_cte, *sources, j_cte, *dependents]
+        # No ORDER BY: entity_order puts the rows back in entity order, cheaper than a sort.
         return (
-            f"WITH {', '.join(ctes)} SELECT {', '.join(finals)} FROM j {' '.join(after)} "
-            f"ORDER BY j.{_ROW}"
+            f"WITH {', '.join(ctes)} SELECT {', '.join([*finals, f'j.{_ROW}'])} "
+            f"FROM j {' '.join(after)}"
         )
+
+
+def entity_order(rows: Any, count: int) -> Any:
+    """Positions that put a result back in entity-frame order, given its ``__row``
+    column (a permutation of 0..count-1: every join yields one row per entity row)."""
+    if len(rows) != count:
+        raise RuntimeError(f"training frame has {len(rows)} rows for {count} entity rows")
+    position = np.empty(count, dtype=np.int64)
+    position[rows] = np.arange(count, dtype=np.int64)
+    return position
 
 
 def ts_expr(column: str, types: dict[str, str]) -> str:
@@ -219,9 +235,10 @@ def _fallback_cte(i: int, view: FeatureView, cols: Sequence[str]) -> str:
     """Latest row known at the event time, for the rows whose ASOF match arrived late."""
     on = " AND ".join(f"j.{quote(k)} = v.{quote(k)}" for k in view.join_keys)
     picked = ", ".join(f"v.{c}" for c in cols)
+    ttl = "" if view.ttl_us is None else f" AND v.__ts >= j.{_T} - to_microseconds({view.ttl_us})"
     return (
-        f"fb{i} AS (SELECT j.{_ROW}, v.__ts AS __fts, {picked} FROM j JOIN v{i} v ON {on} "
-        f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T} WHERE j.__cr{i} > j.{_T} "
+        f"fb{i} AS (SELECT j.{_ROW}, {picked} FROM j JOIN v{i} v ON {on} "
+        f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T}{ttl} WHERE j.__late{i} "
         f"QUALIFY row_number() OVER (PARTITION BY j.{_ROW} ORDER BY v.__ts DESC, v.__cr DESC) = 1)"
     )
 
