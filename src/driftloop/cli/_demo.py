@@ -81,7 +81,7 @@ def demo(
         replayed = _serve_and_replay(settings, data, drift_start, frame_fn)
 
         console.rule("[bold]4. Monitor[/]: after the drift day against before it")
-        _monitor(folder, replayed)
+        _monitor(settings, folder, replayed)
 
         console.rule("[bold]5. Retrain[/]: on all five weeks; the gates decide")
         retrained, promoted = run_training(
@@ -186,12 +186,11 @@ def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
         yield frame.iloc[start : start + size]
 
 
-def _monitor(folder: Path, replayed: pd.DataFrame) -> None:
+def _monitor(settings: Settings, folder: Path, replayed: pd.DataFrame) -> None:
     """Read the predictions back from the audit log; drift of after against before."""
     from driftloop.audit import open_audit_log
     from driftloop.monitoring import drift_report, print_report, write_html_report
 
-    settings = Settings(root=folder.resolve())  # only its audit URL is read
     log = open_audit_log(settings.audit.url, root=settings.root)
     try:
         start = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)

@@ -49,7 +49,7 @@ class RegistryModelSource:
         self.prefer_onnx = prefer_onnx
 
     def resolve(self, name: str, alias: str) -> str:
-        return str(self.registry.resolve(name, alias).version)
+        return str(self.registry.alias_version(name, alias))  # one indexed query per poll
 
     def load(self, name: str, version: str) -> LoadedModel:
         try:
