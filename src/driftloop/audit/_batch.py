@@ -1,8 +1,8 @@
-"""The predictions of one request in columns: what the model server hands the writer.
+"""Predictions in columns: what the model server hands the writer, one per model batch.
 
 One :class:`AuditRecord` per row costs more than the row's insert; a batch keeps the
-shared values once (time, model, version, route, latency, feature names) and the rest
-as lists, and the SQL logs turn it straight into insert tuples.
+shared values once (time, model, version, route, feature names) and the rest as lists,
+and the SQL logs turn it straight into insert tuples.
 
 >>> from datetime import UTC, datetime
 >>> batch = AuditBatch(datetime(2026, 1, 1, tzinfo=UTC), "fraud", "3", "v1", 1.5,
@@ -24,14 +24,15 @@ __all__ = ["AuditBatch"]
 
 @dataclass(frozen=True, slots=True)
 class AuditBatch:
-    """Rows sharing ``ts``, ``model``, ``version``, ``route`` and ``latency_ms``;
-    ``values[i]`` holds row i's feature values in the order of ``feature_names``."""
+    """Rows sharing ``ts``, ``model``, ``version`` and ``route``; ``values[i]`` holds row
+    i's feature values in the order of ``feature_names``; ``latency_ms`` is one figure
+    for every row or one per row (rows of several requests)."""
 
     ts: datetime
     model: str
     version: str
     route: str
-    latency_ms: float
+    latency_ms: float | Sequence[float]
     feature_names: Sequence[str]
     values: Sequence[Sequence[FeatureValue]]
     prediction_ids: Sequence[str]
@@ -57,13 +58,13 @@ class AuditBatch:
                 route=self.route,
                 score=score,
                 decision=decision,
-                latency_ms=self.latency_ms,
+                latency_ms=latency,
                 features=dict(zip(names, values, strict=True)),
                 entity_keys=keys,
                 feature_ts=stamps,
                 explanation=explanation,
             )
-            for pid, score, decision, values, keys, stamps, explanation in zip(
+            for pid, score, decision, values, keys, stamps, explanation, latency in zip(
                 self.prediction_ids,
                 self.scores,
                 self.decisions,
@@ -71,6 +72,12 @@ class AuditBatch:
                 self.entity_keys,
                 self.feature_ts,
                 explanations,
+                self.latencies(),
                 strict=True,
             )
         ]
+
+    def latencies(self) -> Sequence[float]:
+        """One latency per row."""
+        latency = self.latency_ms
+        return [float(latency)] * len(self) if isinstance(latency, int | float) else latency

@@ -29,6 +29,7 @@ _COLUMNS = (
     "entity_keys, features, feature_ts, explanation"
 )
 _CHUNK = 500
+_ROWS_PER_INSERT = 64  # x 12 parameters: well under every backend's limit
 
 
 def to_us(ts: datetime) -> int:
@@ -60,6 +61,7 @@ class SqlAuditLog:
             f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES ({marks}) "
             "ON CONFLICT (prediction_id) DO NOTHING"
         )
+        self._inserts: dict[int, str] = {}
         self._insert_entity = self._sql(
             f"INSERT INTO {self._t('entities')} (name, value, ts_us, prediction_id) "
             "VALUES (?, ?, ?, ?)"
@@ -148,13 +150,13 @@ class SqlAuditLog:
                     b.route,
                     score,
                     decision,
-                    b.latency_ms,
+                    latency,
                     dumps(keys, option=opts).decode() if keys else "{}",
                     dumps(dict(zip(names, values, strict=True)), option=opts).decode(),
                     dumps(stamps, option=opts).decode() if stamps else "{}",
                     None if expl is None else dumps(expl, option=opts).decode(),
                 )
-                for pid, score, decision, values, keys, stamps, expl in zip(
+                for pid, score, decision, values, keys, stamps, expl, latency in zip(
                     b.prediction_ids,
                     b.scores,
                     b.decisions,
@@ -162,6 +164,7 @@ class SqlAuditLog:
                     b.entity_keys,
                     b.feature_ts,
                     explanations,
+                    b.latencies(),
                     strict=True,
                 )
             ]
@@ -177,9 +180,23 @@ class SqlAuditLog:
         self, rows: list[tuple[Any, ...]], entities: list[tuple[str, str, int, str]]
     ) -> None:
         with self._transaction() as cur:
-            cur.executemany(self._insert_prediction, rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                cur.execute(self._insert_predictions(len(chunk)), [v for r in chunk for v in r])
             if entities:
                 cur.executemany(self._insert_entity, entities)
+
+    def _insert_predictions(self, n: int) -> str:
+        """INSERT of ``n`` rows in one statement: one database step for the lot (executemany
+        steps, and the sqlite3 module hands the GIL over, once per row)."""
+        sql = self._inserts.get(n)
+        if sql is None:
+            values = ", ".join([f"({', '.join([self._param] * 12)})"] * n)
+            sql = self._inserts[n] = (
+                f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES {values} "
+                "ON CONFLICT (prediction_id) DO NOTHING"
+            )
+        return sql
 
     def add_labels(self, labels: Iterable[Label]) -> list[str]:
         now = datetime.now(UTC)

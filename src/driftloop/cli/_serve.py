@@ -145,6 +145,10 @@ def serve(
                 loop="uvloop",
                 http="httptools",
                 access_log=False,
+                # nothing reads the client address (no access log), so X-Forwarded-For
+                # parsing would only cost a middleware call per request
+                proxy_headers=False,
+                server_header=False,
                 log_level="warning",
             )
         finally:

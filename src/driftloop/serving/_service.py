@@ -184,18 +184,15 @@ class Service:
                     it.scores[it.todo] = scores[start : start + len(it.todo)]
                 start += len(it.todo)
         out: list[Scored] = []
-        batches: list[AuditBatch] = []
         bands = self.decision
-        for k, it in enumerate(items):
+        for it in items:
             listed = it.scores.tolist()
             ids = [next_id() for _ in listed]
             decisions = [decide(s, bands) for s in listed]
             explained = self._explain(model, it.rows, it.options) if it.options.explain else None
             out.append(Scored(ids, listed, decisions, explained))
-            if self.writer is not None:
-                batches.append(self._audit_batch(model, it, stamps[k], out[-1]))
-        if batches and self.writer is not None:
-            await self.writer.awrite_batches(batches)  # durable before any caller is answered
+        if self.writer is not None:  # durable before any caller is answered
+            await self.writer.awrite_batches(self._audit_batches(model, items, stamps, out))
         self._counted(model).inc(sum(len(it.rows) for it in items))
         return out
 
@@ -303,28 +300,51 @@ class Service:
             {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
         ]
 
-    def _audit_batch(
-        self,
+    @staticmethod
+    def _audit_batches(
         model: LoadedModel,
-        item: _Item,
-        feature_ts: list[dict[str, datetime | None]],
-        scored: Scored,
-    ) -> AuditBatch:
-        return AuditBatch(
-            ts=datetime.now(UTC),
-            model=model.name,
-            version=model.version,
-            route=item.route,
-            latency_ms=(time.perf_counter() - item.started) * 1000.0,
-            feature_names=model.feature_names,
-            values=item.rows.tolist(),  # NaN is stored as JSON null
-            prediction_ids=scored.ids,
-            scores=scored.scores,
-            decisions=scored.decisions,
-            entity_keys=item.entity_rows,
-            feature_ts=feature_ts,
-            explanations=scored.explanations,
-        )
+        items: Sequence[_Item],
+        stamps: list[list[dict[str, datetime | None]]],
+        out: list[Scored],
+    ) -> list[AuditBatch]:
+        """The audit rows of a model batch, one :class:`AuditBatch` per route (v1, v2):
+        one per request cost more than its rows' inserts."""
+        now, clock = datetime.now(UTC), time.perf_counter()
+        routes: dict[str, list[int]] = {}
+        for k, it in enumerate(items):
+            routes.setdefault(it.route, []).append(k)
+        batches = []
+        for route, ks in routes.items():
+            rows = [items[k].rows for k in ks]
+            explained = [out[k].explanations for k in ks]
+            batches.append(
+                AuditBatch(
+                    ts=now,
+                    model=model.name,
+                    version=model.version,
+                    route=route,
+                    latency_ms=[
+                        (clock - items[k].started) * 1000.0
+                        for k in ks
+                        for _ in range(len(items[k].rows))
+                    ],
+                    feature_names=model.feature_names,
+                    values=(np.vstack(rows) if len(rows) > 1 else rows[0]).tolist(),  # NaN: null
+                    prediction_ids=[pid for k in ks for pid in out[k].ids],
+                    scores=[score for k in ks for score in out[k].scores],
+                    decisions=[decision for k in ks for decision in out[k].decisions],
+                    entity_keys=[keys for k in ks for keys in items[k].entity_rows],
+                    feature_ts=[ts for k in ks for ts in stamps[k]],
+                    explanations=None
+                    if all(e is None for e in explained)
+                    else [
+                        e
+                        for k, ex in zip(ks, explained, strict=True)
+                        for e in (ex if ex is not None else [None] * len(items[k].rows))
+                    ],
+                )
+            )
+        return batches
 
 
 def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:
