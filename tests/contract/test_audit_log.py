@@ -150,6 +150,17 @@ def test_by_entity_returns_only_that_entitys_predictions(make_log: Factory) -> N
     assert later["prediction_id"].tolist() == ["p0004", "p0007"]
 
 
+def test_a_write_longer_than_one_insert_statement_keeps_every_row(make_log: Factory) -> None:
+    """The logs insert up to 64 rows per statement: 150 rows take three, and a duplicate
+    id inside one statement is kept once."""
+    log = make_log()
+    log.write([record(i) for i in range(150)] + [record(70)])
+    frame = log.window(T0, T0 + timedelta(hours=1))
+    assert frame["prediction_id"].tolist() == [f"p{i:04d}" for i in range(150)]
+    assert len(log.by_entity("card_id", "c2")) == 50  # one entity row per prediction
+    assert log.get("p0149").features == record(149).features
+
+
 def test_writing_the_same_batch_twice_keeps_one_copy(make_log: Factory) -> None:
     log = make_log()
     batch = [record(i) for i in range(4)]

@@ -30,6 +30,10 @@ _COLUMNS = (
 )
 _CHUNK = 500
 _ROWS_PER_INSERT = 64  # x 12 parameters: well under every backend's limit
+_INSERTS = {  # table: its columns, what a duplicate does
+    "predictions": (_COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
+    "entities": ("name, value, ts_us, prediction_id", ""),
+}
 
 
 def to_us(ts: datetime) -> int:
@@ -56,16 +60,7 @@ class SqlAuditLog:
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
         self._create_tables()
-        marks = ", ".join("?" * 12)
-        self._insert_prediction = self._sql(
-            f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES ({marks}) "
-            "ON CONFLICT (prediction_id) DO NOTHING"
-        )
-        self._inserts: dict[int, str] = {}
-        self._insert_entity = self._sql(
-            f"INSERT INTO {self._t('entities')} (name, value, ts_us, prediction_id) "
-            "VALUES (?, ?, ?, ?)"
-        )
+        self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by table and n
 
     # -- schema ---------------------------------------------------------------------
     def _t(self, name: str) -> str:
@@ -180,23 +175,24 @@ class SqlAuditLog:
         self, rows: list[tuple[Any, ...]], entities: list[tuple[str, str, int, str]]
     ) -> None:
         with self._transaction() as cur:
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                cur.execute(self._insert_predictions(len(chunk)), [v for r in chunk for v in r])
-            if entities:
-                cur.executemany(self._insert_entity, entities)
+            self._insert_rows(cur, "predictions", rows)
+            self._insert_rows(cur, "entities", entities)
 
-    def _insert_predictions(self, n: int) -> str:
-        """INSERT of ``n`` rows in one statement: one database step for the lot (executemany
-        steps, and the sqlite3 module hands the GIL over, once per row)."""
-        sql = self._inserts.get(n)
-        if sql is None:
-            values = ", ".join([f"({', '.join([self._param] * 12)})"] * n)
-            sql = self._inserts[n] = (
-                f"INSERT INTO {self._t('predictions')} ({_COLUMNS}) VALUES {values} "
-                "ON CONFLICT (prediction_id) DO NOTHING"
-            )
-        return sql
+    def _insert_rows(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Up to 64 rows per INSERT statement: one database step for the lot, where
+        executemany steps (and the sqlite3 module hands the GIL over) once per row."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            key = (table, len(chunk))
+            sql = self._inserts.get(key)
+            if sql is None:
+                columns, conflict = _INSERTS[table]
+                row = f"({', '.join([self._param] * (columns.count(',') + 1))})"
+                sql = self._inserts[key] = (
+                    f"INSERT INTO {self._t(table)} ({columns}) VALUES "
+                    f"{', '.join([row] * len(chunk))}{conflict}"
+                )
+            cur.execute(sql, [value for r in chunk for value in r])
 
     def add_labels(self, labels: Iterable[Label]) -> list[str]:
         now = datetime.now(UTC)

@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,14 @@ class RowSpec:
 
     features: Sequence[str]
     entity_keys: Sequence[str] = ()
+
+    @functools.cached_property
+    def values_of(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        """An instance's feature values, in order (KeyError if one is missing)."""
+        if len(self.features) == 1:
+            only = self.features[0]
+            return lambda instance: (instance[only],)
+        return operator.itemgetter(*self.features)
 
 
 @dataclass
@@ -137,17 +146,16 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
     n_features = len(spec.features)
     if n_features == 0:
         return None
-    getter = operator.itemgetter(*spec.features)
+    values_of = spec.values_of
     try:
         if not all(type(i) is dict and len(i) == n_features for i in instances):
             return None
-        rows = [getter(i) for i in instances]
-        if n_features == 1:
-            rows = [(r,) for r in rows]
-        if not set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
+        rows = [values_of(i) for i in instances]
+        values = rows[0] if len(rows) == 1 else list(itertools.chain.from_iterable(rows))
+        if not set(map(type, values)) <= _PLAIN_NUMBERS:
             return None
         # an infinite value (or a sum overflowing) takes the checked path, which names it
-        if not math.isfinite(sum(itertools.chain.from_iterable(rows))):
+        if not math.isfinite(sum(values)):
             return None
         return np.array(rows, dtype=np.float64)
     except (KeyError, OverflowError):  # a missing feature; an integer beyond double range
