@@ -90,10 +90,12 @@ class SqlAuditLog:
                 cur.execute(statement)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, *, write: bool = True) -> Iterator[Any]:
         with self._lock:
             cur = self._conn.cursor()
             try:
+                if write:
+                    self._begin_write(cur)
                 yield cur
                 self._conn.commit()
             except BaseException:
@@ -101,6 +103,9 @@ class SqlAuditLog:
                 raise
             finally:
                 cur.close()
+
+    def _begin_write(self, cur: Any) -> None:
+        """Start a write transaction (the driver's implicit one, unless a backend says)."""
 
     # -- writing --------------------------------------------------------------------
     def write(self, records: Sequence[AuditRecord]) -> None:
@@ -236,7 +241,7 @@ class SqlAuditLog:
             f"LEFT JOIN {self._t('labels')} l ON l.prediction_id = p.prediction_id "
             f"WHERE {where} ORDER BY p.ts_us, p.prediction_id"
         )
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute(self._sql(query), list(params))
             fetched = cur.fetchall()
         return [_decode(row) for row in fetched]

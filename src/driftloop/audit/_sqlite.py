@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.errors import InvalidParameterError
 
 __all__ = ["SqliteAuditLog"]
+
+_BUSY_TIMEOUT_MS = 30_000
 
 
 class SqliteAuditLog(SqlAuditLog):
@@ -47,5 +50,25 @@ class SqliteAuditLog(SqlAuditLog):
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         super().__init__(conn, archive)
+
+    def _begin_write(self, cur: Any) -> None:
+        """Take the write lock now (BEGIN IMMEDIATE), retrying every 50 us to 1 ms while
+        another process holds it. SQLite's own busy handler sleeps 1, 2, 5, 10... ms
+        between tries: with several server workers sharing the file, each waiting commit
+        lost milliseconds to a lock held for well under one."""
+        cur.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline, pause = time.monotonic() + _BUSY_TIMEOUT_MS / 1000, 50e-6
+            while True:
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, 1e-3)
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
