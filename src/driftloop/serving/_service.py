@@ -44,7 +44,7 @@ class ServedModel:
         return (self.as_name or self.name, f"{self.name}@{self.alias}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     """One request in a batch: all its rows, which need the model, what the cache knew."""
 
@@ -91,14 +91,6 @@ os.register_at_fork(after_in_child=_reseed_ids)
 def next_id() -> str:
     """A unique prediction id (32 hex digits): cheaper than uuid4 on the hot path."""
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
-
-
-def decide(score: float, bands: DecisionConfig) -> str:
-    if score < bands.approve_below:
-        return "approve"
-    if score > bands.decline_above:
-        return "decline"
-    return "review"
 
 
 class Service:
@@ -172,23 +164,30 @@ class Service:
         parts = [
             it.rows if len(it.todo) == len(it.rows) else it.rows[it.todo] for it in items if it.todo
         ]
+        scored: list[list[float]] = [[] for _ in items]  # each item's scores, listed
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
             scores = model.predict_batch(rows)
-            start = 0
-            for it in items:
-                if len(it.todo) == len(it.rows):
-                    it.scores[:] = scores[start : start + len(it.todo)]
-                elif it.todo:
-                    it.scores[it.todo] = scores[start : start + len(it.todo)]
-                start += len(it.todo)
+            listed, start = scores.tolist(), 0
+            for k, it in enumerate(items):
+                n = len(it.todo)
+                if n == len(it.rows):  # no cache hit: the model's scores are the answer
+                    scored[k] = listed[start : start + n]
+                else:
+                    if n:
+                        it.scores[it.todo] = scores[start : start + n]
+                    scored[k] = it.scores.tolist()
+                start += n
+        else:  # every row came from the cache
+            scored = [it.scores.tolist() for it in items]
         out: list[Scored] = []
-        bands = self.decision
-        for it in items:
-            listed = it.scores.tolist()
+        approve, decline = self.decision.approve_below, self.decision.decline_above
+        for it, listed in zip(items, scored, strict=True):
             ids = [next_id() for _ in listed]
-            decisions = [decide(s, bands) for s in listed]
+            decisions = [
+                "approve" if s < approve else "decline" if s > decline else "review" for s in listed
+            ]
             explained = self._explain(model, it.rows, it.options) if it.options.explain else None
             out.append(Scored(ids, listed, decisions, explained))
         if self.writer is not None:  # durable before any caller is answered

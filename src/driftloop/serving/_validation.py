@@ -72,6 +72,10 @@ class Options:
     top_k: int = 5
 
 
+_DEFAULT_OPTIONS = Options()
+_BODY_FIELDS = frozenset({"instances", "options"})
+
+
 def parse_body(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
@@ -104,7 +108,7 @@ def valid_key(value: Any) -> bool:
 
 def parse_options(raw: Any, n_features: int) -> Options:
     if raw is None:
-        return Options()
+        return _DEFAULT_OPTIONS
     if not isinstance(raw, dict):
         raise _one("options", "must be an object")
     unknown = sorted(set(raw) - {"explain", "top_k"})
@@ -129,8 +133,8 @@ def _one(field_name: str, rule: str, got: Any = None) -> HttpError:
 def instances_of(body: Any, max_instances: int) -> list[Any]:
     if not isinstance(body, dict):
         raise _one("body", "must be a JSON object with 'instances'")
-    unknown = sorted(set(body) - {"instances", "options"})
-    if unknown:
+    if not _BODY_FIELDS.issuperset(body):
+        unknown = sorted(set(body) - _BODY_FIELDS)
         raise _one(unknown[0], "unknown field; known: instances, options")
     instances = body.get("instances")
     if not isinstance(instances, list) or not instances:
