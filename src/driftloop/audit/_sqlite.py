@@ -47,10 +47,11 @@ class SqliteAuditLog(SqlAuditLog):
         self.path = Path(path)
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+        conn = sqlite3.connect(  # timeout: SQLite's busy timeout, for readers
+            self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         super().__init__(conn, archive)
 
     def _begin_write(self, cur: Any) -> None:

@@ -164,20 +164,20 @@ class Service:
         parts = [
             it.rows if len(it.todo) == len(it.rows) else it.rows[it.todo] for it in items if it.todo
         ]
-        scored: list[list[float]] = [[] for _ in items]  # each item's scores, listed
+        scored: list[list[float]] = []  # each item's scores, listed
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
             scores = model.predict_batch(rows)
             listed, start = scores.tolist(), 0
-            for k, it in enumerate(items):
+            for it in items:
                 n = len(it.todo)
                 if n == len(it.rows):  # no cache hit: the model's scores are the answer
-                    scored[k] = listed[start : start + n]
+                    scored.append(listed[start : start + n])
                 else:
                     if n:
                         it.scores[it.todo] = scores[start : start + n]
-                    scored[k] = it.scores.tolist()
+                    scored.append(it.scores.tolist())
                 start += n
         else:  # every row came from the cache
             scored = [it.scores.tolist() for it in items]
