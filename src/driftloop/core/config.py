@@ -21,10 +21,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._model_config import DecisionPolicy, MissingPolicy, ModelConfig
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -34,8 +35,11 @@ __all__ = [
     "BatchingConfig",
     "CacheConfig",
     "DecisionConfig",
+    "DecisionPolicy",
     "FeaturesConfig",
     "GatesConfig",
+    "MissingPolicy",
+    "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
     "RegistryConfig",
@@ -195,7 +199,30 @@ class Settings(_Section):
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _model_gates_are_gates(self) -> Settings:
+        for name in self.models:
+            self.gates_for(name)
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        """The ``[models.<name>]`` section (an empty one when the project has none)."""
+        return self.models.get(name, ModelConfig())
+
+    def gates_for(self, name: str) -> GatesConfig:
+        """``[gates]`` with the overrides of ``[models.<name>.gates]``."""
+        overrides = self.model(name).gates
+        if not overrides:
+            return self.gates
+        try:
+            return GatesConfig.model_validate({**self.gates.model_dump(), **overrides})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"models.{name}.gates.{key}: {first['msg']}") from None
 
     def state_dir(self) -> Path:
         """The folder holding the embedded backends' state (``.driftloop/``)."""
@@ -318,7 +345,7 @@ def _config_error(
         else:
             msg = str(err["msg"]).removeprefix("Input should be ").split(", unable to")[0]
             what = f"expected {msg[0].lower()}{msg[1:]}, got {err['input']!r}"
-        lines.append(f"{key} (from {source}): {what}.")
+        lines.append(f"{key} (from {source}): {what}." if key else f"{what} (from {source}).")
     return ConfigError("\n".join(lines))
 
 
@@ -331,12 +358,17 @@ def _source_of(loc: tuple[str, ...], sources: Mapping[tuple[str, ...], str]) -> 
 
 
 def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    """The settings model at ``loc`` (a key of a ``dict[str, Model]`` field is skipped)."""
     model: type[BaseModel] = Settings
-    for part in loc:
+    parts = iter(loc)
+    for part in parts:
         field = model.model_fields.get(part)
-        if field is None or not (
-            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        ):
+        annotation = field.annotation if field is not None else None
+        if get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+            if next(parts, None) is None:
+                return None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
-        model = field.annotation
+        model = annotation
     return model

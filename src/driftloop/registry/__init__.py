@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from driftloop.registry._flavors import (
-    Flavor,
-    LightGBMFlavor,
-    LoadedModel,
-    SklearnFlavor,
-    flavor_for,
-    onnx_scores,
-    onnx_session,
+from driftloop.registry._encoding import (
+    EncodedFrame,
+    InvalidValue,
+    ValueEncoder,
+    encode_frame,
+    parse_time,
+    time_part,
+    time_parts,
 )
+from driftloop.registry._flavors import FLAVORS, Flavor, LightGBMFlavor, SklearnFlavor, flavor_for
+from driftloop.registry._model import LoadedModel
+from driftloop.registry._onnx import Runtime, lightgbm_runtime, onnx_session, probe_rows
 from driftloop.registry._registry import Registry
 from driftloop.registry._rows import parse_ref
+from driftloop.registry._signature import PARTS, FeatureSpec, InputKind, Signature, column_kind
 from driftloop.registry._store import (
     ArtifactStore,
     FsspecArtifactStore,
@@ -20,25 +24,38 @@ from driftloop.registry._store import (
     artifact_store_from_url,
     sha256_hex,
 )
-from driftloop.registry._types import AliasEvent, FeatureSpec, ModelVersion, Signature
+from driftloop.registry._types import AliasEvent, ModelVersion
 
 __all__ = [
+    "FLAVORS",
+    "PARTS",
     "AliasEvent",
     "ArtifactStore",
+    "EncodedFrame",
     "FeatureSpec",
     "Flavor",
     "FsspecArtifactStore",
+    "InputKind",
+    "InvalidValue",
     "LightGBMFlavor",
     "LoadedModel",
     "LocalArtifactStore",
     "ModelVersion",
     "Registry",
+    "Runtime",
     "Signature",
     "SklearnFlavor",
+    "ValueEncoder",
     "artifact_store_from_url",
+    "column_kind",
+    "encode_frame",
     "flavor_for",
-    "onnx_scores",
+    "lightgbm_runtime",
     "onnx_session",
     "parse_ref",
+    "parse_time",
+    "probe_rows",
     "sha256_hex",
+    "time_part",
+    "time_parts",
 ]

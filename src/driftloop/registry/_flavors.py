@@ -1,79 +1,40 @@
-"""Model flavors: how a kind of model is saved (never as a pickle), loaded and scored.
+"""Model flavors: how a kind of model is saved (never as a pickle) and loaded complete.
 
 A flavor turns a fitted model into named artifacts (bytes) and back into a
-:class:`LoadedModel`, whose ``predict_batch`` returns positive-class scores.
+:class:`~driftloop.registry.LoadedModel` with its runtime chosen, for each task
+(binary, multiclass, regression):
 
-* ``lightgbm``: the Booster's native text format; ONNX export via onnxmltools, checked
-  against the Booster's scores with ONNX Runtime before it is kept.
+* ``lightgbm``: the Booster's native text format, plus ONNX when the export matches the
+  Booster (checked in :mod:`~driftloop.registry._onnx`); scored by ONNX Runtime when it
+  matches, else by the Booster; TreeSHAP contributions.
 * ``sklearn``: skops (no pickle); on load only scikit-learn, NumPy and SciPy types are
   trusted, anything else is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from driftloop.core.errors import InvalidParameterError, SchemaMismatchError
+from driftloop.core.errors import InvalidParameterError
+from driftloop.registry._model import LoadedModel
+from driftloop.registry._onnx import Runtime, export_lightgbm_onnx, lightgbm_runtime
+from driftloop.registry._signature import FeatureSpec, Signature
 
-__all__ = [
-    "FLAVORS",
-    "Flavor",
-    "LightGBMFlavor",
-    "LoadedModel",
-    "SklearnFlavor",
-    "flavor_for",
-    "to_matrix",
-]
+__all__ = ["FLAVORS", "Flavor", "LightGBMFlavor", "SklearnFlavor", "flavor_for", "with_task"]
 
-ONNX_TOLERANCE = 1e-6
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.OrderedDict", "builtins.")
-
-
-def to_matrix(X: pd.DataFrame | NDArray[Any], feature_names: Sequence[str]) -> NDArray[np.float64]:
-    """``X`` as a float64 matrix with columns in ``feature_names`` order."""
-    if isinstance(X, pd.DataFrame):
-        missing = [name for name in feature_names if name not in X.columns]
-        if missing:
-            raise SchemaMismatchError(
-                f"Input lacks feature(s) {', '.join(missing)}; the model expects "
-                f"{', '.join(feature_names)}."
-            )
-        return X.loc[:, list(feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
-    matrix = np.asarray(X, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[1] != len(feature_names):
-        raise SchemaMismatchError(
-            f"Input has shape {matrix.shape}; the model expects (rows, {len(feature_names)})."
-        )
-    return matrix
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to score: what serving, gates and monitoring use."""
-
-    name: str
-    version: int
-    flavor: str
-    feature_names: list[str]
-    model: Any
-    booster: Any = None
-    onnx_bytes: bytes | None = None
-    _predict: Any = field(default=None, repr=False)
-
-    def predict_batch(self, X: pd.DataFrame | NDArray[Any]) -> NDArray[np.float64]:
-        """Positive-class scores, one per row of ``X`` (columns by name or in order)."""
-        scores: NDArray[np.float64] = self._predict(to_matrix(X, self.feature_names))
-        return scores
+_MULTICLASS = ("multiclass", "softmax", "multiclassova", "multiclass_ova", "ova", "ovr")
+_BINARY = ("binary", "cross_entropy", "xentropy", "cross_entropy_lambda", "xentlambda")
 
 
 class Flavor(Protocol):
-    """Saves a fitted model as named artifacts and loads it back."""
+    """Saves a fitted model as named artifacts and loads it back, complete."""
 
     name: str
 
@@ -81,23 +42,31 @@ class Flavor(Protocol):
         """Whether this flavor can save ``model``."""
         ...
 
-    def save(self, model: Any, feature_names: Sequence[str]) -> dict[str, bytes]:
+    def task_of(self, model: Any) -> tuple[str, tuple[str, ...]]:
+        """The task a fitted model performs, and its class names (none for regression)."""
+        ...
+
+    def save(self, model: Any, signature: Signature) -> dict[str, bytes]:
         """Artifacts of ``model`` by role (``model``, optionally ``onnx``)."""
         ...
 
-    def load(self, artifacts: Mapping[str, bytes], feature_names: Sequence[str]) -> LoadedModel:
+    def load(
+        self, artifacts: Mapping[str, bytes], signature: Signature, *, prefer_onnx: bool = True
+    ) -> LoadedModel:
         """The model back from its artifacts (name and version are filled in by the caller)."""
         ...
 
 
+def _categorical(signature: Signature) -> dict[int, int]:
+    """Column -> number of categories, for the category features."""
+    return {j: len(f.categories) for j, f in enumerate(signature.features) if f.kind == "category"}
+
+
 class LightGBMFlavor:
-    """LightGBM Boosters and LGBMClassifier models, as native text (plus ONNX)."""
+    """LightGBM Boosters and LGBMClassifier/LGBMRegressor models, as native text (plus
+    ONNX)."""
 
     name = "lightgbm"
-
-    def __init__(self, *, num_threads: int = 1, export_onnx: bool = True) -> None:
-        self.num_threads = num_threads
-        self.export_onnx = export_onnx
 
     def accepts(self, model: Any) -> bool:
         import lightgbm as lgb
@@ -105,96 +74,127 @@ class LightGBMFlavor:
         return isinstance(model, lgb.Booster | lgb.LGBMModel)
 
     @staticmethod
-    def _booster(model: Any) -> Any:
+    def booster(model: Any) -> Any:
         import lightgbm as lgb
 
         return model.booster_ if isinstance(model, lgb.LGBMModel) else model
 
-    def save(self, model: Any, feature_names: Sequence[str]) -> dict[str, bytes]:
-        booster = self._booster(model)
+    def task_of(self, model: Any) -> tuple[str, tuple[str, ...]]:
+        booster = self.booster(model)
+        objective = str(booster.params.get("objective", "")).split(" ")[0]
+        if not objective:
+            objective = str(booster.dump_model().get("objective", "")).split(" ")[0]
+        if objective in _MULTICLASS or booster.num_model_per_iteration() > 1:
+            k = booster.num_model_per_iteration()
+            return "multiclass", _class_names(getattr(model, "classes_", range(k)))
+        if objective in _BINARY:
+            return "binary", _class_names(getattr(model, "classes_", (0, 1)))
+        return "regression", ()
+
+    def save(self, model: Any, signature: Signature) -> dict[str, bytes]:
+        booster = self.booster(model)
         out = {"model": booster.model_to_string().encode("utf-8")}
-        if self.export_onnx:
-            out["onnx"] = _lightgbm_to_onnx(booster, len(feature_names))
+        onnx, _ = export_lightgbm_onnx(booster, signature.task, _categorical(signature))
+        if onnx is not None:
+            out["onnx"] = onnx
         return out
 
-    def load(self, artifacts: Mapping[str, bytes], feature_names: Sequence[str]) -> LoadedModel:
+    def load(
+        self, artifacts: Mapping[str, bytes], signature: Signature, *, prefer_onnx: bool = True
+    ) -> LoadedModel:
         import lightgbm as lgb
 
         booster = lgb.Booster(model_str=artifacts["model"].decode("utf-8"))
-        threads = self.num_threads
+        return self.wrap(
+            booster, signature, onnx_model=artifacts.get("onnx"), prefer_onnx=prefer_onnx
+        )
 
-        def predict(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-            return np.asarray(booster.predict(matrix, num_threads=threads), dtype=np.float64)
+    def wrap(
+        self,
+        model: Any,
+        signature: Signature | None = None,
+        *,
+        onnx_model: bytes | None = None,
+        prefer_onnx: bool = True,
+        name: str = "",
+        version: str = "",
+    ) -> LoadedModel:
+        """A fitted Booster (or LightGBM estimator) as a loaded model; without a
+        ``signature``, its features are numbers named as in the Booster."""
+        booster = self.booster(model)
+        if signature is None:
+            task, classes = self.task_of(model)
+            names = booster.feature_name()
+            signature = Signature(tuple(FeatureSpec(n) for n in names), task, classes=classes)
+        elif not signature.task:
+            task, classes = self.task_of(model)
+            signature = replace(signature, task=task, classes=signature.classes or classes)
+        if booster.num_feature() != len(signature.features):
+            raise InvalidParameterError(
+                f"The LightGBM model takes {booster.num_feature()} features; its signature "
+                f"lists {len(signature.features)} ({', '.join(signature.names)})."
+            )
+        runtime = lightgbm_runtime(
+            booster,
+            signature.task,
+            onnx_model=onnx_model,
+            categorical=_categorical(signature),
+            prefer_onnx=prefer_onnx,
+        )
+        k = booster.num_model_per_iteration()
+        width = booster.num_feature() + 1
+
+        def contributions(matrix: NDArray[np.float64], chosen: NDArray[np.intp] | None) -> Any:
+            raw = np.asarray(booster.predict(matrix, pred_contrib=True, num_threads=1))
+            if k == 1 or chosen is None:
+                return raw[:, :width]
+            blocks = raw.reshape(len(matrix), k, width)
+            return blocks[np.arange(len(matrix)), chosen]
 
         return LoadedModel(
-            name="",
-            version=0,
             flavor=self.name,
-            feature_names=list(feature_names),
-            model=booster,
-            booster=booster,
-            onnx_bytes=artifacts.get("onnx"),
-            _predict=predict,
+            signature=signature,
+            runtime=runtime,
+            native=booster,
+            contributions_fn=contributions,
+            name=name,
+            version=version,
         )
 
 
-def onnx_session(onnx_bytes: bytes, *, threads: int = 1) -> Any:
-    """An ONNX Runtime session with explicit thread counts (one pool per process)."""
-    import onnxruntime as ort
+def _class_names(values: Any) -> tuple[str, ...]:
+    from driftloop.stats import category_text
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def onnx_scores(session: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Positive-class scores of a binary classifier exported with ``zipmap=False``."""
-    name = session.get_inputs()[0].name
-    (probabilities,) = session.run(["probabilities"], {name: matrix.astype(np.float32)})
-    return np.asarray(probabilities[:, 1], dtype=np.float64)
-
-
-def _lightgbm_to_onnx(booster: Any, n_features: int) -> bytes:
-    import onnxmltools
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    proto = onnxmltools.convert_lightgbm(
-        booster,
-        initial_types=[("input", FloatTensorType([None, n_features]))],
-        zipmap=False,
-        target_opset=15,
-    )
-    data: bytes = proto.SerializeToString()
-    # Check on rows inside the model's own split thresholds (a grid over the used range).
-    rng = np.random.default_rng(0)
-    probe = rng.normal(size=(256, n_features)).astype(np.float32).astype(np.float64)
-    expected = np.asarray(booster.predict(probe, num_threads=1), dtype=np.float64)
-    got = onnx_scores(onnx_session(data), probe)
-    worst = float(np.abs(expected - got).max())
-    if worst > ONNX_TOLERANCE:
-        raise InvalidParameterError(
-            f"ONNX export of the LightGBM model differs from it by {worst:.2e} "
-            f"(tolerance {ONNX_TOLERANCE:.0e}); not exporting."
-        )
-    return data
+    return tuple(category_text(v) for v in values)
 
 
 class SklearnFlavor:
-    """Any scikit-learn estimator or pipeline with ``predict_proba``, saved with skops."""
+    """Any scikit-learn estimator or pipeline (classifiers with ``predict_proba``,
+    regressors with ``predict``), saved with skops."""
 
     name = "sklearn"
 
     def accepts(self, model: Any) -> bool:
-        return hasattr(model, "predict_proba") and type(model).__module__.startswith("sklearn.")
+        return type(model).__module__.startswith("sklearn.") and (
+            hasattr(model, "predict_proba") or hasattr(model, "predict")
+        )
 
-    def save(self, model: Any, feature_names: Sequence[str]) -> dict[str, bytes]:
+    def task_of(self, model: Any) -> tuple[str, tuple[str, ...]]:
+        from sklearn.base import is_classifier
+
+        if is_classifier(model):
+            classes = _class_names(getattr(model, "classes_", ()))
+            return ("binary" if len(classes) <= 2 else "multiclass"), classes
+        return "regression", ()
+
+    def save(self, model: Any, signature: Signature) -> dict[str, bytes]:
         import skops.io as sio
 
         return {"model": sio.dumps(model)}
 
-    def load(self, artifacts: Mapping[str, bytes], feature_names: Sequence[str]) -> LoadedModel:
+    def load(
+        self, artifacts: Mapping[str, bytes], signature: Signature, *, prefer_onnx: bool = True
+    ) -> LoadedModel:
         import skops.io as sio
 
         data = artifacts["model"]
@@ -206,20 +206,24 @@ class SklearnFlavor:
                 f"{', '.join(refused)}; refusing to load it."
             )
         model = sio.loads(data, trusted=untrusted)
+        return self.wrap(model, signature)
+
+    def wrap(self, model: Any, signature: Signature) -> LoadedModel:
+        if not signature.task:
+            task, classes = self.task_of(model)
+            signature = replace(signature, task=task, classes=signature.classes or classes)
+        names, task = list(signature.names), signature.task
+        named = hasattr(model, "feature_names_in_")
 
         def predict(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-            named = hasattr(model, "feature_names_in_")
-            rows = pd.DataFrame(matrix, columns=list(feature_names)) if named else matrix
-            return np.asarray(model.predict_proba(rows)[:, 1], dtype=np.float64)
+            rows = pd.DataFrame(matrix, columns=names) if named else matrix
+            if task == "regression":
+                return np.asarray(model.predict(rows), dtype=np.float64)
+            proba = np.asarray(model.predict_proba(rows), dtype=np.float64)
+            return proba[:, 1] if task == "binary" else proba
 
-        return LoadedModel(
-            name="",
-            version=0,
-            flavor=self.name,
-            feature_names=list(feature_names),
-            model=model,
-            _predict=predict,
-        )
+        runtime = Runtime("sklearn", predict, None, "the scikit-learn estimator's own predict")
+        return LoadedModel(flavor=self.name, signature=signature, runtime=runtime, native=model)
 
 
 FLAVORS: dict[str, Flavor] = {"lightgbm": LightGBMFlavor(), "sklearn": SklearnFlavor()}
@@ -232,6 +236,20 @@ def flavor_for(model: Any) -> Flavor:
             return flavor
     raise InvalidParameterError(
         f"No flavor can save a {type(model).__module__}.{type(model).__qualname__}; "
-        f"supported: {', '.join(FLAVORS)} (LightGBM Booster/LGBMClassifier, scikit-learn "
-        "estimators with predict_proba)."
+        f"supported: {', '.join(FLAVORS)} (LightGBM Booster/LGBMClassifier/LGBMRegressor, "
+        "scikit-learn estimators)."
     )
+
+
+def with_task(flavor: Flavor, model: Any, signature: Signature) -> Signature:
+    """``signature`` with the model's task and classes filled in, or refused when it says
+    another task than the model performs."""
+    task, classes = flavor.task_of(model)
+    if not signature.task:
+        return replace(signature, task=task, classes=signature.classes or classes)
+    if signature.task != task:
+        raise InvalidParameterError(
+            f"The signature says task {signature.task!r} but the {flavor.name} model performs "
+            f"{task!r}; build the signature with task={task!r}."
+        )
+    return signature if signature.classes else replace(signature, classes=classes)

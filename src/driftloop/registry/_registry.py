@@ -34,11 +34,13 @@ from driftloop.core.errors import (
 )
 from driftloop.registry._card import model_card
 from driftloop.registry._db import make_engine, upgrade_schema, writing
-from driftloop.registry._flavors import FLAVORS, LoadedModel, flavor_for
+from driftloop.registry._flavors import FLAVORS, flavor_for, with_task
+from driftloop.registry._model import LoadedModel
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
+from driftloop.registry._signature import Signature
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
-from driftloop.registry._types import AliasEvent, ModelVersion, Signature
+from driftloop.registry._types import AliasEvent, ModelVersion
 from driftloop.stats import Profile
 
 __all__ = ["Registry"]
@@ -78,7 +80,8 @@ class Registry:
         for ``details``: params, metrics, tags, lineage, gate_report, profile, created_by,
         alias, alias_reason)."""
         flavor = flavor_for(model)
-        files = flavor.save(model, signature.names)
+        signature = with_task(flavor, model, signature)
+        files = flavor.save(model, signature)
         return self.register_files(name, flavor.name, files, signature=signature, **details)
 
     def register_files(
@@ -148,7 +151,7 @@ class Registry:
                     flavor=flavor,
                     created_at=now,
                     created_by=created_by,
-                    signature=signature.to_list(),
+                    signature=signature.to_json(),
                     params=jsonable(mv.params),
                     metrics=jsonable(mv.metrics),
                     tags=dict(mv.tags),
@@ -237,12 +240,13 @@ class Registry:
                 ).scalar_one()
             )
 
-    def load(self, name: str, version: int) -> LoadedModel:
-        """The model of a version, its artifacts verified against their sha256."""
+    def load(self, name: str, version: int, *, prefer_onnx: bool = True) -> LoadedModel:
+        """The model of a version, complete (runtime chosen: ONNX Runtime when it matches the
+        native model, see ``prefer_onnx``), its artifacts verified against their sha256."""
         mv = self.get(name, version)
         files = {role: self.store.get(digest) for role, digest in mv.artifacts.items()}
-        loaded = FLAVORS[mv.flavor].load(files, mv.feature_names)
-        loaded.name, loaded.version = mv.name, mv.version
+        loaded = FLAVORS[mv.flavor].load(files, mv.signature, prefer_onnx=prefer_onnx)
+        loaded.name, loaded.version = mv.name, str(mv.version)
         return loaded
 
     def verify(self, name: str, version: int) -> dict[str, str]:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Row
 
 from driftloop.core.errors import InvalidParameterError
-from driftloop.registry._types import ModelVersion, Signature
+from driftloop.registry._signature import Signature
+from driftloop.registry._types import ModelVersion
 
 __all__ = ["check_name", "jsonable", "parse_ref", "utc", "version_of"]
 
@@ -50,7 +51,7 @@ def version_of(row: Row[Any]) -> ModelVersion:
         flavor=row.flavor,
         created_at=utc(row.created_at),
         created_by=row.created_by,
-        signature=Signature.from_list(row.signature),
+        signature=Signature.from_json(row.signature),
         params=row.params,
         metrics=row.metrics,
         tags=row.tags,

@@ -8,13 +8,7 @@ from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
-from driftloop.serving._model import (
-    DirectoryModelSource,
-    InMemoryModelSource,
-    LightGBMModel,
-    LoadedModel,
-    ModelSource,
-)
+from driftloop.serving._model import DirectoryModelSource, InMemoryModelSource, ModelSource
 from driftloop.serving._registry_source import RegistryModelSource
 from driftloop.serving._service import ServedModel
 
@@ -26,8 +20,6 @@ __all__ = [
     "FeatureStoreSource",
     "InMemoryFeatureSource",
     "InMemoryModelSource",
-    "LightGBMModel",
-    "LoadedModel",
     "ModelSource",
     "PredictionCache",
     "RegistryModelSource",

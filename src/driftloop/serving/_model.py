@@ -1,8 +1,9 @@
-"""What the server needs of a model, and where models come from.
+"""Where the server's models come from.
 
-The registry (another part) hands the server versions by name and alias; the server
-only relies on the small :class:`ModelSource` protocol so that it can also serve models
-given in memory (embedding, tests) or from a folder.
+The registry (another part) hands the server versions by name and alias, each a complete
+:class:`~driftloop.registry.LoadedModel`; the server only relies on the small
+:class:`ModelSource` protocol so that it can also serve models given in memory
+(embedding, tests) or LightGBM files in a folder.
 """
 
 from __future__ import annotations
@@ -12,40 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from driftloop.core.errors import AliasNotFoundError, ModelNotFoundError
-from driftloop.serving._runtime import Runtime, choose_lightgbm_runtime
+from driftloop.registry import LightGBMFlavor, LoadedModel
 
-__all__ = [
-    "DirectoryModelSource",
-    "InMemoryModelSource",
-    "LightGBMModel",
-    "LoadedModel",
-    "ModelSource",
-]
-
-Matrix = npt.NDArray[np.float64]
-
-
-@runtime_checkable
-class LoadedModel(Protocol):
-    """A model version ready to score rows in its own feature order."""
-
-    name: str
-    version: str
-    feature_names: Sequence[str]
-    runtime: str  # which runtime scores (shown in /v2/models/{name})
-
-    def predict_batch(self, rows: Matrix) -> npt.NDArray[np.float64]:
-        """Scores of ``rows`` (n x len(feature_names)), one vectorised call."""
-        ...
-
-    def contributions(self, rows: Matrix) -> npt.NDArray[np.float64]:
-        """Per-feature contributions (TreeSHAP), n x (features + 1 bias column)."""
-        ...
+__all__ = ["DirectoryModelSource", "InMemoryModelSource", "ModelSource"]
 
 
 @runtime_checkable
@@ -61,39 +34,10 @@ class ModelSource(Protocol):
         ...
 
 
-class LightGBMModel:
-    """A LightGBM Booster behind the fastest runtime that matches it (see ``_runtime``)."""
-
-    def __init__(
-        self,
-        name: str,
-        version: str,
-        booster: Any,
-        *,
-        onnx_model: bytes | None = None,
-        prefer_onnx: bool = True,
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.booster = booster
-        self.feature_names: Sequence[str] = tuple(booster.feature_name())
-        self._runtime: Runtime = choose_lightgbm_runtime(
-            booster, onnx_model=onnx_model, prefer_onnx=prefer_onnx
-        )
-        self.runtime = self._runtime.name
-        self.runtime_reason = self._runtime.reason
-
-    def predict_batch(self, rows: Matrix) -> npt.NDArray[np.float64]:
-        return self._runtime.predict(rows)
-
-    def contributions(self, rows: Matrix) -> npt.NDArray[np.float64]:
-        return np.asarray(
-            self.booster.predict(rows, pred_contrib=True, num_threads=1), dtype=np.float64
-        )
-
-
 class InMemoryModelSource:
-    """Models held in memory, by name, version and alias (embedding, tests, notebooks).
+    """Models held in memory, by name, version and alias (embedding, tests, notebooks):
+    loaded models, or LightGBM Boosters (served with numeric features named as in the
+    Booster).
 
     >>> source = InMemoryModelSource()
     >>> source.set_alias("fraud", "champion", "3")
@@ -103,13 +47,14 @@ class InMemoryModelSource:
 
     def __init__(self, *, prefer_onnx: bool = True) -> None:
         self.prefer_onnx = prefer_onnx
-        self._boosters: dict[tuple[str, str], Any] = {}
+        self._models: dict[tuple[str, str], Any] = {}
         self._aliases: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, version: str, booster: Any, *, aliases: Sequence[str] = ()) -> None:
+    def add(self, name: str, version: str, model: Any, *, aliases: Sequence[str] = ()) -> None:
+        """Add a :class:`~driftloop.registry.LoadedModel` or a LightGBM Booster."""
         with self._lock:
-            self._boosters[name, version] = booster
+            self._models[name, version] = model
             for alias in aliases:
                 self._aliases[name, alias] = version
 
@@ -122,7 +67,7 @@ class InMemoryModelSource:
             if (name, alias) in self._aliases:
                 return self._aliases[name, alias]
             known = sorted(a for n, a in self._aliases if n == name)
-        if not known and not any(n == name for n, _ in self._boosters):
+        if not known and not any(n == name for n, _ in self._models):
             raise ModelNotFoundError(f"Model '{name}' is unknown.")
         raise AliasNotFoundError(
             f"Model '{name}' has no alias '{alias}'. Known: {', '.join(known) or 'none'}."
@@ -130,10 +75,14 @@ class InMemoryModelSource:
 
     def load(self, name: str, version: str) -> LoadedModel:
         with self._lock:
-            booster = self._boosters.get((name, version))
-        if booster is None:
+            model = self._models.get((name, version))
+        if model is None:
             raise ModelNotFoundError(f"Model '{name}' has no version '{version}'.")
-        return LightGBMModel(name, version, booster, prefer_onnx=self.prefer_onnx)
+        if isinstance(model, LoadedModel):
+            return model
+        return LightGBMFlavor().wrap(
+            model, prefer_onnx=self.prefer_onnx, name=name, version=version
+        )
 
 
 class DirectoryModelSource:
@@ -180,4 +129,6 @@ class DirectoryModelSource:
         if not path.exists():
             raise ModelNotFoundError(f"Model '{name}' has no version '{version}' ({path}).")
         booster = lightgbm.Booster(model_file=str(path))
-        return LightGBMModel(name, version, booster, prefer_onnx=self.prefer_onnx)
+        return LightGBMFlavor().wrap(
+            booster, prefer_onnx=self.prefer_onnx, name=name, version=version
+        )

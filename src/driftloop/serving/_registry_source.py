@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-
 from driftloop.core.errors import InvalidParameterError
-from driftloop.registry import LoadedModel as RegistryModel
-from driftloop.registry import Registry
-from driftloop.serving._model import LightGBMModel, LoadedModel
+from driftloop.registry import LoadedModel, Registry
 
-__all__ = ["FlavorModel", "RegistryModelSource"]
-
-
-class FlavorModel:
-    """Any registry flavor scored through its own ``predict_batch`` (no contributions)."""
-
-    def __init__(self, name: str, version: str, loaded: RegistryModel) -> None:
-        self.name = name
-        self.version = version
-        self.feature_names: Sequence[str] = tuple(loaded.feature_names)
-        self.runtime = loaded.flavor
-        self.runtime_reason = f"the {loaded.flavor} flavor's own predict"
-        self._loaded = loaded
-
-    def predict_batch(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.asarray(self._loaded.predict_batch(rows), dtype=np.float64)
-
-    def contributions(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        raise InvalidParameterError(
-            f"Model '{self.name}' ({self.runtime}) has no per-feature contributions; "
-            "explanations need a LightGBM model."
-        )
+__all__ = ["RegistryModelSource"]
 
 
 class RegistryModelSource:
     """A :class:`~driftloop.serving.ModelSource` over a :class:`~driftloop.registry.Registry`.
 
-    LightGBM versions run on ONNX Runtime (the registry's exported ONNX) when it matches
-    the Booster to 1e-6, else on the Booster; other flavors on their own predict.
+    Each version is loaded complete by its flavor (LightGBM on ONNX Runtime when it
+    matches the Booster to 1e-6, else on the Booster; other flavors on their own predict).
     """
 
     def __init__(self, registry: Registry, *, prefer_onnx: bool = True) -> None:
@@ -58,15 +29,4 @@ class RegistryModelSource:
             raise InvalidParameterError(
                 f"Registry versions are integers; got {version!r} for model '{name}'."
             ) from None
-        loaded: Any = self.registry.load(name, number)
-        if loaded.booster is not None:
-            model = LightGBMModel(
-                name,
-                version,
-                loaded.booster,
-                onnx_model=loaded.onnx_bytes,
-                prefer_onnx=self.prefer_onnx,
-            )
-            model.feature_names = tuple(loaded.feature_names)
-            return model
-        return FlavorModel(name, version, loaded)
+        return self.registry.load(name, number, prefer_onnx=self.prefer_onnx)

@@ -16,11 +16,12 @@ import numpy.typing as npt
 
 from driftloop.audit import AuditBatch, GroupCommitWriter
 from driftloop.core.config import CacheConfig, DecisionConfig
+from driftloop.registry import LoadedModel
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._features import EnrichedRow, FeatureSource
 from driftloop.serving._metrics import ServingMetrics
-from driftloop.serving._model import LoadedModel, ModelSource
+from driftloop.serving._model import ModelSource
 from driftloop.serving._validation import Options, ParsedInstances, RowSpec
 
 __all__ = ["Scored", "ServedModel", "Service"]
@@ -132,7 +133,7 @@ class Service:
         if self.current is not None and self.current.model.version == version:
             return False
         model = await asyncio.to_thread(self.source.load, self.served.name, version)
-        model.predict_batch(np.full((1, len(model.feature_names)), np.nan))  # warm up
+        model.predict(np.full((1, len(model.feature_names)), np.nan))  # warm up
         batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
             lambda items: self._run(model, items),
             size=lambda item: len(item.todo),
@@ -168,7 +169,7 @@ class Service:
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
-            scores = model.predict_batch(rows)
+            scores = model.outputs(rows).score
             listed, start = scores.tolist(), 0
             for it in items:
                 n = len(it.todo)

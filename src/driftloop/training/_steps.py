@@ -19,7 +19,8 @@ from driftloop.core.errors import (
 )
 from driftloop.quality import quarantine, release_gates, validate_frame
 from driftloop.registry import ModelVersion, Registry, Signature, flavor_for
-from driftloop.registry._flavors import FLAVORS, LoadedModel
+from driftloop.registry._flavors import FLAVORS, with_task
+from driftloop.registry._model import LoadedModel
 from driftloop.stats import Profile
 from driftloop.training._evaluate import evaluate_scores, per_row_latency_ms, segment_metrics
 from driftloop.training._fit import fit_estimator, search
@@ -155,8 +156,15 @@ def fit(p: TrainingPipeline, state: State) -> State:
     params = {**p.params, **(state.get("search") or {}).get("params", {})}
     model = fit_estimator(p.estimator, params, train[features], train[p.label])
     flavor = flavor_for(model)
-    files = flavor.save(model, features)
-    out: State = {"flavor": flavor.name, "params": params, "artifact_model": files["model"]}
+    sources = {k: (v[0], v[1]) for k, v in state["sources"].items()}
+    signature = with_task(flavor, model, Signature.infer(train[features], sources=sources))
+    files = flavor.save(model, signature)
+    out: State = {
+        "flavor": flavor.name,
+        "params": params,
+        "artifact_model": files["model"],
+        "signature": signature.to_json(),
+    }
     if "onnx" in files:
         out["artifact_onnx"] = files["onnx"]
     return out
@@ -166,7 +174,7 @@ def _loaded(state: State) -> LoadedModel:
     files = {"model": state["artifact_model"]}
     if state.get("artifact_onnx") is not None:
         files["onnx"] = state["artifact_onnx"]
-    return FLAVORS[state["flavor"]].load(files, state["features"])
+    return FLAVORS[state["flavor"]].load(files, Signature.from_json(state["signature"]))
 
 
 def evaluate(p: TrainingPipeline, state: State) -> State:
@@ -252,9 +260,7 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
         p.model_name,
         state["flavor"],
         files,
-        signature=Signature.from_frame(
-            train[features], {k: (v[0], v[1]) for k, v in state["sources"].items()}
-        ),
+        signature=Signature.from_json(state["signature"]),
         params=state["params"],
         metrics={**state["metrics"], **state["latency"]},
         tags={"pipeline": p.name, "run_id": run_id},

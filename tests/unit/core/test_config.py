@@ -108,3 +108,35 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.serving.port = 1  # type: ignore[misc]
+
+
+def test_model_sections_are_checked_with_the_key_and_known_keys(tmp_path: Path) -> None:
+    config = tmp_path / "driftloop.toml"
+    config.write_text('[models.loans]\ndata = "loans.csv"\nlabell = "repaid"\n')
+    with pytest.raises(ConfigError, match=r"models\.loans\.labell .*Known here: .*label"):
+        load_settings(config)
+    config.write_text("[models.loans.decision]\nbands = [0.2, 0.8]\nlabels = ['a', 'b']\n")
+    with pytest.raises(ConfigError, match=r"2 cut\(s\) make 3 bands"):
+        load_settings(config)
+    config.write_text("[models.loans.gates]\nmax_ece = 2\n")
+    with pytest.raises(ConfigError, match=r"models\.loans\.gates\.max_ece"):
+        load_settings(config)
+
+
+def test_a_model_section_overrides_the_gates_and_names_its_decisions(tmp_path: Path) -> None:
+    config = tmp_path / "driftloop.toml"
+    config.write_text(
+        '[gates]\nmax_ece = 0.2\n[models.fraud]\nlabel = "is_fraud"\n'
+        '[models.fraud.gates]\nsensitive_attribute = "age_band"\n'
+        "[models.fraud.decision]\nbands = [0.2, 0.8]\n"
+        'labels = ["approve", "review", "decline"]\n'
+    )
+    settings = load_settings(config)
+    gates = settings.gates_for("fraud")
+    assert (gates.sensitive_attribute, gates.max_ece) == ("age_band", 0.2)
+    decision = settings.model("fraud").decision
+    assert decision is not None
+    assert [decision.decide(s) for s in (0.1, 0.2, 0.5, 0.8, 0.99)] == [
+        "approve", "review", "review", "decline", "decline"
+    ]  # fmt: skip
+    assert settings.model("other").label is None

@@ -18,7 +18,7 @@ from driftloop.core.errors import (
     InvalidParameterError,
     ModelNotFoundError,
 )
-from driftloop.registry import Registry, Signature, onnx_scores, onnx_session
+from driftloop.registry import Registry, Signature
 from driftloop.registry._db import writing
 from driftloop.stats import Profile
 from registry_helpers import toy_frame, toy_lightgbm
@@ -73,18 +73,20 @@ def test_loaded_lightgbm_model_scores_like_the_original_and_exports_onnx(
     registry: Registry,
 ) -> None:
     model, X = toy_lightgbm()
-    registry.register("fraud", model, signature=Signature.from_frame(X))
-    loaded = registry.load("fraud", 1)
+    mv = registry.register("fraud", model, signature=Signature.from_frame(X))
+    assert mv.signature.task == "binary"  # filled in from the model
+    assert "onnx" in mv.artifacts
+    native = registry.load("fraud", 1, prefer_onnx=False)
+    assert native.runtime == "lightgbm"
     expected = model.predict_proba(X)[:, 1]
-    np.testing.assert_allclose(loaded.predict_batch(X), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(native.predict_batch(X), expected, rtol=0, atol=1e-12)
     # Columns are taken by name, not position.
-    np.testing.assert_allclose(loaded.predict_batch(X[["hour", "amount"]]), expected, atol=1e-12)
-    assert loaded.feature_names == ["amount", "hour"]
-    contributions = loaded.booster.predict(X.to_numpy(), pred_contrib=True)
-    assert contributions.shape == (len(X), 3)
-    assert loaded.onnx_bytes is not None
-    onnx = onnx_scores(onnx_session(loaded.onnx_bytes), X.to_numpy())
-    np.testing.assert_allclose(onnx, expected, atol=1e-6)
+    np.testing.assert_allclose(native.predict_batch(X[["hour", "amount"]]), expected, atol=1e-12)
+    assert native.feature_names == ["amount", "hour"]
+    assert native.contributions(X.to_numpy()).shape == (len(X), 3)
+    loaded = registry.load("fraud", 1)
+    assert loaded.runtime == "onnxruntime", loaded.runtime_reason
+    np.testing.assert_allclose(loaded.predict_batch(X), expected, atol=1e-6)
 
 
 def test_sklearn_pipeline_round_trips_through_skops(registry: Registry) -> None:
