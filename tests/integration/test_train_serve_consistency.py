@@ -24,11 +24,11 @@ from starlette.testclient import TestClient
 
 from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import Settings, load_settings
-from driftloop.data import simulate_transactions
+from driftloop.data import fraud_model_config, simulate_transactions
 from driftloop.features import FeatureStore, online_store_from_url, transaction_feature_store
 from driftloop.registry import Registry
 from driftloop.serving import FeatureStoreSource, RegistryModelSource, ServedModel, create_app
-from driftloop.training import SourceWindow, TrainingPipeline, feature_store_frame
+from driftloop.training import TrainingPipeline, model_inputs
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +40,7 @@ WINDOWS = [timedelta(hours=1), timedelta(hours=24), timedelta(days=7), timedelta
 # t does not (created < end).
 EDGE_MARGIN = timedelta(minutes=10)
 KEYS = ("customer_id", "terminal_id")
+CONFIG = fraud_model_config()
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     tx, labels = _history_ending_before(now, data)
     tx.to_parquet(data / "transactions.parquet", index=False)
     labels.to_parquet(data / "labels.parquet", index=False)
-    settings = load_settings(root=root, environ={}, overrides={"gates.max_p99_latency_ms": 1e4})
+    settings = load_settings(root=root, environ={}, overrides={"gates.max_latency_ms": 1e4})
     store = transaction_feature_store(data, settings=settings)
-    frame_fn = feature_store_frame(store)
-    result = TrainingPipeline(
-        settings, data, params={"n_estimators": 40}, training_frame=frame_fn
+    result = TrainingPipeline.from_settings(
+        settings, "fraud", config=CONFIG, store=store, params={"n_estimators": 40}
     ).run()
     store.close()
     assert result.version is not None
@@ -116,12 +116,10 @@ def _offline_row(trained: Trained) -> pd.Series:
     store = transaction_feature_store(
         trained.data, connection=duckdb.connect(), root=trained.settings.root
     )
-    event = pd.DataFrame([{**trained.event, "is_fraud": 0}])
-    customers = pd.read_parquet(trained.data / "customers.parquet")
-    built = feature_store_frame(store)(SourceWindow(event, customers), "is_fraud", "tx_datetime")
+    signature = Registry.from_settings(trained.settings).get("fraud", trained.version).signature
+    built = model_inputs(pd.DataFrame([trained.event]), signature, store=store)
     store.close()
-    assert built.features == trained.features
-    return built.frame.iloc[0]
+    return built.iloc[0]
 
 
 @pytest.fixture(params=["sqlite", "redis"])

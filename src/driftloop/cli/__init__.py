@@ -9,6 +9,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _models,
     _monitor,
     _project,
+    _score,
     _serve,
     _train,
 )

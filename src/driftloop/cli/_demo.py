@@ -30,12 +30,12 @@ from rich.table import Table
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar
 from driftloop.cli._data import print_summary, run_simulation
-from driftloop.cli._train import print_training, run_training
-from driftloop.core.config import GatesConfig, Settings, load_settings
+from driftloop.cli._train import model_store, print_training, run_training
+from driftloop.core.config import CONFIG_FILENAME, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
-from driftloop.data import Scenario
-from driftloop.features import transaction_feature_store
-from driftloop.training import TrainingFrameFn, feature_store_frame, load_window
+from driftloop.data import FRAUD_MODEL_TOML, Scenario
+from driftloop.features import FeatureStore, example_features_py
+from driftloop.training import build_training_set, training_source
 
 MARKER = ".driftloop-demo"
 DRIFT_DAY = 24
@@ -73,21 +73,23 @@ def demo(
 
         console.rule("[bold]2. Train[/]: features from the store, days before the drift; gates")
         drift_start = pd.Timestamp(scenario.start_date) + pd.Timedelta(days=DRIFT_DAY)
-        frame_fn = feature_store_frame(transaction_feature_store(data, settings=settings))
-        result, promoted = run_training(settings, data, end=drift_start, training_frame=frame_fn)
-        print_training(result, promoted)
+        store = model_store(settings, settings.model("fraud"))
+        assert store is not None
+        try:
+            result, promoted = run_training(settings, "fraud", end=drift_start, store=store)
+            print_training(result, promoted)
 
-        console.rule("[bold]3. Serve[/]: replay traffic through the model server")
-        replayed = _serve_and_replay(settings, data, drift_start, frame_fn)
+            console.rule("[bold]3. Serve[/]: replay traffic through the model server")
+            replayed = _serve_and_replay(settings, drift_start, store)
 
-        console.rule("[bold]4. Monitor[/]: after the drift day against before it")
-        _monitor(settings, folder, replayed)
+            console.rule("[bold]4. Monitor[/]: after the drift day against before it")
+            _monitor(settings, folder, replayed)
 
-        console.rule("[bold]5. Retrain[/]: on all five weeks; the gates decide")
-        retrained, promoted = run_training(
-            settings, data, training_frame=frame_fn, check_drift=False
-        )
-        print_training(retrained, promoted)
+            console.rule("[bold]5. Retrain[/]: on all five weeks; the gates decide")
+            retrained, promoted = run_training(settings, "fraud", store=store, check_drift=False)
+            print_training(retrained, promoted)
+        finally:
+            store.close()
         _print_aliases(settings)
     console.print(f"\nThe demo project is in {folder} (settings, registry, audit log, report).")
 
@@ -103,15 +105,21 @@ def _fresh_project(folder: Path) -> Settings:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("made by driftloop demo; rebuilt on each run\n")
-    # The embedded defaults, rooted in the demo folder, whatever the environment says, but
+    # The example project (driftloop init --example fraud) on the embedded defaults, but
     # for the equal-opportunity gate: a week of data has few frauds per age band, so the
     # recall gap between bands is noisy; the demo allows 0.3 (default 0.2).
-    gates = GatesConfig(max_equal_opportunity_difference=DEMO_MAX_EO_DIFFERENCE)
-    return Settings(root=folder.resolve(), gates=gates)
+    (folder / CONFIG_FILENAME).write_text(
+        FRAUD_MODEL_TOML.replace(
+            "[models.fraud.gates]\n",
+            f"[models.fraud.gates]\nmax_equal_opportunity_difference = {DEMO_MAX_EO_DIFFERENCE}\n",
+        )
+    )
+    (folder / "features.py").write_text(example_features_py())
+    return load_settings(folder / CONFIG_FILENAME, environ={})
 
 
 def _serve_and_replay(
-    settings: Settings, data: Path, drift_start: pd.Timestamp, frame_fn: TrainingFrameFn
+    settings: Settings, drift_start: pd.Timestamp, store: FeatureStore
 ) -> pd.DataFrame:
     """Score transactions from before and after the drift day through the HTTP API, their
     features computed by the same feature-store definitions the model trained on (as of
@@ -122,8 +130,9 @@ def _serve_and_replay(
     from driftloop.registry import Registry
     from driftloop.serving import RegistryModelSource, ServedModel, create_app
 
-    window = load_window(data, label="is_fraud", timestamp="tx_datetime")
-    rows = frame_fn(window, "is_fraud", "tx_datetime").frame
+    config = settings.model("fraud")
+    source = training_source(config.data, root=settings.root)
+    rows = build_training_set(source.window(config.timestamp), config, store=store).frame
     registry = Registry.from_settings(settings)
     features = registry.load("fraud", registry.alias_version("fraud", "champion")).feature_names
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from rich.table import Table
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import load_settings
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import GateFailedError, InvalidParameterError
 from driftloop.registry import AliasEvent, Registry, parse_ref
 
 __all__ = ["models_app"]
@@ -98,11 +98,31 @@ def promote(
     ref: str = typer.Argument(..., help="NAME:VERSION."),
     alias: str = typer.Option("champion", help="Alias to move."),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the alias history)."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote a version whose release gates failed (recorded)."
+    ),
 ) -> None:
-    """Point an alias at a version (recorded with who, why and when)."""
+    """Point an alias at a version (recorded with who, why and when).
+
+    A version whose release gates failed is refused unless --force is given; the alias
+    history then records the failed checks beside the reason.
+    """
     with exit_on_error():
         name, version = _ref(ref, need_version=True)
-        event = _registry().set_alias(name, alias, int(version or 0), who=_who(), why=reason)
+        registry = _registry()
+        mv = registry.get(name, version)
+        failed = [
+            c["name"] for c in (mv.gate_report or {}).get("checks", []) if not c.get("passed")
+        ]
+        why = reason
+        if failed and not force:
+            raise GateFailedError(
+                f"{mv.ref} failed its release gates ({', '.join(failed)}); promoting it needs "
+                "--force and a --reason (both are kept in the alias history)."
+            )
+        if failed:
+            why = f"forced past failed gates ({', '.join(failed)}): {reason}"
+        event = registry.set_alias(name, alias, mv.version, who=_who(), why=why)
     typer.echo(_event_line(event))
 
 

@@ -11,6 +11,7 @@ import typer
 from driftloop.cli._app import app
 from driftloop.cli._console import console, err_console, exit_on_error
 from driftloop.core.config import CONFIG_FILENAME, load_settings
+from driftloop.data import FRAUD_MODEL_TOML
 from driftloop.features import example_features_py
 
 CONFIG_TEMPLATE = """\
@@ -47,33 +48,50 @@ enabled = true
 max_entries = 100000
 ttl_s = 60.0
 
-[serving.decision]
-approve_below = 0.2
-decline_above = 0.8
+# One section per model; the name is the registry name (docs/your-data.md).
+# [models.loans]
+# data = "data/loans.csv"          # Parquet/CSV file, folder or glob, or "duckdb:SELECT ..."
+# label = "repaid"
+# timestamp = "application_time"   # event time: time splits, monitoring windows
+# id = "loan_id"                   # echoed in predictions and kept in the audit log
+# exclude = ["notes"]              # or include = [...]
+# task = "auto"                    # binary | multiclass | regression | auto
 """
-
-FEATURES_TEMPLATE = example_features_py()  # a working example over `driftloop simulate` data
 
 GITIGNORE_TEMPLATE = """\
 # State of driftloop's embedded backends (databases, artifacts, audit log).
 .driftloop/
+# Data files: keep them out of git (the project reads them from here).
+data/
 """
+
+EXAMPLES = ("fraud",)
 
 
 @app.command()
 def init(
     directory: Path = typer.Argument(Path("."), help="Folder to make the project in."),
     name: str | None = typer.Option(None, help="Project name (default: the folder's name)."),
+    example: str | None = typer.Option(
+        None, help="Start from an example project: fraud (card transactions, features.py)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
-    """Create a project folder: driftloop.toml, features.py and a .gitignore."""
+    """Create a project folder: driftloop.toml and a .gitignore (with --example fraud, the
+    fraud model's section and its features.py too)."""
+    if example is not None and example not in EXAMPLES:
+        err_console.print(
+            f"[bold red]error[/]: --example {example!r} is not an example. Known: "
+            f"{', '.join(EXAMPLES)}."
+        )
+        raise typer.Exit(code=2)
     directory.mkdir(parents=True, exist_ok=True)
     project = name or directory.resolve().name
-    files = {
-        CONFIG_FILENAME: CONFIG_TEMPLATE.format(name=project),
-        "features.py": FEATURES_TEMPLATE,
-        ".gitignore": GITIGNORE_TEMPLATE,
-    }
+    config = CONFIG_TEMPLATE.format(name=project)
+    files = {CONFIG_FILENAME: config, ".gitignore": GITIGNORE_TEMPLATE}
+    if example == "fraud":
+        files[CONFIG_FILENAME] = config + "\n" + FRAUD_MODEL_TOML
+        files["features.py"] = example_features_py()
     existing = [f for f in files if (directory / f).exists()]
     if existing and not force:
         err_console.print(
@@ -85,6 +103,13 @@ def init(
         (directory / filename).write_text(text, encoding="utf-8")
     (directory / ".driftloop").mkdir(exist_ok=True)
     console.print(f"Created project [bold]{project}[/] in {directory}: {', '.join(files)}.")
+    if example == "fraud":
+        console.print(
+            "Next: driftloop simulate --out data; driftloop features apply; "
+            "driftloop train fraud --promote (see the README's tour)."
+        )
+    else:
+        console.print("Next: describe your model in driftloop.toml (see docs/your-data.md).")
 
 
 @app.command("config")

@@ -88,18 +88,49 @@ class RegistryConfig(_Section):
 
 
 class GatesConfig(_Section):
-    """Data-validation and release gates (``[gates]``); each check reports its numbers."""
+    """Data-validation and release gates (``[gates]``, overridden per model by
+    ``[models.<name>.gates]``); each check reports its numbers (docs/training.md).
 
-    min_auc_ratio: float = Field(default=0.98, gt=0.0, le=2.0)
-    sensitive_attribute: str | None = "age_band"
+    Release: the model's metric must beat the trivial baseline (prior or mean) on the
+    held-out rows by ``min_skill`` (the share of the gap to a perfect score it closes),
+    stay within ``metric_limits`` (e.g. ``{roc_auc = 0.7, rmse = 12.0}``), not fall
+    more than ``champion_tolerance`` (relative) below the champion on the same rows; no
+    feature may alone reach ``max_single_feature_skill`` (a leak); fairness across
+    ``sensitive_attribute`` (a failure when it is configured but absent); calibration
+    (binary); one-row latency (best of several rounds' medians, so a busy machine
+    cannot flip it). Data: row count, per-feature null rates (absolute and against the
+    previous training set), values outside the previous range, drift (PSI).
+    """
+
+    min_skill: float = Field(default=0.05, ge=-1.0, le=1.0)
+    metric_limits: dict[str, float] = Field(default_factory=dict)
+    champion_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+    max_single_feature_skill: float = Field(default=0.98, gt=0.0, le=1.0)
+    sensitive_attribute: str | None = None
     fairness_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     max_demographic_parity_difference: float = Field(default=0.1, ge=0.0, le=1.0)
     max_equal_opportunity_difference: float = Field(default=0.2, ge=0.0, le=1.0)
-    max_ece: float = Field(default=0.05, ge=0.0, le=1.0)
-    max_p99_latency_ms: float = Field(default=5.0, gt=0.0)
-    max_null_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_group_metric_gap: float = Field(default=0.1, ge=0.0)
+    max_ece: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_latency_ms: float = Field(default=5.0, gt=0.0)
+    max_null_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_null_rate_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    max_out_of_range: float = Field(default=0.5, ge=0.0, le=1.0)
     max_psi: float = Field(default=0.25, ge=0.0)
     min_rows: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Keys of earlier releases: ``min_auc_ratio`` (now ``champion_tolerance``) and
+        ``max_p99_latency_ms`` (now ``max_latency_ms``)."""
+        if isinstance(data, Mapping):
+            data = dict(data)
+            if "min_auc_ratio" in data:
+                data.setdefault("champion_tolerance", 1.0 - float(data.pop("min_auc_ratio")))
+            if "max_p99_latency_ms" in data:
+                data.setdefault("max_latency_ms", data.pop("max_p99_latency_ms"))
+        return data
 
 
 class AuditConfig(_Section):
@@ -212,9 +243,9 @@ class Settings(_Section):
         """The ``[models.<name>]`` section (an empty one when the project has none)."""
         return self.models.get(name, ModelConfig())
 
-    def gates_for(self, name: str) -> GatesConfig:
-        """``[gates]`` with the overrides of ``[models.<name>.gates]``."""
-        overrides = self.model(name).gates
+    def gates_for(self, name: str, config: ModelConfig | None = None) -> GatesConfig:
+        """``[gates]`` with the overrides of ``[models.<name>.gates]`` (or of ``config``)."""
+        overrides = (config or self.model(name)).gates
         if not overrides:
             return self.gates
         try:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from driftloop.quality._drift import profile_psi
+from driftloop.quality._leakage import single_feature_skill
 from driftloop.quality._release import release_gates
 from driftloop.quality._report import GateCheck, GateReport
-from driftloop.quality._validation import column_kind, quarantine, validate_frame
+from driftloop.quality._validation import quarantine, validate_features
 
 __all__ = [
     "GateCheck",
     "GateReport",
-    "column_kind",
     "profile_psi",
     "quarantine",
     "release_gates",
-    "validate_frame",
+    "single_feature_skill",
+    "validate_features",
 ]

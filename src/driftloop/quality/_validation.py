@@ -1,19 +1,19 @@
-"""The data validation gate: schema, row count, nulls, value ranges, drift; quarantine.
+"""The data gate on a model's own features: rows, kinds, nulls, ranges, drift; quarantine.
 
 >>> import pandas as pd
 >>> from driftloop.core.config import GatesConfig
->>> frame = pd.DataFrame({"amount": [10.0, -5.0, None]})
->>> report = validate_frame(frame, schema={"amount": "numeric"},
-...                         ranges={"amount": (0, None)}, config=GatesConfig(min_rows=1))
+>>> from driftloop.registry import Signature
+>>> frame = pd.DataFrame({"income": [10.0, None, None], "city": ["a", "b", None]})
+>>> report = validate_features(frame, Signature.infer(frame),
+...                            config=GatesConfig(min_rows=1, max_null_rate=0.5))
 >>> [c.name for c in report.failed]
-['nulls:amount', 'range:amount']
+['nulls:income']
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,91 +23,114 @@ import pandas as pd
 from driftloop.core.config import GatesConfig
 from driftloop.quality._drift import profile_psi
 from driftloop.quality._report import GateCheck, GateReport
+from driftloop.registry import Signature
 from driftloop.stats import Profile
 
-__all__ = ["column_kind", "quarantine", "validate_frame"]
-
-Range = tuple[float | None, float | None]
+__all__ = ["quarantine", "validate_features"]
 
 
-def column_kind(series: pd.Series) -> str:
-    """``numeric``, ``datetime`` or ``string`` (booleans count as numeric)."""
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return "numeric"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
-    return "string"
-
-
-def _range_check(name: str, series: pd.Series, bounds: Range) -> GateCheck:
-    low, high = bounds
-    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.zeros(values.shape, dtype=bool)
-    if low is not None:
-        bad |= values < low
-    if high is not None:
-        bad |= values > high
-    count = int(bad.sum())
-    shown = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-    detail = f"{count} value(s) outside {shown}" if count else ""
-    return GateCheck(f"range:{name}", count == 0, count, shown, detail)
-
-
-def validate_frame(
+def validate_features(
     frame: pd.DataFrame,
+    signature: Signature,
     *,
-    schema: Mapping[str, str],
     config: GatesConfig,
-    ranges: Mapping[str, Range] | None = None,
-    reference: Profile | None = None,
+    reference: Signature | None = None,
+    profile: Profile | None = None,
 ) -> GateReport:
-    """Check ``frame`` against its declared ``schema`` (column -> kind), ``ranges``, the
-    null-rate limit and, with a ``reference`` profile, drift (PSI) of every profiled column."""
-    checks = [
-        GateCheck(
-            "rows",
-            len(frame) >= config.min_rows,
-            len(frame),
-            config.min_rows,
-            f"{len(frame)} row(s), need at least {config.min_rows}",
-        )
-    ]
-    present = []
-    for name, kind in schema.items():
-        if name not in frame.columns:
-            checks.append(GateCheck(f"schema:{name}", False, "missing", kind, "column missing"))
-            continue
-        got = column_kind(frame[name])
-        checks.append(
-            GateCheck(f"schema:{name}", got == kind, got, kind, f"is {got}, expected {kind}")
-        )
-        present.append(name)
-    for name in present:
-        rate = float(frame[name].isna().mean()) if len(frame) else 0.0
-        checks.append(
-            GateCheck(
-                f"nulls:{name}",
-                rate <= config.max_null_rate,
-                round(rate, 6),
-                config.max_null_rate,
-                f"null rate {rate:.2%} > {config.max_null_rate:.2%}",
-            )
-        )
-    for name, bounds in (ranges or {}).items():
-        if name in present:
-            checks.append(_range_check(name, frame[name], bounds))
-    if reference is not None and len(frame):
-        for name, value in profile_psi(reference, frame[present]).items():
+    """The data gate on a model's own features: the row count; each feature's null rate
+    (at most ``max_null_rate``, and at most ``max_null_rate_increase`` above the previous
+    training set's); with the previous version's ``reference`` signature, unchanged kinds;
+    with its ``profile``, the share of values outside its range (``max_out_of_range``)
+    and drift (PSI up to ``max_psi``)."""
+    checks = [_rows(frame, config)]
+    names = signature.names
+    previous = {f.name: f for f in reference.features} if reference is not None else {}
+    for spec in signature.features:
+        before = previous.get(spec.name)
+        if before is not None and before.kind != spec.kind:
             checks.append(
                 GateCheck(
-                    f"drift:{name}",
-                    value <= config.max_psi,
-                    round(value, 6),
-                    config.max_psi,
-                    f"PSI {value:.3f} vs previous training set > {config.max_psi}",
+                    f"kind:{spec.name}",
+                    False,
+                    spec.kind,
+                    before.kind,
+                    f"'{spec.name}' is {spec.kind} now, {before.kind} in the previous training set",
                 )
             )
+        checks.append(_null_rate(spec.name, frame[spec.name], config.max_null_rate))
+    if profile is not None and len(frame):
+        for name in names:
+            checks += _against_profile(name, frame[name], profile, config)
+        checks += _drift(profile, frame[[n for n in names if n in profile.features]], config)
     return GateReport.of("data validation", checks)
+
+
+def _rows(frame: pd.DataFrame, config: GatesConfig) -> GateCheck:
+    return GateCheck(
+        "rows",
+        len(frame) >= config.min_rows,
+        len(frame),
+        config.min_rows,
+        f"{len(frame)} row(s), need at least {config.min_rows}",
+    )
+
+
+def _null_rate(name: str, column: pd.Series, limit: float) -> GateCheck:
+    rate = float(column.isna().mean()) if len(column) else 0.0
+    detail = f"null rate {rate:.2%} > {limit:.2%}" + (" (every value is null)" if rate == 1 else "")
+    return GateCheck(f"nulls:{name}", rate <= limit, round(rate, 6), limit, detail)
+
+
+def _against_profile(
+    name: str, column: pd.Series, profile: Profile, config: GatesConfig
+) -> list[GateCheck]:
+    ref = profile.numeric.get(name) or profile.categorical.get(name)
+    if ref is None:
+        return []
+    total = ref.count + ref.nulls
+    was = ref.nulls / total if total else 0.0
+    rate = float(column.isna().mean()) if len(column) else 0.0
+    limit = was + config.max_null_rate_increase
+    checks = [
+        GateCheck(
+            f"null_increase:{name}",
+            rate <= limit,
+            round(rate, 6),
+            round(limit, 6),
+            f"null rate {rate:.2%} vs {was:.2%} in the previous training set",
+        )
+    ]
+    numeric = profile.numeric.get(name)
+    if numeric is not None and numeric.count and pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        outside = (
+            float(((values < numeric.min) | (values > numeric.max)).mean()) if len(values) else 0.0
+        )
+        checks.append(
+            GateCheck(
+                f"range:{name}",
+                outside <= config.max_out_of_range,
+                round(outside, 6),
+                config.max_out_of_range,
+                f"{outside:.1%} of values outside the previous range "
+                f"[{numeric.min:.4g}, {numeric.max:.4g}]",
+            )
+        )
+    return checks
+
+
+def _drift(reference: Profile, frame: pd.DataFrame, config: GatesConfig) -> list[GateCheck]:
+    return [
+        GateCheck(
+            f"drift:{name}",
+            value <= config.max_psi,
+            round(value, 6),
+            config.max_psi,
+            f"PSI {value:.3f} vs previous training set > {config.max_psi}",
+        )
+        for name, value in profile_psi(reference, frame).items()
+    ]
 
 
 def quarantine(frame: pd.DataFrame, report: GateReport, folder: str | Path) -> Path:

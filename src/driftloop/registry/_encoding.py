@@ -42,6 +42,7 @@ __all__ = [
     "InvalidValue",
     "ValueEncoder",
     "encode_frame",
+    "feature_frame",
     "parse_time",
     "time_part",
     "time_parts",
@@ -86,6 +87,18 @@ def encode_frame(signature: Signature, frame: pd.DataFrame) -> EncodedFrame:
         else:
             matrix[:, j] = _numbers(frame[spec.name], spec.name)
     return EncodedFrame(matrix, unseen)
+
+
+def feature_frame(signature: Signature, frame: pd.DataFrame) -> pd.DataFrame:
+    """One column per feature as profiles and the audit log keep them: the raw value
+    (number, boolean, category text), timestamp parts computed."""
+    out = pd.DataFrame(index=frame.index)
+    for spec in signature.features:
+        if spec.derived_from is not None:
+            out[spec.name] = time_parts(frame[spec.derived_from], spec.part or "")
+        else:
+            out[spec.name] = frame[spec.name]
+    return out
 
 
 def _numbers(column: pd.Series, name: str) -> NDArray[np.float64]:

@@ -1,37 +1,31 @@
-"""Checkpointed, resumable training pipelines with data and release gates."""
+"""Checkpointed, resumable training pipelines for any tabular model, with data and
+release gates."""
 
 from __future__ import annotations
 
 from driftloop.training._checkpoint import CheckpointStore
 from driftloop.training._fit import default_estimator
+from driftloop.training._inputs import model_inputs
 from driftloop.training._pipeline import PipelineResult, StepRun, TrainingPipeline
 from driftloop.training._run import train_and_promote
-from driftloop.training._source import (
-    SourceWindow,
-    TrainingFrame,
-    TrainingFrameFn,
-    load_window,
-    transaction_features,
-)
-from driftloop.training._store_frame import (
-    FeatureStoreFrame,
-    feature_store_frame,
-    numeric_features,
-)
+from driftloop.training._score import ScoredChunk, score_rows
+from driftloop.training._source import TableTrainingSource, TrainingSource, training_source
+from driftloop.training._training_set import TrainingSet, build_training_set, parse_timestamps
 
 __all__ = [
     "CheckpointStore",
-    "FeatureStoreFrame",
     "PipelineResult",
-    "SourceWindow",
+    "ScoredChunk",
     "StepRun",
-    "TrainingFrame",
-    "TrainingFrameFn",
+    "TableTrainingSource",
     "TrainingPipeline",
+    "TrainingSet",
+    "TrainingSource",
+    "build_training_set",
     "default_estimator",
-    "feature_store_frame",
-    "load_window",
-    "numeric_features",
+    "model_inputs",
+    "parse_timestamps",
+    "score_rows",
     "train_and_promote",
-    "transaction_features",
+    "training_source",
 ]

@@ -85,6 +85,10 @@ class CheckpointStore:
             return None
         return StepOutputs(path, manifest)
 
+    def discard(self, step: str, key: str) -> None:
+        """Forget a finished step, so that it runs again."""
+        shutil.rmtree(self._path(step, key), ignore_errors=True)
+
     def put(self, step: str, key: str, outputs: Mapping[str, Any]) -> StepOutputs:
         """Store a step's outputs atomically; frames, bytes and JSON values are accepted."""
         target = self._path(step, key)

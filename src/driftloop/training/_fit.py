@@ -1,4 +1,5 @@
-"""Fitting: the default LightGBM estimator, any estimator with fit/predict_proba, Optuna."""
+"""Fitting: the default LightGBM estimator per task, any scikit-learn style estimator,
+categorical features, Optuna search on the task's metric."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from numpy.typing import NDArray
 
 from driftloop.core.errors import InvalidParameterError
-from driftloop.stats import roc_auc
+from driftloop.registry import Signature
+from driftloop.stats import METRICS, TASKS, Outputs, evaluate
 
 __all__ = ["SearchSpace", "check_estimator", "default_estimator", "fit_estimator", "search"]
 
@@ -17,46 +19,67 @@ SearchSpace = Callable[[Any], dict[str, Any]]
 """``space(trial) -> params`` for an Optuna trial."""
 
 
-def default_estimator(seed: int = 0, threads: int = 1) -> Any:
-    """LightGBM, deterministic (same data and seed give the same model bytes)."""
+def default_estimator(task: str = "binary", seed: int = 0, threads: int = 1) -> Any:
+    """LightGBM for ``task``, deterministic (same data and seed give the same model bytes)."""
     import lightgbm as lgb
 
-    return lgb.LGBMClassifier(
-        n_estimators=200,
-        learning_rate=0.05,
-        num_leaves=31,
-        min_child_samples=20,
-        subsample=1.0,
-        colsample_bytree=1.0,
-        random_state=seed,
-        n_jobs=threads,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
+    params: dict[str, Any] = {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "random_state": seed,
+        "n_jobs": threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+    if task == "regression":
+        return lgb.LGBMRegressor(**params)
+    return lgb.LGBMClassifier(**params)
 
 
-def check_estimator(estimator: Any) -> None:
-    """Refuse what cannot be trained and scored by the pipeline."""
-    missing = [
-        m for m in ("fit", "predict_proba", "get_params", "set_params") if not hasattr(estimator, m)
-    ]
+def check_estimator(estimator: Any, task: str) -> None:
+    """Refuse what cannot be trained and scored for ``task``."""
+    scorer = "predict" if task == "regression" else "predict_proba"
+    missing = [m for m in ("fit", scorer, "get_params", "set_params") if not hasattr(estimator, m)]
     if missing:
         raise InvalidParameterError(
-            f"Estimator {type(estimator).__qualname__} has no {', '.join(missing)}; the "
-            "pipeline needs a scikit-learn style classifier with fit and predict_proba "
-            "(positive-class scores)."
+            f"Estimator {type(estimator).__qualname__} has no {', '.join(missing)}; a {task} "
+            f"model needs a scikit-learn style estimator with fit and {scorer}."
         )
 
 
-def fit_estimator(estimator: Any, params: Mapping[str, Any], X: pd.DataFrame, y: pd.Series) -> Any:
-    """A fresh clone of ``estimator`` with ``params``, fitted on ``(X, y)``."""
+def _categorical(signature: Signature) -> list[int]:
+    return [j for j, f in enumerate(signature.features) if f.kind == "category"]
+
+
+def fit_estimator(
+    estimator: Any,
+    params: Mapping[str, Any],
+    X: NDArray[np.float64],
+    y: NDArray[Any],
+    signature: Signature,
+) -> Any:
+    """A fresh clone of ``estimator`` with ``params``, fitted on the encoded matrix ``X``;
+    LightGBM is told which columns are categories (their codes)."""
+    import lightgbm as lgb
     from sklearn.base import clone
 
     model = clone(estimator)
     if params:
-        model.set_params(**params)
-    model.fit(X, y)
+        try:
+            model.set_params(**params)
+        except ValueError as exc:
+            raise InvalidParameterError(f"Estimator parameters {dict(params)}: {exc}") from None
+    if isinstance(model, lgb.LGBMModel):
+        model.fit(
+            X, y, feature_name=list(signature.names), categorical_feature=_categorical(signature)
+        )
+    else:
+        model.fit(X, y)
     return model
 
 
@@ -69,31 +92,47 @@ def _lightgbm_space(trial: Any) -> dict[str, Any]:
     }
 
 
+def _raw(model: Any, X: NDArray[np.float64], task: str) -> NDArray[np.float64]:
+    booster = getattr(model, "booster_", None)
+    if booster is not None:  # LightGBM: the Booster takes the matrix as the server does
+        return np.asarray(booster.predict(X, num_threads=1), dtype=np.float64)
+    if task == "regression":
+        return np.asarray(model.predict(X), dtype=np.float64)
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    return proba[:, 1] if task == "binary" else proba
+
+
 def search(
     estimator: Any,
-    train: tuple[pd.DataFrame, pd.Series],
-    valid: tuple[pd.DataFrame, pd.Series],
+    train: tuple[NDArray[np.float64], NDArray[Any]],
+    valid: tuple[NDArray[np.float64], NDArray[Any]],
     *,
+    signature: Signature,
     trials: int,
     timeout_s: float | None,
     seed: int,
     space: SearchSpace | None = None,
 ) -> dict[str, Any]:
-    """Best parameters by validation ROC AUC over an Optuna TPE search (seeded)."""
+    """Best parameters by the model's metric on the validation split (Optuna TPE, seeded)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or _lightgbm_space
+    task = signature.task
+    metric = signature.metric or TASKS[task].default_metric
 
     def objective(trial: Any) -> float:
-        model = fit_estimator(estimator, space(trial), *train)
-        scores = np.asarray(model.predict_proba(valid[0])[:, 1], dtype=np.float64)
-        return roc_auc(valid[1], scores)
+        model = fit_estimator(estimator, space(trial), *train, signature)
+        outputs = Outputs(task, _raw(model, valid[0], task), signature.classes)
+        return float(evaluate(outputs, valid[1]).get(metric, np.nan))
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction="maximize" if METRICS[metric].higher_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
     study.optimize(objective, n_trials=trials, timeout=timeout_s)
     return {
         "params": dict(study.best_params),
-        "best_valid_auc": float(study.best_value),
+        f"best_valid_{metric}": float(study.best_value),
         "trials": len(study.trials),
     }

@@ -1,8 +1,7 @@
-"""One call for scripts and the demo: train from a data folder, register, promote."""
+"""One call for scripts, the CLI and the demo: train a model, register it, promote it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from driftloop.core.config import Settings
@@ -14,27 +13,21 @@ __all__ = ["train_and_promote"]
 
 def train_and_promote(
     settings: Settings,
-    data_dir: str | Path,
+    name: str,
     *,
-    name: str = "fraud",
     alias: str | None = "champion",
     who: str = "driftloop",
     on_step: StepCallback | None = None,
     **pipeline_options: Any,
 ) -> tuple[PipelineResult, bool]:
-    """Run the training pipeline on ``data_dir`` (simulator Parquet files) and move
-    ``alias`` to the new version when its release gates passed and the alias is not
-    already there (``alias=None``: register only). Returns the result and whether the
-    alias moved."""
+    """Run the training pipeline of model ``name`` (its ``[models.<name>]`` section, or
+    ``config=`` / ``source=`` among ``pipeline_options``) and move ``alias`` to the new
+    version when its release gates passed and the alias is not already there
+    (``alias=None``: register only). Returns the result and whether the alias moved."""
     registry = Registry.from_settings(settings)
     try:
-        pipeline = TrainingPipeline(
-            settings,
-            Path(data_dir),
-            name=name,
-            model_name=name,
-            registry=registry,
-            **pipeline_options,
+        pipeline = TrainingPipeline.from_settings(
+            settings, name, registry=registry, **pipeline_options
         )
         result = pipeline.run(on_step=on_step)
         version = result.version

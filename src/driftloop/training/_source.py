@@ -1,194 +1,255 @@
-"""Source windows read from a simulator data folder, and the default training frame.
+"""Where training rows come from: any table DuckDB can read, or a DataFrame.
 
-The training frame function is a parameter of the pipeline: a plain per-row frame from
-the transactions (below), or the feature store's point-in-time frame
-(``_store_frame.feature_store_frame``), both returning a :class:`TrainingFrame`.
+A :class:`TrainingSource` gives the rows of a time window (the label, the event time and
+every other column) and a fingerprint of its content, so a checkpointed pipeline reruns
+exactly when the data changed. :func:`training_source` reads a spec as written in
+``driftloop.toml`` or on the command line:
+
+* a Parquet or CSV file (``data/loans.csv``), a glob, or a folder of either;
+* ``duckdb:SELECT ...``: a query (``{root}`` in it is the project folder), for joins;
+* a pandas DataFrame (from Python).
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=4, freq="D"),
+...                       "y": [0, 1, 0, 1]})
+>>> source = training_source(frame)
+>>> len(source.window("t", start=pd.Timestamp("2026-01-02")))
+3
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
+import duckdb
 import pandas as pd
-from numpy.typing import NDArray
 
 from driftloop.core.errors import InsufficientDataError, NotFoundError, SchemaMismatchError
+from driftloop.features import CsvSource, DataFrameSource, ParquetSource, QuerySource
 
-__all__ = [
-    "SOURCE_FILES",
-    "SourceWindow",
-    "TrainingFrame",
-    "TrainingFrameFn",
-    "file_digests",
-    "load_window",
-    "transaction_features",
-]
+__all__ = ["TableTrainingSource", "TrainingSource", "training_source"]
 
-SOURCE_FILES = ("transactions.parquet", "customers.parquet", "labels.parquet")
+_QUERY = re.compile(r"^duckdb:", re.IGNORECASE)
+_FileSource = ParquetSource | CsvSource
 
 
-@dataclass(frozen=True)
-class SourceWindow:
-    """Labelled transactions of a time window, with the customers table beside them."""
+@runtime_checkable
+class TrainingSource(Protocol):
+    """Rows to train on, read by time window."""
 
-    transactions: pd.DataFrame
-    customers: pd.DataFrame
+    def describe(self) -> str:
+        """What the rows are, for people (a path, a query)."""
+        ...
 
+    def fingerprint(self) -> str:
+        """A hash of the content: it changes when the rows do."""
+        ...
 
-@dataclass(frozen=True)
-class TrainingFrame:
-    """What a training-frame function returns.
+    def columns(self) -> list[str]:
+        """The column names, without reading the rows."""
+        ...
 
-    ``frame`` holds the features, the label, the timestamp and any context columns
-    (segment, sensitive attribute); ``features`` names the model inputs in order;
-    ``sources`` maps a feature to its (feature view, version) when it came from one
-    (feature-store versions are content hashes, strings); ``entity_keys`` the request
-    fields a server enriches the other features by (the feature views' join keys).
-    """
-
-    frame: pd.DataFrame
-    features: list[str]
-    sources: Mapping[str, tuple[str, str | int | None]] = field(default_factory=dict)
-    entity_keys: tuple[str, ...] = ()
-
-
-TrainingFrameFn = Callable[[SourceWindow, str, str], TrainingFrame]
-"""``fn(window, label, timestamp) -> TrainingFrame``."""
+    def window(
+        self,
+        timestamp: str | None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Rows with ``start <= timestamp < end`` (every row without a timestamp)."""
+        ...
 
 
-def file_digests(folder: Path) -> dict[str, str]:
-    """sha256 of each source file (the load step's inputs)."""
-    out = {}
-    for name in SOURCE_FILES:
-        path = folder / name
-        if not path.is_file():
-            raise NotFoundError(
-                f"Data folder {folder} has no {name}; expected {', '.join(SOURCE_FILES)} "
-                "(write them with driftloop.data.simulate_transactions(...).write(folder))."
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class TableTrainingSource:
+    """A table DuckDB reads (files, a query or a frame; see the module docs)."""
+
+    def __init__(self, source: _FileSource | QuerySource | DataFrameSource, root: Path) -> None:
+        self.source = source
+        self.root = root
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._relation: str | None = None
+
+    def _open(self) -> tuple[duckdb.DuckDBPyConnection, str]:
+        if self._connection is None:
+            connection = duckdb.connect()
+            connection.execute("SET TimeZone = 'UTC'")
+            try:
+                relation = self.source.relation_sql(self.root, connection.register)
+                connection.execute(f"SELECT * FROM {relation} LIMIT 0")
+                if isinstance(self.source, CsvSource):
+                    relation = _csv_words_stay_text(connection, relation)
+            except duckdb.IOException as exc:
+                connection.close()
+                raise NotFoundError(
+                    f"Training data {self.describe()} cannot be read: {exc}"
+                ) from None
+            except duckdb.Error as exc:
+                connection.close()
+                raise SchemaMismatchError(
+                    f"Training data {self.describe()} is not a table DuckDB can read: {exc}"
+                ) from None
+            self._connection, self._relation = connection, relation
+        assert self._relation is not None
+        return self._connection, self._relation
+
+    def describe(self) -> str:
+        source = self.source
+        if isinstance(source, QuerySource):
+            return f"query `{source.sql.strip()[:200]}`"
+        if isinstance(source, DataFrameSource):
+            return f"a DataFrame of {len(source.frame):,} rows"
+        return source.path
+
+    def columns(self) -> list[str]:
+        connection, relation = self._open()
+        return [d[0] for d in connection.execute(f"SELECT * FROM {relation} LIMIT 0").description]
+
+    def fingerprint(self) -> str:
+        """For files, a hash of their bytes; for a query or frame, of its rows (inside
+        DuckDB, order-independent)."""
+        digest = hashlib.sha256(self.describe().encode())
+        if isinstance(self.source, ParquetSource | CsvSource):
+            for path in _files(self.source.path, self.root):
+                digest.update(path.name.encode())
+                with path.open("rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+            return digest.hexdigest()
+        connection, relation = self._open()
+        count, total = connection.execute(
+            f"SELECT count(*), sum(hash(s)) FROM (SELECT * FROM {relation}) s"
+        ).fetchall()[0]
+        digest.update(f"{count}:{total}".encode())
+        return digest.hexdigest()
+
+    def window(
+        self,
+        timestamp: str | None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        connection, relation = self._open()
+        columns = self.columns()
+        where, params = [], []
+        if timestamp is not None and (start is not None or end is not None):
+            if timestamp not in columns:
+                raise SchemaMismatchError(
+                    f"Training data {self.describe()} has no timestamp column '{timestamp}'. "
+                    f"Columns: {', '.join(columns)}."
+                )
+            column = f'"{timestamp}"'
+            for bound, op in ((start, ">="), (end, "<")):
+                if bound is not None:
+                    where.append(f"{column} {op} ?")
+                    params.append(_naive_utc(bound))
+        sql = f"SELECT * FROM {relation}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        try:
+            frame = connection.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise SchemaMismatchError(
+                f"Reading {self.describe()} for the window [{start}, {end}) failed: {exc}"
+            ) from None
+        if frame.empty:
+            raise InsufficientDataError(
+                f"The training window [{start}, {end}) of {self.describe()} holds no rows."
             )
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out[name] = digest.hexdigest()
-    return out
+        return frame
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
-def load_window(
-    folder: Path,
-    *,
-    label: str,
-    timestamp: str,
-    start: pd.Timestamp | None = None,
-    end: pd.Timestamp | None = None,
-) -> SourceWindow:
-    """Transactions in ``[start, end)`` joined to their labels, plus customers."""
-    tx = pd.read_parquet(folder / "transactions.parquet")
-    labels = pd.read_parquet(folder / "labels.parquet")
-    if label not in labels.columns:
-        raise SchemaMismatchError(
-            f"Labels file {folder / 'labels.parquet'} has no label column '{label}'. "
-            f"Columns: {', '.join(map(str, labels.columns))}."
-        )
-    if timestamp not in tx.columns:
-        raise SchemaMismatchError(
-            f"Transactions have no timestamp column '{timestamp}'. "
-            f"Columns: {', '.join(map(str, tx.columns))}."
-        )
-    tx = tx.drop(columns=[c for c in (label,) if c in tx.columns])
-    keep = ["tx_id", label, *(["label_known_at"] if "label_known_at" in labels.columns else [])]
-    tx = tx.merge(labels[keep], on="tx_id", how="inner", validate="one_to_one")
-    span = f"{tx[timestamp].min()} to {tx[timestamp].max()}" if len(tx) else "no rows"
-    if start is not None:
-        tx = tx[tx[timestamp] >= start]
-    if end is not None:
-        tx = tx[tx[timestamp] < end]
-    if tx.empty:
-        raise InsufficientDataError(
-            f"The training window [{start}, {end}) holds no labelled transactions "
-            f"(the data spans {span})."
-        )
-    customers = pd.read_parquet(folder / "customers.parquet")
-    return SourceWindow(tx.sort_values([timestamp, "tx_id"]).reset_index(drop=True), customers)
+_BOOLEAN_TEXT = {"true", "false", "t", "f", "1", "0"}
 
 
-def transaction_features(window: SourceWindow, label: str, timestamp: str) -> TrainingFrame:
-    """Per-row features of each transaction, from its own fields and its card's history.
-
-    Rolling windows look only at the card's earlier transactions (closed on the left at
-    the current row), so no row sees the future.
-    """
-    tx = window.transactions
-    customers = window.customers.set_index("customer_id")
-    ts = tx[timestamp]
-    frame = pd.DataFrame(
-        {
-            "tx_id": tx["tx_id"].to_numpy(),
-            timestamp: ts.to_numpy(),
-            label: tx[label].to_numpy().astype(np.int8),
-            "amount": tx["amount"].to_numpy(dtype=np.float64),
-            "hour": ts.dt.hour.to_numpy(dtype=np.float64),
-            "is_night": (ts.dt.hour < 6).to_numpy(dtype=np.float64),
-            "is_weekend": (ts.dt.day_of_week >= 5).to_numpy(dtype=np.float64),
-        }
+def _csv_words_stay_text(connection: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """DuckDB's CSV sniffer reads ``yes``/``no`` (and ``y``/``n``) as booleans; a label or
+    a category spelt that way must keep its words (a class is then ``yes``, not ``true``).
+    Columns whose text is not ``true``/``false`` (or 1/0) are read as text again."""
+    described = connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    booleans = [str(row[0]) for row in described if str(row[1]).upper() == "BOOLEAN"]
+    if not booleans:
+        return relation
+    raw = (
+        relation[: relation.index("(") + 1]
+        + relation[relation.index("(") + 1 : -1]
+        + ", all_varchar = true)"
     )
-    by_card = tx[["customer_id", timestamp, "amount"]].copy()
-    by_card["one"] = 1.0
-    by_card = by_card.set_index(timestamp)
-    grouped = by_card.groupby("customer_id", sort=True)
-    count_1d = grouped["one"].rolling("1D", closed="left").sum()
-    mean_7d = grouped["amount"].rolling("7D", closed="left").mean()
-    # rolling() returns rows grouped by card (sorted ids), in time order within each card.
-    order = np.argsort(tx["customer_id"].to_numpy(), kind="stable")
-    frame.loc[order, "card_tx_count_1d"] = np.nan_to_num(count_1d.to_numpy(), nan=0.0)
-    frame.loc[order, "card_mean_amount_7d"] = mean_7d.to_numpy()
-    mean_7d_positive = frame["card_mean_amount_7d"].where(frame["card_mean_amount_7d"] > 0)
-    frame["amount_over_card_mean_7d"] = frame["amount"] / mean_7d_positive
-    _terminal_risk(tx, frame, label, timestamp)
-    for column in ("segment", "age_band"):
-        if column in customers.columns:
-            frame[column] = customers[column].reindex(tx["customer_id"]).to_numpy()
-    features = [
-        "amount",
-        "hour",
-        "is_night",
-        "is_weekend",
-        "card_tx_count_1d",
-        "card_mean_amount_7d",
-        "amount_over_card_mean_7d",
-        "terminal_tx_count_28d",
-        "terminal_fraud_rate_28d",
-    ]
-    return TrainingFrame(frame, features)
+    words = []
+    for column in booleans:
+        quoted = '"' + column.replace('"', '""') + '"'
+        seen = connection.execute(
+            f"SELECT DISTINCT lower(trim({quoted})) FROM {raw} WHERE {quoted} IS NOT NULL LIMIT 10"
+        ).fetchall()
+        if not {str(v[0]) for v in seen} <= _BOOLEAN_TEXT:
+            words.append(column)
+    if not words:
+        return relation
+    types = ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in words)
+    return relation[:-1] + f", types = {{{types}}})"
 
 
-def _terminal_risk(tx: pd.DataFrame, frame: pd.DataFrame, label: str, timestamp: str) -> None:
-    """Share of fraud at the terminal over 28 days, counting only labels already known.
+def _naive_utc(value: pd.Timestamp) -> Any:
+    value = pd.Timestamp(value)
+    return (value.tz_convert("UTC").tz_localize(None) if value.tzinfo else value).to_pydatetime()
 
-    Labels arrive ``delay`` after the transaction, so the window is ``[t - 28d - delay,
-    t - delay)``: a rolling sum over ``28d + delay`` minus the one over ``delay``.
-    """
-    delay = pd.Timedelta(days=7)
-    if "label_known_at" in tx.columns and len(tx):
-        delay = pd.Timedelta((tx["label_known_at"] - tx[timestamp]).max()).ceil("D")
-    long, short = pd.Timedelta(days=28) + delay, delay
-    by_terminal = tx[["terminal_id", timestamp, label]].astype({label: np.float64})
-    by_terminal["one"] = 1.0
-    grouped = by_terminal.set_index(timestamp).groupby("terminal_id", sort=True)
-    order = np.argsort(tx["terminal_id"].to_numpy(), kind="stable")
 
-    def window(column: str) -> NDArray[np.float64]:
-        wide = grouped[column].rolling(long, closed="left").sum().to_numpy()
-        recent = grouped[column].rolling(short, closed="left").sum().to_numpy()
-        out: NDArray[np.float64] = np.nan_to_num(wide, nan=0.0) - np.nan_to_num(recent, nan=0.0)
-        return out
+def _files(path: str, root: Path) -> list[Path]:
+    base = Path(path) if Path(path).is_absolute() else root / path
+    found = sorted(base.parent.glob(base.name)) if any(c in path for c in "*?[") else [base]
+    return [f for f in found if f.is_file()]
 
-    counts, frauds = window("one"), window(label)
-    frame.loc[order, "terminal_tx_count_28d"] = counts
-    frame.loc[order, "terminal_fraud_rate_28d"] = np.where(
-        counts > 0, frauds / np.maximum(counts, 1), 0.0
+
+def training_source(spec: Any, *, root: str | Path = ".") -> TableTrainingSource:
+    """A source from a spec (see the module docs); relative paths are under ``root``."""
+    root = Path(root)
+    if isinstance(spec, pd.DataFrame):
+        return TableTrainingSource(DataFrameSource(spec, "training"), root)
+    if isinstance(spec, TableTrainingSource):
+        return spec
+    text = str(spec)
+    if _QUERY.match(text):
+        return TableTrainingSource(QuerySource(_QUERY.sub("", text, count=1).strip()), root)
+    path = Path(text) if Path(text).is_absolute() else root / text
+    if any(c in text for c in "*?["):
+        if not _files(text, root):
+            raise NotFoundError(f"No file matches the training data pattern {text!r}.")
+        return _file_source(text, text, root)
+    if path.is_dir():
+        kinds = {
+            p.suffix.lower() for p in path.iterdir() if p.suffix.lower() in (".parquet", ".csv")
+        }
+        if len(kinds) != 1:
+            found = "both Parquet and CSV files" if kinds else "no .parquet or .csv file"
+            raise SchemaMismatchError(
+                f"Training data folder {text} holds {found}; point data at one file, a glob "
+                "(data/*.parquet) or a duckdb: query."
+            )
+        return _file_source(str(Path(text) / f"*{kinds.pop()}"), text, root)
+    if not path.is_file():
+        raise NotFoundError(f"Training data {text} does not exist (looked in {path}).")
+    return _file_source(text, text, root)
+
+
+def _file_source(path: str, given: str, root: Path) -> TableTrainingSource:
+    lower = path.lower()
+    if lower.endswith((".csv", ".csv.gz", ".tsv")):
+        return TableTrainingSource(CsvSource(path), root)
+    if lower.endswith(".parquet"):
+        return TableTrainingSource(ParquetSource(path), root)
+    raise SchemaMismatchError(
+        f"Training data {given} is neither Parquet nor CSV (by its name); use a .parquet or "
+        ".csv file, or a duckdb: query (e.g. duckdb:SELECT * FROM read_json('x.json'))."
     )

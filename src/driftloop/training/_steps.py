@@ -10,36 +10,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from driftloop.core.errors import (
-    GateFailedError,
-    InsufficientDataError,
-    InvalidParameterError,
-    NotFoundError,
-    SchemaMismatchError,
-)
-from driftloop.quality import quarantine, release_gates, validate_frame
-from driftloop.registry import ModelVersion, Registry, Signature, flavor_for
-from driftloop.registry._flavors import FLAVORS, with_task
-from driftloop.registry._model import LoadedModel
-from driftloop.stats import Profile
-from driftloop.training._evaluate import evaluate_scores, per_row_latency_ms, segment_metrics
+from driftloop.core.errors import GateFailedError, InsufficientDataError, NotFoundError
+from driftloop.quality import quarantine, release_gates, single_feature_skill, validate_features
+from driftloop.registry import FLAVORS, LoadedModel, ModelVersion, Registry, Signature, flavor_for
+from driftloop.registry._flavors import with_task
+from driftloop.stats import TASKS, Profile, baseline, evaluate
+from driftloop.training._evaluate import evaluate_model, latency_ms, segment_metrics
 from driftloop.training._fit import fit_estimator, search
-from driftloop.training._source import SourceWindow, load_window
+from driftloop.training._training_set import build_training_set
 
 if TYPE_CHECKING:
     from driftloop.training._pipeline import TrainingPipeline
 
-__all__ = ["champion_version", "check_fractions", "reference_version"]
+__all__ = ["champion_version", "reference_version"]
 
 State = dict[str, Any]
-
-
-def check_fractions(valid: float, test: float) -> None:
-    if not (0 < valid < 1 and 0 < test < 1 and valid + test < 1):
-        raise InvalidParameterError(
-            f"valid_fraction ({valid}) and test_fraction ({test}) must be in (0, 1) and sum "
-            "to less than 1 (the rest is the training window)."
-        )
 
 
 def champion_version(registry: Registry, model: str) -> ModelVersion | None:
@@ -61,32 +46,44 @@ def reference_version(registry: Registry, model: str) -> ModelVersion | None:
 
 
 def load(p: TrainingPipeline, state: State) -> State:
-    window = load_window(p.data_dir, label=p.label, timestamp=p.timestamp, start=p.start, end=p.end)
-    return {"transactions": window.transactions, "customers": window.customers}
+    rows = p.source.window(p.config.timestamp, start=p.start, end=p.end)
+    return {"rows": rows}
+
+
+def training_set(p: TrainingPipeline, state: State) -> State:
+    attribute = p.gates.sensitive_attribute
+    built = build_training_set(
+        state["rows"], p.config, store=p.store, sensitive=[attribute] if attribute else []
+    )
+    return {
+        "frame": built.frame,
+        "signature": built.signature.to_json(),
+        "entity_keys": list(built.entity_keys),
+        "notes": list(built.notes),
+    }
+
+
+def _signature(state: State) -> Signature:
+    return Signature.from_json(state["signature"])
 
 
 def validate(p: TrainingPipeline, registry: Registry, state: State) -> State:
-    tx = state["transactions"]
+    """The data gate on the model's own features (kinds, nulls, ranges, drift against the
+    previous training set's profile); a failing batch is quarantined."""
+    frame, signature = state["frame"], _signature(state)
     reference = reference_version(registry, p.model_name)
-    schema = {
-        "tx_id": "numeric",
-        p.timestamp: "datetime",
-        "customer_id": "numeric",
-        "amount": "numeric",
-        p.label: "numeric",
-    }
     profile = None
     if reference is not None and p.check_drift:
         profile = registry.profile(reference.name, reference.version)
-    report = validate_frame(
-        tx,
-        schema=schema,
-        config=p.settings.gates,
-        ranges={"amount": (0.0, None), p.label: (0.0, 1.0)},
-        reference=profile,
+    report = validate_features(
+        frame,
+        signature,
+        config=p.gates,
+        reference=reference.signature if reference is not None else None,
+        profile=profile,
     )
     if not report.passed:
-        folder = quarantine(tx, report, p.settings.state_dir() / "quarantine" / p.name)
+        folder = quarantine(frame, report, p.settings.state_dir() / "quarantine" / p.name)
         raise GateFailedError(f"{report.summary()}. The batch is quarantined in {folder}.")
     return {
         "validation_report": report.to_dict(),
@@ -94,55 +91,77 @@ def validate(p: TrainingPipeline, registry: Registry, state: State) -> State:
     }
 
 
-def training_set(p: TrainingPipeline, state: State) -> State:
-    window = SourceWindow(state["transactions"], state["customers"])
-    built = p.training_frame(window, p.label, p.timestamp)
-    missing = [c for c in (*built.features, p.label, p.timestamp) if c not in built.frame.columns]
-    if missing or not built.features:
-        raise SchemaMismatchError(
-            f"The training frame lacks column(s) {', '.join(missing) or '(no features)'}; "
-            f"it has {', '.join(map(str, built.frame.columns))}."
-        )
-    return {
-        "frame": built.frame,
-        "features": list(built.features),
-        "sources": {k: list(v) for k, v in built.sources.items()},
-        "entity_keys": list(built.entity_keys),
-    }
-
-
 def split(p: TrainingPipeline, state: State) -> State:
-    """Train / valid / test by time: every test row is later than every training row."""
-    frame = state["frame"].sort_values(p.timestamp, kind="stable").reset_index(drop=True)
-    times = frame[p.timestamp]
+    """Train / valid / test by time (every test row later than every training row), or
+    by a seeded shuffle when the model has no timestamp."""
+    frame, signature = state["frame"], _signature(state)
+    label, timestamp = signature.label or "", signature.timestamp
     n = len(frame)
-    t1 = times.iloc[min(int(n * (1 - p.valid_fraction - p.test_fraction)), n - 1)]
-    t2 = times.iloc[min(int(n * (1 - p.test_fraction)), n - 1)]
-    parts = {
-        "train": frame[times < t1],
-        "valid": frame[(times >= t1) & (times < t2)],
-        "test": frame[times >= t2],
-    }
-    ranges = {}
+    cut1 = int(n * (1 - p.config.valid_fraction - p.config.test_fraction))
+    cut2 = int(n * (1 - p.config.test_fraction))
+    if timestamp is None:
+        order = np.random.default_rng(p.seed).permutation(n)
+        frame = frame.iloc[order].reset_index(drop=True)
+        parts = {"train": frame[:cut1], "valid": frame[cut1:cut2], "test": frame[cut2:]}
+        ranges: dict[str, Any] = {}
+    else:
+        frame = frame.sort_values(timestamp, kind="stable").reset_index(drop=True)
+        times = frame[timestamp]
+        if n < 3 or times.iloc[0] == times.iloc[-1]:
+            raise InsufficientDataError(_ties(times, n))
+        t1, t2 = times.iloc[min(cut1, n - 1)], times.iloc[min(cut2, n - 1)]
+        parts = {
+            "train": frame[times < t1],
+            "valid": frame[(times >= t1) & (times < t2)],
+            "test": frame[times >= t2],
+        }
+        if any(part.empty for part in parts.values()):
+            raise InsufficientDataError(_ties(times, n))
+        ranges = {k: [str(v[timestamp].min()), str(v[timestamp].max())] for k, v in parts.items()}
     for name, part in parts.items():
-        positives = int(part[p.label].sum())
-        if positives == 0 or positives == len(part):
-            raise InsufficientDataError(
-                f"The {name} split ({len(part)} rows, {times.min()} to {times.max()} overall) "
-                f"has {positives} positive(s) and {len(part) - positives} negative(s) of "
-                f"'{p.label}'; each split needs both classes. Widen the training window."
-            )
-        ranges[name] = [str(part[p.timestamp].min()), str(part[p.timestamp].max())]
+        _check_split(name, part, label, signature)
     return {**{k: v.reset_index(drop=True) for k, v in parts.items()}, "time_ranges": ranges}
 
 
+def _ties(times: pd.Series, n: int) -> str:
+    distinct = times.nunique()
+    top = times.value_counts().head(1)
+    return (
+        f"A split by time into train, valid and test needs rows at several distinct times; "
+        f"the {n:,} rows have {distinct:,} distinct value(s) of '{times.name}' "
+        f"({int(top.iloc[0]):,} rows at {top.index[0]}): tied timestamps cannot be split "
+        "(give finer timestamps, or leave timestamp unset to split at random)."
+    )
+
+
+def _check_split(name: str, part: pd.DataFrame, label: str, signature: Signature) -> None:
+    y = part[label].to_numpy()
+    if signature.task == "binary":
+        positives = int(y.sum())
+        if positives == 0 or positives == len(y):
+            raise InsufficientDataError(
+                f"The {name} split has {len(y):,} rows with {positives} of class "
+                f"'{signature.classes[1]}' and {len(y) - positives} of '{signature.classes[0]}' "
+                f"in '{label}'; each split needs both classes. Use more data or a wider window."
+            )
+    elif len(y) < 2:
+        raise InsufficientDataError(f"The {name} split has {len(y)} row(s); it needs several.")
+
+
+def _matrix(signature: Signature, frame: pd.DataFrame) -> Any:
+    from driftloop.registry import encode_frame
+
+    return encode_frame(signature, frame).matrix
+
+
 def search_step(p: TrainingPipeline, state: State) -> State:
-    features, label = state["features"], p.label
-    train, valid = state["train"], state["valid"]
+    signature = _signature(state)
+    train, valid, label = state["train"], state["valid"], signature.label or ""
     result = search(
-        p.estimator,
-        (train[features], train[label]),
-        (valid[features], valid[label]),
+        p.estimator_for(signature.task),
+        (_matrix(signature, train), train[label].to_numpy()),
+        (_matrix(signature, valid), valid[label].to_numpy()),
+        signature=signature,
         trials=p.search_trials,
         timeout_s=p.search_timeout_s,
         seed=p.seed,
@@ -152,63 +171,89 @@ def search_step(p: TrainingPipeline, state: State) -> State:
 
 
 def fit(p: TrainingPipeline, state: State) -> State:
-    features, train = state["features"], state["train"]
-    params = {**p.params, **(state.get("search") or {}).get("params", {})}
-    model = fit_estimator(p.estimator, params, train[features], train[p.label])
+    signature = _signature(state)
+    train, label = state["train"], signature.label or ""
+    params = {**p.config.params, **p.params, **(state.get("search") or {}).get("params", {})}
+    model = fit_estimator(
+        p.estimator_for(signature.task),
+        params,
+        _matrix(signature, train),
+        train[label].to_numpy(),
+        signature,
+    )
     flavor = flavor_for(model)
-    sources = {k: (v[0], v[1]) for k, v in state["sources"].items()}
-    signature = with_task(flavor, model, Signature.infer(train[features], sources=sources))
+    signature = with_task(flavor, model, signature)
     files = flavor.save(model, signature)
     out: State = {
         "flavor": flavor.name,
         "params": params,
         "artifact_model": files["model"],
-        "signature": signature.to_json(),
+        "fitted_signature": signature.to_json(),
     }
     if "onnx" in files:
         out["artifact_onnx"] = files["onnx"]
     return out
 
 
-def _loaded(state: State) -> LoadedModel:
+def loaded(state: State) -> LoadedModel:
+    """The fitted model, loaded complete as the server will load it."""
     files = {"model": state["artifact_model"]}
     if state.get("artifact_onnx") is not None:
         files["onnx"] = state["artifact_onnx"]
-    return FLAVORS[state["flavor"]].load(files, Signature.from_json(state["signature"]))
+    signature = Signature.from_json(state["fitted_signature"])
+    return FLAVORS[state["flavor"]].load(files, signature)
 
 
-def evaluate(p: TrainingPipeline, state: State) -> State:
-    test, features = state["test"], state["features"]
-    model = _loaded(state)
-    y = test[p.label].to_numpy()
-    scores = model.predict_batch(test[features])
+def evaluate_step(p: TrainingPipeline, state: State) -> State:
+    """Held-out metrics of the model and of the trivial baseline on the same rows; per
+    segment; single-feature skill (a leak shows as a feature that alone is perfect);
+    the per-row scoring latency."""
+    model, train, test = loaded(state), state["train"], state["test"]
+    signature = model.signature
+    label, metric = signature.label or "", signature.metric or TASKS[model.task].default_metric
+    y = test[label].to_numpy()
     threshold = p.settings.monitoring.decision_threshold
-    metrics: dict[str, Any] = evaluate_scores(y, scores, max_fpr=p.max_fpr, threshold=threshold)
-    if p.segment_column in test.columns:
-        metrics["segments"] = segment_metrics(y, scores, test[p.segment_column], max_fpr=p.max_fpr)
-    return {"metrics": metrics, "latency": per_row_latency_ms(model, test[features])}
+    metrics = evaluate_model(model, test, y, threshold=threshold)
+    prior = baseline(TASKS[model.task], train[label].to_numpy(), classes=signature.classes)
+    base = evaluate(prior.outputs(len(y)), y, threshold=threshold)
+    segment = p.config.segment
+    if segment and segment in test.columns:
+        metrics["segments"] = segment_metrics(model, test, y, test[segment], threshold=threshold)
+    leaks = single_feature_skill(
+        signature, train, test, label=label, metric=metric, baseline_value=base.get(metric)
+    )
+    return {
+        "metrics": metrics,
+        "baseline_metrics": base,
+        "single_feature_skill": leaks,
+        "latency": latency_ms(model, _matrix(signature, test)),
+    }
 
 
 def release(p: TrainingPipeline, registry: Registry, state: State) -> State:
-    test, features = state["test"], state["features"]
+    model, test = loaded(state), state["test"]
+    signature = model.signature
+    label = signature.label or ""
     champion = champion_version(registry, p.model_name)
-    scores = _loaded(state).predict_batch(test[features])
-    champion_scores, problems = None, []
+    champion_outputs, problems = None, []
     if champion is not None:
-        candidate = Signature.from_frame(test[features])
-        problems = candidate.incompatibilities(champion.signature)
-        if all(name in test.columns for name in champion.feature_names):
-            loaded = registry.load(champion.name, champion.version)
-            champion_scores = loaded.predict_batch(test[champion.feature_names])
-    attr = p.settings.gates.sensitive_attribute
+        problems = signature.incompatibilities(champion.signature)
+        inputs = champion.signature.inputs
+        if not problems and all(name in test.columns for name in inputs):
+            champion_outputs = registry.load(champion.name, champion.version).predict_frame(test)
+    attribute = p.gates.sensitive_attribute
     report = release_gates(
-        p.settings.gates,
-        y_true=test[p.label].to_numpy(),
-        scores=scores,
-        champion_scores=champion_scores,
-        sensitive=test[attr].to_numpy() if attr and attr in test.columns else None,
-        latency_p99_ms=state["latency"]["latency_p99_ms"],
+        p.gates,
+        metric=signature.metric or TASKS[model.task].default_metric,
+        y_true=test[label].to_numpy(),
+        outputs=model.predict_frame(test),
+        baseline_metrics=state["baseline_metrics"],
+        champion_outputs=champion_outputs,
+        sensitive=test[attribute].to_numpy() if attribute and attribute in test.columns else None,
+        single_feature_skill=state["single_feature_skill"],
+        latency_ms=state["latency"]["latency_ms"],
         signature_problems=problems,
+        threshold=p.settings.monitoring.decision_threshold,
     )
     return {
         "gate_report": report.to_dict(),
@@ -232,24 +277,30 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
     A run killed after the registry commit but before this step's checkpoint finds its
     version again by the ``run_id`` tag instead of registering it twice.
     """
-    features, train = state["features"], state["train"]
     run_id = hashlib.sha256(state["artifact_model"]).hexdigest()[:16]
     for existing in registry.versions(p.model_name):
         if existing.tags.get("run_id") == run_id:
             return {"version": existing.version}
-    model = _loaded(state)
-    profile = Profile.from_frame(train[features], predictions=model.predict_batch(train[features]))
+    model, train, test = loaded(state), state["train"], state["test"]
+    features = model.feature_names
+    # Inputs as they were, held-out scores as the model gives them: what live windows
+    # are compared against.
+    profile = Profile.from_frame(train[features], predictions=model.predict_frame(test).score)
     hashed = pd.util.hash_pandas_object(train, index=False).to_numpy()
     lineage = {
         "training_set_hash": hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).hexdigest(),
-        "feature_views": state["sources"] or None,
-        "entity_keys": state.get("entity_keys") or None,  # what serve --entity-key needs
-        "time_range": state["time_ranges"]["train"],
+        "feature_views": {
+            f.name: [f.view, f.view_version] for f in model.signature.features if f.view
+        }
+        or None,
+        "entity_keys": state.get("entity_keys") or None,  # what serving enriches by
+        "time_range": state["time_ranges"].get("train"),
         "splits": state["time_ranges"],
-        "data_dir": str(p.data_dir),
+        "data": p.source.describe(),
         "git_commit": _git_commit(p.settings.root),
         "parent_version": state["reference"] or state["champion"],
         "champion_at_gates": state["champion"],
+        "notes": state.get("notes") or None,
     }
     gate_report = state["gate_report"]
     passed = bool(gate_report["passed"])
@@ -260,9 +311,14 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
         p.model_name,
         state["flavor"],
         files,
-        signature=Signature.from_json(state["signature"]),
+        signature=model.signature,
         params=state["params"],
-        metrics={**state["metrics"], **state["latency"]},
+        metrics={
+            **state["metrics"],
+            **state["latency"],
+            "baseline": state["baseline_metrics"],
+            "single_feature_skill": state["single_feature_skill"],
+        },
         tags={"pipeline": p.name, "run_id": run_id},
         lineage=lineage,
         gate_report=gate_report,

@@ -27,11 +27,21 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_init_makes_a_project_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
-    project = tmp_path / "fraud"
+    project = tmp_path / "mine"
     assert runner.invoke(app, ["init", str(project)]).exit_code == 0
     assert (project / "driftloop.toml").is_file()
-    assert (project / "features.py").is_file()
-    assert ".driftloop/" in (project / ".gitignore").read_text()
+    assert not (project / "features.py").exists()  # only the example has one
+    ignored = (project / ".gitignore").read_text()
+    assert ".driftloop/" in ignored
+    assert "data/" in ignored
+    example = tmp_path / "fraud"
+    made = runner.invoke(app, ["init", str(example), "--example", "fraud"])
+    assert made.exit_code == 0, made.output
+    assert "[models.fraud]" in (example / "driftloop.toml").read_text()
+    assert (example / "features.py").is_file()
+    unknown = runner.invoke(app, ["init", str(tmp_path / "x"), "--example", "churn"])
+    assert unknown.exit_code == 2
+    assert "Known: fraud" in unknown.output
     (project / "driftloop.toml").write_text("# mine\n")
     again = runner.invoke(app, ["init", str(project)])
     assert again.exit_code == 2
@@ -39,11 +49,13 @@ def test_init_makes_a_project_and_refuses_to_overwrite_it(tmp_path: Path) -> Non
 
 
 def test_init_writes_settings_that_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner.invoke(app, ["init", str(tmp_path), "--name", "fraud"])
+    runner.invoke(app, ["init", str(tmp_path), "--name", "fraud", "--example", "fraud"])
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["project"]["name"] == "fraud"
+    settings = json.loads(result.output)
+    assert settings["project"]["name"] == "fraud"
+    assert settings["models"]["fraud"]["label"] == "is_fraud"
 
 
 def test_simulate_writes_the_files(tmp_path: Path) -> None:

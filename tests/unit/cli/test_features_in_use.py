@@ -15,13 +15,19 @@ runner = CliRunner()
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    assert runner.invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["init", str(tmp_path), "--example", "fraud"]).exit_code == 0
     simulate_transactions(customers=300, terminals=600, days=40, seed=7).write(tmp_path / "data")
-    with (tmp_path / "driftloop.toml").open("a") as fh:
-        fh.write(
-            "\n[gates]\nmax_equal_opportunity_difference = 1.0\nmax_ece = 0.5\n"
-            "max_p99_latency_ms = 10000.0\n"
+    text = (tmp_path / "driftloop.toml").read_text()
+    (tmp_path / "driftloop.toml").write_text(
+        text.replace(
+            "[models.fraud.gates]\n",
+            "[models.fraud.gates]\nmax_equal_opportunity_difference = 1.0\nmax_ece = 0.5\n"
+            "max_latency_ms = 10000.0\n",
+        ).replace(
+            'store_features = ["*"]',
+            'store_features = ["customer_count_1h", "terminal_fraud_rate_30d"]',
         )
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -48,10 +54,7 @@ def test_removing_a_feature_a_registered_model_uses_is_refused_unless_new_versio
 ) -> None:
     template = (project / "features.py").read_text()
     assert apply(project, template)[0] == 0
-    trained = runner.invoke(
-        app,
-        ["train", "--feature", "customer_count_1h", "--feature", "terminal_fraud_rate_30d"],
-    )
+    trained = runner.invoke(app, ["train", "fraud"])
     assert trained.exit_code == 0, trained.output
 
     # A feature no registered model reads goes without ceremony.

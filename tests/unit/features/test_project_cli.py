@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fraud")
-    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
+    assert runner.invoke(app, ["init", str(folder), "--example", "fraud"]).exit_code == 0
     args = ["simulate", "--out", str(folder / "data"), "--days", "12"]
     args += ["--customers", "200", "--terminals", "300"]
     assert runner.invoke(app, args).exit_code == 0
