@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from driftloop.registry._signature import FeatureSpec
 from driftloop.registry._types import ModelVersion
 
 __all__ = ["model_card"]
@@ -21,11 +22,18 @@ def _fmt(value: Any) -> str:
 
 
 def _metric_table(metrics: Mapping[str, Any]) -> list[str]:
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    scalars = {
+        k: v for k, v in metrics.items() if isinstance(v, int | float) and not k.endswith("_se")
+    }
     if not scalars:
         return ["_No metrics recorded._"]
-    lines = ["| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(scalars.items())]
+    found = metrics.get("baseline")
+    baseline: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    lines = ["| metric | value | trivial baseline |", "| --- | --- | --- |"]
+    lines += [
+        f"| {k} | {_fmt(v)} | {_fmt(baseline[k]) if k in baseline else ''} |"
+        for k, v in sorted(scalars.items())
+    ]
     return lines
 
 
@@ -55,16 +63,34 @@ def _gates(report: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _input(spec: FeatureSpec) -> str:
+    if spec.derived_from is not None:
+        return f"`{spec.name}` ({spec.part} of {spec.derived_from})"
+    if spec.kind == "category":
+        shown = ", ".join(spec.categories[:5]) + (", ..." if len(spec.categories) > 5 else "")
+        return f"`{spec.name}` (category: {shown})"
+    return f"`{spec.name}` ({spec.kind})"
+
+
 def model_card(version: ModelVersion) -> str:
     """Markdown: intended use, data, metrics (overall and by segment), gates, caveats."""
     lineage = version.lineage
     tags = version.tags
+    signature = version.signature
+    what = {
+        "binary": f"the probability of class '{signature.classes[-1]}'"
+        if signature.classes
+        else "the probability of the positive class",
+        "multiclass": f"one of {', '.join(signature.classes)}, with a probability per class",
+        "regression": "a value",
+    }.get(signature.task, "an output")
+    label = f" of '{signature.label}'" if signature.label else ""
     intended = tags.get(
         "intended_use",
-        "Scores tabular rows with the probability of the positive class (for example fraud); "
-        "decisions use thresholds set in serving.",
+        f"A {signature.task or 'tabular'} model{label}: predicts {what} for tabular rows; "
+        "any decision comes from the policy set for it in serving.",
     )
-    features = ", ".join(f"`{f.name}` ({f.dtype})" for f in version.signature.features)
+    features = ", ".join(_input(f) for f in signature.features)
     caveats = [
         "- Scores are only valid for inputs like the training window below; watch drift "
         "against the stored reference profile.",
@@ -91,7 +117,7 @@ def model_card(version: ModelVersion) -> str:
         f"- Parent version: {lineage.get('parent_version') or 'none'}",
         f"- Inputs: {features}",
         "",
-        "## Metrics (held-out test window)",
+        f"## Metrics (held-out test window; judged on `{signature.metric or 'roc_auc'}`)",
         *_metric_table(version.metrics),
         "",
         "### By segment",
