@@ -1,8 +1,9 @@
 """Tables that are not the simulator's: loans, flowers and house prices, with text,
 boolean and missing columns, event times, and drift planted where a test asks for it.
 
-Every table has an id, an event time spread over ``days`` days, a numeric column with
-missing values, a boolean column, a text column, and a label for its task:
+Every table has an id, an applicant (several applications each), an event time spread
+over ``days`` days, a numeric column with missing values, a boolean column, text
+columns, and a label for its task:
 
 * ``binary``: will the loan be repaid (text labels ``yes`` / ``no``);
 * ``multiclass``: a plan chosen (``basic``, ``plus``, ``pro``);
@@ -60,6 +61,7 @@ def table(
     frame = pd.DataFrame(
         {
             "application_id": [f"A{i:06d}" for i in range(rows)],
+            "applicant_id": rng.integers(1, rows // 4, rows),
             "applied_at": when,
             "income": income.round(2),
             "age": age,
@@ -90,4 +92,5 @@ def model_toml(task: str, data: str = "data/applications.csv", name: str | None 
         f'label = "{TASK_LABELS[task]}"\n'
         'timestamp = "applied_at"\n'
         'id = "application_id"\n'
+        'exclude = ["applicant_id"]\n'
     )

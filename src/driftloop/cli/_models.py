@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -21,8 +22,19 @@ models_app = typer.Typer(help="Model registry: versions, aliases, cards.", no_ar
 app.add_typer(models_app, name="models")
 
 
+_CONFIG: dict[str, Path | None] = {"file": None}
+
+
+@models_app.callback()
+def _options(
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Model registry: versions, aliases, cards."""
+    _CONFIG["file"] = config_file
+
+
 def _registry() -> Registry:
-    return Registry.from_settings(load_settings(environ=os.environ))
+    return Registry.from_settings(load_settings(_CONFIG["file"], environ=os.environ))
 
 
 def _ref(ref: str, *, need_version: bool) -> tuple[str, int | None]:

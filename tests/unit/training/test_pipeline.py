@@ -39,7 +39,7 @@ def project(
     table(task, **frame_args).to_csv(root / "data" / "applications.csv", index=False)  # type: ignore[arg-type]
     (root / "driftloop.toml").write_text(
         f'[models.loans]\ndata = "data/applications.csv"\nlabel = "{TASK_LABELS[task]}"\n'
-        'timestamp = "applied_at"\nid = "application_id"\n'
+        'timestamp = "applied_at"\nid = "application_id"\nexclude = ["applicant_id"]\n'
     )
     return load_settings(root / "driftloop.toml", environ={})
 
