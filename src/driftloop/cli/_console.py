@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from driftloop.core.errors import DriftloopError
+from driftloop.core.errors import DriftloopError, InvalidParameterError
 
-__all__ = ["console", "err_console", "exit_on_error", "progress_bar"]
+__all__ = ["console", "err_console", "exit_on_error", "progress_bar", "time_option"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,3 +38,13 @@ def progress_bar() -> Progress:
         console=err_console,
         transient=True,
     )
+
+
+def time_option(value: str | None, option: str) -> pd.Timestamp | None:
+    """An ISO date or time given to ``option``, or a clear error."""
+    if not value:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except ValueError:
+        raise InvalidParameterError(f"{option} {value!r} is not an ISO date or time.") from None

@@ -21,7 +21,7 @@ import typer
 
 from driftloop.audit import AuditLog, AuditRecord, Label, open_audit_log
 from driftloop.cli._app import app
-from driftloop.cli._console import console, exit_on_error, progress_bar
+from driftloop.cli._console import console, exit_on_error, progress_bar, time_option
 from driftloop.cli._train import model_store
 from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
@@ -40,15 +40,6 @@ def _model(registry: Registry, ref: str) -> LoadedModel:
     elif alias:
         raise InvalidParameterError(f"Give NAME:VERSION or NAME@ALIAS, not both: {ref!r}.")
     return registry.load(name, version)
-
-
-def _time(value: str | None, option: str) -> pd.Timestamp | None:
-    if not value:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except ValueError:
-        raise InvalidParameterError(f"{option} {value!r} is not an ISO date or time.") from None
 
 
 @app.command()
@@ -80,7 +71,9 @@ def score(
                 f"No rows to score: pass --data, or set data in [models.{loaded.name}]."
             )
         rows = training_source(spec, root=settings.root).window(
-            loaded.signature.timestamp, start=_time(start, "--start"), end=_time(end, "--end")
+            loaded.signature.timestamp,
+            start=time_option(start, "--start"),
+            end=time_option(end, "--end"),
         )
         store = model_store(settings, config.model_copy(update={"store_features": _stored(loaded)}))
         log = open_audit_log(settings.audit.url, root=settings.root) if audit else None

@@ -8,13 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
 from driftloop.cli._app import app
-from driftloop.cli._console import console, err_console, exit_on_error
+from driftloop.cli._console import console, err_console, exit_on_error, time_option
 from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.features import FeatureStore, load_definitions
@@ -103,15 +102,6 @@ def print_training(result: PipelineResult, promoted: bool) -> None:
             f"Registered [bold]{ref}[/]; release gates [red]failed[/], not promoted "
             f"(promoting it needs: driftloop models promote {ref} --force --reason ...)."
         )
-
-
-def _time(value: str | None, option: str) -> pd.Timestamp | None:
-    if not value:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except ValueError:
-        raise InvalidParameterError(f"{option} {value!r} is not an ISO date or time.") from None
 
 
 def resolve_model(settings: Settings, model: str | None, data: str | None) -> str:
@@ -216,8 +206,8 @@ def train(
                 promote=promote,
                 config=config,
                 store=store,
-                start=_time(start, "--start"),
-                end=_time(end, "--end"),
+                start=time_option(start, "--start"),
+                end=time_option(end, "--end"),
                 search_trials=search_trials,
                 search_timeout_s=search_timeout,
                 rerun=tuple(rerun),
