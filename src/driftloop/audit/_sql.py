@@ -32,9 +32,14 @@ _COLUMNS = (
 )
 _CHUNK = 500
 _ROWS_PER_INSERT = 64  # x 15 parameters: under every backend's limit (SQLite's oldest: 999)
-_INSERTS = {  # table: its columns, what a duplicate does
-    "predictions": (_COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
-    "entities": ("name, value, ts_us, prediction_id", ""),
+_INSERTS = {  # statement: its table, its columns, what a duplicate does
+    "predictions": ("predictions", _COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
+    "predictions_short": (
+        "predictions",
+        _COLUMNS.removesuffix(", missing, outputs"),
+        " ON CONFLICT (prediction_id) DO NOTHING",
+    ),
+    "entities": ("entities", "name, value, ts_us, prediction_id", ""),
 }
 
 
@@ -62,7 +67,7 @@ class SqlAuditLog:
         self._conn = connection
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
-        self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by table and n
+        self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by statement, n
 
     # -- schema ---------------------------------------------------------------------
     def _t(self, name: str) -> str:
@@ -96,9 +101,16 @@ class SqlAuditLog:
     def write_batches(
         self, batches: Sequence[AuditBatch], records: Sequence[AuditRecord] = ()
     ) -> None:
-        """Write ``batches`` and ``records`` in one transaction (the server's group commit)."""
-        rows: list[tuple[Any, ...]] = [
-            (
+        """Write ``batches`` and ``records`` in one transaction (the server's group commit).
+
+        Rows with neither missing features nor outputs (every row of a batch that has
+        neither column) go in by a statement without those columns: binding two NULLs
+        per row measurably slowed the hot path's inserts.
+        """
+        full: list[tuple[Any, ...]] = []  # the 15 columns of _COLUMNS
+        short: list[tuple[Any, ...]] = []  # the first 13: no missing, no outputs
+        for r in records:
+            row = (
                 r.prediction_id,
                 to_us(r.ts),
                 r.model,
@@ -112,11 +124,17 @@ class SqlAuditLog:
                 _json(r.feature_ts),
                 None if r.explanation is None else _json(r.explanation),
                 None if r.served_at is None else to_us(r.served_at),
-                _json(list(r.missing)) if r.missing else None,
-                None if r.outputs is None else _json(r.outputs),
             )
-            for r in records
-        ]
+            if r.missing or r.outputs is not None:
+                full.append(
+                    (
+                        *row,
+                        _json(list(r.missing)) if r.missing else None,
+                        None if r.outputs is None else _json(r.outputs),
+                    )
+                )
+            else:
+                short.append(row)
         entities = [
             (name, str(value), to_us(r.ts), r.prediction_id)
             for r in records
@@ -130,17 +148,7 @@ class SqlAuditLog:
                 if b.event_ts is None
                 else [served_us if e is None else to_us(e) for e in b.event_ts]
             )
-            missing = (
-                absent
-                if b.missing is None
-                else [dumps(list(m), option=opts).decode() if m else None for m in b.missing]
-            )
-            outputs = (
-                absent
-                if b.outputs is None
-                else [None if o is None else dumps(o, option=opts).decode() for o in b.outputs]
-            )
-            rows += [
+            rows = [
                 (
                     pid,
                     ts_us,
@@ -148,17 +156,15 @@ class SqlAuditLog:
                     b.version,
                     b.route,
                     score,
-                    dec,
+                    decision,
                     latency,
                     dumps(keys, option=opts).decode() if keys else "{}",
                     dumps(dict(zip(names, values, strict=True)), option=opts).decode(),
                     dumps(stamps, option=opts).decode() if stamps else "{}",
                     None if expl is None else dumps(expl, option=opts).decode(),
                     served_us,
-                    miss,
-                    out,
                 )
-                for pid, ts_us, score, dec, values, keys, stamps, expl, latency, miss, out in zip(
+                for pid, ts_us, score, decision, values, keys, stamps, expl, latency in zip(
                     b.prediction_ids,
                     event_us,
                     b.scores,
@@ -168,35 +174,51 @@ class SqlAuditLog:
                     b.feature_ts,
                     b.explanations or absent,
                     b.latencies(),
-                    missing,
-                    outputs,
                     strict=True,
                 )
             ]
+            if b.missing is None and b.outputs is None:
+                short += rows
+            else:
+                missing = (
+                    absent
+                    if b.missing is None
+                    else [dumps(list(m), option=opts).decode() if m else None for m in b.missing]
+                )
+                outputs = (
+                    absent
+                    if b.outputs is None
+                    else [None if o is None else dumps(o, option=opts).decode() for o in b.outputs]
+                )
+                full += [(*r, m, o) for r, m, o in zip(rows, missing, outputs, strict=True)]
             entities += [
                 (name, str(value), ts_us, pid)
                 for pid, keys, ts_us in zip(b.prediction_ids, b.entity_keys, event_us, strict=True)
                 for name, value in keys.items()
             ]
-        if rows:
-            self._insert(rows, entities)
+        if full or short:
+            self._insert(full, short, entities)
 
     def _insert(
-        self, rows: list[tuple[Any, ...]], entities: list[tuple[str, str, int, str]]
+        self,
+        full: list[tuple[Any, ...]],
+        short: list[tuple[Any, ...]],
+        entities: list[tuple[str, str, int, str]],
     ) -> None:
         with self._transaction() as cur:
-            self._insert_rows(cur, "predictions", rows)
+            self._insert_rows(cur, "predictions", full)
+            self._insert_rows(cur, "predictions_short", short)
             self._insert_rows(cur, "entities", entities)
 
-    def _insert_rows(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert_rows(self, cur: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Up to 64 rows per INSERT statement: one database step for the lot, where
         executemany steps (and the sqlite3 module hands the GIL over) once per row."""
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
-            key = (table, len(chunk))
+            key = (statement, len(chunk))
             sql = self._inserts.get(key)
             if sql is None:
-                columns, conflict = _INSERTS[table]
+                table, columns, conflict = _INSERTS[statement]
                 row = f"({', '.join([self._param] * (columns.count(',') + 1))})"
                 sql = self._inserts[key] = (
                     f"INSERT INTO {self._t(table)} ({columns}) VALUES "
