@@ -104,17 +104,18 @@ def upgrade_schema(db: str | Engine, branch: Branch, *, revision: str = "head") 
     The work runs on a short-lived engine of its own (no pool), except for an in-memory
     SQLite database, which only the given engine can reach.
     """
-    engine = db if isinstance(db, Engine) else None
     url = sa.make_url(sqlalchemy_url(db)) if isinstance(db, str) else db.url
     sqlite = url.get_backend_name() == "sqlite"
     memory = sqlite and url.database in (None, "", ":memory:")
     own = None
-    if engine is None or (sqlite and not memory):
+    if isinstance(db, str) or (sqlite and not memory):
         own = sa.create_engine(url, poolclass=NullPool, **_connect_args(url))
         if sqlite:
             _write_lock_on_begin(own)
+    engine = own if own is not None else db
+    assert isinstance(engine, Engine)
     try:
-        _upgrade(own or engine, branch, revision)  # type: ignore[arg-type]
+        _upgrade(engine, branch, revision)
     except OperationalError as exc:
         raise BackendUnavailableError(
             f"The {branch.part} database {url.render_as_string(hide_password=True)} cannot "
