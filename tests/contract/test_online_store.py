@@ -19,6 +19,7 @@ from test_online_store_battery import CHECKS
 
 from driftloop.core.errors import BackendUnavailableError, ConflictError
 from driftloop.features import (
+    CachedOnlineStore,
     OnlineEvent,
     OnlineRow,
     OnlineStore,
@@ -27,12 +28,15 @@ from driftloop.features import (
 )
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "redis"])
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "redis", "cached-sqlite"])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], OnlineStore]:
     if request.param == "sqlite-file":
         return lambda: SqliteOnlineStore(tmp_path / f"{uuid.uuid4().hex}.db")
     if request.param == "sqlite-memory":
         return lambda: SqliteOnlineStore(":memory:")
+    if request.param == "cached-sqlite":  # every view the battery uses may be cached
+        ages = {"v": 60.0, "s": 60.0, "card": 60.0}
+        return lambda: CachedOnlineStore(SqliteOnlineStore(":memory:"), ages)
     url = request.getfixturevalue("redis_url")
     return lambda: RedisOnlineStore(url, prefix=f"test:{uuid.uuid4().hex}:")
 
