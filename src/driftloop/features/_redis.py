@@ -40,7 +40,7 @@ from driftloop.features._online import (
     OnlineEvent,
     OnlineRead,
     OnlineRow,
-    decode,
+    decode_all,
     encode,
     newest_per_key,
     read_from_batch,
@@ -316,22 +316,25 @@ class RedisOnlineStore:
 
 
 def _batch(packed: Sequence[bytes | None], events: Sequence[Any], n_events: int) -> OnlineBatch:
-    row_ts: list[int | None] = []
-    row_values: list[dict[str, Any] | None] = []
-    for value in packed:
-        if value is None:
-            row_ts.append(None)
-            row_values.append(None)
-        else:
-            ts, _created, values = decode(value)
-            row_ts.append(ts)
-            row_values.append(values)
+    present = [v for v in packed if v is not None]
+    rows = decode_all(present)  # each [ts, created, {values}]
+    if len(present) == len(packed):  # every key found: transpose in C
+        row_ts: list[int | None] = [r[0] for r in rows]
+        row_values: list[dict[str, Any] | None] = [r[2] for r in rows]
+    else:
+        found = iter(rows)
+        full = [next(found) if v is not None else None for v in packed]
+        row_ts = [r[0] if r is not None else None for r in full]
+        row_values = [r[2] if r is not None else None for r in full]
     # per key: member, score, member, score, ... ; a member is b"<id>|<json>"
     out: list[Events] = [
-        [
-            (int(float(flat[i + 1])), decode(flat[i].split(b"|", 1)[1]))
-            for i in range(0, len(flat), 2)
-        ]
+        list(
+            zip(
+                [int(float(score)) for score in flat[1::2]],
+                decode_all([member.split(b"|", 1)[1] for member in flat[0::2]]),
+                strict=True,
+            )
+        )
         for flat in (events if n_events else ())
     ]
     return OnlineBatch(row_ts, row_values, out)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pandas as pd
@@ -378,27 +378,35 @@ def _columns(
     """One list per feature, and the event time of each row, from rows read in order.
 
     A missing row, or one older than ``oldest_us`` (the TTL cut), gives ``None``. Rows
-    are taken apart by one ``itemgetter`` each and transposed by ``zip`` (both in C);
-    a row written before a feature was added lacks it and gives ``None`` for it.
+    are taken apart by one ``itemgetter`` each and transposed by ``zip``, in C loops
+    when every row is there and fresh; a row written before a feature was added lacks
+    it and gives ``None`` for it.
     """
-    absent = (None,) * len(feats)
-    pick = itemgetter(*feats)
+    rows: list[dict[str, Any] | None]
+    times: list[datetime | None]
+    stamps = cast("list[int]", row_ts)
+    if None not in row_ts and (oldest_us is None or min(stamps, default=0) >= oldest_us):
+        rows = list(row_values)
+        times = list(map(from_us, stamps))
+    else:
+        keep = [ts is not None and (oldest_us is None or ts >= oldest_us) for ts in row_ts]
+        rows = [r if k else None for r, k in zip(row_values, keep, strict=True)]
+        times = [from_us(ts) if k else None for ts, k in zip(stamps, keep, strict=True)]
     single = len(feats) == 1
-    picked: list[tuple[Any, ...]] = []
-    times: list[datetime | None] = []
-    for ts, row in zip(row_ts, row_values, strict=True):
-        if ts is None or row is None or (oldest_us is not None and ts < oldest_us):
-            picked.append(absent)
-            times.append(None)
-            continue
-        try:
-            got = pick(row)
-        except KeyError:
-            got = tuple(row.get(f) for f in feats) if not single else (row.get(feats[0]),)
+    absent = None if single else (None,) * len(feats)
+    pick: Callable[[Any], Any] = itemgetter(*feats)
+    try:
+        if None in rows:
+            picked = [pick(r) if r is not None else absent for r in rows]
         else:
-            got = (got,) if single else got
-        picked.append(got)
-        times.append(from_us(ts))
+            picked = list(map(pick, rows))
+    except KeyError:  # a row written before one of the features existed
+        picked = [
+            absent if r is None else r.get(feats[0]) if single else tuple(r.get(f) for f in feats)
+            for r in rows
+        ]
+    if single:
+        return [picked], times
     if not picked:
         return [[] for _ in feats], times
     return [list(column) for column in zip(*picked, strict=True)], times
