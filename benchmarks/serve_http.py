@@ -44,8 +44,10 @@ import orjson
 
 from driftloop import __version__
 
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_peers import BENTOML_APP, LITSERVE_APP, peer_python
+
 HERE = Path(__file__).parent
-PEERS = Path(tempfile.gettempdir()) / "driftloop-bench-peers"
 FEATURES = [f"f{i:02d}" for i in range(20)]
 ENRICHED = FEATURES[:5]  # read from the online store in (c)
 LUA = """
@@ -79,48 +81,6 @@ card_stats = FeatureView(
     "card_stats", entities=[card], source="cards.parquet", timestamp_field="ts",
     schema=[Field(name, "float64") for name in {names!r}],
 )
-"""
-LITSERVE_APP = """
-import sys
-import lightgbm as lgb
-import litserve as ls
-import numpy as np
-
-FEATURES = {features!r}
-
-class API(ls.LitAPI):
-    def setup(self, device):
-        self.booster = lgb.Booster(model_file={model!r})
-    def decode_request(self, request):
-        row = request["instances"][0]
-        return [row[f] for f in FEATURES]
-    def batch(self, inputs):
-        return np.asarray(inputs, dtype=float)
-    def predict(self, x):
-        return self.booster.predict(x, num_threads=1)
-    def unbatch(self, output):
-        return list(output)
-    def encode_response(self, output):
-        return {{"score": float(output)}}
-
-if __name__ == "__main__":
-    ls.LitServer(API(), accelerator="cpu", max_batch_size=32, batch_timeout=0.005).run(
-        port=int(sys.argv[1]), generate_client_file=False
-    )
-"""
-BENTOML_APP = """
-import bentoml
-import lightgbm as lgb
-import numpy as np
-
-@bentoml.service(workers={workers})
-class Fraud:
-    def __init__(self):
-        self.booster = lgb.Booster(model_file={model!r})
-
-    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
-    def predict(self, instances: np.ndarray) -> np.ndarray:
-        return self.booster.predict(instances, num_threads=1)
 """
 
 
@@ -186,17 +146,40 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, body: by
     raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
 
 
-def cpu_seconds(group: int) -> float:
-    """CPU time so far of every process in process group ``group`` (the server's)."""
-    total = 0
+def _proc_stats() -> dict[int, tuple[int, int, int]]:
+    """pid -> (ppid, pgrp, CPU ticks: own utime + stime and reaped children's)."""
+    out: dict[int, tuple[int, int, int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        # after the name: state ppid pgrp ... utime(11) stime(12) cutime(13) cstime(14)
+        ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+        out[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), ticks)
+    return out
+
+
+def cpu_seconds(root: int) -> tuple[float, int]:
+    """CPU time so far of the server's whole process tree, and how many processes.
+
+    The tree is every descendant of ``root`` plus its process group, so workers a
+    process manager starts in their own session (BentoML's) are counted too; a child
+    that exited was added to its parent's children times when it was reaped, so each
+    process's CPU is counted once.
+    """
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _pgrp, _ticks) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    tree = {pid for pid, (_ppid, pgrp, _ticks) in stats.items() if pgrp == root}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            tree.add(pid)
+        todo += [c for c in children.get(pid, []) if c not in tree]
+    return sum(stats[p][2] for p in tree) / os.sysconf("SC_CLK_TCK"), len(tree)
 
 
 def run_wrk(url: str, bodies: Path, lua: Path, seconds: int, pin: bool) -> dict[str, float]:
@@ -287,11 +270,11 @@ def measure_interleaved(targets: list[Target], args: Any, pin: bool) -> dict[str
             run_wrk(target.url, target.body_file, args.lua, 2, pin)  # warm-up
         for _ in range(args.reps):
             for target, proc in zip(ready, procs, strict=True):
-                before = cpu_seconds(proc.pid)
+                before, _ = cpu_seconds(proc.pid)
                 run = run_wrk(target.url, target.body_file, args.lua, args.seconds, pin)
-                run["cpu_us_per_request"] = (
-                    (cpu_seconds(proc.pid) - before) / max(run["requests"], 1.0) * 1e6
-                )
+                after, processes = cpu_seconds(proc.pid)
+                run["cpu_us_per_request"] = (after - before) / max(run["requests"], 1.0) * 1e6
+                run["processes"] = float(processes)
                 target.runs.append(run)
     finally:
         for proc in procs:
@@ -299,10 +282,31 @@ def measure_interleaved(targets: list[Target], args: Any, pin: bool) -> dict[str
     return {t.name: summarize(t) for t in ready}
 
 
+# Less CPU per request than this cannot be right for HTTP + JSON + a model call on this
+# machine (the bare Starlette echo takes ~66 us): the wrong processes were measured.
+MIN_PLAUSIBLE_CPU_US = 20.0
+
+
 def summarize(target: Target) -> dict[str, Any]:
     runs = target.runs
     rps = [r["rps"] for r in runs]
+    failures = []
+    non_2xx = sum(r["non_2xx"] for r in runs)
+    if non_2xx:
+        failures.append(f"{non_2xx:.0f} non-2xx responses")
+    if any(r["socket_errors"] for r in runs):
+        failures.append("socket errors")
+    low_cpu = [
+        r["cpu_us_per_request"] for r in runs if r["cpu_us_per_request"] < MIN_PLAUSIBLE_CPU_US
+    ]
+    if low_cpu:
+        failures.append(
+            f"server CPU not measurable ({min(low_cpu):.0f} us/request < "
+            f"{MIN_PLAUSIBLE_CPU_US:.0f}: the measured processes are not the ones serving)"
+        )
     result = {
+        "failed": "; ".join(failures),
+        "processes": max(r.get("processes", 0.0) for r in runs),
         "name": target.name,
         "rps": statistics.median(rps),
         "rps_runs": rps,
@@ -316,10 +320,12 @@ def summarize(target: Target) -> dict[str, Any]:
     print(
         f"  {target.name:<34} {result['rps']:>9,.0f} rps  p50 {result['p50_ms']:6.2f} ms  "
         f"p99 {result['p99_ms']:7.2f} ms  cpu/req {result['cpu_us_per_request']:5.0f} us  "
-        f"non-2xx {result['non_2xx']:.0f}  "
+        f"non-2xx {result['non_2xx']:.0f}  processes {result['processes']:.0f}  "
         f"(rps runs {', '.join(f'{r:,.0f}' for r in rps)})",
         flush=True,
     )
+    if failures:
+        print(f"  {target.name}: FAILED run: {result['failed']}", flush=True)
     return result
 
 
@@ -358,29 +364,6 @@ def prepare_online_store(project: Path, url: str) -> None:
         ],
     )
     store.close()
-
-
-def peer_python(name: str, budget_s: float) -> Path | None:
-    """The peer's venv python, installing it (bounded in time) when absent."""
-    venv = PEERS / name
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", f"import {name}, lightgbm"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    PEERS.mkdir(parents=True, exist_ok=True)
-    print(f"  installing {name} into {venv} (at most {budget_s:.0f} s)", flush=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", name, "lightgbm", "numpy"],
-            check=True,
-            timeout=budget_s,
-            capture_output=True,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        print(f"  {name}: install failed: {exc}", flush=True)
-        return None
-    return python if subprocess.run(probe, capture_output=True).returncode == 0 else None
 
 
 def main() -> None:
@@ -535,7 +518,11 @@ def paired(a: dict[str, Any], b: dict[str, Any], key: str) -> tuple[float, float
 
 
 def report(results: dict[str, Any], args: Any) -> None:
-    a, b = results.get("a_echo"), results.get("b_inline")
+    failed = {k: r["failed"] for k, r in results.items() if r.get("failed")}
+    for key, why in failed.items():
+        print(f"\n{results[key]['name']}: FAILED ({why}); no ratio is printed for it")
+    usable = {k: r for k, r in results.items() if k not in failed}
+    a, b = usable.get("a_echo"), usable.get("b_inline")
     ratios: dict[str, float] = {}
     if a and b:
         mid, low, high = paired(a, b, "rps_runs")
@@ -544,7 +531,7 @@ def report(results: dict[str, Any], args: Any) -> None:
             f"\n(b)/(a) rps = {mid:.0%} (target >= 60%; per repetition {low:.0%} to "
             f"{high:.0%}); (b) p99 = {b['p99_ms']:.1f} ms (target < 25 ms)"
         )
-    b2 = results.get("b_inline_sync_full")
+    b2 = usable.get("b_inline_sync_full")
     if a and b2:
         mid, _, _ = paired(a, b2, "rps_runs")
         ratios["b_sync_full_over_a_rps"] = mid
@@ -558,11 +545,11 @@ def report(results: dict[str, Any], args: Any) -> None:
             f"{low:.0%} to {high:.0%}; the rps ratio a saturated core allows)"
         )
     for peer in ("d_litserve", "d_bentoml"):
-        if b and peer in results:
-            ratios[f"b_over_{peer[2:]}_rps"] = b["rps"] / results[peer]["rps"]
+        if b and peer in usable:
+            ratios[f"b_over_{peer[2:]}_rps"] = b["rps"] / usable[peer]["rps"]
             print(
-                f"(b)/{peer[2:]} rps = {b['rps'] / results[peer]['rps']:.1f}x (target >= 8x); "
-                f"p99 {b['p99_ms']:.1f} vs {results[peer]['p99_ms']:.1f} ms"
+                f"(b)/{peer[2:]} rps = {b['rps'] / usable[peer]['rps']:.1f}x (target >= 8x); "
+                f"p99 {b['p99_ms']:.1f} vs {usable[peer]['p99_ms']:.1f} ms"
             )
     out = HERE / "results" / "serve_http.json"
     out.parent.mkdir(exist_ok=True)
@@ -578,6 +565,7 @@ def report(results: dict[str, Any], args: Any) -> None:
                 "load_average": os.getloadavg(),
                 "results": results,
                 "ratios": ratios,
+                "failed": failed,
             },
             indent=2,
         )

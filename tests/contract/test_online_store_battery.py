@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
-from driftloop.features import OnlineEvent, OnlineRow, OnlineStore
+import pandas as pd
+
+from driftloop.features import (
+    Entity,
+    FeatureStore,
+    FeatureView,
+    Field,
+    OnlineEvent,
+    OnlineRead,
+    OnlineRow,
+    OnlineStore,
+)
+from driftloop.features._online import read_batch
 
 Factory = Callable[[], OnlineStore]
 
@@ -61,8 +75,127 @@ def metadata_round_trips(store: OnlineStore) -> None:
     assert store.get_meta("watermark:x") == "2025-01-02T00:00:00"
 
 
+def awkward_values_read_back_exactly(store: OnlineStore) -> None:
+    values = {
+        "inf": math.inf,
+        "-inf": -math.inf,
+        "big": 2**70,
+        "neg": -(2**63),
+        "tiny": 5e-324,
+        "text": 'caf\u00e9 | \u2603 "q" ,]',
+        "empty": "",
+    }
+    store.write_rows([OnlineRow("v:1", 1, values), OnlineRow("v:2", 1, {"nan": math.nan})])
+    got = store.read(["v:1", "v:2"])
+    assert got.rows["v:1"].values == values
+    assert math.isnan(got.rows["v:2"].values["nan"])
+
+
+def created_time_orders_rows_of_equal_event_time(store: OnlineStore) -> None:
+    store.write_rows([OnlineRow("v:1", 10, {"f": 1.0}, created_us=5)])
+    store.write_rows([OnlineRow("v:1", 10, {"f": 0.0}, created_us=4)])  # created earlier
+    assert store.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
+    store.write_rows([OnlineRow("v:1", 10, {"f": 0.5})])  # no created time: the oldest
+    assert store.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
+    store.write_rows([OnlineRow("v:1", 10, {"f": 2.0}, created_us=5)])  # a tie: replaces
+    assert store.read(["v:1"]).rows["v:1"].values == {"f": 2.0}
+    store.write_rows([OnlineRow("v:1", 10, {"f": 3.0}, created_us=6)])
+    assert store.read(["v:1"]).rows["v:1"].values == {"f": 3.0}
+    store.write_rows([OnlineRow("v:1", 9, {"f": 9.0}, created_us=99)])  # older event time
+    assert store.read(["v:1"]).rows["v:1"].values == {"f": 3.0}
+    store.write_rows([OnlineRow("v:1", 11, {"f": 4.0})])  # newer event time, no created
+    assert store.read(["v:1"]).rows["v:1"] == OnlineRow("v:1", 11, {"f": 4.0})
+    # without created times, the last write of an equal event time wins (a correction)
+    store.write_rows([OnlineRow("v:2", 10, {"f": 1.0}), OnlineRow("v:2", 10, {"f": 2.0})])
+    assert store.read(["v:2"]).rows["v:2"].values == {"f": 2.0}
+
+
+def batch_read_answers_in_the_order_asked(store: OnlineStore) -> None:
+    store.write_rows([OnlineRow("v:1", 1, {"f": 1.0}), OnlineRow("v:2", 2, {"f": None})])
+    evs = [OnlineEvent("s:1", 5, "a", {"a": 1.0}), OnlineEvent("s:1", 5, "b", {"a": 2.0})]
+    store.append_events(evs, retention_us=100)
+    row_keys = ["v:2", "v:missing", "v:1", "v:2"]
+    event_keys = ["s:none", "s:1", "s:1"]
+    batch = read_batch(store, row_keys, event_keys, since_us=0)
+    assert batch.row_ts == [2, None, 1, 2]
+    assert batch.row_values == [{"f": None}, None, {"f": 1.0}, {"f": None}]
+    both = [(5, {"a": 1.0}), (5, {"a": 2.0})]  # equal times: both kept, by id
+    assert batch.events == [[], both, both]
+    assert read_batch(store, [], []).row_ts == []
+    # the same answer as read(), and as a store that only has read()
+    assert read_batch(_ReadOnly(store), row_keys, event_keys) == batch
+
+
+class _ReadOnly:
+    """The store behind only the protocol's ``read`` (as a third-party store may be)."""
+
+    def __init__(self, store: OnlineStore) -> None:
+        self._store = store
+
+    def read(
+        self, row_keys: Sequence[str], event_keys: Sequence[str] = (), since_us: int = 0
+    ) -> OnlineRead:
+        return self._store.read(row_keys, event_keys, since_us)
+
+
+T0 = datetime(2025, 1, 1)
+
+
+def feature_store_reads_are_exact(store: OnlineStore) -> None:
+    """TTL expiry, missing entities, nulls, a row added later and created-time ties,
+    through ``FeatureStore.online_features`` over this store."""
+    source = pd.DataFrame(
+        {
+            "card_id": [1, 2, 3, 4],
+            "ts": [T0, T0 - timedelta(days=8), T0, T0],
+            "created": [T0, T0, T0, T0],
+            "amount": [10.0, 20.0, None, 40.0],
+            "segment": ["a", "b", None, "d"],
+        }
+    )
+    view = FeatureView(
+        "card",
+        [Entity("card", ["card_id"])],
+        source,
+        "ts",
+        created_timestamp_field="created",
+        schema=[Field("amount"), Field("segment", "string")],
+        ttl="7d",
+    )
+    fs = FeatureStore(definitions=[view], online_store=store)
+    fs.push("card", source)
+    # card 4 again at the same event time: created later wins, created earlier does not
+    fs.push("card", [{**source.iloc[3].to_dict(), "amount": 41.0, "created": T0 + timedelta(1)}])
+    fs.push("card", [{**source.iloc[3].to_dict(), "amount": 39.0, "created": T0 - timedelta(1)}])
+    as_of = T0 + timedelta(hours=1)
+    rows = [{"card_id": c} for c in (1, 2, 3, 4, 5, 1)]
+    got = fs.online_features(["amount", "segment"], rows, as_of=as_of)
+    assert got.values == {
+        "amount": [10.0, None, None, 41.0, None, 10.0],  # 2: past its TTL; 5: missing
+        "segment": ["a", None, None, "d", None, "a"],
+    }
+    assert got.timestamps["amount"] == [T0, None, T0, T0, None, T0]
+    # the TTL edge: a row exactly TTL old is still fresh, a microsecond more is not
+    edge = T0 - timedelta(days=8) + timedelta(days=7)
+    assert fs.online_features(["amount"], [{"card_id": 2}], as_of=edge).values["amount"] == [20.0]
+    later = edge + timedelta(microseconds=1)
+    assert fs.online_features(["amount"], [{"card_id": 2}], as_of=later).values["amount"] == [None]
+    # a row stored before a feature existed reads None for it, not an error
+    store.write_rows([OnlineRow("card:6", to_us_(T0), {"amount": 6.0}, created_us=to_us_(T0))])
+    got = fs.online_features(["segment", "amount"], [{"card_id": 6}], as_of=as_of)
+    assert got.values == {"segment": [None], "amount": [6.0]}
+
+
+def to_us_(value: datetime) -> int:
+    return int((value - datetime(1970, 1, 1)) / timedelta(microseconds=1))
+
+
 CHECKS = [
     rows_round_trip_with_their_types,
+    awkward_values_read_back_exactly,
+    created_time_orders_rows_of_equal_event_time,
+    batch_read_answers_in_the_order_asked,
+    feature_store_reads_are_exact,
     older_row_never_replaces_a_newer_one,
     many_keys_in_one_read,
     events_are_kept_once_pruned_and_read_after_since,

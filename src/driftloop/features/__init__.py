@@ -19,12 +19,14 @@ from driftloop.features._loading import load_definitions
 from driftloop.features._materialize import MaterializationResult
 from driftloop.features._on_demand import OnDemandFeature, find_cycle
 from driftloop.features._online import (
+    OnlineBatch,
     OnlineEvent,
     OnlineRead,
     OnlineRow,
     OnlineStore,
     SqliteOnlineStore,
 )
+from driftloop.features._online_cache import CachedOnlineStore
 from driftloop.features._registry import ApplyPlan, Change, DefinitionRegistry
 from driftloop.features._sources import (
     CsvSource,
@@ -43,6 +45,7 @@ from driftloop.features._windows import Aggregation, StreamFeatureView
 __all__ = [
     "Aggregation",
     "ApplyPlan",
+    "CachedOnlineStore",
     "Catalog",
     "Change",
     "CsvSource",
@@ -54,6 +57,7 @@ __all__ = [
     "Field",
     "MaterializationResult",
     "OnDemandFeature",
+    "OnlineBatch",
     "OnlineEvent",
     "OnlineFeatures",
     "OnlineRead",

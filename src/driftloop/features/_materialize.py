@@ -173,6 +173,8 @@ def _rows(view: FeatureView, records: list[dict[str, Any]]) -> list[OnlineRow]:
             entity_key(view.name, [r[k] for k in view.join_keys]),
             to_us(r["__ts"]),
             {f: _plain(r[f]) for f in view.feature_names},
+            # the created time, when the offline query selects it, orders equal event times
+            None if r.get("__cr") is None else to_us(r["__cr"]),
         )
         for r in records
     ]

@@ -1,48 +1,104 @@
-"""The shared online store: Redis, pipelined, with timeouts and no retries.
+"""The shared online store: Redis, one round trip per call, timeouts and no retries.
 
-Layout, under a prefix (default ``driftloop:f:``):
+Layout 2, under a prefix (default ``driftloop:f:``):
 
-- ``<prefix>l:<key>``: a hash ``{ts, v}`` with the newest row; a Lua script replaces it
-  only with a row at least as new, so re-materializing is idempotent;
+- ``<prefix>r:<key>``: a string, the newest row packed as JSON ``[ts, created, {values}]``
+  (``created`` may be ``null``), so a batch of rows is one ``MGET``; a Lua script
+  replaces it only with a row at least as new (event time, then created time), so
+  re-materializing is idempotent;
 - ``<prefix>e:<key>``: a sorted set of events scored by timestamp, member ``id|json``
-  (the same event added twice is kept once);
-- ``<prefix>m:<name>``: metadata (materialization watermarks).
+  (the same event added twice is kept once), read for many keys by one script call;
+- ``<prefix>m:<name>``: metadata (materialization watermarks);
+- ``<prefix>layout``: ``2``, written with the first rows of this layout.
 
-Every call is one pipeline (one round trip). A Redis that is down or slow raises
-:class:`BackendUnavailableError` after ``timeout_s``; nothing waits forever.
+Layout 1 (driftloop before the layout marker) kept rows in hashes ``<prefix>l:<key>``
+``{ts, v}``. A store without the marker is read in both layouts (in one ``MULTI``), so an
+upgraded server reads an old store exactly; the first write of this version migrates
+every old row (each key atomically, by a script) and then sets the marker, after which
+reads take one ``MGET``. A store marked with a newer layout is refused.
+
+A Redis that is down or slow raises :class:`BackendUnavailableError` after
+``timeout_s``; nothing waits forever.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from driftloop.core.errors import BackendUnavailableError
+from driftloop.core.errors import BackendUnavailableError, ConflictError
 from driftloop.features._online import (
+    Events,
+    OnlineBatch,
     OnlineEvent,
     OnlineRead,
     OnlineRow,
-    decode,
+    decode_all,
     encode,
     newest_per_key,
+    read_from_batch,
 )
 
 __all__ = ["RedisOnlineStore", "redis_client"]
 
-_WRITE_IF_NEWER = """
-local cur = redis.call('HGET', KEYS[1], 'ts')
-if (not cur) or tonumber(cur) <= tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'ts', ARGV[1], 'v', ARGV[2])
+LAYOUT = 2
+
+# "Is ARGV's (ts, created) at least as new as the packed row `cur`?" A missing created
+# time (null) orders before every real one. Timestamps are microseconds, exact in Lua's
+# doubles up to 2**53 (year 2255).
+_NEWER = """
+local function newer(cur, ts, cr)
+  if not cur then return true end
+  local cts, ccr = string.match(cur, '^%[(%-?%d+),([^,]*),')
+  cts = tonumber(cts)
+  ts = tonumber(ts)
+  if ts ~= cts then return ts > cts end
+  ccr = tonumber(ccr)
+  cr = tonumber(cr)
+  if cr == nil then return ccr == nil end
+  return ccr == nil or cr >= ccr
+end
+"""
+# KEYS[1] row key; ARGV: ts, created ('' for none), packed row
+_WRITE_IF_NEWER = (
+    _NEWER
+    + """
+if newer(redis.call('GET', KEYS[1]), ARGV[1], ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[3])
 end
 return 0
 """
+)
+# KEYS[1] layout-1 hash, KEYS[2] row key: move the old row over (unless a newer one is
+# there) and delete it, in one step, so a reader sees the row in one layout or the other
+_MIGRATE_V1 = (
+    _NEWER
+    + """
+local old = redis.call('HMGET', KEYS[1], 'ts', 'v')
+if not old[1] then return 0 end
+if newer(redis.call('GET', KEYS[2]), old[1], '') then
+  redis.call('SET', KEYS[2], '[' .. old[1] .. ',null,' .. old[2] .. ']')
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+)
+# KEYS: event keys; ARGV[1]: since (exclusive). One reply per key: member, score, ...
+_READ_EVENTS = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[1], '+inf', 'WITHSCORES')
+end
+return out
+"""
 _BATCH = 2_000
-T = TypeVar("T")
 
 
 def redis_client(url: str, timeout_s: float) -> redis.Redis:
@@ -56,14 +112,31 @@ def redis_client(url: str, timeout_s: float) -> redis.Redis:
     )
 
 
+def pack(row: OnlineRow) -> str:
+    """A row as stored: ``[ts, created, {values}]``."""
+    created = "null" if row.created_us is None else str(row.created_us)
+    return f"[{row.ts_us},{created},{encode(row.values)}]"
+
+
 class RedisOnlineStore:
-    """Online features in Redis (one pipeline per call; timeouts; no silent retries)."""
+    """Online features in Redis (one round trip per call; timeouts; no silent retries)."""
 
     def __init__(self, url: str, *, prefix: str = "driftloop:f:", timeout_s: float = 1.0) -> None:
         self.url = url
         self.prefix = prefix
         self._client = redis_client(url, timeout_s)
-        self._write_script = self._client.register_script(_WRITE_IF_NEWER)
+        self._scripts = {
+            name: self._client.register_script(body)
+            for name, body in (
+                ("write", _WRITE_IF_NEWER),
+                ("migrate", _MIGRATE_V1),
+                ("events", _READ_EVENTS),
+            )
+        }
+        self._layout_key = prefix + "layout"
+        self._row = prefix + "r:"
+        self._events = prefix + "e:"
+        self._marked = False  # the layout marker was seen: rows are read by MGET alone
 
     @classmethod
     def from_url(cls, url: str, root: object = None) -> RedisOnlineStore:
@@ -82,71 +155,147 @@ class RedisOnlineStore:
         _head, sep, tail = self.url.rpartition("@")
         return f"redis://***@{tail}" if sep else self.url
 
-    def _run(self, fill: Callable[[Any], None]) -> list[Any]:
+    def _run(self, fill: Callable[[Any], None], *, transaction: bool = False) -> list[Any]:
+        """One pipeline; loads the scripts and runs it again if Redis had lost them."""
         with self._guard():
-            pipe = self._client.pipeline(transaction=False)
-            fill(pipe)
-            result: list[Any] = pipe.execute()
-            return result
+            for attempt in (1, 2):
+                pipe = self._client.pipeline(transaction=transaction)
+                fill(pipe)
+                try:
+                    result: list[Any] = pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    for script in self._scripts.values():
+                        self._client.script_load(script.script)
+                    continue
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_layout(self, marker: bytes | None) -> bool:
+        """Whether the store is marked with this layout; refuse a newer one."""
+        if marker is None:
+            return False
+        if marker != str(LAYOUT).encode():
+            raise ConflictError(
+                f"Redis online store at {self._safe_url()} (prefix {self.prefix!r}) has layout "
+                f"{marker.decode(errors='replace')}, not {LAYOUT}: upgrade driftloop, or use a "
+                "new prefix or database and run `driftloop features materialize`."
+            )
+        self._marked = True
+        return True
+
+    def _ensure_layout(self) -> None:
+        """Before the first write: migrate layout-1 rows, then mark the store."""
+        if self._marked:
+            return
+        with self._guard():
+            marker: Any = self._client.get(self._layout_key)
+            if self._check_layout(marker):
+                return
+            pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "l:*"
+            cursor: int = 0
+            while True:  # one pipeline of per-key migrations per page of the scan
+                cursor, page = self._client.scan(cursor, match=pattern, count=1_000, _type="hash")
+                if page:
+                    self._run(partial(self._migrate, old_keys=page))
+                if cursor == 0:
+                    break
+            self._client.set(self._layout_key, str(LAYOUT))
+            self._marked = True
+
+    def _migrate(self, pipe: Any, old_keys: Sequence[bytes | str]) -> None:
+        sha = self._scripts["migrate"].sha
+        skip = len(self.prefix) + len("l:")
+        for raw in old_keys:
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            pipe.evalsha(sha, 2, key, self._row + key[skip:])
 
     def write_rows(self, rows: Sequence[OnlineRow]) -> None:
         if not rows:
             return
-        # the script must be loaded once; EVALSHA in a pipeline fails if it is not
-        with self._guard():
-            if not self._client.script_exists(self._write_script.sha)[0]:
-                self._client.script_load(_WRITE_IF_NEWER)
+        self._ensure_layout()
+        sha = self._scripts["write"].sha
         for start in range(0, len(rows), _BATCH):
             chunk = rows[start : start + _BATCH]
 
             def fill(pipe: Any, chunk: Sequence[OnlineRow] = chunk) -> None:
                 for row in chunk:
-                    pipe.evalsha(
-                        self._write_script.sha,
-                        1,
-                        self.prefix + "l:" + row.key,
-                        row.ts_us,
-                        encode(row.values),
-                    )
+                    created = "" if row.created_us is None else row.created_us
+                    pipe.evalsha(sha, 1, self._row + row.key, row.ts_us, created, pack(row))
 
             self._run(fill)
 
     def append_events(self, events: Sequence[OnlineEvent], retention_us: int) -> None:
         if not events:
             return
+        self._ensure_layout()
         newest = newest_per_key(events)
 
         def fill(pipe: Any) -> None:
             for ev in events:
                 member = f"{ev.event_id}|{encode(ev.values)}"
-                pipe.zadd(self.prefix + "e:" + ev.key, {member: ev.ts_us})
+                pipe.zadd(self._events + ev.key, {member: ev.ts_us})
             for key, ts in newest.items():
-                pipe.zremrangebyscore(self.prefix + "e:" + key, "-inf", ts - retention_us)
+                pipe.zremrangebyscore(self._events + key, "-inf", ts - retention_us)
 
         self._run(fill)
 
     def read(
         self, row_keys: Sequence[str], event_keys: Sequence[str] = (), since_us: int = 0
     ) -> OnlineRead:
+        batch = self.read_batch(row_keys, event_keys, since_us)
+        return read_from_batch(batch, row_keys, event_keys)
+
+    def read_batch(
+        self, row_keys: Sequence[str], event_keys: Sequence[str] = (), since_us: int = 0
+    ) -> OnlineBatch:
+        """Rows (one ``MGET``) and events (one script call) in one round trip."""
+        names = [self._row + k for k in row_keys]
+        if not self._marked:
+            return self._read_unmarked(names, row_keys, event_keys, since_us)
+        if not event_keys:
+            if not names:
+                return OnlineBatch([], [], [])
+            with self._guard():
+                packed: Any = self._client.mget(names)
+            return _batch(packed, [], len(event_keys))
+        replies = self._run(lambda pipe: self._fill(pipe, names, event_keys, since_us))
+        return _batch(replies[0] if names else [], replies[-1], len(event_keys))
+
+    def _fill(
+        self, pipe: Any, names: Sequence[str], event_keys: Sequence[str], since_us: int
+    ) -> None:
+        if names:
+            pipe.mget(names)
+        if event_keys:
+            keys = [self._events + k for k in event_keys]
+            pipe.evalsha(self._scripts["events"].sha, len(keys), *keys, since_us)
+
+    def _read_unmarked(
+        self,
+        names: Sequence[str],
+        row_keys: Sequence[str],
+        event_keys: Sequence[str],
+        since_us: int,
+    ) -> OnlineBatch:
+        """Before the marker: rows in either layout, read atomically with the marker."""
+
         def fill(pipe: Any) -> None:
+            pipe.get(self._layout_key)
             for key in row_keys:
                 pipe.hmget(self.prefix + "l:" + key, "ts", "v")
-            for key in event_keys:
-                pipe.zrangebyscore(
-                    self.prefix + "e:" + key, f"({since_us}", "+inf", withscores=True
-                )
+            self._fill(pipe, names, event_keys, since_us)
 
-        replies = self._run(fill)
-        out = OnlineRead()
-        for key, (ts, payload) in zip(row_keys, replies[: len(row_keys)], strict=True):
-            if ts is not None:
-                out.rows[key] = OnlineRow(key, int(ts), decode(payload))
-        for key, members in zip(event_keys, replies[len(row_keys) :], strict=True):
-            if members:
-                out.events[key] = [
-                    (int(score), decode(member.split(b"|", 1)[1])) for member, score in members
-                ]
-        return out
+        replies = self._run(fill, transaction=True)
+        marked = self._check_layout(replies[0])
+        old = replies[1 : 1 + len(row_keys)]
+        packed: list[bytes | None] = list(replies[1 + len(row_keys)]) if names else []
+        if not marked:
+            for i, (ts, values) in enumerate(old):
+                if packed[i] is None and ts is not None:
+                    packed[i] = b"[" + ts + b",null," + values + b"]"
+        return _batch(packed, replies[-1] if event_keys else [], len(event_keys))
 
     def get_meta(self, name: str) -> str | None:
         with self._guard():
@@ -164,3 +313,28 @@ class RedisOnlineStore:
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self._safe_url()!r})"
+
+
+def _batch(packed: Sequence[bytes | None], events: Sequence[Any], n_events: int) -> OnlineBatch:
+    present = [v for v in packed if v is not None]
+    rows = decode_all(present)  # each [ts, created, {values}]
+    if len(present) == len(packed):  # every key found: transpose in C
+        row_ts: list[int | None] = [r[0] for r in rows]
+        row_values: list[dict[str, Any] | None] = [r[2] for r in rows]
+    else:
+        found = iter(rows)
+        full = [next(found) if v is not None else None for v in packed]
+        row_ts = [r[0] if r is not None else None for r in full]
+        row_values = [r[2] if r is not None else None for r in full]
+    # per key: member, score, member, score, ... ; a member is b"<id>|<json>"
+    out: list[Events] = [
+        list(
+            zip(
+                [int(float(score)) for score in flat[1::2]],
+                decode_all([member.split(b"|", 1)[1] for member in flat[0::2]]),
+                strict=True,
+            )
+        )
+        for flat in (events if n_events else ())
+    ]
+    return OnlineBatch(row_ts, row_values, out)

@@ -27,10 +27,12 @@ class FeatureStoreSource:
     ) -> list[EnrichedRow]:
         got = self.store.online_features(list(features), entity_rows)
         names = list(got.values)
+        if not names:
+            return [EnrichedRow({}, {}) for _ in entity_rows]
+        # rows from columns by zip (in C), not a dict lookup per row and feature
+        values = zip(*[got.values[f] for f in names], strict=True)
+        stamps = zip(*[got.timestamps[f] for f in names], strict=True)
         return [
-            EnrichedRow(
-                {f: got.values[f][i] for f in names},
-                {f: got.timestamps[f][i] for f in names},
-            )
-            for i in range(len(entity_rows))
+            EnrichedRow(dict(zip(names, v, strict=True)), dict(zip(names, t, strict=True)))
+            for v, t in zip(values, stamps, strict=True)
         ]
