@@ -6,6 +6,7 @@ import asyncio
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def record(i: int, *, ts: datetime = T0, model: str = "fraud", version: str = "1
         entity_keys={"card_id": f"c{i % 3}"},
         feature_ts={"count_1d": ts - timedelta(minutes=5)},
         explanation={"amount": 0.25} if i % 2 else None,
+        served_at=ts + timedelta(seconds=i, milliseconds=40) if i % 3 else None,
+        missing=("count_1d",) if i % 2 else (),
+        outputs={"class": "b", "probabilities": {"a": 0.1, "b": 0.9}} if i % 2 else None,
     )
 
 
@@ -81,6 +85,19 @@ def test_a_written_prediction_reads_back_with_every_field(make_log: Factory) -> 
     log.write([original])
     got = log.get("p0003")
     assert got == original
+
+
+def test_a_record_without_the_newer_fields_reads_back_with_their_defaults(
+    make_log: Factory,
+) -> None:
+    log = make_log()
+    log.write([record(0)])  # served_at None, nothing missing, no outputs
+    got = log.get("p0000")
+    assert (got.served_at, got.missing, got.outputs) == (None, (), None)
+    row = log.window(T0, T0 + timedelta(hours=1)).iloc[0]
+    assert pd.isna(row["served_at"])
+    assert row["missing"] == []
+    assert row["outputs"] is None
 
 
 def test_records_survive_closing_and_reopening_the_log(make_log: Factory) -> None:
@@ -101,8 +118,15 @@ def test_window_frame_has_documented_columns_utc_times_and_nan_labels(make_log: 
     log.write([record(i) for i in range(4)])
     frame = log.window(T0, T0 + timedelta(hours=1))
     assert list(frame.columns[: len(FRAME_COLUMNS)]) == list(FRAME_COLUMNS)
+    assert list(FRAME_COLUMNS[-3:]) == ["served_at", "missing", "outputs"]
     assert {"amount", "country", "count_1d"} <= set(frame.columns)
     assert str(frame["ts"].dt.tz) == "UTC"
+    assert str(frame["served_at"].dt.tz) == "UTC"
+    assert frame["served_at"].isna().tolist() == [True, False, False, True]
+    assert frame["served_at"].iloc[1] == pd.Timestamp(T0 + timedelta(seconds=1, milliseconds=40))
+    assert frame["missing"].tolist() == [[], ["count_1d"], [], ["count_1d"]]
+    assert frame["outputs"].iloc[0] is None
+    assert frame["outputs"].iloc[1] == {"class": "b", "probabilities": {"a": 0.1, "b": 0.9}}
     assert frame["label"].isna().all()
     assert frame["prediction_id"].tolist() == ["p0000", "p0001", "p0002", "p0003"]
     assert frame["amount"].tolist() == [0.0, 10.0, 20.0, 30.0]
@@ -119,6 +143,21 @@ def test_window_is_half_open_and_filters_by_model_and_version(make_log: Factory)
     assert set(other["model"]) == {"other"}
     with pytest.raises(InvalidParameterError):
         log.window(T0, T0 - timedelta(seconds=1))
+
+
+def test_a_feature_named_like_a_new_fixed_column_keeps_the_feature_prefix(
+    make_log: Factory,
+) -> None:
+    log = make_log()
+    clash = replace(record(1), features={"missing": 1.0, "outputs": "x", "served_at": 2})
+    log.write([clash])
+    row = log.window(T0, T0 + timedelta(hours=1)).iloc[0]
+    assert (row["feature:missing"], row["feature:outputs"], row["feature:served_at"]) == (
+        1.0,
+        "x",
+        2,
+    )
+    assert row["missing"] == ["count_1d"]
 
 
 def test_empty_window_is_an_empty_frame_with_the_fixed_columns(make_log: Factory) -> None:
@@ -184,6 +223,9 @@ def test_compaction_moves_old_days_to_parquet_and_readers_still_see_them(
     assert len(frame) == 7
     assert frame.set_index("prediction_id").loc["p0001", "label"] == 1.0
     assert log.get("p0010").model == "fraud"
+    for archived in old + older:  # every field, the newer ones too, survives Parquet
+        got = log.get(archived.prediction_id)
+        assert replace(got, label=None, label_ts=None) == archived
     assert log.compact(T0 - timedelta(days=1)) == []  # nothing left to move
 
 
@@ -241,3 +283,62 @@ def test_batches_from_the_server_read_back_like_records(make_log: Factory) -> No
     assert log.get("b1-1").explanation is None
     assert len(log.by_entity("card_id", "c2")) == 1
     assert len(log.window(T0, T0 + timedelta(seconds=1))) == 6
+
+
+def test_a_150_row_batch_keeps_event_times_missing_features_and_outputs(
+    make_log: Factory,
+) -> None:
+    """Rows of one served batch share their serve time but not their event time: windows
+    and entity lookups select by event time (the serve time where a row has none), and
+    each row keeps its own missing features and task outputs."""
+    log = make_log()
+    served = T0 + timedelta(hours=2)
+    n = 150
+    event_ts = [None if i % 3 == 0 else T0 + timedelta(seconds=i) for i in range(n)]
+    missing = [["amount", "count_1d"] if i % 5 == 0 else [] for i in range(n)]
+    outputs = [
+        None if i % 4 == 0 else {"class": "ab"[i % 2], "probabilities": {"a": 0.25, "b": 0.75}}
+        for i in range(n)
+    ]
+    batch = AuditBatch(
+        ts=served,
+        model="fraud",
+        version="3",
+        route="v1",
+        latency_ms=2.0,
+        feature_names=("amount", "count_1d"),
+        values=[[None, None] if i % 5 == 0 else [float(i), 1.0] for i in range(n)],
+        prediction_ids=[f"e{i:03d}" for i in range(n)],
+        scores=[i / n for i in range(n)],
+        decisions=["approve"] * n,
+        entity_keys=[{"card_id": f"c{i % 2}"} for i in range(n)],
+        feature_ts=[{} for _ in range(n)],
+        event_ts=event_ts,
+        missing=missing,
+        outputs=outputs,
+    )
+    writer = GroupCommitWriter(log)
+    asyncio.run(writer.awrite_batches([batch]))
+    writer.close()
+
+    frame = log.window(T0, T0 + timedelta(hours=3))
+    assert frame["ts"].is_monotonic_increasing  # oldest event first
+    frame = frame.set_index("prediction_id").loc[batch.prediction_ids]
+    expected_ts = [served if e is None else e for e in event_ts]
+    assert frame["ts"].tolist() == [pd.Timestamp(t) for t in expected_ts]
+    assert (frame["served_at"] == pd.Timestamp(served)).all()
+    assert frame["missing"].tolist() == missing
+    assert frame["outputs"].tolist() == outputs
+    early = log.window(T0, T0 + timedelta(hours=1))  # event times only: no serve-time rows
+    assert early["prediction_id"].tolist() == [f"e{i:03d}" for i in range(n) if i % 3]
+
+    got = log.get("e005")
+    assert (got.ts, got.served_at) == (T0 + timedelta(seconds=5), served)
+    assert got.missing == ("amount", "count_1d")
+    assert got.outputs == {"class": "b", "probabilities": {"a": 0.25, "b": 0.75}}
+    assert log.get("e000").ts == served
+    assert log.get("e004").outputs is None
+    assert got == batch.records()[5]  # the batch reads back as its records would
+
+    by_event = log.by_entity("card_id", "c1", end=T0 + timedelta(hours=1))
+    assert by_event["prediction_id"].tolist() == [f"e{i:03d}" for i in range(1, n, 2) if i % 3]

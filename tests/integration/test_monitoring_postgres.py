@@ -46,4 +46,5 @@ def test_results_and_incidents_round_trip_in_postgres(postgres_url: str) -> None
         with store.engine.begin() as conn:
             for table in (store.windows, store.results, store.incidents):
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table.name}"'))
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "alembic_version_{prefix[:-1]}"'))
         store.dispose()

@@ -4,6 +4,9 @@ Layout: ``<folder>/date=YYYY-MM-DD/part-<uuid>.parquet``. A file is written to a
 temporary name, flushed to disk and renamed, so a crash leaves no half file; a crash
 after the rename but before the rows leave the database only duplicates rows, which
 readers drop by prediction id.
+
+Columns added to the schema later (``served_at``, ``missing``, ``outputs``) read as null
+from files written before them: an archive is never rewritten.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pyarrow.parquet as pq
 
 __all__ = ["ParquetArchive"]
 
-_JSON_FIELDS = ("entity_keys", "features", "feature_ts", "explanation")
+_JSON_FIELDS = ("entity_keys", "features", "feature_ts", "explanation", "outputs")
 _SCHEMA = pa.schema(
     [
         ("prediction_id", pa.string()),
@@ -38,6 +41,9 @@ _SCHEMA = pa.schema(
         ("explanation", pa.string()),
         ("label", pa.float64()),
         ("label_ts", pa.timestamp("us", tz="UTC")),
+        ("served_at", pa.timestamp("us", tz="UTC")),
+        ("missing", pa.string()),  # JSON list, null when none
+        ("outputs", pa.string()),
     ]
 )
 
@@ -105,6 +111,7 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
         {
             **row,
             **{k: None if row[k] is None else orjson.dumps(row[k]).decode() for k in _JSON_FIELDS},
+            "missing": orjson.dumps(row["missing"]).decode() if row["missing"] else None,
         }
         for row in rows
     ]
@@ -112,4 +119,8 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, **{k: None if row[k] is None else orjson.loads(row[k]) for k in _JSON_FIELDS}}
+    return {
+        **row,
+        **{k: None if row[k] is None else orjson.loads(row[k]) for k in _JSON_FIELDS},
+        "missing": [] if row["missing"] is None else orjson.loads(row["missing"]),
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from driftloop.audit._record import AuditRecord, FeatureValue
 
@@ -26,7 +27,13 @@ __all__ = ["AuditBatch"]
 class AuditBatch:
     """Rows sharing ``ts``, ``model``, ``version`` and ``route``; ``values[i]`` holds row
     i's feature values in the order of ``feature_names``; ``latency_ms`` is one figure
-    for every row or one per row (rows of several requests)."""
+    for every row or one per row (rows of several requests).
+
+    ``ts`` is when the server answered (one per batch). The optional per-row columns:
+    ``event_ts`` the event time of each row (None, or a None entry: ``ts``), ``missing``
+    the features each row had no value for, ``outputs`` each row's task outputs beyond
+    the score (or None). Left None, a column costs the writer nothing.
+    """
 
     ts: datetime
     model: str
@@ -41,40 +48,49 @@ class AuditBatch:
     entity_keys: Sequence[Mapping[str, FeatureValue]]
     feature_ts: Sequence[Mapping[str, datetime | None]]
     explanations: Sequence[Mapping[str, float] | None] | None = None
+    event_ts: Sequence[datetime | None] | None = None
+    missing: Sequence[Sequence[str]] | None = None
+    outputs: Sequence[Mapping[str, Any] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
 
     def records(self) -> list[AuditRecord]:
         """One :class:`AuditRecord` per row (for logs without a batch insert)."""
-        names = self.feature_names
-        explanations = self.explanations or [None] * len(self)
+        names, absent = self.feature_names, [None] * len(self)
+        columns = zip(
+            self.prediction_ids,
+            absent if self.event_ts is None else self.event_ts,
+            self.scores,
+            self.decisions,
+            self.values,
+            self.entity_keys,
+            self.feature_ts,
+            self.explanations or absent,
+            self.latencies(),
+            absent if self.missing is None else self.missing,
+            absent if self.outputs is None else self.outputs,
+            strict=True,
+        )
         return [
             AuditRecord(
                 prediction_id=pid,
-                ts=self.ts,
+                ts=self.ts if event is None else event,
                 model=self.model,
                 version=self.version,
                 route=self.route,
                 score=score,
-                decision=decision,
+                decision=dec,
                 latency_ms=latency,
                 features=dict(zip(names, values, strict=True)),
                 entity_keys=keys,
                 feature_ts=stamps,
-                explanation=explanation,
+                explanation=expl,
+                served_at=self.ts,
+                missing=tuple(miss or ()),
+                outputs=out,
             )
-            for pid, score, decision, values, keys, stamps, explanation, latency in zip(
-                self.prediction_ids,
-                self.scores,
-                self.decisions,
-                self.values,
-                self.entity_keys,
-                self.feature_ts,
-                explanations,
-                self.latencies(),
-                strict=True,
-            )
+            for pid, event, score, dec, values, keys, stamps, expl, latency, miss, out in columns
         ]
 
     def latencies(self) -> Sequence[float]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from driftloop.audit._schema import upgrade
 from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.errors import BackendUnavailableError, InvalidParameterError
+from driftloop.core.migrations import sqlalchemy_url
 
 __all__ = ["PostgresAuditLog"]
 
@@ -19,7 +21,8 @@ def libpq_dsn(url: str) -> str:
 
 
 class PostgresAuditLog(SqlAuditLog):
-    """Audit log in PostgreSQL (psycopg 3); tables live in ``schema`` (created if absent).
+    """Audit log in PostgreSQL (psycopg 3); tables live in ``schema`` (created if absent),
+    created or upgraded at open (:mod:`driftloop.audit._schema`).
 
     Commits are durable with PostgreSQL's default ``synchronous_commit = on``.
     """
@@ -42,9 +45,11 @@ class PostgresAuditLog(SqlAuditLog):
             raise BackendUnavailableError(
                 f"Audit log database at {url} is unreachable: {exc}"
             ) from exc
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.commit()
+        try:
+            upgrade(sqlalchemy_url(url), schema=schema)  # creates the schema too
+        except BaseException:
+            conn.close()
+            raise
         self.schema = schema
         self._prefix = f'"{schema}".'
         super().__init__(conn, archive)

@@ -23,6 +23,9 @@ FRAME_COLUMNS = (
     "decision",
     "label",
     "label_ts",
+    "served_at",
+    "missing",
+    "outputs",
 )
 FeatureValue = float | int | str | bool | None
 
@@ -36,8 +39,14 @@ def utc(ts: datetime) -> datetime:
 class AuditRecord:
     """Everything needed to explain, monitor and later label one prediction.
 
+    ``ts`` is the event time of the prediction (the time windows select by; the serve
+    time when the request gave none), ``served_at`` when the server answered (None in
+    records written before it was kept).
     ``features`` are the values the model saw, in the model's feature order;
-    ``feature_ts`` the event time of each enriched feature (absent for request fields).
+    ``feature_ts`` the event time of each enriched feature (absent for request fields);
+    ``missing`` the features that had no value and were scored as null; ``outputs`` the
+    task's outputs beyond the score (``{"class": "b", "probabilities": {...}}``,
+    ``{"value": 3.2}``) or None.
     ``label`` and ``label_ts`` are filled by readers once feedback arrived.
     """
 
@@ -55,6 +64,9 @@ class AuditRecord:
     explanation: Mapping[str, float] | None = None
     label: float | None = None
     label_ts: datetime | None = None
+    served_at: datetime | None = None
+    missing: tuple[str, ...] = ()
+    outputs: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +81,23 @@ class Label:
 def records_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The reader frame from flat rows holding ``FRAME_COLUMNS`` and a ``features`` dict.
 
-    A feature whose name clashes with a fixed column is named ``feature:<name>``.
+    ``served_at`` is NaT, ``missing`` an empty list and ``outputs`` None where a row has
+    none (rows written before they were kept). A feature whose name clashes with a fixed
+    column is named ``feature:<name>``.
     """
-    fixed = [{k: row[k] for k in FRAME_COLUMNS} for row in rows]
+    fixed = [
+        {
+            **{k: row[k] for k in FRAME_COLUMNS[:-3]},
+            "served_at": row.get("served_at"),
+            "missing": list(row.get("missing") or ()),
+            "outputs": row.get("outputs"),
+        }
+        for row in rows
+    ]
     frame = pd.DataFrame.from_records(fixed, columns=list(FRAME_COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["label_ts"] = pd.to_datetime(frame["label_ts"], utc=True)
+    frame["served_at"] = pd.to_datetime(frame["served_at"], utc=True)
     frame["label"] = pd.to_numeric(frame["label"]).astype("float64")
     frame["score"] = frame["score"].astype("float64")
     names: dict[str, None] = {}

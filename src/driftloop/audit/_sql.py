@@ -1,7 +1,9 @@
 """The SQL shared by the SQLite and PostgreSQL audit logs.
 
 Times are stored as integer microseconds since the epoch (UTC) so that both databases
-compare and index them the same way; features and explanations as JSON text.
+compare and index them the same way; features, explanations, missing features and outputs
+as JSON text. ``ts_us`` is the event time of a prediction (what windows select),
+``served_us`` when the server answered (NULL in rows written before it was kept).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ __all__ = ["SqlAuditLog", "from_us", "to_us"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = (
     "prediction_id, ts_us, model, version, route, score, decision, latency_ms, "
-    "entity_keys, features, feature_ts, explanation"
+    "entity_keys, features, feature_ts, explanation, served_us, missing, outputs"
 )
 _CHUNK = 500
-_ROWS_PER_INSERT = 64  # x 12 parameters: well under every backend's limit
+_ROWS_PER_INSERT = 64  # x 15 parameters: under every backend's limit (SQLite's oldest: 999)
 _INSERTS = {  # table: its columns, what a duplicate does
     "predictions": (_COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
     "entities": ("name, value, ts_us, prediction_id", ""),
@@ -50,7 +52,8 @@ def _json(value: Any) -> str:
 
 
 class SqlAuditLog:
-    """Shared implementation; subclasses open the connection and name the tables."""
+    """Shared implementation; subclasses open the connection, bring the tables to the
+    newest revision (:mod:`driftloop.audit._schema`) and name them."""
 
     _param = "?"
     _prefix = ""  # schema qualifier of table names, with its dot
@@ -59,7 +62,6 @@ class SqlAuditLog:
         self._conn = connection
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
-        self._create_tables()
         self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by table and n
 
     # -- schema ---------------------------------------------------------------------
@@ -68,26 +70,6 @@ class SqlAuditLog:
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self._param)
-
-    def _create_tables(self) -> None:
-        statements = [
-            f"CREATE TABLE IF NOT EXISTS {self._t('predictions')} ("
-            "prediction_id TEXT PRIMARY KEY, ts_us BIGINT NOT NULL, model TEXT NOT NULL, "
-            "version TEXT NOT NULL, route TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, "
-            "decision TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, "
-            "entity_keys TEXT NOT NULL, features TEXT NOT NULL, feature_ts TEXT NOT NULL, "
-            "explanation TEXT)",
-            f"CREATE INDEX IF NOT EXISTS audit_predictions_ts ON {self._t('predictions')} (ts_us)",
-            f"CREATE TABLE IF NOT EXISTS {self._t('entities')} (name TEXT NOT NULL, "
-            "value TEXT NOT NULL, ts_us BIGINT NOT NULL, prediction_id TEXT NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS audit_entities_key ON {self._t('entities')} "
-            "(name, value, ts_us)",
-            f"CREATE TABLE IF NOT EXISTS {self._t('labels')} (prediction_id TEXT PRIMARY KEY, "
-            "label DOUBLE PRECISION NOT NULL, label_ts_us BIGINT NOT NULL)",
-        ]
-        with self._transaction() as cur:
-            for statement in statements:
-                cur.execute(statement)
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Any]:
@@ -129,6 +111,9 @@ class SqlAuditLog:
                 _json(r.features),
                 _json(r.feature_ts),
                 None if r.explanation is None else _json(r.explanation),
+                None if r.served_at is None else to_us(r.served_at),
+                _json(list(r.missing)) if r.missing else None,
+                None if r.outputs is None else _json(r.outputs),
             )
             for r in records
         ]
@@ -139,8 +124,22 @@ class SqlAuditLog:
         ]
         dumps, opts = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
         for b in batches:
-            ts_us, names = to_us(b.ts), b.feature_names
-            explanations = b.explanations or [None] * len(b)
+            served_us, names, absent = to_us(b.ts), b.feature_names, [None] * len(b)
+            event_us = (
+                [served_us] * len(b)
+                if b.event_ts is None
+                else [served_us if e is None else to_us(e) for e in b.event_ts]
+            )
+            missing = (
+                absent
+                if b.missing is None
+                else [dumps(list(m), option=opts).decode() if m else None for m in b.missing]
+            )
+            outputs = (
+                absent
+                if b.outputs is None
+                else [None if o is None else dumps(o, option=opts).decode() for o in b.outputs]
+            )
             rows += [
                 (
                     pid,
@@ -149,28 +148,34 @@ class SqlAuditLog:
                     b.version,
                     b.route,
                     score,
-                    decision,
+                    dec,
                     latency,
                     dumps(keys, option=opts).decode() if keys else "{}",
                     dumps(dict(zip(names, values, strict=True)), option=opts).decode(),
                     dumps(stamps, option=opts).decode() if stamps else "{}",
                     None if expl is None else dumps(expl, option=opts).decode(),
+                    served_us,
+                    miss,
+                    out,
                 )
-                for pid, score, decision, values, keys, stamps, expl, latency in zip(
+                for pid, ts_us, score, dec, values, keys, stamps, expl, latency, miss, out in zip(
                     b.prediction_ids,
+                    event_us,
                     b.scores,
                     b.decisions,
                     b.values,
                     b.entity_keys,
                     b.feature_ts,
-                    explanations,
+                    b.explanations or absent,
                     b.latencies(),
+                    missing,
+                    outputs,
                     strict=True,
                 )
             ]
             entities += [
                 (name, str(value), ts_us, pid)
-                for pid, keys in zip(b.prediction_ids, b.entity_keys, strict=True)
+                for pid, keys, ts_us in zip(b.prediction_ids, b.entity_keys, event_us, strict=True)
                 for name, value in keys.items()
             ]
         if rows:
@@ -323,7 +328,8 @@ class SqlAuditLog:
 
 def _decode(row: Sequence[Any]) -> dict[str, Any]:
     (pid, ts_us, model, version, route, score, decision, latency_ms) = row[:8]
-    entity_keys, features, feature_ts, explanation, label, label_ts_us = row[8:]
+    entity_keys, features, feature_ts, explanation, served_us, missing, outputs = row[8:15]
+    label, label_ts_us = row[15:]
     return {
         "prediction_id": pid,
         "ts": from_us(int(ts_us)),
@@ -339,6 +345,9 @@ def _decode(row: Sequence[Any]) -> dict[str, Any]:
         "explanation": None if explanation is None else orjson.loads(explanation),
         "label": None if label is None else float(label),
         "label_ts": None if label_ts_us is None else from_us(int(label_ts_us)),
+        "served_at": None if served_us is None else from_us(int(served_us)),
+        "missing": [] if missing is None else orjson.loads(missing),
+        "outputs": None if outputs is None else orjson.loads(outputs),
     }
 
 
@@ -368,4 +377,7 @@ def _record(row: dict[str, Any]) -> AuditRecord:
         explanation=row["explanation"],
         label=row["label"],
         label_ts=row["label_ts"],
+        served_at=row["served_at"],
+        missing=tuple(row["missing"]),
+        outputs=row["outputs"],
     )

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from driftloop.audit._schema import upgrade
 from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.errors import InvalidParameterError
 
@@ -17,6 +18,8 @@ _BUSY_TIMEOUT_MS = 30_000
 
 class SqliteAuditLog(SqlAuditLog):
     """Audit log in a SQLite file (WAL), safe for several server processes at once.
+
+    Opening creates or upgrades the tables (:mod:`driftloop.audit._schema`).
 
     ``synchronous="normal"`` (the default) hands every commit to the operating system
     before ``write`` returns (WAL: fsync only at checkpoints), so a prediction whose write
@@ -52,6 +55,7 @@ class SqliteAuditLog(SqlAuditLog):
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        upgrade(f"sqlite:///{self.path.resolve()}")
         super().__init__(conn, archive)
 
     def _begin_write(self, cur: Any) -> None:

@@ -1,9 +1,13 @@
 """Applied feature definitions and feature statistics, in the registry database.
 
-Tables (SQLAlchemy Core, created if missing, separate from the model registry's own
-tables): ``feature_schema`` (one row: the layout version), ``feature_definitions``
-(every applied version of every definition; the newest applied is ``active``) and
-``feature_stats`` (one row per view and statistics run, for monitoring to chart).
+Tables (SQLAlchemy Core, separate from the model registry's own tables):
+``feature_definitions`` (every applied version of every definition; the newest applied is
+``active``) and ``feature_stats`` (one row per view and statistics run, for monitoring to
+chart); ``feature_schema`` (one row, layout version 1) is the version marker kept before
+migrations, left as it was. They are created and upgraded by the features branch of
+migrations (``migrations/``, revision ``f0001`` first), whose applied revision is kept in
+``alembic_version_features``, apart from the model registry's in the same database; a
+database made before migrations is stamped ``f0001``, not recreated.
 
 Applying compares each definition with the active one: additions and compatible edits
 are recorded as new versions; a type change, or the removal of a feature that a
@@ -16,17 +20,18 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from driftloop.core.errors import IncompatibleChangeError
+from driftloop.core.migrations import Branch, upgrade_schema
 from driftloop.features._catalog import Catalog, Definition
 from driftloop.features._time import now_utc
 
 __all__ = ["ApplyPlan", "Change", "DefinitionRegistry"]
 
-SCHEMA_VERSION = 1
 _meta = sa.MetaData()
 _schema = sa.Table("feature_schema", _meta, sa.Column("version", sa.Integer, nullable=False))
 _definitions = sa.Table(
@@ -50,6 +55,15 @@ _stats = sa.Table(
     sa.Column("newest", sa.DateTime, nullable=True),
     sa.Column("freshness_s", sa.Float, nullable=True),
     sa.Column("columns", sa.Text, nullable=False),
+)
+BRANCH = Branch(
+    part="features",
+    scripts=Path(__file__).parent / "migrations",
+    version_table="alembic_version_features",
+    lock_key=0x64726C66,  # "drlf": serialises concurrent migrations on PostgreSQL
+    first="f0001",
+    legacy_tables=("feature_schema", "feature_definitions", "feature_stats"),
+    metadata=_meta,
 )
 
 
@@ -127,10 +141,7 @@ class DefinitionRegistry:
 
     def __init__(self, engine: sa.Engine | str) -> None:
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
-        _meta.create_all(self.engine)
-        with self.engine.begin() as conn:
-            if conn.execute(sa.select(_schema.c.version)).first() is None:
-                conn.execute(_schema.insert().values(version=SCHEMA_VERSION))
+        upgrade_schema(self.engine, BRANCH)
 
     def active(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Name -> (version, spec) of every active definition."""

@@ -1,6 +1,6 @@
 """Monitoring results as a time series, in the audit log's database (SQLAlchemy 2 Core).
 
-Tables (created when missing):
+Tables (created and upgraded by the monitoring migrations, :mod:`._schema`):
 
 * ``monitoring_windows``: one row per assessed window (model, version, route, start, end),
   with its verdict, reasons, performance and the per-feature histograms the HTML report
@@ -27,13 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from driftloop.core.errors import BackendUnavailableError
+from driftloop.core.migrations import upgrade_schema
 from driftloop.core.urls import local_path
 from driftloop.monitoring._report import DriftReport
+from driftloop.monitoring._schema import branch
 
 __all__ = ["Incident", "MonitoringStore"]
 
 
 def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.Table]:
+    """The tables as the code uses them; a change here goes with a new migration."""
+
     def key() -> list[sa.Column[Any]]:
         return [
             sa.Column("model", sa.String(200), nullable=False),
@@ -111,8 +115,7 @@ class MonitoringStore:
         self.engine: Engine = sa.create_engine(url)
         self._metadata = sa.MetaData()
         self.windows, self.results, self.incidents = _tables(self._metadata, table_prefix)
-        with self._begin() as conn:
-            self._metadata.create_all(conn)
+        upgrade_schema(self.engine, branch(table_prefix, self._metadata))
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:

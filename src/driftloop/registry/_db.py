@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event
 
-from driftloop.core.errors import BackendUnavailableError, ConfigError
-from driftloop.registry._schema import VERSION_TABLE
+from driftloop.core.errors import ConfigError
+from driftloop.core.migrations import Branch
+from driftloop.core.migrations import upgrade_schema as migrate
+from driftloop.registry._schema import VERSION_TABLE, metadata
 
-__all__ = ["make_engine", "upgrade_schema", "writing"]
+__all__ = ["BRANCH", "make_engine", "upgrade_schema", "writing"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "driftloop_write"
-_PG_LOCK_KEY = 0x64726C72  # "drlr": serialises concurrent migrations on PostgreSQL
 
 
 def make_engine(url: str, *, root: str | Path = ".") -> Engine:
@@ -68,40 +67,16 @@ def writing(engine: Engine) -> Any:
     return engine.execution_options(**{_WRITE: True}).begin()
 
 
-@cache
-def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None
-    return head
-
-
-def _current(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+BRANCH = Branch(
+    part="registry",
+    scripts=MIGRATIONS,
+    version_table=VERSION_TABLE,
+    lock_key=0x64726C72,  # "drlr": serialises concurrent migrations on PostgreSQL
+    first="r0001",
+    metadata=metadata,
+)
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the registry tables to the newest schema (no-op when they are)."""
-    from alembic import command
-    from alembic.config import Config
-
-    try:
-        with engine.connect() as conn:
-            if _current(conn) == _head():
-                return
-        with writing(engine) as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-    except OperationalError as exc:
-        raise BackendUnavailableError(
-            f"Registry database {engine.url.render_as_string(hide_password=True)} "
-            f"is unreachable: {exc.orig}"
-        ) from exc
+    migrate(engine, BRANCH)

@@ -1,0 +1,39 @@
+"""The audit log's tables are made and upgraded by its Alembic branch (``migrations/``).
+
+Revisions: ``a0001`` the tables as the audit log created them before migrations (a
+database made then is stamped with it at open, not recreated); ``a0002`` adds
+``served_us``, ``missing`` and ``outputs`` to predictions (``ts_us`` is the event time).
+The applied revision is kept in ``alembic_version_audit``, beside the tables (in the
+PostgreSQL schema), so monitoring's tables in the same database upgrade on their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from driftloop.core.migrations import Branch, upgrade_schema
+
+__all__ = ["VERSION_TABLE", "branch", "upgrade"]
+
+VERSION_TABLE = "alembic_version_audit"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def branch(schema: str | None = None) -> Branch:
+    """The audit branch for tables in ``schema`` (PostgreSQL) or unqualified (SQLite)."""
+    return Branch(
+        part="audit",
+        scripts=MIGRATIONS,
+        version_table=VERSION_TABLE,
+        lock_key=0x64726C61,  # "drla": serialises concurrent migrations on PostgreSQL
+        first="a0001",
+        legacy_tables=("audit_predictions", "audit_entities", "audit_labels"),
+        schema=schema,
+        options={"schema": schema} if schema else {},
+    )
+
+
+def upgrade(url: str, *, schema: str | None = None, revision: str = "head") -> None:
+    """Create or upgrade the audit tables of the database at ``url`` (a SQLAlchemy URL),
+    through a short-lived engine; the log itself writes on its own driver connection."""
+    upgrade_schema(url, branch(schema), revision=revision)

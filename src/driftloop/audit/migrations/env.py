@@ -1,0 +1,7 @@
+"""Alembic environment of the audit branch: runs on the connection handed over."""
+
+from __future__ import annotations
+
+from driftloop.core.migrations import run_env
+
+run_env()

@@ -1,0 +1,462 @@
+"""A user upgrading driftloop keeps every row: databases made before migrations (the DDL of
+``legacy_schemas``) are stamped and upgraded in place, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from driftloop.audit import AuditBatch, AuditLog, Label, PostgresAuditLog, SqliteAuditLog
+from driftloop.audit import _schema as audit_schema
+from driftloop.audit._postgres import libpq_dsn
+from driftloop.core.migrations import upgrade_schema
+from driftloop.features import DefinitionRegistry, Entity, FeatureView, Field
+from driftloop.features._registry import BRANCH as FEATURES
+from driftloop.monitoring import MonitoringStore, drift_report
+from driftloop.monitoring._schema import branch as monitoring_branch
+from legacy_schemas import (
+    audit_ddl,
+    create_old_features,
+    monitoring_metadata,
+    postgres_schema,
+    shape,
+)
+
+T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+US = 1_000_000
+_MONITORING = ("windows", "results", "incidents")
+
+
+@dataclass
+class Db:
+    """One empty database: ``url`` for SQLAlchemy (on PostgreSQL its search_path is a fresh
+    schema), ``schema`` that schema's name (None on SQLite)."""
+
+    kind: str
+    url: str
+    schema: str | None
+    path: Path | None = None
+    base_url: str = ""
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.url)
+
+    def audit_log(self) -> AuditLog:
+        if self.path is not None:
+            return SqliteAuditLog(self.path)
+        assert self.schema is not None
+        return PostgresAuditLog(self.base_url, schema=self.schema)
+
+    def run_audit_sql(self, statements: list[tuple[str, list[Any]]]) -> None:
+        """Statements with ``?`` parameters, on the driver connection the old log used."""
+        if self.path is not None:
+            conn = sqlite3.connect(self.path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            for sql, params in statements:
+                conn.execute(sql, params)
+            conn.commit()
+            conn.close()
+            return
+        with psycopg.connect(libpq_dsn(self.base_url)) as pg:
+            for sql, params in statements:
+                pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+    def version(self, table: str) -> list[str]:
+        qualified = f'"{self.schema}".{table}' if self.schema else table
+        engine = self.engine()
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(f"SELECT version_num FROM {qualified}")).all()
+        engine.dispose()
+        return [r[0] for r in rows]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    if request.param == "sqlite":
+        path = tmp_path / "shared.db"
+        yield Db("sqlite", f"sqlite:///{path}", None, path=path)
+        return
+    base = request.getfixturevalue("postgres_url")
+    with postgres_schema(base) as (schema, url):
+        yield Db("postgres", url, schema, base_url=base)
+
+
+def make_db(request: pytest.FixtureRequest, tmp_path: Path, kind: str, name: str) -> Db:
+    """A second database of the same kind as ``db`` (dropped at the end of the test)."""
+    if kind == "sqlite":
+        path = tmp_path / f"{name}.db"
+        return Db("sqlite", f"sqlite:///{path}", None, path=path)
+    base = request.getfixturevalue("postgres_url")
+    context = postgres_schema(base)
+    schema, url = context.__enter__()
+    request.addfinalizer(lambda: context.__exit__(None, None, None))
+    return Db("postgres", url, schema, base_url=base)
+
+
+# -- audit ------------------------------------------------------------------------------
+def _old_audit_rows(db: Db) -> None:
+    prefix = f'"{db.schema}".' if db.schema else ""
+    t = f"{prefix}audit_"
+    statements: list[tuple[str, list[Any]]] = [(sql, []) for sql in audit_ddl(prefix)]
+    for i in range(6):
+        ts_us = int((T0 + timedelta(minutes=i)).timestamp()) * US
+        statements.append(
+            (
+                f"INSERT INTO {t}predictions (prediction_id, ts_us, model, version, route, "
+                "score, decision, latency_ms, entity_keys, features, feature_ts, explanation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    f"old{i}",
+                    ts_us,
+                    "fraud",
+                    "1",
+                    "champion",
+                    i / 10,
+                    "approve",
+                    1.5,
+                    json.dumps({"card_id": f"c{i % 2}"}),
+                    json.dumps({"amount": 10.0 * i, "country": "FR"}),
+                    json.dumps({"amount": None}),
+                    json.dumps({"amount": 0.5}) if i == 0 else None,
+                ],
+            )
+        )
+        statements.append(
+            (
+                f"INSERT INTO {t}entities (name, value, ts_us, prediction_id) VALUES (?, ?, ?, ?)",
+                ["card_id", f"c{i % 2}", ts_us, f"old{i}"],
+            )
+        )
+    labelled = int((T0 + timedelta(days=3)).timestamp()) * US
+    statements += [
+        (
+            f"INSERT INTO {t}labels (prediction_id, label, label_ts_us) VALUES (?, ?, ?)",
+            [f"old{i}", 1.0, labelled],
+        )
+        for i in (1, 2)
+    ]
+    db.run_audit_sql(statements)
+
+
+def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_fields(
+    db: Db,
+) -> None:
+    _old_audit_rows(db)
+    log = db.audit_log()
+    try:
+        assert db.version("alembic_version_audit") == ["a0002"]
+        frame = log.window(T0, T0 + timedelta(hours=1))
+        assert frame["prediction_id"].tolist() == [f"old{i}" for i in range(6)]
+        assert frame["amount"].tolist() == [10.0 * i for i in range(6)]
+        assert frame["label"].fillna(-1).tolist() == [-1, 1.0, 1.0, -1, -1, -1]
+        assert frame["served_at"].isna().all()  # not kept then: readers fall back to ts
+        assert frame["missing"].tolist() == [[]] * 6
+        assert frame["outputs"].isna().all()
+        old = log.get("old0")
+        assert (old.ts, old.explanation, old.served_at, old.missing) == (
+            T0,
+            {"amount": 0.5},
+            None,
+            (),
+        )
+        assert log.by_entity("card_id", "c1")["prediction_id"].tolist() == ["old1", "old3", "old5"]
+
+        served = T0 + timedelta(hours=2)
+        log.write_batches(  # type: ignore[attr-defined]
+            [
+                AuditBatch(
+                    ts=served,
+                    model="fraud",
+                    version="2",
+                    route="v1",
+                    latency_ms=1.0,
+                    feature_names=("amount",),
+                    values=[[None], [4.0]],
+                    prediction_ids=["new0", "new1"],
+                    scores=[0.2, 0.7],
+                    decisions=["approve", "review"],
+                    entity_keys=[{"card_id": "c1"}, {}],
+                    feature_ts=[{}, {}],
+                    event_ts=[T0 + timedelta(minutes=30), None],
+                    missing=[["amount"], []],
+                    outputs=[None, {"value": 3.2}],
+                )
+            ]
+        )
+        assert log.add_labels([Label("old3", 0.0), Label("new0", 1.0)]) == []
+    finally:
+        log.close()
+    again = db.audit_log()  # a second open finds the schema current and changes nothing
+    try:
+        frame = again.window(T0, T0 + timedelta(days=1)).set_index("prediction_id")
+        assert len(frame) == 8
+        assert frame.loc["new0", "ts"] == pd.Timestamp(T0 + timedelta(minutes=30))
+        assert frame.loc["new0", "missing"] == ["amount"]
+        assert frame.loc["new1", "outputs"] == {"value": 3.2}
+        assert frame.loc["new1", "served_at"] == pd.Timestamp(served)
+        assert frame.loc["old3", "label"] == 0.0
+        assert again.by_entity("card_id", "c1")["prediction_id"].tolist() == [
+            "old1",
+            "old3",
+            "old5",
+            "new0",
+        ]
+        assert db.version("alembic_version_audit") == ["a0002"]
+    finally:
+        again.close()
+
+
+def test_audit_revision_1_is_exactly_the_schema_made_before_migrations(
+    db: Db, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    _old_audit_rows(db)
+    fresh = make_db(request, tmp_path, db.kind, "fresh")
+    audit_schema.upgrade(fresh.url, schema=fresh.schema, revision="a0001")
+    old_engine, new_engine = db.engine(), fresh.engine()
+    try:
+        assert shape(new_engine, fresh.schema) == shape(old_engine, db.schema)
+        if db.kind == "sqlite":  # SQLite keeps the statements: they are the same text
+            query = sa.text("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            with old_engine.connect() as old, new_engine.connect() as new:
+                made = [r for r in new.execute(query).all() if "alembic" not in r[1]]
+                assert made == list(old.execute(query).all())
+    finally:
+        old_engine.dispose()
+        new_engine.dispose()
+
+
+def test_workers_opening_one_audit_log_at_once_migrate_it_once(db: Db) -> None:
+    _old_audit_rows(db)  # the slow case: stamp, then upgrade
+    logs: list[AuditLog] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_log() -> None:
+        start.wait()
+        try:
+            logs.append(db.audit_log())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_log) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert db.version("alembic_version_audit") == ["a0002"]
+        assert all(len(log.window(T0, T0 + timedelta(hours=1))) == 6 for log in logs)
+    finally:
+        for log in logs:
+            log.close()
+
+
+# -- monitoring -------------------------------------------------------------------------
+def _report(seed: int, start: pd.Timestamp) -> Any:
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 500), "c": rng.choice(["a", "b"], 500)})
+    cur = pd.DataFrame({"x": rng.normal(1, 1, 500), "c": rng.choice(["a", "b"], 500)})
+    report = drift_report(ref, cur, score=None, label=None)
+    placed = {"model": "m", "version": 1, "route": "champion", "start": start}
+    return type(report)(**{**report.__dict__, **placed, "end": start + pd.Timedelta(days=1)})
+
+
+def test_monitoring_tables_made_before_migrations_keep_windows_results_and_incidents(
+    db: Db,
+) -> None:
+    old = monitoring_metadata()
+    windows, results, incidents = (old.tables[f"monitoring_{n}"] for n in _MONITORING)
+    engine = db.engine()
+    old.create_all(engine)
+    with engine.begin() as conn:
+        window_id = conn.execute(
+            windows.insert().values(
+                model="m",
+                version=1,
+                route="champion",
+                window_start=T0,
+                window_end=T0 + timedelta(days=1),
+                computed_at=T0 + timedelta(days=1),
+                rows=500,
+                labelled=0,
+                verdict="data-drift",
+                summary="{}",
+                histograms="{}",
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            results.insert(),
+            [
+                {
+                    "window_id": window_id,
+                    "model": "m",
+                    "version": 1,
+                    "route": "champion",
+                    "window_end": T0 + timedelta(days=1),
+                    "feature": "x",
+                    "statistic": statistic,
+                    "value": 0.3,
+                    "p_value": None,
+                    "drifted": True,
+                }
+                for statistic in ("psi", "ks")
+            ],
+        )
+        conn.execute(
+            incidents.insert().values(
+                model="m",
+                version=1,
+                route="champion",
+                kind="data-drift",
+                opened_at=T0 + timedelta(days=1),
+                last_seen=T0 + timedelta(days=1),
+                closed_at=None,
+            )
+        )
+    engine.dispose()
+
+    store = MonitoringStore(db.url)
+    try:
+        assert db.version("alembic_version_monitoring") == ["m0001"]
+        assert [w["verdict"] for w in store.window_rows("m")] == ["data-drift"]
+        assert store.series("m", "psi")["value"].tolist() == [0.3]
+        incident = store.open_incident("m", 1, "champion", "data-drift")
+        assert incident is not None
+        opened = T0 + timedelta(days=1)  # SQLite hands times back naive (as before)
+        assert incident.opened_at.replace(tzinfo=None) == opened.replace(tzinfo=None)
+        new_id = store.save(_report(0, pd.Timestamp(T0 + timedelta(days=1))))
+        assert new_id > window_id
+        assert len(store.window_rows("m")) == 2
+        assert store.close_all("m", 1, "champion", T0 + timedelta(days=2)) == 1
+        assert store.open("m", 1, "champion", "concept-drift", T0) > incident.id
+    finally:
+        store.dispose()
+
+
+def test_monitoring_revision_1_is_exactly_the_schema_made_before_migrations(
+    db: Db, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    old_engine = db.engine()
+    monitoring_metadata().create_all(old_engine)
+    fresh = make_db(request, tmp_path, db.kind, "fresh")
+    new_engine = fresh.engine()
+    upgrade_schema(new_engine, monitoring_branch(), revision="m0001")
+    try:
+        assert shape(new_engine) == shape(old_engine)
+    finally:
+        old_engine.dispose()
+        new_engine.dispose()
+
+
+def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db) -> None:
+    store = MonitoringStore(db.url)
+    store.dispose()
+    assert db.version("alembic_version_monitoring") == ["m0001"]
+    if db.kind == "postgres":  # the audit log's tables are in their own schema there
+        return
+    log = db.audit_log()
+    log.close()
+    assert db.version("alembic_version_audit") == ["a0002"]
+    assert db.version("alembic_version_monitoring") == ["m0001"]
+
+
+# -- feature definitions ----------------------------------------------------------------
+CARD = Entity("card", ["card_id"])
+
+
+def _view(*fields: str) -> FeatureView:
+    return FeatureView(
+        "card_stats",
+        entities=[CARD],
+        source="cards.parquet",
+        timestamp_field="ts",
+        schema=[Field(name, "float64") for name in fields],
+    )
+
+
+def test_feature_definitions_made_before_migrations_keep_versions_and_statistics(
+    db: Db,
+) -> None:
+    engine = db.engine()
+    create_old_features(engine)
+    old_spec = {"kind": "feature_view", "name": "card_stats", "schema": {"x": "float64"}}
+    applied = datetime(2025, 5, 1, 8, 0)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_definitions (name, version, kind, spec, applied_at, active) "
+                "VALUES (:name, :version, :kind, :spec, :at, :active)"
+            ),
+            [
+                {
+                    "name": "card_stats",
+                    "version": "v-old",
+                    "kind": "feature_view",
+                    "spec": json.dumps(old_spec),
+                    "at": applied,
+                    "active": True,
+                }
+            ],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_stats (view, view_version, computed_at, row_count, newest, "
+                "freshness_s, columns) VALUES ('card_stats', 'v-old', :at, 40, :at, 1.5, '{}')"
+            ),
+            {"at": applied},
+        )
+    registry = DefinitionRegistry(engine)
+    try:
+        assert db.version("alembic_version_features") == ["f0001"]
+        assert registry.active() == {"card_stats": ("v-old", old_spec)}
+        assert [s["row_count"] for s in registry.stats_history("card_stats")] == [40]
+        plan = registry.apply([CARD, _view("x", "y")])
+        assert [c.kind for c in plan.changes if c.name == "card_stats"] == ["changed"]
+        assert [v[0] for v in registry.versions("card_stats")] == ["v-old", _view("x", "y").version]
+        registry.record_stats(
+            {
+                "view": "card_stats",
+                "view_version": _view("x", "y").version,
+                "computed_at": applied + timedelta(days=1),
+                "row_count": 41,
+                "newest": None,
+                "freshness_s": None,
+                "columns": {"x": {"nulls": 0}},
+            }
+        )
+        assert [s["row_count"] for s in registry.stats_history("card_stats")] == [41, 40]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version FROM feature_schema")).all() == [(1,)]
+    finally:
+        registry.close()
+
+
+def test_features_revision_1_is_exactly_the_schema_made_before_migrations(
+    db: Db, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    old_engine = db.engine()
+    create_old_features(old_engine)
+    fresh = make_db(request, tmp_path, db.kind, "fresh")
+    new_engine = fresh.engine()
+    upgrade_schema(new_engine, FEATURES)
+    try:
+        assert shape(new_engine) == shape(old_engine)
+        query = sa.text("SELECT version FROM feature_schema")
+        with old_engine.connect() as old, new_engine.connect() as new:
+            assert new.execute(query).all() == old.execute(query).all()
+    finally:
+        old_engine.dispose()
+        new_engine.dispose()
