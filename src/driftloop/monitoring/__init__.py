@@ -36,6 +36,7 @@ from driftloop.monitoring._references import (
     RegistryReferences,
     StaticReferences,
     baseline_from_metrics,
+    served_profile,
 )
 from driftloop.monitoring._report import (
     DriftReport,
@@ -80,6 +81,7 @@ __all__ = [
     "realized_performance",
     "record_columns",
     "render_html",
+    "served_profile",
     "sink_from_spec",
     "statistics_for",
     "window_performance",

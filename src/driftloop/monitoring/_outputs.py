@@ -50,7 +50,10 @@ def class_probabilities(
             return None
         rows.append(probabilities)
     frame = pd.DataFrame.from_records(rows).reindex(columns=list(classes))
-    return np.nan_to_num(frame.to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0)
+    values: NDArray[np.float64] = np.nan_to_num(
+        frame.to_numpy(dtype=np.float64, na_value=np.nan), nan=0.0
+    )
+    return values
 
 
 def predicted_classes(records: pd.DataFrame, classes: Sequence[str]) -> pd.Series | None:

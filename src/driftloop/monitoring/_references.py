@@ -48,6 +48,7 @@ __all__ = [
     "RegistryReferences",
     "StaticReferences",
     "baseline_from_metrics",
+    "served_profile",
 ]
 
 

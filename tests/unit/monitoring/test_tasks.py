@@ -19,18 +19,26 @@ from rich.console import Console
 
 from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring import (
+    FrameRecordSource,
+    Monitor,
+    MonitoringStore,
+    Performance,
     Reference,
+    StaticReferences,
     assess,
     baseline_from_metrics,
     print_report,
+    served_profile,
     write_html_report,
 )
-from driftloop.stats import Outputs, Profile, evaluate
+from driftloop.registry import Signature
+from driftloop.stats import Outputs, Profile, compare_to_profile, evaluate
 
 TASKS = ("binary", "multiclass", "regression")
 CLASSES = {"binary": ("no", "yes"), "multiclass": ("basic", "plus", "pro"), "regression": ()}
 METRIC_NAME = {"binary": "ROC AUC", "multiclass": "log loss", "regression": "RMSE"}
 FEATURES = ["x", "z", "w", "flag", "channel", "region"]
+RECORD = {"score": 0.5, "label": np.nan, "decision": "", "route": "champion"}
 
 
 def _outputs(task: str, x: np.ndarray, flag: np.ndarray) -> Outputs:
@@ -143,7 +151,7 @@ def reference(task: str, metric: str | None = None) -> Reference:
     mix = {}
     if task == "multiclass":
         counts = np.bincount(out.class_index, minlength=3)
-        mix = {c: int(k) for c, k in zip(CLASSES[task], counts, strict=True)}
+        mix = {c: int(k) for c, k in zip(CLASSES[task], counts, strict=True) if k}
     return Reference(profile, baseline, task, CLASSES[task], metric, mix)
 
 
@@ -286,3 +294,79 @@ def test_thresholds_are_configurable_per_task(references) -> None:
         MonitoringConfig(max_accuracy_drop=0.0)
     with pytest.raises(ValueError, match="max_missing_rate"):
         MonitoringConfig(max_missing_rate=1.5)
+
+
+def test_a_boolean_that_training_profiled_as_text_is_compared_as_the_numbers_served() -> None:
+    rng = np.random.default_rng(13)
+    owned = pd.Series(rng.random(5_000) < 0.4, dtype=object)
+    owned[rng.random(5_000) < 0.05] = None  # a nullable boolean column: profiled as text
+    train = pd.DataFrame({"owns_home": owned, "x": rng.normal(0, 1, 5_000)})
+    profile = Profile.from_frame(train)
+    assert list(profile.categorical) == ["owns_home"]
+    signature = Signature.infer(train)
+    served = served_profile(profile, signature)
+    assert list(served.numeric) == ["x", "owns_home"]
+    assert served.numeric["owns_home"].nulls == profile.categorical["owns_home"].nulls
+    window = pd.DataFrame(
+        {"owns_home": (rng.random(2_000) < 0.4).astype(float), "x": rng.normal(0, 1, 2_000)}
+    )
+    assert compare_to_profile(served, window).status == {"x": "ok", "owns_home": "ok"}
+    assert assess(Reference(served), window.assign(**RECORD)).verdict == "no-drift"
+    # The text profile against numbers would call every window drifted.
+    assert assess(Reference(profile), window.assign(**RECORD)).drifted_features
+
+
+def test_a_category_never_seen_in_training_is_drift_for_psi_js_and_chi_square(references) -> None:
+    window = records("binary", seed=14)
+    window.loc[window.sample(frac=0.1, random_state=0).index, "region"] = "central"
+    report = assess(references["binary"], window)
+    table = report.features
+    for statistic in ("psi", "jensen_shannon", "chi_square"):
+        result = table.categorical_results[statistic]
+        flagged = dict(zip(table.categorical.names, result.drifted, strict=True))
+        assert flagged == {"channel": False, "region": True}, statistic
+    assert report.verdict == "data-drift"
+    assert report.drifted_features == ("region",)
+
+
+def test_a_reference_file_of_an_earlier_version_still_reads_as_binary(references) -> None:
+    profile = references["binary"].profile
+    old = {
+        "profile": profile.to_dict(),
+        "baseline": {"labelled": 5000.0, "positives": 1500.0, "roc_auc": 0.86, "precision": 0.7,
+                     "recall": 0.75, "ece": 0.01, "mean_score": 0.3, "positive_rate": 0.3},
+    }  # fmt: skip
+    reference = Reference.from_dict(old)
+    assert reference.task == "binary"
+    assert reference.baseline is not None
+    assert (reference.baseline.roc_auc, reference.baseline.recall) == (0.86, 0.75)
+    assert reference.baseline.positives == 1500
+    assert assess(reference, records("binary", seed=15)).verdict == "no-drift"
+    again = Reference.from_dict(json.loads(json.dumps(references["multiclass"].to_dict())))
+    assert again == references["multiclass"]
+
+
+def test_stored_windows_keep_each_tasks_metrics_and_the_page_shows_them(
+    references, tmp_path
+) -> None:
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    frames = [records("multiclass", seed=16), records("multiclass", seed=17, concept=True)]
+    frames[1]["ts"] += pd.Timedelta(days=1)
+    monitor = Monitor(
+        FrameRecordSource(pd.concat(frames)),
+        StaticReferences({("multiclass", 1): references["multiclass"]}),
+        store,
+        MonitoringConfig(window_size="1D", alerts=()),
+    )
+    reports = monitor.run_once(pd.Timestamp("2026-04-03", tz="UTC"))
+    assert [r.verdict for r in reports] == ["no-drift", "concept-drift"]
+    series = store.series("multiclass", "log_loss")
+    assert series["drifted"].tolist() == [False, True]
+    stored = [json.loads(w["summary"]) for w in store.window_rows("multiclass")]
+    assert Performance.from_dict(stored[1]["performance"]) == reports[1].performance
+    assert stored[1]["checks"][0]["metric"] == "log_loss"
+    page = write_html_report(tmp_path / "m.html", store=store, model="multiclass").read_text()
+    assert "<th>log loss</th>" in page
+    assert "ROC AUC" not in page
+    assert "predicted_class" in page
+    store.dispose()
