@@ -88,19 +88,27 @@ def as_profiled(records: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """``records`` with each profiled feature spelt as the profile spells it: numbers for
     a numeric feature held as objects (booleans ``True``/``False``, numeric text, a
     column of nulls), text for a categorical feature held as numbers (``3``, not
-    ``3.0``, unless the reference spelt ``3.0``). Other columns are untouched."""
+    ``3.0``, unless the reference spelt ``3.0``). Other columns are untouched.
+
+    >>> profile = Profile.from_frame(pd.DataFrame({"n": [1.0, 2.0], "store": ["3", "7"]}))
+    >>> served = pd.DataFrame({"n": [True, None], "store": [3.0, None]})
+    >>> as_profiled(served, profile).to_dict("list")
+    {'n': [1.0, nan], 'store': ['3', nan]}
+    """
     changed: dict[str, Any] = {}
     for name in profile.numeric:
         column = records.get(name)
-        if column is not None and column.dtype == object:
+        if column is not None and not _numbers(column):
             changed[name] = pd.to_numeric(column.map(_number), errors="coerce")
     for name, p in profile.categorical.items():
         column = records.get(name)
-        if column is not None and (
-            pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
-        ):
+        if column is not None and _numbers(column):
             changed[name] = _as_text(column, p.categories)
     return records.assign(**changed) if changed else records
+
+
+def _numbers(column: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
 
 
 def _number(value: Any) -> Any:
