@@ -192,11 +192,15 @@ class MonitoringConfig(_Section):
     Windows are cut ``window_by`` time (``window_size``/``window_step`` durations such as
     ``"1D"``) or count (numbers of records); ``window_step`` defaults to the size (tumbling).
     A feature drifts when its deciding statistic (PSI for numbers, Jensen-Shannon for
-    categories) passes its threshold; the model has concept drift when realized ROC AUC (or
-    recall at ``decision_threshold``) on labelled records falls more than ``max_auc_drop``
-    (``max_recall_drop``) below the reference's and the fall is significant (``drop_z``
-    standard errors: Hanley-McNeil for AUC, binomial for recall). Alert sinks are
-    ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
+    categories) passes its threshold, when more than ``max_missing_rate`` of the window's
+    values are categories never seen in training, or when it is missing (the server could
+    not fill it) in more than ``max_missing_rate`` of the window's records beyond its share
+    of nulls in training. The model has concept drift when its own metric on labelled
+    records falls against the reference's by more than a bar and by more than ``drop_z``
+    standard errors: ROC AUC by ``max_auc_drop`` and recall at ``decision_threshold`` by
+    ``max_recall_drop`` (binary), accuracy by ``max_accuracy_drop`` (absolute), an error
+    metric (RMSE, MAE, log loss) rising by ``max_error_increase`` of the reference's value
+    (relative). Alert sinks are ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
     """
 
     window_by: Literal["time", "count"] = "time"
@@ -214,6 +218,9 @@ class MonitoringConfig(_Section):
     chi_square_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     max_auc_drop: float = Field(default=0.05, gt=0.0, le=1.0)
     max_recall_drop: float = Field(default=0.1, gt=0.0, le=1.0)
+    max_accuracy_drop: float = Field(default=0.05, gt=0.0, le=1.0)
+    max_error_increase: float = Field(default=0.1, gt=0.0)
+    max_missing_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     drop_z: float = Field(default=3.0, ge=0.0)
     min_labelled: int = Field(default=100, ge=1)
     alerts: tuple[str, ...] = ("log",)

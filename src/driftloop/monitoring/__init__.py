@@ -12,10 +12,15 @@ from driftloop.monitoring._alerts import (
     WebhookAlertSink,
     sink_from_spec,
 )
+from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
 from driftloop.monitoring._html import render_html, write_html_report
 from driftloop.monitoring._monitor import Monitor
-from driftloop.monitoring._performance import Performance, realized_performance
+from driftloop.monitoring._performance import (
+    Performance,
+    realized_performance,
+    window_performance,
+)
 from driftloop.monitoring._project import project_monitor
 from driftloop.monitoring._records import (
     AuditRecordSource,
@@ -26,14 +31,15 @@ from driftloop.monitoring._records import (
     record_columns,
 )
 from driftloop.monitoring._references import (
+    Reference,
     ReferenceSource,
     RegistryReferences,
     StaticReferences,
     baseline_from_metrics,
+    served_profile,
 )
 from driftloop.monitoring._report import (
     DriftReport,
-    Reference,
     Verdict,
     assess,
     drift_report,
@@ -52,6 +58,7 @@ __all__ = [
     "FrameRecordSource",
     "Incident",
     "LogAlertSink",
+    "MetricCheck",
     "Monitor",
     "MonitoringStore",
     "Performance",
@@ -74,8 +81,10 @@ __all__ = [
     "realized_performance",
     "record_columns",
     "render_html",
+    "served_profile",
     "sink_from_spec",
     "statistics_for",
+    "window_performance",
     "windows",
     "write_html_report",
 ]

@@ -7,6 +7,8 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from driftloop.monitoring._concept import format_value
+from driftloop.monitoring._performance import Performance, metric_label
 from driftloop.monitoring._report import DriftReport
 
 __all__ = ["print_report"]
@@ -20,9 +22,21 @@ def _cell(x: object) -> str:
     return str(x)
 
 
+def _performance_line(performance: Performance, base: Performance | None, metric: str) -> str:
+    """The task's metrics, the model's own first, each beside the reference's."""
+    parts = []
+    for name in performance.display(metric):
+        then = base.get(name) if base is not None else math.nan
+        known = f" (reference {format_value(then)})" if math.isfinite(then) else ""
+        parts.append(f"{metric_label(name)} {format_value(performance.get(name))}{known}")
+    shown = ", ".join(parts) or "no metric defined"
+    return f"realized {shown} on {performance.labelled:,} labelled"
+
+
 def print_report(report: DriftReport, console: Console | None = None, *, top: int = 20) -> None:
-    """The verdict with its reasons, performance against the reference, and the ``top``
-    features by PSI with every statistic."""
+    """The verdict with its reasons, the task's metrics against the reference (the model's
+    own metric first), drift of outputs, and the ``top`` features by PSI with every
+    statistic (and the share of records missing each, when the records say)."""
     console = console or Console()
     style = _STYLE.get(report.verdict, "bold")
     where = f"{report.model} v{report.version} ({report.route}) " if report.model else ""
@@ -30,16 +44,14 @@ def print_report(report: DriftReport, console: Console | None = None, *, top: in
     for reason in report.reasons:
         console.print(f"  - {reason}")
     if report.performance is not None:
-        base = report.baseline
-        console.print(
-            f"  realized ROC AUC {_cell(report.performance.roc_auc)}"
-            + (f" (reference {_cell(base.roc_auc)})" if base else "")
-            + f", precision {_cell(report.performance.precision)}, recall "
-            f"{_cell(report.performance.recall)}, ECE {_cell(report.performance.ece)} on "
-            f"{report.performance.labelled:,} labelled"
-        )
+        line = _performance_line(report.performance, report.baseline, report.metric)
+        console.print(f"  {line}")
+        if report.performance.note:
+            console.print(f"  ({report.performance.note})")
     if math.isfinite(report.prediction_drift):
         console.print(f"  score PSI {_cell(report.prediction_drift)}")
+    if math.isfinite(report.class_mix_drift):
+        console.print(f"  predicted-class mix JS {_cell(report.class_mix_drift)}")
     frame = report.feature_frame()
     columns = [
         c
@@ -54,6 +66,9 @@ def print_report(report: DriftReport, console: Console | None = None, *, top: in
         "wasserstein": "W1/std",
         "chi_square": "chi2",
     }
+    if "missing_rate" in frame.columns:
+        columns.insert(0, "missing_rate")
+        short["missing_rate"] = "missing"
     table = Table(
         "feature", "kind", "status", "drift", *(short[c] for c in columns), title="Feature drift"
     )

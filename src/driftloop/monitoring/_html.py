@@ -1,8 +1,10 @@
 """A self-contained HTML drift report: inline SVG, no scripts, no external files.
 
 Per feature of the latest window: reference-vs-current histogram and the deciding statistic
-over time; for the model: verdicts, score drift and realized ROC AUC over time. Each
-feature costs about a kilobyte, so 500 features stay well under a megabyte.
+over time (and the share of records missing it, when the records say); for the model:
+the latest window's metrics of its task against the reference (its own metric first),
+and verdicts, score drift and its own metric over time. Each feature costs about a
+kilobyte, so 500 features stay well under a megabyte.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 from driftloop.core.errors import NotFoundError
+from driftloop.monitoring._concept import format_value
+from driftloop.monitoring._performance import Performance, metric_label
 from driftloop.monitoring._report import DECIDING, DriftReport
 from driftloop.monitoring._store import MonitoringStore, histograms
 
@@ -87,32 +91,62 @@ def render_html(title: str, windows: Sequence[dict[str, Any]], series: pd.DataFr
         f"{summary['version']}, route {_fmt(summary['route'])}, {summary['rows']:,} rows: "
         f'<span class="v-{summary["verdict"]}">{summary["verdict"]}</span>. '
         f"{html.escape('; '.join(summary['reasons']))}</p>",
+        _performance_table(summary),
         _timeline(windows),
         _feature_table(summary, hists, series),
     ]
     return "".join(parts)
 
 
+def _performance(data: dict[str, Any] | None) -> Performance | None:
+    return Performance.from_dict(data) if data else None
+
+
+def _performance_table(summary: dict[str, Any]) -> str:
+    """The latest window's metrics of the model's task beside the reference's."""
+    current = _performance(summary.get("performance"))
+    if current is None:
+        return "<p>Realized performance: no labelled records yet.</p>"
+    base = _performance(summary.get("baseline"))
+    metric = summary.get("metric") or "roc_auc"
+    dropped = {c["metric"] for c in summary.get("checks", []) if c.get("dropped")}
+    rows = "".join(
+        f"<tr{' class=d' if name in dropped else ''}><td>{html.escape(metric_label(name))}</td>"
+        f"<td>{format_value(current.get(name))}</td>"
+        f"<td>{format_value(base.get(name) if base else math.nan)}</td></tr>"
+        for name in current.display(metric)
+    )
+    note = f" ({html.escape(current.note)})" if current.note else ""
+    return (
+        f"<h2>Performance ({html.escape(current.task)}, {current.labelled:,} labelled)</h2>"
+        f"<table><tr><th>metric</th><th>realized</th><th>reference</th></tr>{rows}</table>"
+        f"<p>{note}</p>"
+    )
+
+
 def _timeline(windows: Sequence[dict[str, Any]]) -> str:
     shown = windows[-60:]
     summaries = [json.loads(w["summary"]) for w in shown]
     psi = [s["prediction_psi"] if s["prediction_psi"] is not None else math.nan for s in summaries]
-    auc = [
-        (s["performance"] or {}).get("roc_auc", math.nan) if s["performance"] else math.nan
-        for s in summaries
-    ]
+    metrics = [s.get("metric") or "roc_auc" for s in summaries]
+    values = []
+    for s, metric in zip(summaries, metrics, strict=True):
+        performance = _performance(s["performance"])
+        values.append(performance.get(metric) if performance is not None else math.nan)
+    names = {metric_label(m) for m in metrics}
+    title = html.escape(names.pop() if len(names) == 1 else "model's metric")
     rows = "".join(
         f"<tr><td>{_fmt(s['end'])}</td><td>{s['version']}</td><td>{_fmt(s['route'])}</td>"
         f"<td>{s['rows']:,}</td><td>{_fmt(s['prediction_psi'])}</td>"
-        f"<td>{_fmt((s['performance'] or {}).get('roc_auc'))}</td>"
+        f"<td>{_fmt(value)}</td>"
         f"<td class='v-{s['verdict']}'>{s['verdict']}</td></tr>"
-        for s in summaries
+        for s, value in zip(summaries, values, strict=True)
     )
     return (
-        f"<h2>Over time</h2><p>score PSI {_sparkline(psi, 300, 40)} &nbsp; realized ROC AUC "
-        f"{_sparkline(auc, 300, 40)}</p><details><summary>{len(shown)} windows</summary>"
+        f"<h2>Over time</h2><p>score PSI {_sparkline(psi, 300, 40)} &nbsp; realized {title} "
+        f"{_sparkline(values, 300, 40)}</p><details><summary>{len(shown)} windows</summary>"
         "<table><tr><th>window end</th><th>version</th><th>route</th><th>rows</th>"
-        f"<th>score PSI</th><th>ROC AUC</th><th>verdict</th></tr>{rows}</table></details>"
+        f"<th>score PSI</th><th>{title}</th><th>verdict</th></tr>{rows}</table></details>"
     )
 
 
@@ -138,9 +172,11 @@ def _feature_table(
         if s in deciding:
             trend.setdefault(f, []).append(math.nan if v is None else float(v))
     names = sorted(hists, key=lambda f: (f not in drifted, -_num(values.get((f, "psi"))), f))
+    missing: dict[str, float] = summary.get("missing_rates") or {}
     rows = "".join(
         f"<tr{' class=d' if f in drifted else ''}><td>{html.escape(f)}</td>"
-        f"<td>{_fmt(values.get((f, 'psi')))}</td><td>{_fmt(values.get((f, 'ks')))}</td>"
+        + (f"<td>{missing.get(f, 0.0):.0%}</td>" if missing else "")
+        + f"<td>{_fmt(values.get((f, 'psi')))}</td><td>{_fmt(values.get((f, 'ks')))}</td>"
         f"<td>{_fmt(values.get((f, 'jensen_shannon')))}</td>"
         f"<td>{_fmt(values.get((f, 'wasserstein')))}</td>"
         f"<td>{_fmt(values.get((f, 'chi_square')))}</td>"
@@ -154,7 +190,9 @@ def _feature_table(
         "one above its maximum): the reference as bars (equal shares by construction), "
         "the current window as the red line. "
         "Trend: PSI (JS for categories) per window.</p>"
-        "<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>JS</th><th>Wasserstein</th>"
+        "<table><tr><th>feature</th>"
+        + ("<th>missing</th>" if missing else "")
+        + "<th>PSI</th><th>KS</th><th>JS</th><th>Wasserstein</th>"
         f"<th>chi²</th><th>reference vs current</th><th>trend</th></tr>{rows}</table>"
     )
 

@@ -1,11 +1,15 @@
-"""A drift report of one window: feature drift, prediction drift, realized performance, verdict.
+"""A drift report of one window: drift of inputs and outputs, data problems, realized
+performance against the reference, and the verdict.
 
-The verdict tells apart the two things a fraud team does differently about:
+The verdict tells apart the two things a team does differently about:
 
-* ``"data-drift"``: inputs (or scores) moved but realized performance holds (or is not
-  known yet) — watch, maybe retrain on fresh data;
-* ``"concept-drift"``: realized performance dropped against the reference — the relation
-  between inputs and labels changed, retrain now;
+* ``"data-drift"``: inputs or outputs moved (a feature's deciding statistic, the score's
+  PSI, a multiclass model's predicted-class mix), or inputs went missing or took values
+  never seen in training, while realized performance holds (or is not known yet): watch,
+  fix the data, maybe retrain on fresh data;
+* ``"concept-drift"``: the model's own metric fell significantly against the reference
+  (see :mod:`driftloop.monitoring._concept`): the relation between inputs and labels
+  changed, retrain now;
 * ``"no-drift"``, and ``"insufficient-data"`` for a window too small to judge.
 """
 
@@ -21,64 +25,50 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from driftloop.core.config import MonitoringConfig
-from driftloop.monitoring._performance import Performance, realized_performance
+from driftloop.monitoring._concept import MetricCheck, check_performance
+from driftloop.monitoring._inputs import (
+    UnseenCategories,
+    as_profiled,
+    missing_rates,
+    null_share,
+    unseen_categories,
+)
+from driftloop.monitoring._outputs import predicted_classes
+from driftloop.monitoring._performance import Performance, metric_label, window_performance
 from driftloop.monitoring._records import record_columns
+from driftloop.monitoring._references import Reference
 from driftloop.stats import (
+    CategoricalProfile,
     ChiSquare,
     DriftStatistic,
     DriftTable,
     JensenShannon,
     KLDivergence,
     KolmogorovSmirnov,
+    NumericProfile,
     PopulationStabilityIndex,
     Profile,
     Wasserstein,
     compare_to_profile,
 )
 
-__all__ = ["DriftReport", "Reference", "Verdict", "assess", "drift_report", "statistics_for"]
+__all__ = ["PREDICTED_CLASS", "DriftReport", "Verdict", "assess", "drift_report", "statistics_for"]
 
 Verdict = Literal["no-drift", "data-drift", "concept-drift", "insufficient-data"]
 DECIDING = {"numeric": "psi", "categorical": "jensen_shannon"}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What a model version is compared against: its training profile (with the scores'
-    profile) and its performance on held-out labelled data."""
-
-    profile: Profile
-    baseline: Performance | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the profile as :meth:`Profile.to_dict` writes it)."""
-        return {
-            "profile": self.profile.to_dict(),
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Reference:
-        """Read what :meth:`to_dict` wrote."""
-        base = data.get("baseline")
-        baseline = None
-        if base:
-            baseline = Performance(
-                labelled=int(base["labelled"]),
-                positives=int(base["positives"]),
-                roc_auc=float(base["roc_auc"]),
-                precision=float(base["precision"]),
-                recall=float(base["recall"]),
-                ece=float(base["ece"]),
-                mean_score=float(base["mean_score"]),
-                positive_rate=float(base["positive_rate"]),
-            )
-        return cls(Profile.from_dict(data["profile"]), baseline)
+PREDICTED_CLASS = "predicted_class"
+"""The name of a multiclass model's predicted class among the outputs' statistics."""
 
 
 @dataclass(frozen=True, eq=False)
 class DriftReport:
-    """The assessment of one window of one model version and route."""
+    """The assessment of one window of one model version and route.
+
+    ``checks`` compare the judged metrics with the reference (concept drift when one
+    ``dropped``); ``missing_rates`` is the share of records missing each feature (the
+    audit log's ``missing``; empty for records without it); ``unseen`` the categorical
+    features with values never seen in training.
+    """
 
     rows: int
     verdict: Verdict
@@ -94,14 +84,33 @@ class DriftReport:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    task: str = "binary"
+    metric: str = "roc_auc"
+    checks: tuple[MetricCheck, ...] = ()
+    missing_rates: Mapping[str, float] = field(default_factory=dict)
+    unseen: Mapping[str, UnseenCategories] = field(default_factory=dict)
 
     @property
     def prediction_drift(self) -> float:
         """PSI of the score distribution against the reference scores (NaN if unknown)."""
         return self.prediction.value("psi", "score") if self.prediction else math.nan
 
+    @property
+    def class_mix_drift(self) -> float:
+        """Jensen-Shannon distance of a multiclass model's predicted-class mix from the
+        reference's (NaN when not judged)."""
+        if self.prediction is None:
+            return math.nan
+        return self.prediction.value(DECIDING["categorical"], PREDICTED_CLASS)
+
+    @property
+    def dropped_metrics(self) -> tuple[str, ...]:
+        """The judged metrics that fell (what made the window concept drift)."""
+        return tuple(c.metric for c in self.checks if c.dropped)
+
     def feature_frame(self) -> pd.DataFrame:
-        """One row per feature: kind, status, drifted, and one column per statistic."""
+        """One row per feature: kind, status, drifted, missing rate (when the records say)
+        and one column per statistic."""
         long = self.features.to_frame()
         wide = long.dropna(subset=["statistic"]).pivot_table(
             index="feature", columns="statistic", values="value", aggfunc="first", dropna=False
@@ -113,6 +122,8 @@ class DriftReport:
             }
         )
         base["drifted"] = base.index.isin(self.drifted_features)
+        if self.missing_rates:
+            base["missing_rate"] = [self.missing_rates.get(f, 0.0) for f in base.index]
         out = base.join(wide, how="left")
         out.index.name = "feature"
         return out.sort_values(["drifted", "feature"], ascending=[False, True])
@@ -130,8 +141,28 @@ class DriftReport:
             "reasons": list(self.reasons),
             "drifted_features": list(self.drifted_features),
             "prediction_psi": _finite(self.prediction_drift),
+            "class_mix_js": _finite(self.class_mix_drift),
+            "task": self.task,
+            "metric": self.metric,
             "performance": self.performance.to_dict() if self.performance else None,
             "baseline": self.baseline.to_dict() if self.baseline else None,
+            "checks": [
+                {
+                    "metric": c.metric,
+                    "now": c.now,
+                    "reference": c.reference,
+                    "change": _finite(c.change),
+                    "limit": c.limit,
+                    "standard_errors": _finite(c.z),
+                    "dropped": c.dropped,
+                }
+                for c in self.checks
+            ],
+            "missing_rates": {k: v for k, v in self.missing_rates.items() if v > 0},
+            "unseen_categories": {
+                k: {"share": u.share, "categories": list(u.categories[:20])}
+                for k, u in self.unseen.items()
+            },
         }
 
 
@@ -163,6 +194,37 @@ def _drifted(table: DriftTable) -> list[str]:
     return out
 
 
+def _outputs_drift(
+    reference: Reference,
+    window: pd.DataFrame,
+    statistics: Sequence[DriftStatistic],
+    config: MonitoringConfig,
+    score: str,
+) -> DriftTable | None:
+    """The score against the reference's held-out scores and, for a multiclass model, the
+    predicted-class mix against the held-out one."""
+    numeric: dict[str, NumericProfile] = {}
+    categorical: dict[str, CategoricalProfile] = {}
+    frame: dict[str, NDArray[Any]] = {}
+    if reference.profile.prediction is not None and score in window.columns:
+        numeric["score"] = reference.profile.prediction
+        frame["score"] = window[score].to_numpy(dtype=np.float64, na_value=np.nan)
+    if reference.task == "multiclass" and reference.prediction_classes:
+        classes = predicted_classes(window, reference.classes)
+        if classes is not None:
+            mix = reference.prediction_classes
+            categorical[PREDICTED_CLASS] = CategoricalProfile(
+                PREDICTED_CLASS, sum(mix.values()), 0, tuple(mix), tuple(mix.values())
+            )
+            frame[PREDICTED_CLASS] = classes.to_numpy(dtype=object)
+    if not frame:
+        return None
+    profile = Profile(reference.profile.rows, numeric, categorical)
+    return compare_to_profile(
+        profile, pd.DataFrame(frame), statistics=statistics, min_rows=config.min_rows
+    )
+
+
 def assess(
     reference: Reference,
     window: pd.DataFrame,
@@ -175,27 +237,35 @@ def assess(
     config = config or MonitoringConfig()
     stats = statistics_for(config)
     features = compare_to_profile(
-        reference.profile, window, statistics=stats, min_rows=config.min_rows
+        reference.profile,
+        as_profiled(window, reference.profile),
+        statistics=stats,
+        min_rows=config.min_rows,
     )
-    prediction = None
-    if reference.profile.prediction is not None and score in window.columns:
-        scores = pd.DataFrame({"score": window[score].to_numpy(dtype=np.float64)})
-        score_profile = Profile(reference.profile.rows, {"score": reference.profile.prediction})
-        prediction = compare_to_profile(
-            score_profile, scores, statistics=stats, min_rows=config.min_rows
+    prediction = _outputs_drift(reference, window, stats, config, score)
+    performance = window_performance(
+        window,
+        task=reference.task,
+        classes=reference.classes,
+        threshold=config.decision_threshold,
+        min_labelled=config.min_labelled,
+        score=score,
+        label=label,
+    )
+    checks: list[MetricCheck] = []
+    if performance is not None and reference.baseline is not None:
+        checks = check_performance(
+            performance, reference.baseline, config, task=reference.task, metric=reference.metric
         )
-    performance = None
-    if score in window.columns and label in window.columns:
-        labels: NDArray[np.float64] = window[label].to_numpy(dtype=np.float64, na_value=np.nan)
-        if int((~np.isnan(labels)).sum()) >= config.min_labelled:
-            performance = realized_performance(
-                window[score].to_numpy(dtype=np.float64),
-                labels,
-                threshold=config.decision_threshold,
-            )
-    drifted = _drifted(features)
-    verdict, reasons = _verdict(
-        len(window), features, prediction, drifted, performance, reference.baseline, config
+    signals = _Signals(
+        features,
+        prediction,
+        _drifted(features),
+        missing_rates(window),
+        unseen_categories(features, reference.profile),
+    )
+    verdict, reasons, drifted = _verdict(
+        len(window), signals, performance, reference, checks, config
     )
     return DriftReport(
         len(window),
@@ -206,79 +276,109 @@ def assess(
         performance,
         reference.baseline,
         tuple(drifted),
+        task=reference.task,
+        metric=reference.judged_metric,
+        checks=tuple(checks),
+        missing_rates=signals.missing_rates,
+        unseen=signals.unseen,
     )
+
+
+@dataclass(frozen=True)
+class _Signals:
+    features: DriftTable
+    prediction: DriftTable | None
+    drifted: list[str]
+    missing_rates: dict[str, float]
+    unseen: dict[str, UnseenCategories]
 
 
 def _verdict(
     rows: int,
-    features: DriftTable,
-    prediction: DriftTable | None,
-    drifted: Sequence[str],
+    signals: _Signals,
     performance: Performance | None,
-    baseline: Performance | None,
+    reference: Reference,
+    checks: Sequence[MetricCheck],
     config: MonitoringConfig,
-) -> tuple[Verdict, list[str]]:
+) -> tuple[Verdict, list[str], list[str]]:
+    """The verdict, its reasons, and the drifted features: those whose deciding statistic
+    passed its threshold, whose values fall in categories never seen in training in more
+    than ``max_missing_rate`` of rows (the model reads them as missing), or which are
+    missing in more than ``max_missing_rate`` of rows beyond their share of nulls in
+    training."""
     if rows < config.min_rows:
-        return "insufficient-data", [f"{rows} rows < min_rows {config.min_rows}"]
+        return "insufficient-data", [f"{rows} rows < min_rows {config.min_rows}"], []
     reasons: list[str] = []
-    missing = [f for f, s in features.status.items() if s == "missing"]
-    if missing:
-        reasons.append(f"missing features: {', '.join(missing)}")
-    dropped = False
-    if performance is not None and baseline is not None:
-        for reason in _performance_drops(performance, baseline, config):
-            dropped = True
-            reasons.append(reason)
+    status = signals.features.status
+    absent = [f for f, s in status.items() if s == "missing"]
+    if absent:
+        reasons.append(f"missing features: {', '.join(absent)}")
+    dropped = [c for c in checks if c.dropped]
+    reasons.extend(c.reason() for c in dropped)
+    limit = config.max_missing_rate
+    unfilled = {
+        f: (rate, null_share(reference.profile, f))
+        for f, rate in signals.missing_rates.items()
+        if rate - null_share(reference.profile, f) > limit
+    }
+    for f, (rate, nulls) in unfilled.items():
+        trained = f" ({nulls:.0%} null in training)" if nulls > 0 else ""
+        reasons.append(f"{f} missing in {rate:.0%} of rows{trained}")
+    unseen = {f: u for f, u in signals.unseen.items() if u.share > limit}
+    listed = set(signals.drifted)
+    drifted = [
+        *signals.drifted,
+        *(f for f in reference.profile.features if f not in listed and f in unseen),
+        *(f for f in unfilled if f not in listed and f not in unseen),
+    ]
     if drifted:
         shown = ", ".join(drifted[:10]) + (" ..." if len(drifted) > 10 else "")
         reasons.append(f"{len(drifted)} drifted feature(s): {shown}")
-    score_moved = prediction is not None and bool(prediction.results["psi"].drifted.any())
-    if score_moved and prediction is not None:
-        reasons.append(f"score PSI {prediction.value('psi', 'score'):.3f}")
+    for f, u in signals.unseen.items():
+        if f in listed or f in unseen:
+            names = ", ".join(u.categories[:5]) + (", ..." if len(u.categories) > 5 else "")
+            reasons.append(f"{f}: {u.share:.0%} of values in categories never seen ({names})")
+    outputs_moved = _outputs_reasons(signals.prediction)
+    reasons.extend(outputs_moved)
     if dropped:
-        return "concept-drift", reasons
-    if drifted or score_moved:
-        if performance is None or baseline is None:
-            reasons.append("realized performance unknown (no labelled records yet)")
-        else:
-            reasons.append(f"performance holds (ROC AUC {performance.roc_auc:.3f})")
-        return "data-drift", reasons
-    return "no-drift", reasons
+        return "concept-drift", reasons, drifted
+    if drifted or outputs_moved:
+        reasons.append(_performance_note(performance, reference, checks))
+        return "data-drift", reasons, drifted
+    return "no-drift", reasons, drifted
 
 
-def _auc_se(auc: float, positives: int, negatives: int) -> float:
-    """Hanley and McNeil (1982) standard error of a ROC AUC."""
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
-    ) / max(positives * negatives, 1)
-    return math.sqrt(max(var, 0.0))
-
-
-def _performance_drops(
-    current: Performance, baseline: Performance, config: MonitoringConfig
-) -> list[str]:
-    """Reasons for a significant fall of ROC AUC or recall below the reference."""
-    out: list[str] = []
-    auc_se = math.hypot(
-        _auc_se(current.roc_auc, current.positives, current.labelled - current.positives),
-        _auc_se(baseline.roc_auc, baseline.positives, baseline.labelled - baseline.positives),
-    )
-    rec_se = math.hypot(
-        math.sqrt(current.recall * (1 - current.recall) / max(current.positives, 1)),
-        math.sqrt(baseline.recall * (1 - baseline.recall) / max(baseline.positives, 1)),
-    )
-    for name, now, then, limit, se in (
-        ("ROC AUC", current.roc_auc, baseline.roc_auc, config.max_auc_drop, auc_se),
-        ("recall", current.recall, baseline.recall, config.max_recall_drop, rec_se),
-    ):
-        drop = then - now
-        if math.isfinite(drop) and drop > limit and drop > config.drop_z * se:
-            out.append(
-                f"{name} {now:.3f} vs reference {then:.3f} (drop {drop:.3f} > {limit}, "
-                f"{drop / se if se > 0 else math.inf:.1f} standard errors)"
-            )
+def _outputs_reasons(prediction: DriftTable | None) -> list[str]:
+    if prediction is None:
+        return []
+    out = []
+    psi = prediction.results.get("psi")
+    if psi is not None and bool(psi.drifted.any()):
+        out.append(f"score PSI {prediction.value('psi', 'score'):.3f}")
+    pair = prediction.categorical
+    js = prediction.categorical_results.get(DECIDING["categorical"])
+    if pair is not None and js is not None and bool(js.drifted.any()):
+        ref = pair.ref_counts[0] / max(pair.ref_counts[0].sum(), 1.0)
+        cur = pair.cur_counts[0] / max(pair.cur_counts[0].sum(), 1.0)
+        i = int(np.argmax(np.abs(cur - ref) * pair.mask[0]))
+        out.append(
+            f"predicted-class mix moved (JS {float(js.values[0]):.3f}): "
+            f"{pair.categories[0][i]} {cur[i]:.0%} vs reference {ref[i]:.0%}"
+        )
     return out
+
+
+def _performance_note(
+    performance: Performance | None, reference: Reference, checks: Sequence[MetricCheck]
+) -> str:
+    if performance is None:
+        return "realized performance unknown (no labelled records yet)"
+    if reference.baseline is None:
+        return "realized performance not judged (the version has no held-out metrics)"
+    if not checks:
+        name = metric_label(reference.judged_metric)
+        return f"realized performance not judged (the reference has no {name})"
+    return f"performance holds ({'; '.join(c.versus() for c in checks)})"
 
 
 def drift_report(
@@ -289,14 +389,19 @@ def drift_report(
     label: str | None = "label",
     features: Sequence[str] | None = None,
     config: MonitoringConfig | None = None,
+    task: str = "binary",
+    classes: Sequence[str] = (),
+    metric: str | None = None,
 ) -> DriftReport:
-    """Drift of ``current`` against ``reference`` (two frames), with prediction drift and
-    realized performance when both frames have ``score`` (and ``label``) columns.
+    """Drift of ``current`` against ``reference`` (two frames), with drift of outputs and
+    realized performance when both frames have ``score`` (and ``label``) columns; for a
+    ``multiclass`` model of ``classes`` also the predicted-class mix and the class
+    probabilities of their ``outputs`` columns (when they have them).
 
     ``features`` default to every column that is not a record column.
     """
     config = config or MonitoringConfig()
-    skip = set(record_columns()) | {score, label}
+    skip = set(record_columns()) | {score, label, "outputs", "missing", "served_at", "label_ts"}
     names = (
         list(features) if features is not None else [c for c in reference.columns if c not in skip]
     )
@@ -308,13 +413,22 @@ def drift_report(
     )
     baseline = None
     if has_score and label is not None and label in reference.columns:
-        baseline = realized_performance(
-            reference[score].to_numpy(dtype=np.float64),
-            reference[label].to_numpy(dtype=np.float64, na_value=np.nan),
+        baseline = window_performance(
+            reference,
+            task=task,
+            classes=classes,
             threshold=config.decision_threshold,
+            score=score or "score",
+            label=label,
         )
+    mix: dict[str, int] = {}
+    if task == "multiclass":
+        predicted = predicted_classes(reference, classes)
+        if predicted is not None:
+            counts = predicted.value_counts()
+            mix = {str(c): int(counts[c]) for c in classes if c in counts.index}
     return assess(
-        Reference(profile, baseline),
+        Reference(profile, baseline, task, tuple(classes), metric, mix),
         current,
         config,
         score=score or "score",

@@ -266,6 +266,9 @@ def _num(x: Any) -> float | None:
     return float(x) if x is not None and np.isfinite(float(x)) else None
 
 
+_NAME_LENGTH, _STATISTIC_LENGTH = 200, 40  # of the results' feature and statistic columns
+
+
 def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
     base = {
         "window_id": window_id,
@@ -290,18 +293,35 @@ def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
             }
             for rec in long.to_dict("records")
         )
+    drifted = set(report.drifted_features)
+    rows.extend(
+        {
+            **base,
+            "feature": name,
+            "statistic": "missing_rate",
+            "value": rate,
+            "p_value": None,
+            "drifted": name in drifted,
+        }
+        for name, rate in report.missing_rates.items()
+        if rate > 0 and len(name) <= _NAME_LENGTH
+    )
     if report.performance is not None:
-        for name, value in report.performance.to_dict().items():
-            rows.append(
-                {
-                    **base,
-                    "feature": "",
-                    "statistic": name,
-                    "value": _num(value),
-                    "p_value": None,
-                    "drifted": report.verdict == "concept-drift",
-                }
-            )
+        # The task's metrics by name (their standard errors stay in the window's summary).
+        performance = report.performance
+        values = {"labelled": float(performance.labelled), **performance.metrics}
+        rows.extend(
+            {
+                **base,
+                "feature": "",
+                "statistic": name,
+                "value": _num(value),
+                "p_value": None,
+                "drifted": name in report.dropped_metrics,
+            }
+            for name, value in values.items()
+            if not name.endswith("_se") and len(name) <= _STATISTIC_LENGTH
+        )
     return rows
 
 

@@ -14,7 +14,7 @@ from driftloop.core.errors import GateFailedError, InsufficientDataError, NotFou
 from driftloop.quality import quarantine, release_gates, single_feature_skill, validate_features
 from driftloop.registry import FLAVORS, LoadedModel, ModelVersion, Registry, Signature, flavor_for
 from driftloop.registry._flavors import with_task
-from driftloop.stats import TASKS, Profile, baseline, evaluate
+from driftloop.stats import TASKS, Outputs, Profile, baseline, evaluate
 from driftloop.training._evaluate import evaluate_model, latency_ms, segment_metrics
 from driftloop.training._fit import fit_estimator, search
 from driftloop.training._training_set import build_training_set
@@ -271,6 +271,15 @@ def _git_commit(root: Any) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def _prediction_classes(outputs: Outputs) -> State:
+    """A multiclass model's held-out rows per predicted class: the mix monitoring compares
+    the live predicted classes with."""
+    if outputs.task != "multiclass":
+        return {}
+    counts = np.bincount(outputs.class_index, minlength=len(outputs.classes))
+    return {"prediction_classes": dict(zip(outputs.classes, map(int, counts), strict=True))}
+
+
 def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
     """Register the model (alias ``challenger`` when the release gates passed).
 
@@ -285,7 +294,8 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
     features = model.feature_names
     # Inputs as they were, held-out scores as the model gives them: what live windows
     # are compared against.
-    profile = Profile.from_frame(train[features], predictions=model.predict_frame(test).score)
+    outputs = model.predict_frame(test)
+    profile = Profile.from_frame(train[features], predictions=outputs.score)
     hashed = pd.util.hash_pandas_object(train, index=False).to_numpy()
     lineage = {
         "training_set_hash": hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).hexdigest(),
@@ -316,6 +326,7 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
         metrics={
             **state["metrics"],
             **state["latency"],
+            **_prediction_classes(outputs),
             "baseline": state["baseline_metrics"],
             "single_feature_skill": state["single_feature_skill"],
         },
