@@ -24,7 +24,12 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version.",
+        metavar="",
     ),
 ) -> None:
     """The production ML loop: features, training, registry, serving, monitoring."""

@@ -67,7 +67,7 @@ def apply_definitions(
     config_file: Path | None = _CONFIG,
     file: Path | None = _FILE,
     new_version: bool = typer.Option(
-        False, "--new-version", help="Accept incompatible changes as new versions."
+        False, "--new-version", help="Accept incompatible changes as new versions.", metavar=""
     ),
 ) -> None:
     """Validate features.py and record its definitions (versioned) in the registry."""
@@ -132,7 +132,9 @@ def stats(
     view: str = typer.Argument(..., help="Feature view name."),
     config_file: Path | None = _CONFIG,
     file: Path | None = _FILE,
-    history: bool = typer.Option(False, "--history", help="Also list past materializations."),
+    history: bool = typer.Option(
+        False, "--history", help="Also list past materializations.", metavar=""
+    ),
 ) -> None:
     """Row count, null rate, freshness and quantiles of a feature view."""
     with exit_on_error():

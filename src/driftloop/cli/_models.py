@@ -111,7 +111,10 @@ def promote(
     alias: str = typer.Option("champion", help="Alias to move."),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the alias history)."),
     force: bool = typer.Option(
-        False, "--force", help="Promote a version whose release gates failed (recorded)."
+        False,
+        "--force",
+        help="Promote a version whose release gates failed (recorded).",
+        metavar="",
     ),
 ) -> None:
     """Point an alias at a version (recorded with who, why and when).

@@ -49,7 +49,7 @@ def _references(paths: list[Path]) -> StaticReferences:
 
 @monitor.command("run")
 def run(
-    once: bool = typer.Option(False, "--once", help="One pass, then exit."),
+    once: bool = typer.Option(False, "--once", help="One pass, then exit.", metavar=""),
     model: list[str] = typer.Option(
         [], "--model", "-m", help="Model to monitor (repeatable; default: the registry's)."
     ),

@@ -75,7 +75,7 @@ def init(
     example: str | None = typer.Option(
         None, help="Start from an example project: fraud (card transactions, features.py)."
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files.", metavar=""),
 ) -> None:
     """Create a project folder: driftloop.toml and a .gitignore (with --example fraud, the
     fraud model's section and its features.py too)."""

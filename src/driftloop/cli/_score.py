@@ -52,7 +52,10 @@ def score(
     start: str | None = typer.Option(None, help="Only rows from this event time (ISO)."),
     end: str | None = typer.Option(None, help="Only rows before this event time (ISO)."),
     audit: bool = typer.Option(
-        False, "--audit", help="Also write the predictions (and labels) to the audit log."
+        False,
+        "--audit",
+        help="Also write the predictions (and labels) to the audit log.",
+        metavar="",
     ),
     config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:

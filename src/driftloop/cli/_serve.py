@@ -143,7 +143,7 @@ def serve(
     host: str | None = typer.Option(None, help="Address to bind (default serving.host)."),
     port: int | None = typer.Option(None, help="Port (default serving.port)."),
     workers: int | None = typer.Option(None, help="Worker processes (default serving.workers)."),
-    no_audit: bool = typer.Option(False, "--no-audit", help="Do not log predictions."),
+    no_audit: bool = typer.Option(False, "--no-audit", help="Do not log predictions.", metavar=""),
     config: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Serve models over HTTP (v1 predict, KServe v2, feedback, metrics)."""

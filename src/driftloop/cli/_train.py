@@ -172,7 +172,10 @@ def train(
         [], "--rerun", help="Run this step again even if finished (e.g. gates)."
     ),
     promote: bool = typer.Option(
-        False, "--promote/--no-promote", help="Make it champion when the release gates pass."
+        False,
+        "--promote/--no-promote",
+        help="Make it champion when the release gates pass.",
+        metavar="",
     ),
     config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:

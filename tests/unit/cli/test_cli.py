@@ -127,3 +127,20 @@ def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_flags_read_as_flags_in_every_commands_help() -> None:
+    """Typer shows a boolean flag as ``<bool>``, which reads as if it took a value
+    (``--once true`` is refused): every flag sets an empty metavar."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands: list[list[str]] = [[]]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        commands.append([name])
+        commands += [[name, sub] for sub in getattr(command, "commands", {})]
+    for words in commands:
+        result = runner.invoke(app, [*words, "--help"], terminal_width=200)
+        assert result.exit_code == 0, (words, result.output)
+        ours = [line for line in result.output.splitlines() if "Show this message" not in line]
+        assert not [line for line in ours if "<bool>" in line], words  # (--help is Typer's)
