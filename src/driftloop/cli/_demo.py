@@ -151,8 +151,9 @@ def _serve_and_replay(
         ignore_index=True,
     )
     audit = open_audit_log(settings.audit.url, root=settings.root)
+    served = ServedModel("fraud", decision=config.decision, missing=config.missing)
     application = create_app(
-        [ServedModel("fraud")],
+        [served],
         RegistryModelSource(registry),
         settings=settings.serving,
         audit=audit,
@@ -163,9 +164,13 @@ def _serve_and_replay(
     with TestClient(application) as client, progress_bar() as bar:
         task = bar.add_task("predicting", total=len(picked))
         for chunk in _chunks(picked, REQUEST_ROWS):
+            values = chunk[features].astype(float).to_numpy()
             instances = [
-                {f: (None if pd.isna(v) else float(v)) for f, v in zip(features, row, strict=True)}
-                for row in chunk[features].itertuples(index=False)
+                {
+                    **dict(zip(features, [None if v != v else v for v in row], strict=True)),
+                    "tx_datetime": when.isoformat(),  # the event time, kept in the audit log
+                }
+                for when, row in zip(chunk["tx_datetime"], values.tolist(), strict=True)
             ]
             answer = client.post("/v1/models/fraud/predict", json={"instances": instances})
             answer.raise_for_status()
@@ -202,10 +207,9 @@ def _monitor(settings: Settings, folder: Path, replayed: pd.DataFrame) -> None:
 
     log = open_audit_log(settings.audit.url, root=settings.root)
     try:
-        start = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)
-        records = log.window(
-            start.to_pydatetime(), pd.Timestamp.now(tz="UTC").to_pydatetime(), model="fraud"
-        )
+        times = pd.to_datetime(replayed["tx_datetime"], utc=True)  # records' ts: event time
+        start, end = times.min(), times.max() + pd.Timedelta(seconds=1)
+        records = log.window(start.to_pydatetime(), end.to_pydatetime(), model="fraud")
     finally:
         log.close()
     period = replayed.set_index("prediction_id")["period"]

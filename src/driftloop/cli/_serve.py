@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from driftloop.audit import open_audit_log
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
-from driftloop.core.config import load_settings
+from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.features import FeatureStore, load_definitions
 from driftloop.registry import Registry
@@ -38,15 +38,29 @@ __all__ = ["build_app", "parse_served", "serve"]
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def parse_served(specs: list[str], entity_keys: tuple[str, ...] = ()) -> list[ServedModel]:
-    """``name``, ``name@alias`` or ``public=name@alias`` into served models."""
+def parse_served(
+    specs: list[str], entity_keys: tuple[str, ...] = (), settings: Settings | None = None
+) -> list[ServedModel]:
+    """``name``, ``name@alias`` or ``public=name@alias`` into served models, each with its
+    ``[models.<name>]`` policies: entity keys (besides ``entity_keys``), decisions and
+    missing values."""
     served: list[ServedModel] = []
     for spec in specs:
         public, _, target = spec.rpartition("=")
         name, _, alias = target.partition("@")
         if not name:
             raise InvalidParameterError(f"--model {spec!r}: expected name[@alias].")
-        served.append(ServedModel(name, alias or "champion", entity_keys, as_name=public or None))
+        config = settings.model(name) if settings is not None else ModelConfig()
+        served.append(
+            ServedModel(
+                name,
+                alias or "champion",
+                tuple(dict.fromkeys((*config.entity_keys, *entity_keys))),
+                as_name=public or None,
+                decision=config.decision,
+                missing=config.missing,
+            )
+        )
     return served
 
 
@@ -70,8 +84,9 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         source = RegistryModelSource(registry)
         found = sorted(str(m["name"]) for m in registry.list_models())
     keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
+    served = parse_served(names or found, keys, settings)
     features = None
-    if keys:
+    if any(s.entity_keys for s in served):
         definitions = load_definitions(settings.root / "features.py")
         features = FeatureStoreSource(FeatureStore(settings, definitions=definitions))
     audit = None
@@ -79,7 +94,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
     return create_app(
-        parse_served(names or found, keys),
+        served,
         source,
         settings=settings.serving,
         audit=audit,

@@ -34,7 +34,6 @@ __all__ = [
     "AuditConfig",
     "BatchingConfig",
     "CacheConfig",
-    "DecisionConfig",
     "DecisionPolicy",
     "FeaturesConfig",
     "GatesConfig",
@@ -157,22 +156,6 @@ class CacheConfig(_Section):
     cache_enriched: bool = False
 
 
-class DecisionConfig(_Section):
-    """Decision bands on the score: approve below, decline above, review between."""
-
-    approve_below: float = Field(default=0.2, ge=0.0, le=1.0)
-    decline_above: float = Field(default=0.8, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DecisionConfig:
-        if self.approve_below > self.decline_above:
-            raise ValueError(
-                f"approve_below ({self.approve_below}) must not exceed "
-                f"decline_above ({self.decline_above})"
-            )
-        return self
-
-
 class ServingConfig(_Section):
     """The model server."""
 
@@ -183,7 +166,17 @@ class ServingConfig(_Section):
     max_instances: int = Field(default=1_000, ge=1)
     batching: BatchingConfig = BatchingConfig()
     cache: CacheConfig = CacheConfig()
-    decision: DecisionConfig = DecisionConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "decision" in data:
+            raise ValueError(
+                "serving.decision is gone: decisions are a per-model policy now, "
+                "[models.<name>.decision] with threshold or bands and labels "
+                "(see docs/serving.md)"
+            )
+        return data
 
 
 class MonitoringConfig(_Section):

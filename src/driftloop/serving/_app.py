@@ -59,7 +59,8 @@ def create_app(
         refresh_s=refresh_s,
         tune_gc=tune_gc,
     )
-    spec = orjson.dumps(openapi([n for m in models for n in m.public_names]))
+    names = [n for m in models for n in m.public_names]
+    documents: dict[tuple[str | None, ...], bytes] = {}
 
     async def healthz(request: Request, server: Server) -> Response:
         return json_response({"status": "ok"})
@@ -71,7 +72,14 @@ def create_app(
         return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi_json(request: Request, server: Server) -> Response:
-        return Response(spec, media_type="application/json")
+        """Built from the versions served now (each model's inputs typed), kept per set."""
+        services = sorted(server.services.items())
+        served = tuple(s.current.model.version if s.current else None for _, s in services)
+        if served not in documents:
+            specs = {p: s.current.spec for p, s in services if s.current is not None}
+            documents.clear()
+            documents[served] = orjson.dumps(openapi(names, specs))
+        return Response(documents[served], media_type="application/json")
 
     def route(path: str, name: str, handler: Handler, method: str, v2: bool = False) -> Route:
         return Route(path, endpoint(server, name, handler, v2=v2), methods=[method])

@@ -17,12 +17,14 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 __all__ = ["PredictionCache"]
 
 
 class PredictionCache:
-    """An LRU map with a time to live; counts hits and misses."""
+    """An LRU map with a time to live (values: a row's model outputs); counts hits and
+    misses."""
 
     def __init__(
         self,
@@ -34,11 +36,11 @@ class PredictionCache:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> float | None:
+    def get(self, key: Hashable) -> Any:
         entry = self._entries.get(key)
         if entry is not None:
             expires, value = entry
@@ -50,7 +52,7 @@ class PredictionCache:
         self.misses += 1
         return None
 
-    def put(self, key: Hashable, value: float) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         if self.max_entries <= 0:
             return
         self._entries[key] = (self._clock() + self.ttl_s, value)

@@ -57,6 +57,12 @@ class ServingMetrics:
         self.cache_misses = Counter(
             "driftloop_cache_misses", "Prediction cache misses.", ["model"], registry=r
         )
+        self.missing = Counter(
+            "driftloop_missing_features",
+            "Feature values the server had no value for (absent, unknown entity, null) or "
+            "a category never seen in training (reason=unseen), by model and feature.",
+            ["model", "feature", "reason"], registry=r,
+        )  # fmt: skip
         self.model_loaded = Gauge(
             "driftloop_model_info", "1 for the version each model serves now.",
             ["model", "version", "runtime"], registry=r, multiprocess_mode="liveall",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftloop import __version__
+from driftloop.serving._validation import RowSpec
 
 __all__ = ["openapi"]
 
@@ -44,7 +46,7 @@ def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool
     return op
 
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_VALUE = {"type": ["number", "boolean", "string", "null"]}
 _NAME_SCHEMA: dict[str, Any] = {"type": "string"}
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -68,8 +70,9 @@ _SCHEMAS: dict[str, Any] = {
             "instances": {
                 "type": "array",
                 "minItems": 1,
-                "items": {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
+                "items": {"type": "object", "additionalProperties": _VALUE},
             },
+            "event_time": {"type": ["string", "number"], "format": "date-time"},
             "options": {
                 "type": "object",
                 "additionalProperties": False,
@@ -92,7 +95,15 @@ _SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "prediction_id": {"type": "string"},
                         "score": {"type": "number"},
-                        "decision": {"enum": ["approve", "review", "decline"]},
+                        "class": {"type": "string"},
+                        "probabilities": {
+                            "type": "object",
+                            "additionalProperties": {"type": "number"},
+                        },
+                        "value": {"type": "number"},
+                        "decision": {"type": "string"},
+                        "missing": {"type": "array", "items": {"type": "string"}},
+                        "unseen": {"type": "array", "items": {"type": "string"}},
                         "explanation": {
                             "type": "object",
                             "additionalProperties": {"type": "number"},
@@ -115,7 +126,7 @@ _SCHEMAS: dict[str, Any] = {
                     "additionalProperties": False,
                     "properties": {
                         "prediction_id": {"type": "string", "minLength": 1},
-                        "label": {"type": "number"},
+                        "label": {"type": ["string", "boolean", "number"]},
                         "ts": {"type": "string", "format": "date-time"},
                     },
                 },
@@ -173,8 +184,39 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def openapi(model_names: Sequence[str] = ()) -> dict[str, Any]:
-    """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``)."""
+_KIND_SCHEMA: dict[str, dict[str, Any]] = {
+    "number": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "category": {"type": ["string", "integer", "null"]},
+}
+_TIME = {"type": ["string", "number", "null"], "format": "date-time"}
+
+
+def _instance(spec: RowSpec) -> dict[str, Any]:
+    """The JSON schema of one instance of a model: its inputs by kind (a category lists
+    the categories seen in training), entity keys, id and event time."""
+    properties: dict[str, Any] = {}
+    for name in spec.inputs:
+        encoder = spec.slots[name].encoder
+        if encoder is None:
+            properties[name] = {**_TIME, "description": "A time; its parts are features."}
+        else:
+            schema = dict(_KIND_SCHEMA[encoder.spec.kind])
+            if encoder.spec.categories:
+                schema["examples"] = list(encoder.spec.categories[:20])
+            properties[name] = schema
+    for key in (*spec.entity_keys, *([spec.id_field] if spec.id_field else [])):
+        properties[key] = {"type": ["string", "integer"]}
+    properties.setdefault(spec.event_field, {**_TIME, "description": "The event time."})
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def openapi(
+    model_names: Sequence[str] = (), specs: Mapping[str, RowSpec] | None = None
+) -> dict[str, Any]:
+    """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``).
+    ``specs`` (public name to a loaded model's :class:`RowSpec`) add one predict path per
+    model whose body schema types every field."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -224,11 +266,24 @@ def openapi(model_names: Sequence[str] = ()) -> dict[str, Any]:
         "/readyz": {"get": _op("Readiness: every model loaded.", _json(obj, "Ready."))},
         "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
     }
+    schemas = dict(_SCHEMAS)
+    for public, spec in sorted((specs or {}).items()):
+        request = copy.deepcopy(_SCHEMAS["PredictRequest"])
+        request["properties"]["instances"]["items"] = _instance(spec)
+        schemas[f"PredictRequest.{public}"] = request
+        paths[f"/v1/models/{public}/predict"] = {
+            "post": _op(
+                f"Score instances of {public}; every prediction is audited before the answer.",
+                _json(_ref("PredictResponse"), "Predictions."),
+                body=f"PredictRequest.{public}",
+                errors=True,
+            )
+        }
     document = {
         "openapi": "3.1.0",
         "info": {"title": "driftloop model server", "version": __version__},
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
+        "components": {"schemas": schemas},
     }
     if model_names:
         names = sorted(model_names)

@@ -67,7 +67,6 @@ class Server:
                 features=self._features,
                 writer=self.writer,
                 metrics=self.metrics,
-                decision=self.settings.decision,
                 cache=self.settings.cache,
                 max_rows=batching.max_batch_size,
                 max_wait_s=batching.max_wait_ms / 1000.0,

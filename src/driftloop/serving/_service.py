@@ -1,13 +1,15 @@
-"""One served model: its current version, batcher, cache, enrichment and audit trail."""
+"""One served model: its current version, batcher, cache, enrichment, missing-value policy
+and audit trail."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,17 +17,20 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.audit import AuditBatch, GroupCommitWriter
-from driftloop.core.config import CacheConfig, DecisionConfig
-from driftloop.registry import LoadedModel
+from driftloop.core.config import CacheConfig, DecisionPolicy, MissingPolicy
+from driftloop.core.errors import InvalidParameterError
+from driftloop.registry import InvalidValue, LoadedModel
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
+from driftloop.serving._errors import HttpError, Violation
 from driftloop.serving._features import EnrichedRow, FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
-from driftloop.serving._validation import Options, ParsedInstances, RowSpec
+from driftloop.serving._validation import Options, ParsedInstances, RowSpec, audited
 
 __all__ = ["Scored", "ServedModel", "Service"]
 
+log = logging.getLogger(__name__)
 Matrix = npt.NDArray[np.float64]
 
 
@@ -33,12 +38,15 @@ Matrix = npt.NDArray[np.float64]
 class ServedModel:
     """A model to serve: registry ``name`` at ``alias``, reachable as ``as_name``
     (default ``name``) and as ``name@alias``; ``entity_keys`` are the request fields
-    that enrichment reads online features by."""
+    that enrichment reads online features by; ``decision`` turns scores into decisions
+    (none by default); ``missing`` says what a feature without a value does."""
 
     name: str
     alias: str = "champion"
     entity_keys: tuple[str, ...] = ()
     as_name: str | None = None
+    decision: DecisionPolicy | None = None
+    missing: MissingPolicy = field(default_factory=MissingPolicy)
 
     @property
     def public_names(self) -> tuple[str, ...]:
@@ -47,26 +55,42 @@ class ServedModel:
 
 @dataclass(slots=True)
 class _Item:
-    """One request in a batch: all its rows, which need the model, what the cache knew."""
+    """One request in a batch: its parsed rows, which need the model, what the cache knew,
+    and each row's features without a value."""
 
-    rows: Matrix
+    parsed: ParsedInstances
     todo: list[int]
-    scores: Matrix
-    entity_rows: list[dict[str, Any]]
-    enrich: dict[int, tuple[str, ...]]
+    raw: Matrix  # each row's model outputs (a value, or one per class); cache hits filled
+    missing: list[list[str]]
     options: Options
     route: str
     started: float
+    error: HttpError | None = None
 
 
 @dataclass
 class Scored:
-    """One request's answers, in columns."""
+    """One request's answers, in columns: ``outputs`` are the model's raw outputs (see
+    :class:`~driftloop.stats.Outputs`), ``decisions`` the policy's (None without one);
+    ``missing`` and ``unseen`` name each row's features without a value and categories
+    never seen in training."""
 
     ids: list[str]
-    scores: list[float]
-    decisions: list[str]
+    task: str
+    classes: tuple[str, ...]
+    outputs: Matrix
+    decisions: list[str] | None
+    missing: list[list[str]]
+    unseen: dict[int, list[str]]
     explanations: list[dict[str, float]] | None
+    error: HttpError | None = None
+
+    @property
+    def scores(self) -> list[float]:
+        """One number per row: the positive probability, the top class's, or the value."""
+        top = self.outputs.max(axis=1) if self.outputs.ndim == 2 else self.outputs
+        values: list[float] = top.tolist()
+        return values
 
 
 @dataclass
@@ -74,6 +98,7 @@ class _Deployment:
     model: LoadedModel
     batcher: DynamicBatcher[_Item, Scored]
     spec: RowSpec
+    defaults: dict[int, tuple[float, Any]]  # column -> (encoded, raw) declared default
 
 
 _ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
@@ -105,7 +130,6 @@ class Service:
         features: FeatureSource | None,
         writer: GroupCommitWriter | None,
         metrics: ServingMetrics,
-        decision: DecisionConfig,
         cache: CacheConfig,
         max_rows: int,
         max_wait_s: float,
@@ -115,7 +139,6 @@ class Service:
         self.features = features
         self.writer = writer
         self.metrics = metrics
-        self.decision = decision
         self.cache_config = cache
         self.cache = PredictionCache(max_entries=cache.max_entries, ttl_s=cache.ttl_s)
         self.max_rows = max_rows
@@ -133,6 +156,8 @@ class Service:
         if self.current is not None and self.current.model.version == version:
             return False
         model = await asyncio.to_thread(self.source.load, self.served.name, version)
+        spec = RowSpec.of(model.signature, self.served.entity_keys)
+        defaults = self._defaults(model, spec)
         model.predict(np.full((1, len(model.feature_names)), np.nan))  # warm up
         batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
             lambda items: self._run(model, items),
@@ -140,12 +165,7 @@ class Service:
             max_rows=self.max_rows,
             max_wait_s=self.max_wait_s,
         )
-        old, self.current = (
-            self.current,
-            _Deployment(
-                model, batcher, RowSpec(tuple(model.feature_names), self.served.entity_keys)
-            ),
-        )
+        old, self.current = self.current, _Deployment(model, batcher, spec, defaults)
         if old is not None:
             self.metrics.model_loaded.labels(
                 self.served.name, old.model.version, old.model.runtime
@@ -153,48 +173,89 @@ class Service:
         self.metrics.model_loaded.labels(self.served.name, version, model.runtime).set(1)
         return True
 
+    def _defaults(self, model: LoadedModel, spec: RowSpec) -> dict[int, tuple[float, Any]]:
+        """The missing policy's defaults, encoded; a default that breaks its feature's
+        rule (or names no feature) stops the version from loading."""
+        out: dict[int, tuple[float, Any]] = {}
+        for name, value in self.served.missing.defaults.items():
+            slot = spec.slots.get(name)
+            if slot is None or slot.encoder is None:
+                raise InvalidParameterError(
+                    f"models.{self.served.name}.missing.defaults.{name}: version "
+                    f"{model.version} has no such feature (it has {', '.join(spec.features)})."
+                )
+            try:
+                number = slot.encoder.encode(value)
+                out[slot.column] = (number, audited(slot.encoder, value, number))
+            except InvalidValue as exc:
+                raise InvalidParameterError(
+                    f"models.{self.served.name}.missing.defaults.{name} {exc.rule}; got {value!r}."
+                ) from None
+        return out
+
     # -- one batch: one feature read, one model call, one audit commit -------------------
     async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[Scored]:
-        wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.enrich.items()]
+        deployment = self.current
+        assert deployment is not None
+        wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
         if wanted and self.features is not None:
-            stamps = [[{} for _ in range(len(it.rows))] for it in items]
-            await self._enrich(model, items, wanted, stamps)
+            stamps = [[{} for _ in range(len(it.raw))] for it in items]
+            await self._enrich(deployment, items, wanted, stamps)
         else:
-            stamps = [[{}] * len(it.rows) for it in items]  # shared, never written
+            stamps = [[{}] * len(it.raw) for it in items]  # shared, never written
+        for it in items:
+            if it.parsed.enrich:
+                it.error = self._settle(deployment, it, it.parsed.enrich)
+        live = [it for it in items if it.error is None]
         parts = [
-            it.rows if len(it.todo) == len(it.rows) else it.rows[it.todo] for it in items if it.todo
+            it.parsed.matrix if len(it.todo) == len(it.raw) else it.parsed.matrix[it.todo]
+            for it in live
+            if it.todo
         ]
-        scored: list[list[float]] = []  # each item's scores, listed
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
-            scores = model.outputs(rows).score
-            listed, start = scores.tolist(), 0
-            for it in items:
+            raw = model.predict(rows)
+            start = 0
+            for it in live:
                 n = len(it.todo)
-                if n == len(it.rows):  # no cache hit: the model's scores are the answer
-                    scored.append(listed[start : start + n])
-                else:
-                    if n:
-                        it.scores[it.todo] = scores[start : start + n]
-                    scored.append(it.scores.tolist())
+                if n == len(it.raw):
+                    it.raw = raw[start : start + n]
+                elif n:
+                    it.raw[it.todo] = raw[start : start + n]
                 start += n
-        else:  # every row came from the cache
-            scored = [it.scores.tolist() for it in items]
-        out: list[Scored] = []
-        approve, decline = self.decision.approve_below, self.decision.decline_above
-        for it, listed in zip(items, scored, strict=True):
-            ids = [next_id() for _ in listed]
-            decisions = [
-                "approve" if s < approve else "decline" if s > decline else "review" for s in listed
-            ]
-            explained = self._explain(model, it.rows, it.options) if it.options.explain else None
-            out.append(Scored(ids, listed, decisions, explained))
-        if self.writer is not None:  # durable before any caller is answered
-            await self.writer.awrite_batches(self._audit_batches(model, items, stamps, out))
-        self._counted(model).inc(sum(len(it.rows) for it in items))
+        out = [self._scored(deployment, it) for it in items]
+        done = [k for k, it in enumerate(items) if it.error is None]
+        if self.writer is not None and done:  # durable before any caller is answered
+            await self.writer.awrite_batches(
+                self._audit_batches(deployment, items, stamps, out, done)
+            )
+        self._counted(model).inc(sum(len(items[k].raw) for k in done))
         return out
+
+    def _scored(self, deployment: _Deployment, it: _Item) -> Scored:
+        model = deployment.model
+        if it.error is not None:
+            return Scored([], model.task, model.classes, it.raw, None, [], {}, None, it.error)
+        policy = self.served.decision
+        decisions = None
+        if policy is not None and model.task != "multiclass":
+            decide = policy.decide
+            decisions = [decide(s) for s in it.raw.tolist()]
+        explained = (
+            self._explain(model, it.parsed.matrix, it.options) if it.options.explain else None
+        )
+        return Scored(
+            [next_id() for _ in range(len(it.raw))],
+            model.task,
+            model.classes,
+            it.raw,
+            decisions,
+            it.missing,
+            it.parsed.unseen,
+            explained,
+        )
 
     def _counted(self, model: LoadedModel) -> Any:
         """The predictions counter of ``model``'s version (label lookups cost per call)."""
@@ -205,43 +266,107 @@ class Service:
 
     async def _enrich(
         self,
-        model: LoadedModel,
+        deployment: _Deployment,
         items: Sequence[_Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         stamps: list[list[dict[str, datetime | None]]],
     ) -> None:
         assert self.features is not None
         names = sorted({name for _, _, fs in wanted for name in fs})
-        features = model.feature_names
-        entity_rows = [
-            {
-                **{
-                    f: v
-                    for f, v in zip(features, items[k].rows[i].tolist(), strict=True)
-                    if f not in missing and v == v
-                },
-                **items[k].entity_rows[i],
-            }
-            for k, i, missing in wanted
-        ]  # request values too: on-demand features may use them
+        features = deployment.spec.features
+        entity_rows = []
+        for k, i, absent in wanted:
+            parsed = items[k].parsed
+            values = parsed.raw[i] if parsed.raw is not None else parsed.matrix[i].tolist()
+            entity_rows.append(
+                {
+                    **{
+                        f: v
+                        for f, v in zip(features, values, strict=True)
+                        if f not in absent and v is not None and v == v
+                    },
+                    **parsed.entity_rows[i],
+                }
+            )  # request values too: on-demand features may use them
         read = await asyncio.to_thread(self.features.read, entity_rows, names)
-        self._fill(model, items, wanted, read, stamps)
+        self._fill(deployment, items, wanted, read, stamps)
 
-    @staticmethod
     def _fill(
-        model: LoadedModel,
+        self,
+        deployment: _Deployment,
         items: Sequence[_Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         read: list[EnrichedRow],
         stamps: list[list[dict[str, datetime | None]]],
     ) -> None:
-        column = {name: j for j, name in enumerate(model.feature_names)}
+        """Put read values in the rows, encoded by each feature's rule; a value that breaks
+        it (a store out of step with the model) stays null and is flagged missing."""
+        spec = deployment.spec
+        slots = spec.slots
         for (k, i, names), enriched in zip(wanted, read, strict=True):
+            parsed = items[k].parsed
             for name in names:
                 value = enriched.values.get(name)
-                if value is not None and not isinstance(value, bool | str):
-                    items[k].rows[i, column[name]] = float(value)
                 stamps[k][i][name] = enriched.timestamps.get(name)
+                slot = slots.get(name)
+                if value is None or slot is None or slot.encoder is None:
+                    continue
+                try:
+                    number = slot.encoder.encode(value)
+                except InvalidValue:
+                    log.warning("Feature %s read %r, which %s", name, value, slot.encoder.rule)
+                    continue
+                parsed.matrix[i, slot.column] = number
+                if parsed.raw is not None:
+                    parsed.raw[i][slot.column] = audited(slot.encoder, value, number)
+                if number != number and slot.encoder.unseen(value):
+                    parsed.unseen.setdefault(i, []).append(name)
+
+    def _settle(self, deployment: _Deployment, it: _Item, rows: Iterable[int]) -> HttpError | None:
+        """Apply the missing policy to ``rows`` of a request: name each row's features
+        without a value, fill declared defaults, or refuse (reject)."""
+        matrix = it.parsed.matrix
+        rows = list(rows)
+        if not rows:
+            return None
+        empty = np.isnan(matrix[rows])
+        if not empty.any():
+            return None
+        features, policy = deployment.spec.features, self.served.missing
+        violations: list[Violation] = []
+        for r, i in enumerate(rows):
+            if not empty[r].any():
+                continue
+            unseen = it.parsed.unseen.get(i, ())
+            names = [
+                features[j] for j in np.flatnonzero(empty[r]).tolist() if features[j] not in unseen
+            ]
+            it.missing[i] = names
+            for name in names:
+                self.metrics.missing.labels(self.served.name, name, "missing").inc()
+            for name in unseen:
+                self.metrics.missing.labels(self.served.name, name, "unseen").inc()
+            if policy.policy == "reject" and names:
+                violations.append(
+                    {"instance": i, "field": names[0], "rule": "has no value (the model's "
+                     "missing policy is reject)", "missing": names}
+                )  # fmt: skip
+            elif policy.policy == "default":
+                for j in np.flatnonzero(empty[r]).tolist():
+                    default = deployment.defaults.get(j)
+                    if default is not None and features[j] not in unseen:
+                        matrix[i, j] = default[0]
+                        if it.parsed.raw is not None:
+                            it.parsed.raw[i][j] = default[1]
+        if not violations:
+            return None
+        first = violations[0]
+        return HttpError(
+            "data-invalid",
+            f"{len(violations)} instance(s) lack feature values; first: instance "
+            f"{first['instance']}, field '{first['field']}' {first['rule']}.",
+            violations,
+        )
 
     # -- one request ---------------------------------------------------------------------
     async def predict(
@@ -251,33 +376,28 @@ class Service:
         assert deployment is not None, "predict before the model was loaded"
         model = deployment.model
         n = len(parsed.matrix)
+        item = _Item(parsed, [], _outputs(model, n), [[]] * n, options, route, started)
+        if np.isnan(parsed.matrix).any():  # rows to enrich are settled once enriched
+            error = self._settle(deployment, item, (i for i in range(n) if i not in parsed.enrich))
+            if error is not None:
+                raise error
         keys: list[Any] = []
         if self.cache_config.enabled and self.cache.max_entries > 0:
-            scores, todo, keys = self._lookup(model, parsed)
+            item.todo, keys = self._lookup(model, item)
         else:
-            scores, todo = np.empty(n), list(range(n))  # every row is scored
-        item = _Item(
-            parsed.matrix,
-            todo,
-            scores,
-            parsed.entity_rows,
-            parsed.enrich,
-            options,
-            route,
-            started,
-        )  # fmt: skip  (the matrix is this request's own: parse_instances built it)
+            item.todo = list(range(n))  # every row is scored
         scored = await deployment.batcher.submit(item)
-        for i in todo if keys else ():
+        if scored.error is not None:
+            raise scored.error
+        for i in item.todo if keys else ():
             if keys[i] is not None:
-                self.cache.put(keys[i], scored.scores[i])
+                self.cache.put(keys[i], scored.outputs[i].copy())
         return model, scored
 
-    def _lookup(
-        self, model: LoadedModel, parsed: ParsedInstances
-    ) -> tuple[Matrix, list[int], list[Any]]:
-        """Scores the cache knows, the rows still to score, and each row's cache key."""
+    def _lookup(self, model: LoadedModel, item: _Item) -> tuple[list[int], list[Any]]:
+        """The rows still to score, and each row's cache key (hits filled in)."""
+        parsed = item.parsed
         n = len(parsed.matrix)
-        scores = np.full(n, np.nan)
         keys: list[Any] = [None] * n
         todo: list[int] = []
         for i in range(n):
@@ -285,12 +405,12 @@ class Service:
                 keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
                 hit = self.cache.get(keys[i])
                 if hit is not None:
-                    scores[i] = hit
+                    item.raw[i] = hit
                     continue
             todo.append(i)
         self._hits.inc(n - len(todo))
         self._misses.inc(len(todo))
-        return scores, todo, keys
+        return todo, keys
 
     @staticmethod
     def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
@@ -300,22 +420,23 @@ class Service:
             {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
         ]
 
-    @staticmethod
     def _audit_batches(
-        model: LoadedModel,
+        self,
+        deployment: _Deployment,
         items: Sequence[_Item],
         stamps: list[list[dict[str, datetime | None]]],
         out: list[Scored],
+        done: list[int],
     ) -> list[AuditBatch]:
         """The audit rows of a model batch, one :class:`AuditBatch` per route (v1, v2):
         one per request cost more than its rows' inserts."""
+        model = deployment.model
         now, clock = datetime.now(UTC), time.perf_counter()
         routes: dict[str, list[int]] = {}
-        for k, it in enumerate(items):
-            routes.setdefault(it.route, []).append(k)
+        for k in done:
+            routes.setdefault(items[k].route, []).append(k)
         batches = []
         for route, ks in routes.items():
-            rows = [items[k].rows for k in ks]
             explained = [out[k].explanations for k in ks]
             batches.append(
                 AuditBatch(
@@ -326,25 +447,80 @@ class Service:
                     latency_ms=[
                         (clock - items[k].started) * 1000.0
                         for k in ks
-                        for _ in range(len(items[k].rows))
+                        for _ in range(len(items[k].raw))
                     ],
                     feature_names=model.feature_names,
-                    values=(np.vstack(rows) if len(rows) > 1 else rows[0]).tolist(),  # NaN: null
+                    values=_values([items[k].parsed for k in ks]),
                     prediction_ids=[pid for k in ks for pid in out[k].ids],
                     scores=[score for k in ks for score in out[k].scores],
-                    decisions=[decision for k in ks for decision in out[k].decisions],
-                    entity_keys=[keys for k in ks for keys in items[k].entity_rows],
+                    decisions=[d for k in ks for d in _audit_decisions(out[k])],
+                    entity_keys=[keys for k in ks for keys in items[k].parsed.entity_rows],
                     feature_ts=[ts for k in ks for ts in stamps[k]],
                     explanations=None
                     if all(e is None for e in explained)
                     else [
                         e
                         for k, ex in zip(ks, explained, strict=True)
-                        for e in (ex if ex is not None else [None] * len(items[k].rows))
+                        for e in (ex if ex is not None else [None] * len(items[k].raw))
                     ],
+                    event_ts=_event_times([items[k].parsed for k in ks]),
+                    missing=None
+                    if not any(m for k in ks for m in items[k].missing)
+                    else [m for k in ks for m in items[k].missing],
+                    outputs=None
+                    if model.task == "binary"
+                    else [o for k in ks for o in audit_outputs(out[k])],
                 )
             )
         return batches
+
+
+def _outputs(model: LoadedModel, n: int) -> Matrix:
+    if model.task == "multiclass":
+        return np.full((n, len(model.classes)), np.nan)
+    return np.full(n, np.nan)
+
+
+def _values(parsed: list[ParsedInstances]) -> list[list[Any]]:
+    """The rows' feature values as the audit log keeps them (NaN: null)."""
+    if all(p.raw is None for p in parsed):
+        matrices = [p.matrix for p in parsed]
+        listed: list[list[Any]] = (
+            np.vstack(matrices) if len(matrices) > 1 else matrices[0]
+        ).tolist()
+        return listed
+    return [row for p in parsed for row in (p.raw if p.raw is not None else p.matrix.tolist())]
+
+
+def _event_times(parsed: list[ParsedInstances]) -> list[datetime | None] | None:
+    if all(p.event_ts is None for p in parsed):
+        return None
+    return [t for p in parsed for t in (p.event_ts or [None] * len(p.matrix))]
+
+
+def _audit_decisions(scored: Scored) -> list[str]:
+    """The audit log's decision: the policy's, the class of a multiclass model, or ''."""
+    if scored.decisions is not None:
+        return scored.decisions
+    if scored.task == "multiclass":
+        names = scored.classes
+        return [names[j] for j in scored.outputs.argmax(axis=1).tolist()]
+    return [""] * len(scored.ids)
+
+
+def audit_outputs(scored: Scored) -> list[dict[str, Any]]:
+    """Each row's task outputs beyond the score: ``value`` (regression), ``class`` and
+    ``probabilities`` (multiclass)."""
+    if scored.task == "regression":
+        return [{"value": v} for v in scored.outputs.tolist()]
+    names = scored.classes
+    return [
+        {
+            "class": names[max(range(len(p)), key=p.__getitem__)],
+            "probabilities": dict(zip(names, p, strict=True)),
+        }
+        for p in scored.outputs.tolist()
+    ]
 
 
 def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:

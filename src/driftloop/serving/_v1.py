@@ -12,18 +12,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.audit import Label
+from driftloop.core.errors import NotFoundError
+from driftloop.registry import InvalidValue, parse_time
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._server import Server, read_body
-from driftloop.serving._service import Service
+from driftloop.serving._service import Scored, Service, audit_outputs
 from driftloop.serving._validation import (
+    RowSpec,
     instances_of,
     parse_body,
     parse_instances,
     parse_options,
+    request_time,
     valid_key,
 )
+from driftloop.stats import category_text
 
-__all__ = ["feedback", "list_models", "predict", "predict_payload"]
+__all__ = ["feedback", "list_models", "predict", "predict_payload", "predictions"]
 
 
 async def predict(request: Request, server: Server) -> Response:
@@ -42,21 +47,51 @@ async def predict_payload(
     assert service.current is not None
     spec = service.current.spec
     options = parse_options(body.get("options"), len(spec.features))
-    parsed = parse_instances(instances, spec)
+    parsed = parse_instances(
+        instances,
+        spec,
+        event_time=request_time(body),
+        reject_unseen=service.served.missing.unseen == "reject",
+    )
     model, scored = await service.predict(parsed, options, route="v1", started=started)
     server.observe("predict", time.perf_counter() - started)
-    columns = zip(scored.ids, scored.scores, scored.decisions, strict=True)
-    out: list[dict[str, Any]] = [
-        {"prediction_id": pid, "score": score, "decision": decision}
-        for pid, score, decision in columns
-    ]
+    return {"model": model.name, "version": model.version, "predictions": predictions(scored)}
+
+
+def predictions(scored: Scored) -> list[dict[str, Any]]:
+    """One answer per row: its id and the task's outputs (binary ``score``, multiclass
+    ``class``, ``probabilities`` and ``score``, regression ``value``), the decision when a
+    policy gives one, and the features it had no value for."""
+    ids = scored.ids
+    if scored.task == "regression":
+        values = scored.outputs.tolist()
+        out = [{"prediction_id": p, "value": v} for p, v in zip(ids, values, strict=True)]
+    elif scored.task == "multiclass":
+        out = [
+            {"prediction_id": p, **o, "score": max(o["probabilities"].values())}
+            for p, o in zip(ids, audit_outputs(scored), strict=True)
+        ]
+    else:
+        scores = scored.outputs.tolist()
+        out = [{"prediction_id": p, "score": s} for p, s in zip(ids, scores, strict=True)]
+    if scored.decisions is not None:
+        for row, decision in zip(out, scored.decisions, strict=True):
+            row["decision"] = decision
+    for i, names in enumerate(scored.missing):
+        if names:
+            out[i]["missing"] = names
+    for i, names in scored.unseen.items():
+        out[i]["unseen"] = names
     if scored.explanations is not None:
         for row, explanation in zip(out, scored.explanations, strict=True):
             row["explanation"] = explanation
-    return {"model": model.name, "version": model.version, "predictions": out}
+    return out
 
 
 async def feedback(request: Request, server: Server) -> Response:
+    """Labels for earlier predictions. A label is the class's name (or ``true``/``false``
+    for a binary model), or a number: binary 0/1, a regression's value. Names are matched
+    against the classes of the prediction's model, read from its audit record."""
     if server.audit is None:
         raise HttpError("not-ready", "Feedback needs the audit log, which is off.")
     body = parse_body(await read_body(request, server.settings.max_body_bytes))
@@ -65,12 +100,13 @@ async def feedback(request: Request, server: Server) -> Response:
         raise _bad(None, "labels", "must be a non-empty list of {prediction_id, label[, ts]}")
     if len(labels) > server.settings.max_instances:
         raise _bad(None, "labels", f"must hold at most {server.settings.max_instances} labels")
-    parsed = [_label(i, item) for i, item in enumerate(labels)]
-    unknown = await asyncio.to_thread(server.audit.add_labels, parsed)
-    return json_response({"accepted": len(parsed) - len(set(unknown)), "unknown": unknown})
+    given = [_label(i, item) for i, item in enumerate(labels)]
+    parsed, missing = await asyncio.to_thread(_resolve, server, given)
+    late = await asyncio.to_thread(server.audit.add_labels, parsed) if parsed else []
+    return json_response({"accepted": len(parsed) - len(set(late)), "unknown": missing + late})
 
 
-def _label(i: int, item: Any) -> Label:
+def _label(i: int, item: Any) -> tuple[str, Any, datetime | None]:
     if not isinstance(item, dict):
         raise _bad(i, None, "must be an object")
     extra = sorted(set(item) - {"prediction_id", "label", "ts"})
@@ -79,17 +115,70 @@ def _label(i: int, item: Any) -> Label:
     pid, value, ts = item.get("prediction_id"), item.get("label"), item.get("ts")
     if not isinstance(pid, str) or not valid_key(pid):
         raise _bad(i, "prediction_id", "must be a string of 1 to 256 characters without NUL")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
-        raise _bad(i, "label", "must be a finite number")
+    if isinstance(value, str):
+        if not value or len(value) > 256:
+            raise _bad(i, "label", "must be a class name of 1 to 256 characters")
+    elif isinstance(value, bool):
+        pass
+    elif not isinstance(value, int | float) or not _finite(value):
+        raise _bad(i, "label", "must be a class name, true/false or a finite number")
     when = None
     if ts is not None:
         try:
-            when = datetime.fromisoformat(ts) if isinstance(ts, str) else None
-        except ValueError:
+            when = parse_time(ts) if isinstance(ts, str) else None
+        except InvalidValue:
             when = None
         if when is None:
             raise _bad(i, "ts", "must be an ISO 8601 date-time string")
-    return Label(pid, float(value), when)
+    return pid, value, when
+
+
+def _resolve(
+    server: Server, given: list[tuple[str, Any, datetime | None]]
+) -> tuple[list[Label], list[str]]:
+    """The labels as numbers (the class's index, or the value), and the prediction ids
+    the audit log does not know."""
+    assert server.audit is not None
+    models: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+    out: list[Label] = []
+    unknown: list[str] = []
+    for i, (pid, value, when) in enumerate(given):
+        try:
+            record = server.audit.get(pid)
+        except NotFoundError:
+            unknown.append(pid)
+            continue
+        if record.model not in models:
+            models[record.model] = _task_of(server, record.model)
+        out.append(Label(pid, _number(i, value, record.model, models[record.model]), when))
+    return out, unknown
+
+
+def _task_of(server: Server, model: str) -> tuple[str, tuple[str, ...]] | None:
+    for service in server.services.values():
+        if service.served.name == model and service.current is not None:
+            loaded = service.current.model
+            return loaded.task, loaded.classes
+    return None
+
+
+def _number(i: int, value: Any, model: str, task: tuple[str, tuple[str, ...]] | None) -> float:
+    if task is None:  # a model not served here (batch-scored rows): numbers only
+        if isinstance(value, str):
+            raise _bad(i, "label", f"is a class name, but model '{model}' is not served here "
+                       "to name its classes; send the class's index")  # fmt: skip
+        return float(value)
+    kind, classes = task
+    if kind == "regression":
+        if isinstance(value, bool | str):
+            raise _bad(i, "label", f"must be a number (model '{model}' is a regression)")
+        return float(value)
+    if isinstance(value, bool) and kind == "binary":
+        return 1.0 if value else 0.0
+    text = category_text(value)
+    if text in classes:
+        return float(classes.index(text))
+    raise _bad(i, "label", f"is not a class of model '{model}'; classes: {', '.join(classes)}")
 
 
 def _finite(value: float) -> bool:
@@ -116,8 +205,30 @@ async def list_models(request: Request, server: Server) -> Response:
                 "alias": service.served.alias,
                 "version": current.model.version if current else None,
                 "runtime": current.model.runtime if current else None,
+                "task": current.model.task if current else None,
+                "classes": list(current.model.classes) if current else [],
                 "features": list(current.spec.features) if current else [],
+                "inputs": _inputs(current.spec) if current else [],
                 "entity_keys": list(service.served.entity_keys),
+                "event_time": current.spec.event_field if current else None,
+                "decision": service.served.decision is not None,
+                "missing_policy": service.served.missing.policy,
             }
         )
     return json_response({"models": models})
+
+
+def _inputs(spec: RowSpec) -> list[dict[str, Any]]:
+    """Each request field the model takes: its name and kind (``number``, ``boolean``,
+    ``category`` with its categories, ``timestamp``)."""
+    out = []
+    for name in spec.inputs:
+        slot = spec.slots[name]
+        if slot.encoder is None:
+            out.append({"name": name, "kind": "timestamp"})
+        else:
+            item: dict[str, Any] = {"name": name, "kind": slot.encoder.spec.kind}
+            if slot.encoder.spec.categories:
+                item["categories"] = list(slot.encoder.spec.categories)
+            out.append(item)
+    return out

@@ -1,10 +1,13 @@
 """The Open Inference Protocol (KServe v2) REST surface, so KServe, Triton and MLServer
 clients work unchanged.
 
-An infer request gives either one tensor of shape ``[n, features]`` in the model's
-feature order, or one tensor of shape ``[n]`` per feature (and per entity key, as
-``BYTES``, for enrichment). The response has three outputs: ``score`` (FP64),
-``decision`` and ``prediction_id`` (BYTES).
+An infer request gives either one tensor of shape ``[n, inputs]`` in the model's input
+order, or one tensor of shape ``[n]`` per input (``FP64`` numbers, ``BOOL`` booleans,
+``BYTES`` categories and times; per entity key, as ``BYTES``, for enrichment; the event
+time as a tensor named like the model's timestamp column, or ``parameters.event_time``
+for the whole request). The outputs follow the task: ``score`` (binary), ``class``,
+``score`` and ``probabilities`` (multiclass, ``[n, classes]``), ``value`` (regression);
+``decision`` when the model has a decision policy; ``prediction_id`` always.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from starlette.responses import Response
 from driftloop import __version__
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._server import Server, read_body
-from driftloop.serving._validation import Options, parse_body, parse_instances
+from driftloop.serving._service import audit_outputs
+from driftloop.serving._validation import (
+    EVENT_TIME,
+    Options,
+    RowSpec,
+    parse_body,
+    parse_instances,
+    request_time,
+)
 
 __all__ = ["infer", "live", "model_metadata", "model_ready", "ready", "server_metadata"]
 
@@ -47,33 +58,54 @@ async def model_ready(request: Request, server: Server) -> Response:
     return json_response({"name": name, "ready": service.current is not None})
 
 
+_DATATYPE = {"number": "FP64", "boolean": "BOOL", "category": "BYTES"}
+
+
 async def model_metadata(request: Request, server: Server) -> Response:
     name = request.path_params["name"]
     service = server.service(name)
     current = service.current
     assert current is not None
-    model = current.model
-    inputs = [{"name": f, "datatype": "FP64", "shape": [-1]} for f in current.spec.features]
-    inputs += [{"name": k, "datatype": "BYTES", "shape": [-1]} for k in current.spec.entity_keys]
+    model, spec = current.model, current.spec
+    inputs = [{"name": f, "datatype": _datatype(spec, f), "shape": [-1]} for f in spec.inputs]
+    inputs += [{"name": k, "datatype": "BYTES", "shape": [-1]} for k in spec.entity_keys]
+    outputs = [
+        {"name": o, "datatype": "BYTES" if o in ("class", "decision") else "FP64", "shape": [-1]}
+        for o in _output_names(model.task, service.served.decision is not None)
+    ]
+    if model.task == "multiclass":
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
+    outputs.append({"name": "prediction_id", "datatype": "BYTES", "shape": [-1]})
     return json_response(
         {
             "name": name,
             "versions": [model.version],
             "platform": f"driftloop-{model.runtime}",
             "inputs": inputs,
-            "outputs": [
-                {"name": "score", "datatype": "FP64", "shape": [-1]},
-                {"name": "decision", "datatype": "BYTES", "shape": [-1]},
-                {"name": "prediction_id", "datatype": "BYTES", "shape": [-1]},
-            ],
+            "outputs": outputs,
             "parameters": {
                 "runtime": model.runtime,
-                "runtime_reason": getattr(model, "runtime_reason", ""),
+                "runtime_reason": model.runtime_reason,
                 "alias": service.served.alias,
                 "model": service.served.name,
+                "task": model.task,
+                "classes": list(model.classes),
+                "event_time": spec.event_field,
             },
         }
     )
+
+
+def _datatype(spec: RowSpec, field: str) -> str:
+    encoder = spec.slots[field].encoder
+    return "BYTES" if encoder is None else _DATATYPE[encoder.spec.kind]  # None: a timestamp
+
+
+def _output_names(task: str, decision: bool) -> list[str]:
+    names = {"regression": ["value"], "multiclass": ["class", "score"]}.get(task, ["score"])
+    return [*names, "decision"] if decision and task != "multiclass" else names
 
 
 async def infer(request: Request, server: Server) -> Response:
@@ -83,26 +115,47 @@ async def infer(request: Request, server: Server) -> Response:
     current = service.current
     assert current is not None
     spec = current.spec
-    instances = _instances(body, list(spec.features), server.settings.max_instances)
-    parsed = parse_instances(instances, spec)
+    instances = _instances(body, list(spec.inputs), server.settings.max_instances)
+    parameters = body.get("parameters")
+    event_time = None
+    if isinstance(parameters, dict) and parameters.get(EVENT_TIME) is not None:
+        event_time = request_time({EVENT_TIME: parameters[EVENT_TIME]})
+    parsed = parse_instances(
+        instances,
+        spec,
+        event_time=event_time,
+        reject_unseen=service.served.missing.unseen == "reject",
+    )
     model, scored = await service.predict(parsed, Options(), route="v2", started=started)
     server.observe("infer", time.perf_counter() - started)
     n = len(scored.ids)
-    return json_response(
-        {
-            "model_name": request.path_params["name"],
-            "model_version": model.version,
-            "id": body.get("id") or uuid.uuid4().hex,
-            "outputs": [
-                {"name": "score", "datatype": "FP64", "shape": [n],
-                 "data": scored.scores},
-                {"name": "decision", "datatype": "BYTES", "shape": [n],
-                 "data": scored.decisions},
-                {"name": "prediction_id", "datatype": "BYTES", "shape": [n],
-                 "data": scored.ids},
-            ],
-        }
-    )  # fmt: skip
+    outputs: list[dict[str, Any]] = []
+    if model.task == "regression":
+        outputs.append(_tensor("value", "FP64", [n], scored.outputs.tolist()))
+    else:
+        outputs.append(_tensor("score", "FP64", [n], scored.scores))
+    if model.task == "multiclass":
+        classes = [o["class"] for o in audit_outputs(scored)]
+        outputs.append(_tensor("class", "BYTES", [n], classes))
+        k = len(model.classes)
+        outputs.append(_tensor("probabilities", "FP64", [n, k], scored.outputs.ravel().tolist()))
+    if scored.decisions is not None:
+        outputs.append(_tensor("decision", "BYTES", [n], scored.decisions))
+    outputs.append(_tensor("prediction_id", "BYTES", [n], scored.ids))
+    missing = {str(i): names for i, names in enumerate(scored.missing) if names}
+    answer: dict[str, Any] = {
+        "model_name": request.path_params["name"],
+        "model_version": model.version,
+        "id": body.get("id") or uuid.uuid4().hex,
+        "outputs": outputs,
+    }
+    if missing:
+        answer["parameters"] = {"missing": missing}
+    return json_response(answer)
+
+
+def _tensor(name: str, datatype: str, shape: list[int], data: list[Any]) -> dict[str, Any]:
+    return {"name": name, "datatype": datatype, "shape": shape, "data": data}
 
 
 def _bad(field: str, rule: str) -> HttpError:

@@ -1,4 +1,12 @@
-"""Request bodies to feature matrices, refusing bad input with the instance, field, rule.
+"""Request bodies to feature matrices by the model's signature, refusing bad input with
+the instance, field and rule.
+
+A request field is one of the model's inputs (a number, boolean or category feature, or a
+timestamp whose parts are features), an entity key (enrichment reads the features the
+instance leaves out by it), the model's id column (kept in the audit log with the keys)
+or the event time (the model's timestamp column, else ``event_time``). Values are encoded
+by the same tables training used (:class:`~driftloop.registry.ValueEncoder`), so a row
+scores the same online and offline.
 
 >>> spec = RowSpec(features=("amount", "count_1d"), entity_keys=("card_id",))
 >>> parsed = parse_instances([{"amount": 12.5, "card_id": "c1"}], spec)
@@ -19,34 +27,109 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from driftloop.registry import (
+    FeatureSpec,
+    InvalidValue,
+    Signature,
+    ValueEncoder,
+    parse_time,
+    time_part,
+)
 from driftloop.serving._errors import HttpError, Violation
 
 __all__ = [
+    "EVENT_TIME",
     "Options",
     "ParsedInstances",
     "RowSpec",
+    "instances_of",
     "parse_body",
     "parse_instances",
+    "parse_options",
     "valid_key",
 ]
 
 MAX_VIOLATIONS = 20
 _PLAIN_NUMBERS = frozenset({float, int})
 MAX_KEY_LENGTH = 256
+EVENT_TIME = "event_time"
+"""The request field (and body field) of the event time of a model without a timestamp
+column."""
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one request field goes: a feature column and its encoder, or the columns of
+    a timestamp's parts."""
+
+    column: int = -1
+    encoder: ValueEncoder | None = None
+    parts: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class RowSpec:
-    """What an instance may hold: the model's features and the entity keys."""
+    """What an instance may hold: the model's features (by ``signature`` when given, else
+    every one a number), the entity keys, the id and the event-time field."""
 
     features: Sequence[str]
     entity_keys: Sequence[str] = ()
+    signature: Signature | None = None
+
+    @classmethod
+    def of(cls, signature: Signature, entity_keys: Sequence[str] = ()) -> RowSpec:
+        return cls(tuple(signature.names), tuple(entity_keys), signature)
+
+    @functools.cached_property
+    def specs(self) -> tuple[FeatureSpec, ...]:
+        if self.signature is not None:
+            return self.signature.features
+        return tuple(FeatureSpec(name) for name in self.features)
+
+    @functools.cached_property
+    def slots(self) -> dict[str, _Slot]:
+        slots: dict[str, _Slot] = {}
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for j, spec in enumerate(self.specs):
+            if spec.derived_from is not None:
+                parts.setdefault(spec.derived_from, []).append((j, spec.part or ""))
+            else:
+                slots[spec.name] = _Slot(j, ValueEncoder(spec))
+        for name, columns in parts.items():
+            slots[name] = _Slot(parts=tuple(columns))
+        return slots
+
+    @functools.cached_property
+    def inputs(self) -> tuple[str, ...]:
+        """The request fields that are model inputs, in the signature's order."""
+        return tuple(dict.fromkeys(s.derived_from or s.name for s in self.specs))
+
+    @property
+    def event_field(self) -> str:
+        timestamp = self.signature.timestamp if self.signature is not None else None
+        return timestamp or EVENT_TIME
+
+    @property
+    def id_field(self) -> str | None:
+        return self.signature.id if self.signature is not None else None
+
+    @functools.cached_property
+    def plain(self) -> bool:
+        """Every input a number feature: the all-numbers fast path applies."""
+        return all(s.kind == "number" and s.derived_from is None for s in self.specs)
+
+    @functools.cached_property
+    def mixed(self) -> bool:
+        """Some feature's audited value is not its encoded float: a category's is its
+        text (booleans are audited as 1/0, timestamp parts as numbers)."""
+        return any(s.kind == "category" for s in self.specs)
 
     @functools.cached_property
     def values_of(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -59,11 +142,16 @@ class RowSpec:
 
 @dataclass
 class ParsedInstances:
-    """The rows in feature order (NaN where missing) and what to enrich."""
+    """The rows in feature order (NaN where null, absent or unseen), what to enrich, and
+    per row: the values as the audit log keeps them (None: the matrix is, as when no
+    feature is a category), the categories never seen in training and the event time."""
 
     matrix: npt.NDArray[np.float64]
     entity_rows: list[dict[str, Any]]
     enrich: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    raw: list[list[Any]] | None = None
+    unseen: dict[int, list[str]] = field(default_factory=dict)
+    event_ts: list[datetime | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +161,7 @@ class Options:
 
 
 _DEFAULT_OPTIONS = Options()
-_BODY_FIELDS = frozenset({"instances", "options"})
+_BODY_FIELDS = frozenset({"instances", "options", EVENT_TIME})
 
 
 def parse_body(raw: bytes) -> Any:
@@ -81,19 +169,6 @@ def parse_body(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HttpError("body-invalid", f"The body is not valid JSON: {exc}.") from None
-
-
-def _number(value: Any) -> float | None:
-    """The float of a JSON number (bools refused), NaN for null; None when invalid."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond float range
-        return None
-    return number if math.isfinite(number) else None
 
 
 def valid_key(value: Any) -> bool:
@@ -135,7 +210,7 @@ def instances_of(body: Any, max_instances: int) -> list[Any]:
         raise _one("body", "must be a JSON object with 'instances'")
     if not _BODY_FIELDS.issuperset(body):
         unknown = sorted(set(body) - _BODY_FIELDS)
-        raise _one(unknown[0], "unknown field; known: instances, options")
+        raise _one(unknown[0], f"unknown field; known: {', '.join(sorted(_BODY_FIELDS))}")
     instances = body.get("instances")
     if not isinstance(instances, list) or not instances:
         raise _one("instances", "must be a non-empty list of objects")
@@ -144,11 +219,22 @@ def instances_of(body: Any, max_instances: int) -> list[Any]:
     return instances
 
 
+def request_time(body: Mapping[str, Any]) -> datetime | None:
+    """The body's ``event_time`` (every instance's, unless an instance gives its own)."""
+    value = body.get(EVENT_TIME)
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except InvalidValue as exc:
+        raise _one(EVENT_TIME, exc.rule, value) from None
+
+
 def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.float64] | None:
     """The matrix when every instance holds exactly the features as finite JSON numbers
     (the common case, without a Python loop per value); None to take the checked path."""
     n_features = len(spec.features)
-    if n_features == 0:
+    if n_features == 0 or not spec.plain:
         return None
     values_of = spec.values_of
     try:
@@ -166,89 +252,168 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
         return None
 
 
-def parse_instances(instances: Sequence[Any], spec: RowSpec) -> ParsedInstances:
-    """Validate every instance; raise one error listing the first violations."""
+def parse_instances(
+    instances: Sequence[Any],
+    spec: RowSpec,
+    *,
+    event_time: datetime | None = None,
+    reject_unseen: bool = False,
+) -> ParsedInstances:
+    """Validate every instance; raise one error listing the first violations.
+
+    A feature an instance leaves out is read from the feature store when the instance
+    carries the entity keys, else left null (the server's missing policy decides).
+    ``event_time`` is the request's; ``reject_unseen`` refuses a category never seen in
+    training instead of scoring it as null."""
     fast = _all_numeric(instances, spec)
     if fast is not None:
-        return ParsedInstances(fast, [{}] * len(instances))
-    index = {name: i for i, name in enumerate(spec.features)}
-    keys = set(spec.entity_keys)
-    matrix = np.full((len(instances), len(spec.features)), np.nan)
-    entity_rows: list[dict[str, Any]] = []
-    enrich: dict[int, tuple[str, ...]] = {}
-    violations: list[Violation] = []
-    for i, instance in enumerate(instances):
-        if not isinstance(instance, Mapping):
-            violations.append({"instance": i, "field": None, "rule": "must be an object"})
-            entity_rows.append({})
-            continue
+        times: list[datetime | None] | None = (
+            None if event_time is None else [event_time] * len(instances)
+        )
+        return ParsedInstances(fast, [{}] * len(instances), event_ts=times)
+    return _Parser(spec, event_time, reject_unseen).parse(instances)
+
+
+class _Parser:
+    """The checked path: one instance at a time, every value by its feature's rule."""
+
+    def __init__(self, spec: RowSpec, event_time: datetime | None, reject_unseen: bool) -> None:
+        self.spec = spec
+        self.event_time = event_time
+        self.reject_unseen = reject_unseen
+        self.violations: list[Violation] = []
+
+    def parse(self, instances: Sequence[Any]) -> ParsedInstances:
+        spec, n = self.spec, len(instances)
+        matrix = np.full((n, len(spec.features)), np.nan)
+        raw: list[list[Any]] | None = (
+            [[None] * len(spec.features) for _ in range(n)] if spec.mixed else None
+        )
+        out = ParsedInstances(matrix, [], raw=raw, event_ts=[self.event_time] * n)
+        for i, instance in enumerate(instances):
+            if not isinstance(instance, Mapping):
+                self.violations.append({"instance": i, "field": None, "rule": "must be an object"})
+                out.entity_rows.append({})
+            else:
+                self._instance(i, instance, out)
+            if len(self.violations) >= MAX_VIOLATIONS:
+                break
+        if self.violations:
+            first = self.violations[0]
+            where = f"instance {first['instance']}" if "instance" in first else "request"
+            raise HttpError(
+                "data-invalid",
+                f"{len(self.violations)} invalid value(s); first: {where}, field "
+                f"'{first['field']}' {first['rule']}.",
+                self.violations,
+            )
+        return out
+
+    def _bad(self, i: int, name: str, rule: str, value: Any) -> None:
+        self.violations.append({"instance": i, "field": name, "rule": rule, "got": value})
+
+    def _instance(self, i: int, instance: Mapping[str, Any], out: ParsedInstances) -> None:
+        spec = self.spec
+        slots, keys = spec.slots, spec.entity_keys
+        event_field, id_field = spec.event_field, spec.id_field
         entity: dict[str, Any] = {}
+        given: set[str] = set()
         for name, value in instance.items():
-            if name in index:
-                number = _number(value)
-                if number is None:
-                    violations.append(
-                        {
-                            "instance": i,
-                            "field": name,
-                            "rule": "must be a number or null",
-                            "got": value,
-                        }
-                    )
+            slot = slots.get(name)
+            if name == event_field:
+                self._event(i, name, value, out)
+                if slot is None:
+                    continue
+            if slot is not None:
+                given.add(name)
+                if slot.encoder is not None:
+                    self._value(i, name, value, slot, out)
                 else:
-                    matrix[i, index[name]] = number
-            elif name in keys:
+                    self._time_input(i, name, value, slot, out)
+            elif name in keys or name == id_field:
                 if not valid_key(value):
-                    violations.append(
-                        {
-                            "instance": i,
-                            "field": name,
-                            "rule": "entity key must be an integer or a string of 1 to "
-                            f"{MAX_KEY_LENGTH} characters without NUL",
-                            "got": value,
-                        }
+                    what = "entity key" if name in keys else "id"
+                    self._bad(
+                        i,
+                        name,
+                        f"{what} must be an integer or a string of 1 to {MAX_KEY_LENGTH} "
+                        "characters without NUL",
+                        value,
                     )
                 else:
                     entity[name] = value
             else:
-                violations.append(_unknown(i, name, spec))
-        entity_rows.append(entity)
-        missing = tuple(f for f in spec.features if f not in instance)
-        if missing and isinstance(instance, Mapping):
-            absent = [k for k in spec.entity_keys if k not in entity]
-            if entity and absent:
-                violations.append(
-                    {"instance": i, "field": absent[0], "rule": "is required to enrich "
-                     f"{', '.join(missing[:5])} (every entity key is)"}
-                )  # fmt: skip
-            elif entity:
-                enrich[i] = missing
+                self.violations.append(_unknown(i, name, spec))
+        out.entity_rows.append(entity)
+        absent = [f for f in spec.inputs if f not in given]
+        if not absent or not keys:
+            return  # an absent input is scored null and flagged (the missing policy)
+        have = [k for k in keys if k in entity]
+        if have and len(have) < len(keys):
+            lacking = next(k for k in keys if k not in entity)
+            self.violations.append(
+                {"instance": i, "field": lacking, "rule": "is required to enrich "
+                 f"{', '.join(absent[:5])} (every entity key is)"}
+            )  # fmt: skip
+        elif have:
+            out.enrich[i] = tuple(
+                s.name for s in spec.specs if (s.derived_from or s.name) in absent
+            )
+
+    def _value(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
+        encoder = slot.encoder
+        assert encoder is not None
+        try:
+            number = encoder.encode(value)
+        except InvalidValue as exc:
+            self._bad(i, name, exc.rule, value)
+            return
+        out.matrix[i, slot.column] = number
+        if out.raw is not None:
+            out.raw[i][slot.column] = audited(encoder, value, number)
+        if number != number and encoder.unseen(value):
+            if self.reject_unseen:
+                known = ", ".join(encoder.spec.categories[:10])
+                self._bad(i, name, f"is a category never seen in training; known: {known}", value)
             else:
-                violations.append(
-                    {
-                        "instance": i,
-                        "field": missing[0],
-                        "rule": "is required (no entity key to enrich from)"
-                        if keys
-                        else "is required",
-                        "missing": list(missing),
-                    }
-                )
-        if len(violations) >= MAX_VIOLATIONS:
-            break
-    if violations:
-        first = violations[0]
-        where = f"instance {first['instance']}" if "instance" in first else "request"
-        raise HttpError(
-            "data-invalid",
-            f"{len(violations)} invalid value(s); first: {where}, field "
-            f"'{first['field']}' {first['rule']}.",
-            violations,
-        )
-    return ParsedInstances(matrix, entity_rows, enrich)
+                out.unseen.setdefault(i, []).append(name)
+
+    def _time_input(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
+        if value is None:
+            return
+        try:
+            when = parse_time(value)
+        except InvalidValue as exc:
+            self._bad(i, name, exc.rule, value)
+            return
+        for column, part in slot.parts:
+            number = time_part(when, part)
+            out.matrix[i, column] = number
+            if out.raw is not None:
+                out.raw[i][column] = number
+
+    def _event(self, i: int, name: str, value: Any, out: ParsedInstances) -> None:
+        if value is None:
+            return
+        try:
+            when = parse_time(value)
+        except InvalidValue as exc:
+            self._bad(i, name, f"(the event time) {exc.rule}", value)
+            return
+        assert out.event_ts is not None
+        out.event_ts[i] = when
+
+
+def audited(encoder: ValueEncoder, value: Any, number: float) -> Any:
+    """A value as the audit log keeps it: a category's text, else the encoded number."""
+    return value if encoder.spec.kind == "category" else number
 
 
 def _unknown(i: int, name: str, spec: RowSpec) -> Violation:
-    known = [*spec.features, *spec.entity_keys]
-    shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+    known = [*spec.inputs, *spec.entity_keys]
+    if spec.id_field:
+        known.append(spec.id_field)
+    if spec.event_field not in known:
+        known.append(spec.event_field)
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return {"instance": i, "field": name, "rule": f"unknown field; known: {shown}"}

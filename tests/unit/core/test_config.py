@@ -98,9 +98,18 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
     assert settings.serving.port == 1234
 
 
-def test_decision_bands_must_be_ordered(tmp_path: Path) -> None:
-    write(tmp_path, "[serving.decision]\napprove_below = 0.9\ndecline_above = 0.5\n")
-    with pytest.raises(ConfigError, match="must not exceed"):
+def test_decision_bands_must_be_ordered_and_named(tmp_path: Path) -> None:
+    write(tmp_path, "[models.m.decision]\nbands = [0.9, 0.5]\nlabels = ['a', 'b', 'c']\n")
+    with pytest.raises(ConfigError, match="strictly ascending"):
+        load_settings(root=tmp_path, environ={})
+    write(tmp_path, "[models.m.decision]\nthreshold = 0.5\nlabels = ['a']\n")
+    with pytest.raises(ConfigError, match="labels needs 2 names"):
+        load_settings(root=tmp_path, environ={})
+
+
+def test_the_old_global_decision_bands_say_where_decisions_went(tmp_path: Path) -> None:
+    write(tmp_path, "[serving.decision]\napprove_below = 0.2\ndecline_above = 0.8\n")
+    with pytest.raises(ConfigError, match=r"models.<name>.decision"):
         load_settings(root=tmp_path, environ={})
 
 

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from driftloop.audit import SqliteAuditLog
-from driftloop.core.config import ServingConfig
+from driftloop.core.config import DecisionPolicy, MissingPolicy, ServingConfig
 from driftloop.serving import InMemoryFeatureSource, InMemoryModelSource, ServedModel, create_app
 from serving_helpers import train
 
@@ -44,11 +44,15 @@ def make_client(
 ) -> Iterator[Any]:
     clients: list[TestClient] = []
 
-    def make(**settings: Any) -> TestClient:
+    def make(decision: Any = None, missing: Any = None, **settings: Any) -> TestClient:
         config = ServingConfig.model_validate(settings)
+        policies = {
+            "decision": DecisionPolicy.model_validate(decision) if decision else None,
+            "missing": MissingPolicy.model_validate(missing or {}),
+        }
         app = create_app(
             [
-                ServedModel("fraud", "champion", entity_keys=("card_id",)),
+                ServedModel("fraud", "champion", entity_keys=("card_id",), **policies),
                 ServedModel("fraud", "challenger", as_name="fraud-challenger"),
             ],
             source,

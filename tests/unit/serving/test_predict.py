@@ -24,18 +24,24 @@ def test_predict_answers_each_instance_and_audits_it_before_responding(
     for p, instance in zip(body["predictions"], instances, strict=True):
         stored = audit.get(p["prediction_id"])
         assert stored.score == p["score"]
-        assert stored.decision == p["decision"]
+        assert "decision" not in p  # no policy: no decision
+        assert stored.decision == ""
         assert stored.features == instance
         assert (stored.model, stored.version, stored.route) == ("fraud", "1", "v1")
 
 
-def test_decision_bands_follow_the_configured_thresholds(make_client: Any) -> None:
-    client = make_client(decision={"approve_below": 0.0, "decline_above": 0.0})
-    body = client.post("/v1/models/fraud/predict", json={"instances": [row(1)]}).json()
-    assert body["predictions"][0]["decision"] == "decline"
-    client = make_client(decision={"approve_below": 1.0, "decline_above": 1.0})
-    body = client.post("/v1/models/fraud/predict", json={"instances": [row(1)]}).json()
-    assert body["predictions"][0]["decision"] == "approve"
+def test_decisions_follow_the_models_policy_and_are_audited(
+    make_client: Any, audit: SqliteAuditLog
+) -> None:
+    bands = {"bands": [0.3, 0.7], "labels": ["low", "mid", "high"]}
+    client = make_client(decision=bands)
+    instances = [row(i) for i in range(40)]
+    body = client.post("/v1/models/fraud/predict", json={"instances": instances}).json()
+    for p in body["predictions"]:
+        expected = "low" if p["score"] < 0.3 else "mid" if p["score"] < 0.7 else "high"
+        assert p["decision"] == expected
+        assert audit.get(p["prediction_id"]).decision == expected
+    assert {p["decision"] for p in body["predictions"]} == {"low", "mid", "high"}
 
 
 def test_explanations_are_the_top_k_tree_shap_contributions(

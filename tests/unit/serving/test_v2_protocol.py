@@ -22,7 +22,8 @@ def test_health_and_model_readiness(make_client: Any) -> None:
 
 
 def test_model_metadata_shows_inputs_outputs_and_the_chosen_runtime(make_client: Any) -> None:
-    meta = make_client().get("/v2/models/fraud").json()
+    meta = make_client(decision={"threshold": 0.5, "labels": ["ok", "flag"]})
+    meta = meta.get("/v2/models/fraud").json()
     assert meta["name"] == "fraud"
     assert meta["versions"] == ["1"]
     assert [i["name"] for i in meta["inputs"]] == [*FEATURES, "card_id"]
