@@ -1,26 +1,28 @@
-"""A user's own table, from ``driftloop init`` to a served, monitored model, through the
+"""A user's own tables, from ``driftloop init`` to served, monitored models, through the
 command line only (issue 10), for each task.
 
 The data is not the simulator's: :mod:`tabular_world` loan applications with a missing
 number, a boolean with nulls and text columns, 20 days of them, data drift planted from
 day 14 (``income`` and ``channel`` move) and a performance drop from day 17 (the label
-no longer follows the features). For each task, in a fresh project:
+no longer follows the features). One project holds three models, one per task (``loans``
+binary, ``plans`` multiclass, ``prices`` regression), each on its own CSV:
 
-1. ``driftloop init``, the CSV into ``data/``, a ``[models.m]`` section;
-2. binary only: ``driftloop features apply`` and ``features materialize`` of a
-   ``features.py`` whose batch view over the applicant table gives the model one store
-   feature (``tenure_years``), which the server reads by the ``applicant_id`` key;
-3. ``driftloop train m --end <day 10> --promote``;
-4. ``driftloop serve`` on a free port of 127.0.0.1; days 10..19 posted to
-   ``/v1/models/m/predict`` with their event times, their labels to ``/v1/feedback``;
-   the server stopped with SIGINT;
+1. ``driftloop init``, the CSVs into ``data/``, a ``[models.<name>]`` section each;
+2. ``driftloop features apply`` and ``features materialize`` of a ``features.py`` whose
+   batch view over the applicant table gives the binary model one store feature
+   (``tenure_years``), which the server reads by the ``applicant_id`` key;
+3. ``driftloop train <name> --end <day 10> --promote`` for each;
+4. one ``driftloop serve -m loans -m plans -m prices`` on a free port of 127.0.0.1; days
+   10..19 posted to ``/v1/models/<name>/predict`` with their event times, their labels
+   to ``/v1/feedback``; the server stopped with SIGINT;
 5. ``driftloop monitor run --once`` over daily windows, read back from the monitoring
    tables: no drift on days 10..13, data drift of exactly ``{channel, income}`` on days
    14..16, concept drift on days 17..19;
 6. ``driftloop score`` of the same rows: the served outputs equal it to 1e-6.
 
 Each day has about 400 rows: with fewer, the PSI of an unchanged feature passes 0.2 on
-some day by chance alone.
+some day by chance alone. One project rather than three: each ``driftloop`` process
+spends seconds importing before it does anything.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +54,7 @@ pytestmark = pytest.mark.integration
 ROWS, DAYS, TRAIN_END, DRIFT_FROM, CONCEPT_FROM = 8_000, 20, 10, 14, 17
 START = datetime(2026, 3, 1)
 BATCH = 200
-TASKS = ["binary", "multiclass", "regression"]
+MODELS = {"binary": "loans", "multiclass": "plans", "regression": "prices"}
 PLANTED = {"channel", "income"}  # what drift_from moves
 
 FEATURES_PY = '''\
@@ -112,32 +113,39 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Run:
     task: str
-    root: Path
+    model: str
     live: pd.DataFrame  # the rows of days 10..19, as in the CSV
     served: list[dict[str, Any]]  # one prediction per live row, in order
     scored: pd.DataFrame  # driftloop score of the same rows
     windows: dict[int, dict[str, Any]]  # day -> stored window summary
 
 
-def _project(root: Path, task: str) -> pd.DataFrame:
-    """``driftloop init``, the user's CSV and model section (binary: with a store
-    feature); the rows of days 10..19."""
+def _project(root: Path) -> dict[str, pd.DataFrame]:
+    """``driftloop init``, the user's CSVs and model sections (the binary model with a
+    store feature), the features; per task, the rows of days 10..19."""
     driftloop(root.parent, "init", root.name)
-    rows = table(task, rows=ROWS, days=DAYS, drift_from=DRIFT_FROM, concept_from=CONCEPT_FROM)
     (root / "data").mkdir()
-    rows.to_csv(root / "data" / "applications.csv", index=False)
-    section = model_toml(task, name="m") + "params = {n_estimators = 60}\n"
-    if task == "binary":
-        applicants(ROWS).to_csv(root / "data" / "applicants.csv", index=False)
-        (root / "features.py").write_text(FEATURES_PY)
-        section = section.replace(
-            'exclude = ["applicant_id"]\n',
-            'entity_keys = ["applicant_id"]\nstore_features = ["applicant_profile:tenure_years"]\n',
-        )
+    applicants(ROWS).to_csv(root / "data" / "applicants.csv", index=False)
+    (root / "features.py").write_text(FEATURES_PY)
+    sections = []
+    for task, model in MODELS.items():
+        rows = table(task, rows=ROWS, days=DAYS, drift_from=DRIFT_FROM, concept_from=CONCEPT_FROM)
+        rows.to_csv(root / "data" / f"{model}.csv", index=False)
+        section = model_toml(task, data=f"data/{model}.csv", name=model)
+        if task == "binary":
+            section = section.replace(
+                'exclude = ["applicant_id"]\n',
+                'entity_keys = ["applicant_id"]\n'
+                'store_features = ["applicant_profile:tenure_years"]\n',
+            )
+        sections.append(section + "params = {n_estimators = 60}\n")
     with (root / "driftloop.toml").open("a") as toml:
-        toml.write("\n" + section + MONITORING_TOML)
-    live = pd.read_csv(root / "data" / "applications.csv", keep_default_na=True)
-    return live[pd.to_datetime(live["applied_at"]) >= _day(TRAIN_END)].reset_index(drop=True)
+        toml.write("\n" + "\n".join(sections) + MONITORING_TOML)
+    live = {}
+    for task, model in MODELS.items():
+        rows = pd.read_csv(root / "data" / f"{model}.csv")
+        live[task] = rows[pd.to_datetime(rows["applied_at"]) >= _day(TRAIN_END)]
+    return {task: rows.reset_index(drop=True) for task, rows in live.items()}
 
 
 def _json(value: Any) -> Any:
@@ -174,7 +182,8 @@ class Server:
 def _start_server(root: Path) -> Server:
     port = free_port()
     log = root / "server.log"
-    cmd = [sys.executable, "-m", "driftloop", "serve", "-m", "m"]
+    cmd = [sys.executable, "-m", "driftloop", "serve"]
+    cmd += [arg for model in MODELS.values() for arg in ("-m", model)]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -206,44 +215,52 @@ def _stop_server(server: Server) -> None:
             server.proc.wait()
 
 
-def _serve(root: Path, task: str, live: pd.DataFrame) -> list[dict[str, Any]]:
-    """Days 10..19 through the real server with their event times, then their labels."""
+def _predict_and_label(
+    client: httpx2.Client, task: str, live: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """A task's rows of days 10..19 through the server with their event times, then
+    their labels."""
+    model, served = MODELS[task], []
+    instances = _instances(task, live)
+    for i in range(0, len(instances), BATCH):
+        answer = client.post(
+            f"/v1/models/{model}/predict", json={"instances": instances[i : i + BATCH]}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["model"], body["version"]) == (model, "1")
+        served += body["predictions"]
+    assert len(served) == len(live)
+    labels = [_label(task, y) for y in live[TASK_LABELS[task]]]
+    for i in range(0, len(served), BATCH):
+        feedback = [
+            {"prediction_id": p["prediction_id"], "label": y}
+            for p, y in zip(served[i : i + BATCH], labels[i : i + BATCH], strict=True)
+        ]
+        answer = client.post("/v1/feedback", json={"labels": feedback})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": len(feedback), "unknown": []}
+    return served
+
+
+def _serve(root: Path, live: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
+    """Every model's traffic through one real server, stopped cleanly afterwards."""
     server = _start_server(root)
-    served: list[dict[str, Any]] = []
     try:
-        instances = _instances(task, live)
-        labels = [_label(task, y) for y in live[TASK_LABELS[task]]]
         with httpx2.Client(base_url=server.base, timeout=60) as client:
-            for i in range(0, len(instances), BATCH):
-                answer = client.post(
-                    "/v1/models/m/predict", json={"instances": instances[i : i + BATCH]}
-                )
-                assert answer.status_code == 200, answer.text
-                body = answer.json()
-                assert body["model"] == "m"
-                assert body["version"] == "1"
-                served += body["predictions"]
-            assert len(served) == len(live)
-            for i in range(0, len(served), BATCH):
-                feedback = [
-                    {"prediction_id": p["prediction_id"], "label": y}
-                    for p, y in zip(served[i : i + BATCH], labels[i : i + BATCH], strict=True)
-                ]
-                answer = client.post("/v1/feedback", json={"labels": feedback})
-                assert answer.status_code == 200, answer.text
-                assert answer.json() == {"accepted": len(feedback), "unknown": []}
+            served = {task: _predict_and_label(client, task, rows) for task, rows in live.items()}
     finally:
         _stop_server(server)
     assert server.proc.returncode in (0, -signal.SIGINT), server.log.read_text()[-3000:]
     return served
 
 
-def _windows(root: Path) -> dict[int, dict[str, Any]]:
-    """The stored daily windows of the model by day number (0: the first day of data)."""
+def _windows(root: Path, model: str) -> dict[int, dict[str, Any]]:
+    """The stored daily windows of a model by day number (0: the first day of data)."""
     settings = load_settings(root=root, environ={})
     store = MonitoringStore(settings.audit.url, root=settings.root)
     try:
-        rows = store.window_rows("m")
+        rows = store.window_rows(model)
     finally:
         store.dispose()
     out = {}
@@ -256,39 +273,32 @@ def _windows(root: Path) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _pipeline(task: str, root: Path) -> Run:
-    """Steps 1 to 6 of the module docs for one task."""
-    live = _project(root, task)
-    if task == "binary":
-        driftloop(root, "features", "apply")
-        driftloop(root, "features", "materialize")
-    trained = driftloop(root, "train", "m", "--end", _day(TRAIN_END).isoformat(), "--promote")
-    assert "promoted it to champion" in trained
-    served = _serve(root, task, live)
-    driftloop(root, "monitor", "run", "--once", "--now", _day(DAYS + 1).isoformat())
-    live_csv = root / "live.csv"
-    live.to_csv(live_csv, index=False)
-    out = root / "scored.parquet"
-    driftloop(root, "score", "m", "--data", str(live_csv), "--out", str(out))
-    return Run(task, root, live, served, pd.read_parquet(out), _windows(root))
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[Run]]:
-    """The three tasks' pipelines, side by side: each is mostly a CLI process starting up
-    or waiting on its server, so together they take little more than the longest."""
-    with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
-        futures = {
-            task: pool.submit(_pipeline, task, tmp_path_factory.mktemp(task) / "project")
-            for task in TASKS
-        }
-        wait(futures.values())
-    return futures
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Steps 1 to 6 of the module docs."""
+    root = tmp_path_factory.mktemp("your-data") / "project"
+    live = _project(root)
+    driftloop(root, "features", "apply")
+    driftloop(root, "features", "materialize")
+    for model in MODELS.values():
+        trained = driftloop(root, "train", model, "--end", _day(TRAIN_END).isoformat(), "--promote")
+        assert f"Registered {model}:1 and promoted it to champion" in trained
+    served = _serve(root, live)
+    driftloop(root, "monitor", "run", "--once", "--now", _day(DAYS + 1).isoformat())
+    runs = {}
+    for task, model in MODELS.items():
+        rows, out = root / f"{model}-live.csv", root / f"{model}-scored.parquet"
+        live[task].to_csv(rows, index=False)
+        driftloop(root, "score", model, "--data", str(rows), "--out", str(out))
+        runs[task] = Run(
+            task, model, live[task], served[task], pd.read_parquet(out), _windows(root, model)
+        )
+    return runs
 
 
-@pytest.fixture(params=TASKS)
-def run(request: pytest.FixtureRequest, runs: dict[str, Future[Run]]) -> Run:
-    return runs[request.param].result()  # a failed pipeline fails its own task's tests
+@pytest.fixture(params=list(MODELS))
+def run(request: pytest.FixtureRequest, runs: dict[str, Run]) -> Run:
+    return runs[request.param]
 
 
 def test_monitoring_finds_exactly_the_planted_drift(run: Run) -> None:
