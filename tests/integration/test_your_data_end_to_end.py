@@ -117,6 +117,7 @@ class Run:
     live: pd.DataFrame  # the rows of days 10..19, as in the CSV
     served: list[dict[str, Any]]  # one prediction per live row, in order
     scored: pd.DataFrame  # driftloop score of the same rows
+    refused: dict[str, tuple[int, dict[str, Any]]]  # bad request -> status, body
     windows: dict[int, dict[str, Any]]  # day -> stored window summary
 
 
@@ -243,16 +244,39 @@ def _predict_and_label(
     return served
 
 
-def _serve(root: Path, live: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
-    """Every model's traffic through one real server, stopped cleanly afterwards."""
+def _refused(
+    client: httpx2.Client, task: str, live: pd.DataFrame
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """What the server answers a client that sends the label, or text for a number."""
+    good = _instances(task, live.iloc[:2])
+    bad = {
+        "label": [
+            good[0],
+            {**good[1], TASK_LABELS[task]: _label(task, live[TASK_LABELS[task]][1])},
+        ],
+        "type": [good[0], {**good[1], "income": "52000"}],
+    }
+    out = {}
+    for name, instances in bad.items():
+        answer = client.post(f"/v1/models/{MODELS[task]}/predict", json={"instances": instances})
+        out[name] = (answer.status_code, answer.json())
+    return out
+
+
+def _serve(
+    root: Path, live: dict[str, pd.DataFrame]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, tuple[int, dict[str, Any]]]]]:
+    """Every model's traffic through one real server, stopped cleanly afterwards; and
+    the answers to bad requests."""
     server = _start_server(root)
     try:
         with httpx2.Client(base_url=server.base, timeout=60) as client:
             served = {task: _predict_and_label(client, task, rows) for task, rows in live.items()}
+            refused = {task: _refused(client, task, rows) for task, rows in live.items()}
     finally:
         _stop_server(server)
     assert server.proc.returncode in (0, -signal.SIGINT), server.log.read_text()[-3000:]
-    return served
+    return served, refused
 
 
 def _windows(root: Path, model: str) -> dict[int, dict[str, Any]]:
@@ -283,7 +307,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     for model in MODELS.values():
         trained = driftloop(root, "train", model, "--end", _day(TRAIN_END).isoformat(), "--promote")
         assert f"Registered {model}:1 and promoted it to champion" in trained
-    served = _serve(root, live)
+    served, refused = _serve(root, live)
     driftloop(root, "monitor", "run", "--once", "--now", _day(DAYS + 1).isoformat())
     runs = {}
     for task, model in MODELS.items():
@@ -291,7 +315,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         live[task].to_csv(rows, index=False)
         driftloop(root, "score", model, "--data", str(rows), "--out", str(out))
         runs[task] = Run(
-            task, model, live[task], served[task], pd.read_parquet(out), _windows(root, model)
+            task,
+            model,
+            live[task],
+            served[task],
+            pd.read_parquet(out),
+            refused[task],
+            _windows(root, model),
         )
     return runs
 
@@ -343,3 +373,13 @@ def test_missing_inputs_are_flagged_and_store_features_are_read(run: Run) -> Non
         known = applicants(ROWS).set_index("applicant_id")["tenure_years"].notna()
         expected = ~known.reindex(run.live["applicant_id"]).fillna(False).to_numpy()
         assert [("tenure_years" in f) for f in flagged] == list(expected)
+
+
+def test_a_label_or_a_wrong_type_in_a_request_is_a_422_naming_instance_and_field(
+    run: Run,
+) -> None:
+    for name, field in (("label", TASK_LABELS[run.task]), ("type", "income")):
+        status, body = run.refused[name]
+        assert status == 422, body
+        violations = body["error"]["violations"]
+        assert [(v["instance"], v["field"]) for v in violations] == [(1, field)], body
