@@ -21,7 +21,7 @@ from driftloop.audit import open_audit_log
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import ModelConfig, Settings, load_settings
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
 from driftloop.registry import Registry
 from driftloop.serving import (
@@ -33,7 +33,7 @@ from driftloop.serving import (
     create_app,
 )
 
-__all__ = ["build_app", "parse_served", "serve"]
+__all__ = ["build_app", "check_served", "parse_served", "serve"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -105,6 +105,28 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
     )
 
 
+def check_served(settings: Settings, specs: list[str]) -> None:
+    """Refuse to start when a model to serve cannot be resolved in the registry (after
+    start, a broken alias keeps the version being served instead)."""
+    registry = Registry.from_settings(settings)
+    try:
+        known = sorted(str(m["name"]) for m in registry.list_models())
+        served = parse_served(specs or known, (), settings)
+        if not served:
+            raise ModelNotFoundError(
+                "The registry has no models yet; train one first (driftloop train MODEL --promote)."
+            )
+        for one in served:
+            if one.name not in known:
+                raise ModelNotFoundError(
+                    f"Model '{one.name}' is not in the registry. Known: "
+                    f"{', '.join(known) or 'none'}."
+                )
+            registry.alias_version(one.name, one.alias)  # names the aliases it has
+    finally:
+        registry.close()
+
+
 @app.command()
 def serve(
     models_dir: Path | None = typer.Option(
@@ -137,6 +159,8 @@ def serve(
             if not models_dir.is_dir():
                 raise InvalidParameterError(f"--models {models_dir} is not a folder.")
             env["DRIFTLOOP_SERVE_MODELS_DIR"] = str(models_dir.resolve())
+        else:
+            check_served(settings, model)
         n_workers = workers or settings.serving.workers
         env["DRIFTLOOP_SERVE_ENTITY_KEYS"] = ",".join(entity_key)
         env["DRIFTLOOP_SERVE_MODELS"] = ",".join(model)

@@ -21,11 +21,19 @@ class FeatureStoreSource:
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
+        catalog = store.catalog
+        self.defined = {f for v in catalog.views.values() for f in v.feature_names}
+        self.defined.update(catalog.on_demand)
 
     def read(
         self, entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str]
     ) -> list[EnrichedRow]:
-        got = self.store.online_features(list(features), entity_rows)
+        """Features the store does not define (request fields the instance left out) come
+        back unknown, as missing values, not as an error."""
+        features = [f for f in features if f in self.defined]
+        if not features:
+            return [EnrichedRow({}, {}) for _ in entity_rows]
+        got = self.store.online_features(features, entity_rows)
         names = list(got.values)
         if not names:
             return [EnrichedRow({}, {}) for _ in entity_rows]

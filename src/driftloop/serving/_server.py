@@ -155,7 +155,9 @@ async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if key == b"content-length":
             if value.isdigit() and int(value) > limit:
                 raise HttpError(
-                    "body-too-large", f"The body has {int(value)} bytes; the limit is {limit}."
+                    "body-too-large",
+                    f"The body has {int(value)} bytes; the limit is {limit} "
+                    "(serving.max_body_bytes).",
                 )
             break
     chunks: list[bytes] = []
@@ -167,7 +169,10 @@ async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise HttpError("body-too-large", f"The body exceeds the limit of {limit} bytes.")
+            raise HttpError(
+                "body-too-large",
+                f"The body exceeds the limit of {limit} bytes (serving.max_body_bytes).",
+            )
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

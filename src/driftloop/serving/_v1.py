@@ -55,7 +55,12 @@ async def predict_payload(
     )
     model, scored = await service.predict(parsed, options, route="v1", started=started)
     server.observe("predict", time.perf_counter() - started)
-    return {"model": model.name, "version": model.version, "predictions": predictions(scored)}
+    answers = predictions(scored)
+    if spec.id_field is not None and any(parsed.entity_rows):
+        for answer, given in zip(answers, parsed.entity_rows, strict=True):
+            if spec.id_field in given:  # the caller's id, to match answers to rows
+                answer["id"] = given[spec.id_field]
+    return {"model": model.name, "version": model.version, "predictions": answers}
 
 
 def predictions(scored: Scored) -> list[dict[str, Any]]:
@@ -178,6 +183,8 @@ def _number(i: int, value: Any, model: str, task: tuple[str, tuple[str, ...]] | 
     text = category_text(value)
     if text in classes:
         return float(classes.index(text))
+    if kind == "binary" and not isinstance(value, str) and value in (0, 1):
+        return float(value)  # 1: the positive class
     raise _bad(i, "label", f"is not a class of model '{model}'; classes: {', '.join(classes)}")
 
 

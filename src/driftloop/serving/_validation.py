@@ -301,10 +301,11 @@ class _Parser:
         if self.violations:
             first = self.violations[0]
             where = f"instance {first['instance']}" if "instance" in first else "request"
+            if first["field"] is not None:
+                where += f", field '{first['field']}'"
             raise HttpError(
                 "data-invalid",
-                f"{len(self.violations)} invalid value(s); first: {where}, field "
-                f"'{first['field']}' {first['rule']}.",
+                f"{len(self.violations)} invalid value(s); first: {where} {first['rule']}.",
                 self.violations,
             )
         return out

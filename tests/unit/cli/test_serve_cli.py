@@ -39,3 +39,47 @@ def test_worker_app_serves_a_models_folder_and_audits_to_the_configured_log(
     log = SqliteAuditLog(tmp_path / "audit.db")
     assert log.get(body["predictions"][0]["prediction_id"]).version == "7"
     log.close()
+
+
+def test_serve_exits_at_start_naming_the_known_models_when_one_cannot_be_resolved(
+    tmp_path: Path,
+) -> None:
+    from driftloop.core.config import load_settings
+    from driftloop.registry import Registry, Signature
+    from registry_helpers import toy_lightgbm
+
+    (tmp_path / "driftloop.toml").write_text(
+        '[models.fraud.decision]\nthreshold = 0.5\nlabels = ["a", "b"]\n'
+    )
+    config = ["--config", str(tmp_path / "driftloop.toml")]
+    empty = CliRunner().invoke(app, ["serve", *config])
+    assert empty.exit_code == 2
+    assert "no models yet" in " ".join(empty.output.split())
+    registry = Registry.from_settings(load_settings(tmp_path / "driftloop.toml", environ={}))
+    model, frame = toy_lightgbm()
+    registry.register("fraud", model, signature=Signature.from_frame(frame))
+    registry.close()
+    typo = CliRunner().invoke(app, ["serve", "-m", "frod", *config])
+    assert typo.exit_code == 2
+    assert "Model 'frod' is not in the registry. Known: fraud." in " ".join(typo.output.split())
+    no_alias = CliRunner().invoke(app, ["serve", "-m", "fraud@nope", *config])
+    assert no_alias.exit_code == 2
+    assert "has no alias 'nope'" in " ".join(no_alias.output.split())
+
+
+def test_served_models_take_their_policies_and_entity_keys_from_driftloop_toml(
+    tmp_path: Path,
+) -> None:
+    from driftloop.core.config import load_settings
+
+    (tmp_path / "driftloop.toml").write_text(
+        '[models.loans]\nentity_keys = ["applicant_id"]\n'
+        '[models.loans.decision]\nthreshold = 0.5\nlabels = ["no", "yes"]\n'
+        '[models.loans.missing]\npolicy = "reject"\n'
+    )
+    settings = load_settings(tmp_path / "driftloop.toml", environ={})
+    (loans,) = parse_served(["loans"], ("region_id",), settings)
+    assert loans.entity_keys == ("applicant_id", "region_id")
+    assert loans.decision is not None
+    assert loans.decision.decide(0.7) == "yes"
+    assert loans.missing.policy == "reject"

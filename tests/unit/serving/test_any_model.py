@@ -114,6 +114,7 @@ def test_served_outputs_equal_the_offline_models_and_are_audited_with_event_time
     else:
         np.testing.assert_allclose([p["score"] for p in predictions], offline.raw, atol=1e-6)
     assert all("decision" not in p for p in predictions)  # no policy configured
+    assert [p["id"] for p in predictions] == rows["application_id"].tolist()
     nulls = rows[INPUTS].isna().to_numpy()
     for p, row, null in zip(predictions, rows.itertuples(), nulls, strict=True):
         named = {f for f, n in zip(INPUTS, null, strict=True) if n}
@@ -243,6 +244,13 @@ def test_feedback_takes_class_names_or_values_by_the_predictions_model(
         answer = client.post("/v1/feedback", json={"labels": labels})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"accepted": 3, "unknown": []}
+        if model.task == "binary":  # 0/1 and true/false work too: 1 is the positive class
+            again = [
+                {"prediction_id": ids[0], "label": 1},
+                {"prediction_id": ids[1], "label": False},
+            ]
+            assert client.post("/v1/feedback", json={"labels": again}).json()["accepted"] == 2
+            truth[:2] = [model.classes[1], model.classes[0]]
         if model.task != "regression":
             bad = client.post(
                 "/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": "maybe"}]}

@@ -63,6 +63,7 @@ def test_too_many_instances_and_too_large_bodies_are_refused(make_client: Any) -
     big = client.post("/v1/models/fraud/predict", content=b" " * 4096)
     assert big.status_code == 413
     assert big.json()["error"]["code"] == "body-too-large"
+    assert "serving.max_body_bytes" in big.json()["error"]["message"]  # the setting to raise
 
 
 def test_unknown_model_is_404_listing_the_served_ones(make_client: Any) -> None:
@@ -132,3 +133,9 @@ def test_an_unexpected_failure_is_a_500_json_and_the_server_keeps_serving(
 
 def test_other_methods_on_the_predict_path_still_get_starlettes_405(make_client: Any) -> None:
     assert make_client().get("/v1/models/fraud/predict").status_code == 405
+
+
+def test_an_instance_that_is_not_an_object_is_said_so_without_a_field(make_client: Any) -> None:
+    response = make_client().post("/v1/models/fraud/predict", json={"instances": [[1, 2, 3]]})
+    assert response.status_code == 422
+    assert "instance 0 must be an object" in response.json()["error"]["message"]
