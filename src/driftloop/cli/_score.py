@@ -146,7 +146,7 @@ def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
                 latency_ms=0.0,
                 features={str(k): _plain(v) for k, v in values.items()},
                 entity_keys={signature.id: str(ids[i])} if ids is not None and signature.id else {},
-                missing=tuple(k for k, v in values.items() if v is None),
+                missing=tuple(str(k) for k, v in values.items() if v is None),
                 outputs=task_outputs[i] if task_outputs is not None else None,
             )
         )
