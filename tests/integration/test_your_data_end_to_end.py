@@ -348,6 +348,7 @@ def test_monitoring_finds_exactly_the_planted_drift(run: Run) -> None:
 def test_served_outputs_equal_batch_scores_of_the_same_rows(run: Run) -> None:
     scored, served = run.scored, run.served
     assert list(scored["application_id"]) == list(run.live["application_id"])
+    assert [p["id"] for p in served] == list(run.live["application_id"])  # echoed
     if run.task == "binary":
         got = np.array([p["score"] for p in served])
         np.testing.assert_allclose(got, scored["score"].to_numpy(), rtol=0, atol=1e-6)
