@@ -86,13 +86,18 @@ def _day(n: int) -> pd.Timestamp:
     return pd.Timestamp(START) + pd.Timedelta(days=n)
 
 
+def _env() -> dict[str, str]:
+    """This environment without DRIFTLOOP_* settings: the project's file alone decides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    return {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
 def driftloop(root: Path, *args: str) -> str:
     """Run ``driftloop ARGS`` in the project folder; its output, or a failure showing it."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "driftloop", *args],
         cwd=root,
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -188,7 +193,7 @@ def _start_server(root: Path) -> Server:
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=root, env=dict(os.environ), start_new_session=True, stdout=out, stderr=out
+            cmd, cwd=root, env=_env(), start_new_session=True, stdout=out, stderr=out
         )
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 120
