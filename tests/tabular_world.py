@@ -9,6 +9,9 @@ columns, and a label for its task:
 * ``multiclass``: a plan chosen (``basic``, ``plus``, ``pro``);
 * ``regression``: a price.
 
+:func:`applicants` is the applicant table the ``applicant_id`` column refers to (one row
+each, known before the first application), for a feature view to read.
+
 ``drift_from`` plants data drift from that day on: ``income`` grows by half and the
 ``channel`` mix moves to ``branch``; ``concept_from`` plants a performance drop: the
 label no longer follows the features the way it did (the relation is reversed), while
@@ -81,6 +84,24 @@ def table(
     frame["owns_home"] = frame["owns_home"].astype(object)
     frame.loc[rng.random(rows) < 0.03, "owns_home"] = None
     return frame
+
+
+def applicants(
+    rows: int = 4_000, *, seed: int = 0, start: datetime = datetime(2026, 3, 1)
+) -> pd.DataFrame:
+    """The applicants of :func:`table` with the same ``rows``: ``applicant_id``,
+    ``updated_at`` (a month before ``start``) and ``tenure_years`` (some unknown)."""
+    rng = np.random.default_rng(seed + 1)
+    ids = np.arange(1, rows // 4)
+    tenure = rng.gamma(2.0, 3.0, len(ids)).round(1)
+    tenure[rng.random(len(ids)) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "applicant_id": ids,
+            "updated_at": start - timedelta(days=30),
+            "tenure_years": tenure,
+        }
+    )
 
 
 def model_toml(task: str, data: str = "data/applications.csv", name: str | None = None) -> str:

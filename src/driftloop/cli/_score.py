@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -132,6 +133,7 @@ def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
         else None
     )
     features = chunk.features.astype(object).where(chunk.features.notna(), None)
+    task_outputs = _task_outputs(model, outputs)
     records = []
     for i, values in enumerate(features.to_dict("records")):
         pid = f"batch-{model.name}-{model.version}-{ids[i]}" if ids is not None else None
@@ -147,6 +149,8 @@ def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
                 latency_ms=0.0,
                 features={str(k): _plain(v) for k, v in values.items()},
                 entity_keys={signature.id: str(ids[i])} if ids is not None and signature.id else {},
+                missing=tuple(str(k) for k, v in values.items() if v is None),
+                outputs=task_outputs[i] if task_outputs is not None else None,
             )
         )
     log.write(records)
@@ -159,6 +163,22 @@ def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
             Label(r.prediction_id, float(v), r.ts) for r, v in zip(picked, y, strict=True)
         )
     return len(records)
+
+
+def _task_outputs(model: LoadedModel, outputs: pd.DataFrame) -> list[dict[str, Any]] | None:
+    """Per row, the outputs beyond the score as the server audits them: a multiclass
+    model's class and probabilities (what monitoring judges log loss and the class mix
+    by), a regression model's value."""
+    if model.task == "multiclass":
+        classes = [str(c) for c in model.classes]
+        probabilities = outputs[[f"probability:{c}" for c in classes]].to_numpy(np.float64)
+        return [
+            {"class": str(c), "probabilities": dict(zip(classes, map(float, p), strict=True))}
+            for c, p in zip(outputs["class"], probabilities, strict=True)
+        ]
+    if model.task == "regression":
+        return [{"value": float(v)} for v in outputs["value"]]
+    return None
 
 
 def _plain(value: Any) -> Any:

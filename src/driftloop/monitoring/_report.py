@@ -376,8 +376,11 @@ def _performance_note(
     if reference.baseline is None:
         return "realized performance not judged (the version has no held-out metrics)"
     if not checks:
-        name = metric_label(reference.judged_metric)
-        return f"realized performance not judged (the reference has no {name})"
+        name = reference.judged_metric
+        if math.isfinite(reference.baseline.get(name)) and not math.isfinite(performance.get(name)):
+            # e.g. multiclass records without their class probabilities
+            return f"realized performance not judged (the window has no {metric_label(name)})"
+        return f"realized performance not judged (the reference has no {metric_label(name)})"
     return f"performance holds ({'; '.join(c.versus() for c in checks)})"
 
 

@@ -134,3 +134,15 @@ def test_moved_inputs_before_labels_are_data_drift_naming_them(
     assert [r.verdict for r in reports] == ["data-drift"] * 3
     assert all(set(r.drifted_features) == {"income", "channel"} for r in reports)
     assert all("realized performance unknown" in r.reasons[-1] for r in reports)
+
+
+def test_a_window_without_its_metric_says_so_rather_than_blame_the_reference(
+    registry: Registry, tmp_path: Path
+) -> None:
+    task = registry.get("loans", 1).signature.task
+    if task != "multiclass":
+        pytest.skip("only a multiclass window lacks its metric (records without probabilities)")
+    records = served(registry, live(task, drift_from=0)).assign(outputs=None)
+    reports = verdicts(registry, records, tmp_path)
+    assert [r.verdict for r in reports] == ["data-drift"] * 3
+    assert all("(the window has no log loss)" in r.reasons[-1] for r in reports)
