@@ -39,7 +39,7 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
 
 from driftloop.core.errors import InvalidParameterError
 from driftloop.stats._pairs import CategoricalPair, NumericPair
@@ -226,6 +226,8 @@ class KolmogorovSmirnov(_Statistic):
         usable = ~np.isnan(d)
         asymp = usable & big
         if asymp.any():
+            from scipy import stats  # here: scipy.stats costs seconds to import
+
             m, n = np.maximum(n1, n2)[asymp].astype(float), np.minimum(n1, n2)[asymp].astype(float)
             p[asymp] = stats.kstwo.sf(d[asymp], np.round(m * n / (m + n)))
         for i in np.flatnonzero(usable & ~big):
@@ -236,6 +238,8 @@ class KolmogorovSmirnov(_Statistic):
 def _exact_ks(n1: int, n2: int, d: float) -> tuple[float, float]:
     """scipy's exact two-sided distribution (a private function of scipy.stats, the one
     ``ks_2samp`` calls); its asymptotic formula where that fails or is gone."""
+    from scipy import stats
+
     en = max(n1, n2) * min(n1, n2) / (n1 + n2)
     try:
         from scipy.stats._stats_py import _attempt_exact_2kssamp
@@ -288,6 +292,8 @@ class ChiSquare(_Statistic):
         )
         chi2 = terms.sum(axis=(1, 2))
         dof = used.sum(axis=1) - 1
+        from scipy import stats
+
         p = np.where(dof > 0, stats.chi2.sf(chi2, np.maximum(dof, 1)), 1.0)
         values = _empty_to_nan(chi2, pair)
         return self._result(values, np.where(np.isnan(values), np.nan, p))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import rankdata
 
 from driftloop.core.errors import InsufficientDataError, InvalidParameterError
 
@@ -60,6 +59,8 @@ def roc_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
     y, s = _pair(y_true, scores)
     positives, negatives = _both_classes(y, "ROC AUC")
+    from scipy.stats import rankdata  # here: scipy.stats costs seconds to import
+
     ranks = rankdata(s)
     u = float(ranks[y == 1].sum()) - positives * (positives + 1) / 2.0
     return u / (positives * negatives)
