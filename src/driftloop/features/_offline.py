@@ -1,18 +1,18 @@
 """The offline store: every read of feature history runs inside DuckDB.
 
-Point-in-time joins are DuckDB ``ASOF`` joins. For a view with a created timestamp the
-ASOF row is re-checked: the few entity rows whose latest row arrived after their event
-time ("late") fall back to a range join that picks the latest row known at that time,
-so a late-arriving row is never used and a usable earlier row is never lost. Window
+Point-in-time joins are DuckDB ``ASOF`` joins, and the ASOF row is re-checked: the few
+entity rows whose latest row arrived after their event time ("late"), or shares its
+key and event time with other rows ("tied": the ASOF join picks one arbitrarily), fall
+back to a range join that picks the latest row known at that time, so a late-arriving
+row is never used, a usable earlier row is never lost, and ties are broken by one
+rule. Window
 aggregates are one range join per stream view, filtered per window. The SQL returns a
 row id instead of sorting on it; the result is put back in entity order by a ``take``.
 
 "Latest" is one total order, the same in every path (ASOF join, range join, late-row
 fallback, materialization): the greatest event time, then the greatest created time (a
 null created time counts as the event time), then, for rows still tied, the greatest
-feature values compared in the view's schema order (nulls lowest). An ASOF join picks
-arbitrarily among rows of equal event time, so it joins a copy of the view reduced to
-the first row in that order per key and event time.
+feature values compared in the view's schema order (nulls lowest).
 
 Timestamps are compared as naive UTC: time-zone-aware columns and ISO strings with an
 offset are converted to UTC, naive ones are taken as UTC (the session time zone).
@@ -138,14 +138,6 @@ class OfflineStore:
             parts += [f"{quote(f)} AS __o{n}" for n, f in enumerate(view.feature_names)]
         return f"{alias} AS NOT MATERIALIZED (SELECT {', '.join(parts)} FROM {self.relation(view)})"
 
-    def _dedup_cte(self, i: int, view: FeatureView) -> str:
-        """The view reduced to its latest row per key and event time, for the ASOF join."""
-        keys = ", ".join(quote(k) for k in (*view.join_keys, "__ts"))
-        return (
-            f"d{i} AS (SELECT * FROM v{i} v QUALIFY row_number() OVER "
-            f"(PARTITION BY {keys} ORDER BY {latest_first(view, 'v', by_time=False)}) = 1)"
-        )
-
     def training_frame(
         self,
         entity_df: pd.DataFrame,
@@ -222,10 +214,8 @@ class OfflineStore:
                     for col, feat in zip(cols, req.features, strict=True)
                 ]
                 continue
-            sources.append(self._dedup_cte(i, view))
-            # the ASOF join reads the deduplicated view d{i} under the view's alias
             on = " AND ".join(f"e.{quote(k)} = {alias}.{quote(k)}" for k in view.join_keys)
-            asof_joins.append(f"ASOF LEFT JOIN d{i} {alias} ON {on} AND e.{_T} >= {alias}.__ts")
+            asof_joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.{_T} >= {alias}.__ts")
             asof_cols += [f"{alias}.{quote(f'{alias}_{n}')}" for n in range(len(req.features))]
             # One boolean per view, computed once (not per feature column): the matched
             # row is within the TTL (NULL when nothing matched).
@@ -233,14 +223,17 @@ class OfflineStore:
             if view.ttl_us is not None:
                 fresh = f"{alias}.__ts >= e.{_T} - to_microseconds({view.ttl_us})"
             asof_cols.append(f"{fresh} AS __fresh{i}")
-            pick = f"WHEN j.__fresh{i} THEN j.{{col}}"
+            # The matched row is one of several at its event time (the ASOF join picked
+            # one arbitrarily) or arrived after the event: the fallback row (TTL-checked
+            # in its join) replaces it, or NULL when there is none.
+            asof_cols.append(f"{alias}.__ts AS __m{i}")
+            recheck = f"t{i}.__tied"
             if view.created_timestamp_field:
-                # The matched row arrived after the event: the fallback row (TTL-checked
-                # in its join) replaces it, or NULL when there is none.
                 asof_cols.append(f"{alias}.__cr > e.{_T} AS __late{i}")
-                dependents.append(_fallback_cte(i, view, cols))
-                after.append(f"LEFT JOIN fb{i} USING ({_ROW})")
-                pick = f"WHEN j.__late{i} THEN fb{i}.{{col}} {pick}"
+                recheck = f"j.__late{i} OR {recheck}"
+            dependents += [_tied_cte(i, view), _fallback_cte(i, view, cols)]
+            after += [f"LEFT JOIN t{i} USING ({_ROW})", f"LEFT JOIN fb{i} USING ({_ROW})"]
+            pick = f"WHEN {recheck} THEN fb{i}.{{col}} WHEN j.__fresh{i} THEN j.{{col}}"
             finals += [
                 f"CASE {pick.format(col=col)} END AS {quote(feat)}"
                 for col, feat in zip(cols, req.features, strict=True)
@@ -279,22 +272,37 @@ def ts_expr(column: str, types: dict[str, str]) -> str:
     return f"CAST({quote(column)} AS TIMESTAMP)"
 
 
-def latest_first(view: FeatureView, alias: str, *, by_time: bool = True) -> str:
+def latest_first(view: FeatureView, alias: str) -> str:
     """The ORDER BY that puts a view CTE's latest row first (see the module docstring)."""
-    order = [f"{alias}.__ts DESC"] if by_time else []
-    order.append(f"{alias}.__cr DESC")
+    order = [f"{alias}.__ts DESC", f"{alias}.__cr DESC"]
     order += [f"{alias}.__o{n} DESC NULLS LAST" for n in range(len(view.feature_names))]
     return ", ".join(order)
 
 
+def _tied_cte(i: int, view: FeatureView) -> str:
+    """The entity rows whose ASOF match shares its key and event time with other rows.
+
+    A hash join probing the view with the matched pairs: cheaper than finding every tied
+    pair of the view (a 2M-row view: 0.8 s to group, against one scan here).
+    """
+    on = " AND ".join(f"j.{quote(k)} = v.{quote(k)}" for k in view.join_keys)
+    return (
+        f"t{i} AS (SELECT j.{_ROW}, TRUE AS __tied FROM j JOIN v{i} v ON {on} "
+        f"AND v.__ts = j.__m{i} GROUP BY j.{_ROW} HAVING count(*) > 1)"
+    )
+
+
 def _fallback_cte(i: int, view: FeatureView, cols: Sequence[str]) -> str:
-    """Latest row known at the event time, for the rows whose ASOF match arrived late."""
+    """Latest row known at the event time, for the rows whose ASOF match is late or tied."""
     on = " AND ".join(f"j.{quote(k)} = v.{quote(k)}" for k in view.join_keys)
     picked = ", ".join(f"v.{c}" for c in cols)
     ttl = "" if view.ttl_us is None else f" AND v.__ts >= j.{_T} - to_microseconds({view.ttl_us})"
+    which = f"j.{_ROW} IN (SELECT {_ROW} FROM t{i})"
+    if view.created_timestamp_field:
+        which = f"j.__late{i} OR {which}"
     return (
         f"fb{i} AS (SELECT j.{_ROW}, {picked} FROM j JOIN v{i} v ON {on} "
-        f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T}{ttl} WHERE j.__late{i} "
+        f"AND v.__ts <= j.{_T} AND v.__cr <= j.{_T}{ttl} WHERE {which} "
         f"QUALIFY row_number() OVER (PARTITION BY j.{_ROW} ORDER BY {latest_first(view, 'v')}) = 1)"
     )
 
