@@ -4,7 +4,7 @@ Idempotent (the online store keeps a row only if it is at least as new as the st
 one; events are keyed by content) and resumable: the batches written so far for a
 ``(start, end)`` run are recorded, and a rerun of the same run skips them.
 ``materialize_incremental`` continues from each view's watermark (the ``end`` of its
-last completed run).
+last completed run). Times given with a time zone are converted to naive UTC.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from driftloop.features._offline import events_sql, latest_rows_sql
 from driftloop.features._online import OnlineRow
 from driftloop.features._stats import view_stats
 from driftloop.features._store import FeatureStore, _events, _plain, entity_key
-from driftloop.features._time import now_utc, to_us
+from driftloop.features._time import from_us, now_utc, to_us
 from driftloop.features._windows import StreamFeatureView
 
 __all__ = ["MaterializationResult", "materialize", "materialize_incremental"]
@@ -57,6 +57,7 @@ def materialize(
     progress: Progress | None = None,
 ) -> list[MaterializationResult]:
     """Write each view's latest row per entity in ``[start, end)`` to the online store."""
+    start, end = _utc(start), _utc(end)
     if end <= start:
         raise InvalidParameterError(f"materialize: end ({end}) must be after start ({start}).")
     names = list(views) if views is not None else list(store.catalog.views)
@@ -70,7 +71,7 @@ def materialize_incremental(
     progress: Progress | None = None,
 ) -> list[MaterializationResult]:
     """Materialize each view from its watermark (or from the beginning) up to ``end``."""
-    end = end or now_utc()
+    end = _utc(end) if end is not None else now_utc()
     names = list(views) if views is not None else list(store.catalog.views)
     results = []
     for name in names:
@@ -160,6 +161,11 @@ def progress_bar(show: bool) -> Iterator[Progress | None]:
 
     with bar:
         yield report
+
+
+def _utc(moment: datetime) -> datetime:
+    """A datetime as naive UTC (naive ones are taken as UTC already)."""
+    return from_us(to_us(moment))
 
 
 def _count(store: FeatureStore, sql: str) -> int:

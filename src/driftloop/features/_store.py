@@ -307,7 +307,7 @@ class FeatureStore:
                         entity_key(view.name, [r[k] for k in view.join_keys]),
                         to_us(r[view.timestamp_field]),
                         {f: _plain(r[f]) for f in view.feature_names},
-                        _created_us(r.get(created)) if created else None,
+                        _created_us(r.get(created), r[view.timestamp_field]) if created else None,
                     )
                     for r in records
                 ]
@@ -422,9 +422,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _created_us(value: Any) -> int | None:
-    """A created timestamp in microseconds; none (null, NaT) orders before any."""
-    return None if value is None or pd.isna(value) else to_us(value)
+def _created_us(value: Any, event_time: Any) -> int:
+    """A created timestamp in microseconds; a missing one (null, NaT) is the event time,
+    as in the offline point-in-time join."""
+    return to_us(event_time if value is None or pd.isna(value) else value)
 
 
 def _numeric(values: list[Any]) -> bool:

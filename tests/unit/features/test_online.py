@@ -179,3 +179,22 @@ def test_online_store_is_chosen_by_url_scheme(tmp_path: object) -> None:
     store.close()
     with pytest.raises(InvalidParameterError, match="Known: sqlite, redis"):
         online_store_from_url("memcached://x", Path("."))
+
+
+def test_a_tied_row_created_after_a_run_is_written_by_the_next_run() -> None:
+    rows = pd.DataFrame(
+        {
+            "card_id": [1, 1],
+            "ts": [T0, T0],
+            "created": [T0, T0 + timedelta(seconds=1)],
+            "score": [1.0, 2.0],
+        }
+    )
+    view = FeatureView(
+        "card_stats", [CARD], rows, "ts", created_timestamp_field="created", schema=[Field("score")]
+    )
+    store = FeatureStore(definitions=[view], online_store=SqliteOnlineStore(":memory:"))
+    store.materialize(T0 - timedelta(hours=1), T0 + timedelta(milliseconds=500), progress=False)
+    assert store.online_features(["score"], [{"card_id": 1}]).values["score"] == [1.0]
+    store.materialize_incremental(T0 + timedelta(hours=1), progress=False)
+    assert store.online_features(["score"], [{"card_id": 1}]).values["score"] == [2.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -282,3 +283,61 @@ def test_asof_and_range_joins_agree_on_random_late_data(monkeypatch: pytest.Monk
     pd.testing.assert_frame_equal(frames[0][list(entity.columns)], entity)
     arrow = store.training_frame(entity, ["score"], output="arrow").to_pandas()
     pd.testing.assert_series_equal(arrow["score"], frames[1]["score"], check_dtype=False)
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+@pytest.mark.parametrize("entity_rows", [1, 200])
+def test_rows_tied_on_event_time_give_the_latest_created_whatever_the_file_order(
+    order: list[int], entity_rows: int, tmp_path: Path
+) -> None:
+    rows = pd.DataFrame(
+        {
+            "card_id": [1, 1],
+            "ts": [T0, T0],
+            "created": [T0, T0 + timedelta(seconds=1)],
+            "score": [1.0, 2.0],
+        }
+    ).iloc[order]
+    rows.to_parquet(tmp_path / "cards.parquet", index=False)
+    view = FeatureView(
+        "card_stats",
+        [CARD],
+        "cards.parquet",
+        "ts",
+        created_timestamp_field="created",
+        ttl="1d",
+        schema=[Field("score")],
+    )
+    store = FeatureStore(definitions=[view], root=tmp_path)
+    later = T0 + timedelta(hours=1)
+    frame = store.training_frame(events(*[later] * entity_rows), ["score"])
+    assert frame["score"].tolist() == [2.0] * entity_rows
+    store.materialize(T0, later, progress=False)
+    online = store.online_features(["score"], [{"card_id": 1}], as_of=later)
+    assert online.values["score"] == [2.0]
+
+
+def test_rows_tied_on_both_times_give_the_greatest_values() -> None:
+    rows = pd.DataFrame({"card_id": [1, 1, 1], "ts": [T0] * 3, "score": [2.0, None, 1.0]})
+    for ordered in (rows, rows.iloc[::-1]):
+        store = store_with(ordered)
+        assert store.training_frame(events(T0), ["score"])["score"].tolist() == [2.0]
+
+
+def test_time_zones_of_entity_and_source_name_instants() -> None:
+    rows = pd.DataFrame(
+        {"card_id": [1, 1], "ts": [T0, T0 + timedelta(hours=1)], "score": [1.0, 2.0]}
+    )
+    entity = events(T0 + timedelta(minutes=59), T0 + timedelta(hours=1))
+    expected = store_with(rows).training_frame(entity, ["score"])
+    assert expected["score"].tolist() == [1.0, 2.0]
+    for source_zone, entity_zone in [("UTC", "Europe/Paris"), ("America/New_York", None)]:
+        zoned_rows = rows.assign(ts=rows["ts"].dt.tz_localize("UTC").dt.tz_convert(source_zone))
+        zoned = entity.copy()
+        if entity_zone is not None:
+            stamps = entity["event_timestamp"].dt.tz_localize("UTC").dt.tz_convert(entity_zone)
+            zoned = entity.assign(event_timestamp=stamps)
+        frame = store_with(zoned_rows).training_frame(zoned, ["score"])
+        assert frame["score"].tolist() == [1.0, 2.0]
+        # the entity frame's own time zone is kept
+        pd.testing.assert_series_equal(frame["event_timestamp"], zoned["event_timestamp"])
