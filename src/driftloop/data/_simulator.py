@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from driftloop.data._scenario import Scenario
 
@@ -245,6 +244,8 @@ class _Reach:
 
 
 def _terminals_in_reach(customers: _Customers, terminals: FloatArray, radius: float) -> _Reach:
+    from scipy.spatial import cKDTree  # here: a second of import for every CLI start
+
     tree = cKDTree(terminals)
     lists = tree.query_ball_point(customers.xy, r=radius, return_sorted=True)
     counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
