@@ -59,9 +59,10 @@ class _Item:
     and each row's features without a value."""
 
     parsed: ParsedInstances
+    n: int
     todo: list[int]
-    raw: Matrix  # each row's model outputs (a value, or one per class); cache hits filled
-    missing: list[list[str]]
+    raw: Matrix | None  # each row's model outputs (a value, or one per class), once known
+    missing: list[list[str]] | None  # None: every feature had a value
     options: Options
     route: str
     started: float
@@ -72,15 +73,15 @@ class _Item:
 class Scored:
     """One request's answers, in columns: ``outputs`` are the model's raw outputs (see
     :class:`~driftloop.stats.Outputs`), ``decisions`` the policy's (None without one);
-    ``missing`` and ``unseen`` name each row's features without a value and categories
-    never seen in training."""
+    ``missing`` (None when every feature had a value) and ``unseen`` name each row's
+    features without a value and categories never seen in training."""
 
     ids: list[str]
     task: str
     classes: tuple[str, ...]
     outputs: Matrix
     decisions: list[str] | None
-    missing: list[list[str]]
+    missing: list[list[str]] | None
     unseen: dict[int, list[str]]
     explanations: list[dict[str, float]] | None
     error: HttpError | None = None
@@ -99,6 +100,12 @@ class _Deployment:
     batcher: DynamicBatcher[_Item, Scored]
     spec: RowSpec
     defaults: dict[int, tuple[float, Any]]  # column -> (encoded, raw) declared default
+
+    def __post_init__(self) -> None:
+        self.task = self.model.task  # read per request: a plain attribute
+
+
+_NO_OUTPUTS: Matrix = np.empty(0)
 
 
 _ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
@@ -200,16 +207,16 @@ class Service:
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
         if wanted and self.features is not None:
-            stamps = [[{} for _ in range(len(it.raw))] for it in items]
+            stamps = [[{} for _ in range(it.n)] for it in items]
             await self._enrich(deployment, items, wanted, stamps)
         else:
-            stamps = [[{}] * len(it.raw) for it in items]  # shared, never written
+            stamps = [[{}] * it.n for it in items]  # shared, never written
         for it in items:
             if it.parsed.enrich:
                 it.error = self._settle(deployment, it, it.parsed.enrich)
         live = [it for it in items if it.error is None]
         parts = [
-            it.parsed.matrix if len(it.todo) == len(it.raw) else it.parsed.matrix[it.todo]
+            it.parsed.matrix if len(it.todo) == it.n else it.parsed.matrix[it.todo]
             for it in live
             if it.todo
         ]
@@ -220,9 +227,10 @@ class Service:
             start = 0
             for it in live:
                 n = len(it.todo)
-                if n == len(it.raw):
+                if n == it.n:
                     it.raw = raw[start : start + n]
                 elif n:
+                    assert it.raw is not None  # cache hits filled it
                     it.raw[it.todo] = raw[start : start + n]
                 start += n
         out = [self._scored(deployment, it) for it in items]
@@ -231,26 +239,28 @@ class Service:
             await self.writer.awrite_batches(
                 self._audit_batches(deployment, items, stamps, out, done)
             )
-        self._counted(model).inc(sum(len(items[k].raw) for k in done))
+        self._counted(model).inc(sum(items[k].n for k in done))
         return out
 
     def _scored(self, deployment: _Deployment, it: _Item) -> Scored:
         model = deployment.model
+        task = deployment.task
+        raw = it.raw if it.raw is not None else _NO_OUTPUTS
         if it.error is not None:
-            return Scored([], model.task, model.classes, it.raw, None, [], {}, None, it.error)
+            return Scored([], task, model.classes, raw, None, None, {}, None, it.error)
         policy = self.served.decision
         decisions = None
-        if policy is not None and model.task != "multiclass":
+        if policy is not None and task != "multiclass":
             decide = policy.decide
-            decisions = [decide(s) for s in it.raw.tolist()]
+            decisions = [decide(s) for s in raw.tolist()]
         explained = (
             self._explain(model, it.parsed.matrix, it.options) if it.options.explain else None
         )
         return Scored(
-            [next_id() for _ in range(len(it.raw))],
-            model.task,
+            [next_id() for _ in range(it.n)],
+            task,
             model.classes,
-            it.raw,
+            raw,
             decisions,
             it.missing,
             it.parsed.unseen,
@@ -341,6 +351,8 @@ class Service:
             names = [
                 features[j] for j in np.flatnonzero(empty[r]).tolist() if features[j] not in unseen
             ]
+            if it.missing is None:
+                it.missing = [[] for _ in range(it.n)]
             it.missing[i] = names
             for name in names:
                 self.metrics.missing.labels(self.served.name, name, "missing").inc()
@@ -376,8 +388,8 @@ class Service:
         assert deployment is not None, "predict before the model was loaded"
         model = deployment.model
         n = len(parsed.matrix)
-        item = _Item(parsed, [], _outputs(model, n), [[]] * n, options, route, started)
-        if np.isnan(parsed.matrix).any():  # rows to enrich are settled once enriched
+        item = _Item(parsed, n, [], None, None, options, route, started)
+        if not parsed.complete and np.isnan(parsed.matrix).any():  # enriched: once enriched
             error = self._settle(deployment, item, (i for i in range(n) if i not in parsed.enrich))
             if error is not None:
                 raise error
@@ -400,6 +412,7 @@ class Service:
         n = len(parsed.matrix)
         keys: list[Any] = [None] * n
         todo: list[int] = []
+        item.raw = _outputs(model, n)
         for i in range(n):
             if i not in parsed.enrich or self.cache_config.cache_enriched:
                 keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
@@ -445,9 +458,7 @@ class Service:
                     version=model.version,
                     route=route,
                     latency_ms=[
-                        (clock - items[k].started) * 1000.0
-                        for k in ks
-                        for _ in range(len(items[k].raw))
+                        (clock - items[k].started) * 1000.0 for k in ks for _ in range(items[k].n)
                     ],
                     feature_names=model.feature_names,
                     values=_values([items[k].parsed for k in ks]),
@@ -461,14 +472,14 @@ class Service:
                     else [
                         e
                         for k, ex in zip(ks, explained, strict=True)
-                        for e in (ex if ex is not None else [None] * len(items[k].raw))
+                        for e in (ex if ex is not None else [None] * items[k].n)
                     ],
                     event_ts=_event_times([items[k].parsed for k in ks]),
                     missing=None
-                    if not any(m for k in ks for m in items[k].missing)
-                    else [m for k in ks for m in items[k].missing],
+                    if all(items[k].missing is None for k in ks)
+                    else [m for k in ks for m in (items[k].missing or [[]] * items[k].n)],
                     outputs=None
-                    if model.task == "binary"
+                    if deployment.task == "binary"
                     else [o for k in ks for o in audit_outputs(out[k])],
                 )
             )

@@ -82,7 +82,7 @@ def predictions(scored: Scored) -> list[dict[str, Any]]:
     if scored.decisions is not None:
         for row, decision in zip(out, scored.decisions, strict=True):
             row["decision"] = decision
-    for i, names in enumerate(scored.missing):
+    for i, names in enumerate(scored.missing or ()):
         if names:
             out[i]["missing"] = names
     for i, names in scored.unseen.items():

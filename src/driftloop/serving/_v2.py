@@ -142,7 +142,7 @@ async def infer(request: Request, server: Server) -> Response:
     if scored.decisions is not None:
         outputs.append(_tensor("decision", "BYTES", [n], scored.decisions))
     outputs.append(_tensor("prediction_id", "BYTES", [n], scored.ids))
-    missing = {str(i): names for i, names in enumerate(scored.missing) if names}
+    missing = {str(i): names for i, names in enumerate(scored.missing or ()) if names}
     answer: dict[str, Any] = {
         "model_name": request.path_params["name"],
         "model_version": model.version,

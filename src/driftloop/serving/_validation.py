@@ -152,6 +152,7 @@ class ParsedInstances:
     raw: list[list[Any]] | None = None
     unseen: dict[int, list[str]] = field(default_factory=dict)
     event_ts: list[datetime | None] | None = None
+    complete: bool = False  # every feature has a finite value (the all-numbers path)
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def parse_instances(
         times: list[datetime | None] | None = (
             None if event_time is None else [event_time] * len(instances)
         )
-        return ParsedInstances(fast, [{}] * len(instances), event_ts=times)
+        return ParsedInstances(fast, [{}] * len(instances), event_ts=times, complete=True)
     return _Parser(spec, event_time, reject_unseen).parse(instances)
 
 
