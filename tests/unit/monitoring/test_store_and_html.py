@@ -90,6 +90,52 @@ def test_an_unfinished_window_waits_for_its_end(tmp_path: Path) -> None:
     store.dispose()
 
 
+def test_a_partial_window_is_assessed_on_request_and_again_as_records_come(
+    tmp_path: Path,
+) -> None:
+    records = _records(days=2, n_per_day=600, features=2, shift_from=99)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    refs = StaticReferences({("m", 2): _reference(records)})
+    config = MonitoringConfig(alerts=())
+    noon = pd.Timestamp("2025-03-02 12:00", tz="UTC").to_pydatetime()
+    evening = pd.Timestamp("2025-03-02 20:00", tz="UTC").to_pydatetime()
+
+    monitor = Monitor(FrameRecordSource(records), refs, store, config)
+    assert [r.start.day for r in monitor.run_once(noon)] == [1]
+    assert [s.reason for s in monitor.skipped] == ["filling"]
+    assert "the newest records are from 2025-03-02 1" in monitor.skipped[0].message
+
+    at_noon = monitor.run_once(noon, partial=True)
+    assert [(r.start.day, r.end.day) for r in at_noon] == [(2, 3)]
+    assert 0 < at_noon[0].rows < 600
+    assert "partial window: records up to 2025-03-02 12:00 UTC" in at_noon[0].reasons
+    assert [s.reason for s in monitor.skipped] == ["unchanged"]  # day 1, stored before
+
+    later = monitor.run_once(evening, partial=True)
+    assert [r.rows for r in later] == [int((records["ts"] < evening).sum()) - 600]
+    assert len(store.window_rows("m")) == 2  # the partial window replaced, not duplicated
+    store.dispose()
+
+
+def test_a_monitor_without_records_in_its_lookback_says_where_they_are(tmp_path: Path) -> None:
+    records = _records(days=1, n_per_day=50, features=1, shift_from=99)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    monitor = Monitor(
+        FrameRecordSource(records),
+        StaticReferences({}),
+        store,
+        MonitoringConfig(alerts=()),
+    )
+    assert monitor.run_once(pd.Timestamp("2025-02-01", tz="UTC").to_pydatetime()) == []
+    (skipped,) = monitor.skipped
+    assert skipped.reason == "no-records"
+    assert "no records from 2025-01-18 00:00 to 2025-02-01 00:00 UTC" in skipped.message
+    assert "50 record(s) are later, from 2025-03-01" in skipped.message
+    assert monitor.run_once(pd.Timestamp("2025-03-02", tz="UTC").to_pydatetime()) == []
+    assert [s.reason for s in monitor.skipped] == ["no-reference"]
+    store.dispose()
+
+
 def test_the_html_report_of_500_features_is_self_contained_and_small(tmp_path: Path) -> None:
     records = _records(days=6, n_per_day=300, features=500, shift_from=4)
     reference = _reference(records[records["ts"] < pd.Timestamp("2025-03-03", tz="UTC")])
