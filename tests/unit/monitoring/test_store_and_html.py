@@ -16,6 +16,7 @@ from driftloop.monitoring import (
     RecordSource,
     Reference,
     StaticReferences,
+    drift_report,
     realized_performance,
     write_html_report,
 )
@@ -194,3 +195,53 @@ def test_records_without_a_numeric_version_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaMismatchError, match="'v2'"):
         monitor.run_once(pd.Timestamp("2025-03-02", tz="UTC"))
     store.dispose()
+
+
+def _headline(page: str) -> str:
+    return page.split("</h1>", 1)[1].split("</p>", 1)[0]
+
+
+def test_the_html_headline_is_the_newest_window_with_enough_data(tmp_path: Path) -> None:
+    # v2 drifts on day 3; then v3 serves 4 records on day 4: too few to judge.
+    records = _records(days=3, n_per_day=300, features=3, shift_from=2)
+    tiny = _records(days=1, n_per_day=4, features=3, shift_from=99, seed=1)
+    tiny = tiny.assign(version=3, ts=tiny["ts"] + pd.Timedelta(days=3))
+    reference = _reference(records[records["ts"] < pd.Timestamp("2025-03-02", tz="UTC")])
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    Monitor(
+        FrameRecordSource(pd.concat([records, tiny], ignore_index=True)),
+        StaticReferences({("m", 2): reference, ("m", 3): reference}),
+        store,
+        MonitoringConfig(alerts=()),
+    ).run_once(pd.Timestamp("2025-03-05", tz="UTC"))
+    page = write_html_report(tmp_path / "r.html", store=store, model="m").read_text()
+    headline = _headline(page)
+    assert "Window 2025-03-03 00:00 to 2025-03-04 00:00 UTC, version 2" in headline
+    assert "data-drift" in headline
+    assert "Newer: 1 window(s) with too few records to judge" in page
+    over_time = page.split("<h2>Over time", 1)[1].split("<h2>Features", 1)[0]
+    assert over_time.count("<tr>") == 1 + 4  # the heading and every window
+    assert over_time.count("<rect") == 4  # one verdict mark per window
+    assert "<polyline" in over_time  # score PSI of the three judged windows
+    assert "<details" not in over_time  # nothing collapsed
+    features = page.split("<h2>Features", 1)[1]
+    assert "(3 drifted of 4)" in features  # the drifted window's features, not v3's
+    f000 = features.split("<td>f000</td>", 1)[1].split("</tr>", 1)[0]
+    assert f000.startswith("<td>1.108</td>")  # its PSI on day 3
+    trend = f000.rsplit('points="', 1)[1].split('"', 1)[0]
+    # PSI per window, one slot each: days 1-3 drawn, v3's 4 records (no PSI) a gap at the end
+    assert [point.split(",")[0] for point in trend.split()] == ["0", "40", "80"]
+    store.dispose()
+
+
+def test_the_html_page_of_two_frames_has_no_empty_window_fields(tmp_path: Path) -> None:
+    records = _records(days=2, n_per_day=300, features=2, shift_from=1)
+    features = ["f000", "f001"]
+    before = records[records["ts"] < pd.Timestamp("2025-03-02", tz="UTC")]
+    after = records[records["ts"] >= pd.Timestamp("2025-03-02", tz="UTC")]
+    report = drift_report(before, after, features=features, score=None, label=None)
+    page = write_html_report(tmp_path / "c.html", reports=[report]).read_text()
+    headline = _headline(page)
+    where = headline.split(": ", 1)[0]
+    assert where == "<p>300 rows"  # no window, version or route to name
+    assert "<circle" in page  # a single window is still drawn over time
