@@ -197,3 +197,31 @@ def test_a_run_that_assesses_nothing_says_why_and_what_to_do(tmp_path: Path) -> 
         env=env,
     )
     assert report.exit_code == 0, report.output  # the partial window is stored
+
+
+def test_monitor_compare_of_a_missing_or_unreadable_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "driftloop.toml").write_text("")
+    (tmp_path / "notes.txt").write_text("not parquet")
+    config = ["--config", str(tmp_path / "driftloop.toml")]
+    env = {"COLUMNS": "300"}
+
+    missing = runner.invoke(
+        app, ["monitor", "compare", "/nope.parquet", "/x.parquet", *config], env=env
+    )
+    assert missing.exit_code == 2
+    assert isinstance(missing.exception, SystemExit)  # an error message, not a traceback
+    assert "error (not-found): Reference file /nope.parquet does not exist." in missing.output
+
+    unreadable = runner.invoke(
+        app, ["monitor", "compare", str(tmp_path / "notes.txt"), "/x.parquet", *config], env=env
+    )
+    assert unreadable.exit_code == 2
+    assert f"Reference file {tmp_path / 'notes.txt'} is not a readable Parquet" in (
+        unreadable.output
+    )
+
+    records = runner.invoke(
+        app, ["monitor", "run", "--once", "--records", "/nope.parquet", *config], env=env
+    )
+    assert records.exit_code == 2
+    assert "--records /nope.parquet does not exist." in records.output
