@@ -118,6 +118,22 @@ def test_a_partial_window_is_assessed_on_request_and_again_as_records_come(
     store.dispose()
 
 
+def test_records_short_of_a_full_count_window_are_named_as_waiting(tmp_path: Path) -> None:
+    records = _records(days=1, n_per_day=1_200, features=1, shift_from=99)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    monitor = Monitor(
+        FrameRecordSource(records),
+        StaticReferences({("m", 2): _reference(records)}),
+        store,
+        MonitoringConfig(window_by="count", window_size="500", alerts=()),
+    )
+    assert len(monitor.run_once(pd.Timestamp("2025-03-02", tz="UTC").to_pydatetime())) == 2
+    (skipped,) = monitor.skipped
+    assert skipped.reason == "filling"
+    assert "200 record(s) after the last full window" in skipped.message
+    store.dispose()
+
+
 def test_a_monitor_without_records_in_its_lookback_says_where_they_are(tmp_path: Path) -> None:
     records = _records(days=1, n_per_day=50, features=1, shift_from=99)
     store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
