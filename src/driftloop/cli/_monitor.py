@@ -14,12 +14,14 @@ import typer
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar
 from driftloop.core.config import load_settings
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import DataValidationError, InvalidParameterError, NotFoundError
 from driftloop.monitoring import (
+    DriftReport,
     FrameRecordSource,
     Monitor,
     MonitoringStore,
     Reference,
+    Skipped,
     StaticReferences,
     drift_report,
     print_report,
@@ -47,6 +49,18 @@ def _references(paths: list[Path]) -> StaticReferences:
     return StaticReferences(found)
 
 
+def _read_parquet(path: Path, what: str) -> pd.DataFrame:
+    """A Parquet file or folder, or an error naming ``path`` (no traceback)."""
+    if not path.exists():
+        raise NotFoundError(f"{what} {path} does not exist.")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(
+            f"{what} {path} is not a readable Parquet file or folder: {exc}"
+        ) from None
+
+
 @monitor.command("run")
 def run(
     once: bool = typer.Option(False, "--once", help="One pass, then exit.", metavar=""),
@@ -65,39 +79,81 @@ def run(
     ),
     every: float = typer.Option(300.0, help="Seconds between passes when not --once."),
     now: datetime | None = typer.Option(None, help="Assess as of this UTC time (default: now)."),
+    partial: bool = typer.Option(
+        False,
+        "--partial",
+        help="Also assess the window still filling (today's, by default) on its records so far.",
+        metavar="",
+    ),
     config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Assess every complete window, store the results, alert on new incidents.
 
     Records come from the project's audit log and references from its registry (each
     version's stored profile and held-out metrics), unless --records / --reference name
-    offline files.
+    offline files. When nothing is assessed, the output says why and what to do.
     """
     with exit_on_error():
         settings = load_settings(config_file, environ=os.environ)
         with project_monitor(
             settings,
             models=model,
-            source=FrameRecordSource.from_parquet(str(records)) if records else None,
+            source=FrameRecordSource(_read_parquet(records, "--records")) if records else None,
             references=_references(reference) if reference else None,
         ) as mon:
             at = now.replace(tzinfo=UTC) if now is not None and now.tzinfo is None else now
             while True:
-                _one_pass(mon, at, list(model) or None)
+                _one_pass(mon, at, list(model) or None, partial=partial)
                 if once:
                     break
                 time.sleep(every)
 
 
-def _one_pass(mon: Monitor, at: datetime | None, models: list[str] | None) -> None:
+def _one_pass(
+    mon: Monitor, at: datetime | None, models: list[str] | None, *, partial: bool
+) -> None:
     with progress_bar() as bar:
         task = bar.add_task("assessing models", total=None)
         reports = mon.run_once(
-            at, models=models, progress=lambda m: bar.update(task, description=m)
+            at, models=models, progress=lambda m: bar.update(task, description=m), partial=partial
         )
     for report in reports:
         print_report(report, console, top=5)
     console.print(f"{len(reports)} window(s) assessed at {datetime.now(UTC):%H:%M:%S}.")
+    _explain(mon, reports)
+
+
+def _explain(mon: Monitor, reports: list[DriftReport]) -> None:
+    """Why records gave no (judged) assessment, and what to do about it."""
+    for skipped in mon.skipped:
+        console.print(f"  - {skipped.message}.", markup=False, highlight=False)
+    hints = [_hint(mon, s) for s in mon.skipped if s.reason != "unchanged" or not reports]
+    if any(r.verdict == "insufficient-data" for r in reports):
+        hints.append(
+            f"windows with fewer than monitoring.min_rows ({mon.config.min_rows}) records are "
+            "not judged: wait for more traffic, use longer windows (monitoring.window_size), "
+            "or lower min_rows ([monitoring] in driftloop.toml, or DRIFTLOOP_MONITORING__MIN_ROWS)"
+        )
+    for hint in dict.fromkeys(hints):
+        console.print(f"  To do: {hint}.", markup=False, highlight=False)
+
+
+def _hint(mon: Monitor, skipped: Skipped) -> str:
+    if skipped.reason == "no-records":
+        return (
+            "records are read from --now minus monitoring.lookback up to --now; for records "
+            "at other times pass --now (for example just after the newest record)"
+        )
+    if skipped.reason == "no-reference":
+        return "register the version through `driftloop train`, or pass --reference FILE"
+    if skipped.reason == "filling" and mon.spec.by == "count":
+        return "wait for more records, or lower monitoring.window_size"
+    if skipped.reason == "filling":
+        return (
+            "wait for the window to end, pass --partial to assess its records so far, "
+            "or --now after its end"
+        )
+    return f"the results so far: `driftloop monitor report --model {skipped.model}`"
 
 
 @monitor.command("report")
@@ -125,7 +181,9 @@ def compare(
     with exit_on_error():
         settings = load_settings(config_file, environ=os.environ)
         result = drift_report(
-            pd.read_parquet(reference), pd.read_parquet(current), config=settings.monitoring
+            _read_parquet(reference, "Reference file"),
+            _read_parquet(current, "Current file"),
+            config=settings.monitoring,
         )
         print_report(result, console)
         if out is not None:

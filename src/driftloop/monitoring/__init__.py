@@ -15,7 +15,7 @@ from driftloop.monitoring._alerts import (
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
 from driftloop.monitoring._html import render_html, write_html_report
-from driftloop.monitoring._monitor import Monitor
+from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
     realized_performance,
@@ -66,6 +66,7 @@ __all__ = [
     "Reference",
     "ReferenceSource",
     "RegistryReferences",
+    "Skipped",
     "StaticReferences",
     "Verdict",
     "WebhookAlertSink",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from driftloop.monitoring._concept import format_value
 from driftloop.monitoring._performance import Performance, metric_label
@@ -69,12 +69,20 @@ def print_report(report: DriftReport, console: Console | None = None, *, top: in
     if "missing_rate" in frame.columns:
         columns.insert(0, "missing_rate")
         short["missing_rate"] = "missing"
-    table = Table(
-        "feature", "kind", "status", "drift", *(short[c] for c in columns), title="Feature drift"
-    )
     if "psi" in frame.columns:
         frame = frame.sort_values(["drifted", "psi"], ascending=[False, False])
-    for name, row in frame.head(top).iterrows():
+    shown = frame.head(top)
+    # Feature names are shown whole: on a narrow terminal a long one folds onto more lines
+    # (rich would otherwise cut it to "custome…", and two features can share a prefix).
+    table = Table(
+        Column("feature", overflow="fold"),
+        "kind",
+        "status",
+        "drift",
+        *(short[c] for c in columns),
+        title="Feature drift",
+    )
+    for name, row in shown.iterrows():
         table.add_row(
             str(name),
             str(row["kind"]),

@@ -1,10 +1,11 @@
 """A self-contained HTML drift report: inline SVG, no scripts, no external files.
 
-Per feature of the latest window: reference-vs-current histogram and the deciding statistic
-over time (and the share of records missing it, when the records say); for the model:
-the latest window's metrics of its task against the reference (its own metric first),
-and verdicts, score drift and its own metric over time. Each feature costs about a
-kilobyte, so 500 features stay well under a megabyte.
+The headline is the most recent window with enough records to judge (newer windows too
+small to judge are named under it). Per feature of that window: reference-vs-current
+histogram and the deciding statistic over time (and the share of records missing it, when
+the records say); for the model: the window's metrics of its task against the reference
+(its own metric first), and every window's verdict, score drift and own metric over time.
+Each feature costs about a kilobyte, so 500 features stay well under a megabyte.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ _CSS = (
     ".d{background:#fde8e8}.v-concept-drift{color:#b00;font-weight:bold}"
     ".v-data-drift{color:#c60;font-weight:bold}.v-no-drift{color:#080}"
     "svg{vertical-align:middle}.r{fill:#9ab}.c{fill:none;stroke:#d33;stroke-width:1.5}"
-    ".s{fill:none;stroke:#36c;stroke-width:1.2}"
+    ".s{fill:none;stroke:#36c;stroke-width:1.2}.p{fill:#36c}"
+    ".q-no-drift{fill:#8c8}.q-data-drift{fill:#e93}.q-concept-drift{fill:#d33}"
+    ".q-insufficient-data{fill:#ccc}"
 )
 
 
@@ -62,40 +65,96 @@ def _histogram(ref: Sequence[float], cur: Sequence[float], w: int = 160, h: int 
 
 
 def _sparkline(values: Sequence[float], w: int = 120, h: int = 30) -> str:
+    """A line through the finite values, one slot per value (NaN leaves a gap); a dot when
+    only one is finite."""
     finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
+    if not finite:
         return ""
     lo, hi = min(finite), max(finite)
     span = (hi - lo) or 1.0
-    step = w / (len(values) - 1)
-    points = " ".join(
-        f"{i * step:.0f},{h - 2 - (v - lo) / span * (h - 4):.0f}"
+    step = w / max(len(values) - 1, 1)
+    points = [
+        (i * step if len(values) > 1 else w / 2, h - 2 - (v - lo) / span * (h - 4))
         for i, v in enumerate(values)
         if math.isfinite(v)
+    ]
+    if len(points) == 1:
+        mark = f'<circle class="p" cx="{points[0][0]:.0f}" cy="{points[0][1]:.0f}" r="2.5"/>'
+    else:
+        line = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
+        mark = f'<polyline class="s" points="{line}"/>'
+    return f'<svg width="{w}" height="{h}">{mark}</svg>'
+
+
+def _verdict_strip(verdicts: Sequence[str], w: int = 300, h: int = 12) -> str:
+    """One square per window, coloured by its verdict (grey: too few records to judge)."""
+    bw = w / max(len(verdicts), 1)
+    cells = "".join(
+        f'<rect class="q-{v}" x="{i * bw:.1f}" width="{max(bw - 1, 1):.1f}" height="{h}">'
+        f"<title>{v}</title></rect>"
+        for i, v in enumerate(verdicts)
     )
-    return f'<svg width="{w}" height="{h}"><polyline class="s" points="{points}"/></svg>'
+    return f'<svg width="{w}" height="{h}">{cells}</svg>'
+
+
+def _time(iso: str) -> str:
+    ts = pd.Timestamp(iso)
+    return f"{ts.tz_localize('UTC') if ts.tzinfo is None else ts.tz_convert('UTC'):%Y-%m-%d %H:%M}"
+
+
+def _where(summary: dict[str, Any]) -> str:
+    """Window, version, route and rows: only what the summary knows (a comparison of two
+    frames has no window, version or route)."""
+    parts = []
+    if summary.get("start") and summary.get("end"):
+        parts.append(f"Window {_time(summary['start'])} to {_time(summary['end'])} UTC")
+    if summary.get("version"):
+        parts.append(f"version {summary['version']}")
+    if summary.get("route"):
+        parts.append(f"route {html.escape(str(summary['route']))}")
+    parts.append(f"{summary['rows']:,} rows")
+    return ", ".join(parts)
 
 
 def render_html(title: str, windows: Sequence[dict[str, Any]], series: pd.DataFrame) -> str:
-    """The page for ``windows`` (oldest first; each with ``summary`` and ``histograms``
-    JSON, as the monitoring store keeps them) and a long ``series`` of results."""
+    """The page for ``windows`` (oldest first; each with ``id``, ``summary`` and
+    ``histograms`` JSON, as the monitoring store keeps them) and a long ``series`` of
+    results (with ``window_id``). The headline is the most recent window with enough
+    records to judge; the over-time charts and table show every window."""
     if not windows:
         raise NotFoundError(f"No monitoring windows for {title!r} yet.")
-    latest = windows[-1]
-    summary = json.loads(latest["summary"])
-    hists = json.loads(latest["histograms"])
+    summaries = [json.loads(w["summary"]) for w in windows]
+    judged = [i for i, s in enumerate(summaries) if s["verdict"] != "insufficient-data"]
+    shown = judged[-1] if judged else len(windows) - 1
+    summary = summaries[shown]
+    ids = series["window_id"] if "window_id" in series.columns else pd.Series(dtype=object)
     parts = [
         f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style><h1>Drift report: {html.escape(title)}</h1>",
-        f"<p>Latest window {_fmt(summary['start'])} to {_fmt(summary['end'])}, version "
-        f"{summary['version']}, route {_fmt(summary['route'])}, {summary['rows']:,} rows: "
+        f"<p>{_where(summary)}: "
         f'<span class="v-{summary["verdict"]}">{summary["verdict"]}</span>. '
         f"{html.escape('; '.join(summary['reasons']))}</p>",
+        _newer(summaries[shown + 1 :]),
         _performance_table(summary),
-        _timeline(windows),
-        _feature_table(summary, hists, series),
+        _timeline(summaries),
+        _feature_table(
+            summary,
+            json.loads(windows[shown]["histograms"]),
+            series[ids == windows[shown].get("id")],
+            series,
+        ),
     ]
     return "".join(parts)
+
+
+def _newer(summaries: Sequence[dict[str, Any]]) -> str:
+    """The windows after the headline: all too small to judge."""
+    if not summaries:
+        return ""
+    return (
+        f"<p>Newer: {len(summaries)} window(s) with too few records to judge (the latest: "
+        f"{_where(summaries[-1])}); see <i>Over time</i>.</p>"
+    )
 
 
 def _performance(data: dict[str, Any] | None) -> Performance | None:
@@ -124,9 +183,9 @@ def _performance_table(summary: dict[str, Any]) -> str:
     )
 
 
-def _timeline(windows: Sequence[dict[str, Any]]) -> str:
-    shown = windows[-60:]
-    summaries = [json.loads(w["summary"]) for w in shown]
+def _timeline(summaries: Sequence[dict[str, Any]]) -> str:
+    """Every window, oldest first: verdicts, score PSI and the model's metric as charts
+    (one slot per window) and as a table."""
     psi = [s["prediction_psi"] if s["prediction_psi"] is not None else math.nan for s in summaries]
     metrics = [s.get("metric") or "roc_auc" for s in summaries]
     values = []
@@ -136,25 +195,31 @@ def _timeline(windows: Sequence[dict[str, Any]]) -> str:
     names = {metric_label(m) for m in metrics}
     title = html.escape(names.pop() if len(names) == 1 else "model's metric")
     rows = "".join(
-        f"<tr><td>{_fmt(s['end'])}</td><td>{s['version']}</td><td>{_fmt(s['route'])}</td>"
-        f"<td>{s['rows']:,}</td><td>{_fmt(s['prediction_psi'])}</td>"
+        f"<tr><td>{_time(s['end']) if s.get('end') else '-'}</td><td>{s['version']}</td>"
+        f"<td>{_fmt(s['route'])}</td><td>{s['rows']:,}</td><td>{_fmt(s['prediction_psi'])}</td>"
         f"<td>{_fmt(value)}</td>"
         f"<td class='v-{s['verdict']}'>{s['verdict']}</td></tr>"
         for s, value in zip(summaries, values, strict=True)
     )
     return (
-        f"<h2>Over time</h2><p>score PSI {_sparkline(psi, 300, 40)} &nbsp; realized {title} "
-        f"{_sparkline(values, 300, 40)}</p><details><summary>{len(shown)} windows</summary>"
+        f"<h2>Over time ({len(summaries)} window{'s' if len(summaries) != 1 else ''})</h2>"
+        f"<p>verdicts {_verdict_strip([s['verdict'] for s in summaries])}</p>"
+        f"<p>score PSI {_sparkline(psi, 300, 40)} &nbsp; realized {title} "
+        f"{_sparkline(values, 300, 40)}</p>"
         "<table><tr><th>window end</th><th>version</th><th>route</th><th>rows</th>"
-        f"<th>score PSI</th><th>{title}</th><th>verdict</th></tr>{rows}</table></details>"
+        f"<th>score PSI</th><th>{title}</th><th>verdict</th></tr>{rows}</table>"
     )
 
 
 def _feature_table(
-    summary: dict[str, Any], hists: dict[str, dict[str, list[float]]], series: pd.DataFrame
+    summary: dict[str, Any],
+    hists: dict[str, dict[str, list[float]]],
+    latest: pd.DataFrame,
+    series: pd.DataFrame,
 ) -> str:
+    """The headline window's statistics per feature (``latest``, its rows of the series),
+    with each feature's trend over every window of ``series``."""
     drifted = set(summary["drifted_features"])
-    latest = series[series["window_end"] == series["window_end"].max()] if len(series) else series
     values = {
         (f, s): v
         for f, s, v in zip(
@@ -164,12 +229,13 @@ def _feature_table(
             strict=True,
         )
     }
+    # The trend is the feature's deciding statistic (only categories have chi-square).
+    categorical = set(series["feature"][series["statistic"] == "chi_square"]) if len(series) else ()
     trend: dict[str, list[float]] = {}
-    deciding = set(DECIDING.values())
     for f, s, v in zip(
         series.get("feature", []), series.get("statistic", []), series.get("value", []), strict=True
     ):
-        if s in deciding:
+        if s == DECIDING["categorical" if f in categorical else "numeric"]:
             trend.setdefault(f, []).append(math.nan if v is None else float(v))
     names = sorted(hists, key=lambda f: (f not in drifted, -_num(values.get((f, "psi"))), f))
     missing: dict[str, float] = summary.get("missing_rates") or {}
@@ -216,12 +282,13 @@ def write_html_report(
         title = model
     else:
         windows = [
-            {"summary": json.dumps(r.summary()), "histograms": json.dumps(histograms(r))}
-            for r in reports
+            {"id": i, "summary": json.dumps(r.summary()), "histograms": json.dumps(histograms(r))}
+            for i, r in enumerate(reports)
         ]
         series = pd.concat([_series_of(r, i) for i, r in enumerate(reports)] or [pd.DataFrame()])
         title = reports[-1].model if reports and reports[-1].model else "reference vs current"
     path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(title, windows, series), encoding="utf-8")
     return path
 
@@ -229,4 +296,5 @@ def write_html_report(
 def _series_of(report: DriftReport, index: int) -> pd.DataFrame:
     frames = [t.to_frame() for t in (report.features, report.prediction) if t is not None]
     long = pd.concat(frames).dropna(subset=["statistic"])
-    return long.assign(window_end=index)[["window_end", "feature", "statistic", "value"]]
+    long = long.assign(window_id=index, window_end=index)
+    return long[["window_id", "window_end", "feature", "statistic", "value"]]

@@ -307,7 +307,8 @@ def _verdict(
     missing in more than ``max_missing_rate`` of rows beyond their share of nulls in
     training."""
     if rows < config.min_rows:
-        return "insufficient-data", [f"{rows} rows < min_rows {config.min_rows}"], []
+        few = f"{rows:,} record(s), fewer than monitoring.min_rows {config.min_rows}: not judged"
+        return "insufficient-data", [few], []
     reasons: list[str] = []
     status = signals.features.status
     absent = [f for f, s in status.items() if s == "missing"]

@@ -127,12 +127,14 @@ class MonitoringStore:
                 f"Monitoring database {self.engine.url!r} cannot be used: {exc.orig}."
             ) from exc
 
-    def labelled_count(self, report: DriftReport) -> int | None:
-        """How many labelled records the stored assessment of this window had (None: none)."""
+    def assessed_counts(self, report: DriftReport) -> tuple[int, int] | None:
+        """How many records and labelled records the stored assessment of this window had
+        (None: not stored). A window assessed while still filling has fewer records."""
         w = self.windows
         with self._begin() as conn:
-            found = conn.execute(sa.select(w.c.labelled).where(*self._window_key(report))).first()
-        return None if found is None else int(found[0])
+            query = sa.select(w.c.rows, w.c.labelled).where(*self._window_key(report))
+            found = conn.execute(query).first()
+        return None if found is None else (int(found[0]), int(found[1]))
 
     def _window_key(self, report: DriftReport) -> list[sa.ColumnElement[bool]]:
         w = self.windows

@@ -135,3 +135,93 @@ def test_monitor_run_in_a_project_without_models_names_the_problem(tmp_path: Pat
     )
     assert result.exit_code == 2
     assert "No model to monitor" in result.output
+
+
+def _reference_file(tmp_path: Path, records: pd.DataFrame) -> Path:
+    first = records[records["ts"] < pd.Timestamp("2025-05-02", tz="UTC")]
+    reference = Reference(
+        Profile.from_frame(first[["x"]], predictions=first["score"].to_numpy()),
+        realized_performance(first["score"].to_numpy(), first["label"].to_numpy(), threshold=0.5),
+    )
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps({"model": "fraud", "version": 1, **reference.to_dict()}))
+    return path
+
+
+def test_a_run_that_assesses_nothing_says_why_and_what_to_do(tmp_path: Path) -> None:
+    # The README tour's situation: a few predictions served today, the day not over.
+    records = _records()
+    ref_file = _reference_file(tmp_path, records)
+    today = records.head(37).assign(ts=pd.Timestamp("2025-05-04 10:00", tz="UTC"))
+    today.to_parquet(tmp_path / "today.parquet")
+    (tmp_path / "driftloop.toml").write_text("")
+    env = {"DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}", "COLUMNS": "300"}
+
+    def run(*extra: str):
+        args = [
+            *("monitor", "run", "--once", "--records", str(tmp_path / "today.parquet")),
+            *("--reference", str(ref_file), "--config", str(tmp_path / "driftloop.toml")),
+            *extra,
+        ]
+        return runner.invoke(app, args, env=env)
+
+    waiting = run("--now", "2025-05-04T14:00")
+    assert waiting.exit_code == 0, waiting.output
+    assert "0 window(s) assessed" in waiting.output
+    assert "the newest records are from 2025-05-04 10:00 UTC" in waiting.output
+    assert "window 2025-05-04 00:00 to 2025-05-05 00:00 UTC" in waiting.output
+    assert "--partial" in waiting.output
+
+    partial = run("--now", "2025-05-04T14:00", "--partial")
+    assert partial.exit_code == 0, partial.output
+    assert "1 window(s) assessed" in partial.output
+    assert "37 record(s), fewer than monitoring.min_rows 200" in partial.output
+    assert "lower min_rows" in partial.output
+
+    again = run("--now", "2025-05-04T14:00", "--partial")
+    assert "1 window(s) assessed before, no new records or labels since" in again.output
+    assert "driftloop monitor report --model fraud" in again.output
+
+    too_early = run("--now", "2025-04-01T00:00")
+    assert "fraud: no records from 2025-03-18 00:00 to 2025-04-01 00:00 UTC" in too_early.output
+    assert "37 record(s) are later, from 2025-05-04 10:00" in too_early.output
+    assert "pass --now" in too_early.output
+
+    page = tmp_path / "report.html"
+    report = runner.invoke(
+        app,
+        [
+            *("monitor", "report", "--model", "fraud", "--out", str(page)),
+            *("--config", str(tmp_path / "driftloop.toml")),
+        ],
+        env=env,
+    )
+    assert report.exit_code == 0, report.output  # the partial window is stored
+
+
+def test_monitor_compare_of_a_missing_or_unreadable_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "driftloop.toml").write_text("")
+    (tmp_path / "notes.txt").write_text("not parquet")
+    config = ["--config", str(tmp_path / "driftloop.toml")]
+    env = {"COLUMNS": "300"}
+
+    missing = runner.invoke(
+        app, ["monitor", "compare", "/nope.parquet", "/x.parquet", *config], env=env
+    )
+    assert missing.exit_code == 2
+    assert isinstance(missing.exception, SystemExit)  # an error message, not a traceback
+    assert "error (not-found): Reference file /nope.parquet does not exist." in missing.output
+
+    unreadable = runner.invoke(
+        app, ["monitor", "compare", str(tmp_path / "notes.txt"), "/x.parquet", *config], env=env
+    )
+    assert unreadable.exit_code == 2
+    assert f"Reference file {tmp_path / 'notes.txt'} is not a readable Parquet" in (
+        unreadable.output
+    )
+
+    records = runner.invoke(
+        app, ["monitor", "run", "--once", "--records", "/nope.parquet", *config], env=env
+    )
+    assert records.exit_code == 2
+    assert "--records /nope.parquet does not exist." in records.output

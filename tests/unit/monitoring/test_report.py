@@ -91,3 +91,18 @@ def test_a_reference_survives_json() -> None:
 def test_min_rows_must_be_positive() -> None:
     with pytest.raises(ValueError, match="min_rows"):
         MonitoringConfig(min_rows=0)
+
+
+def test_drift_tables_show_long_feature_names_whole_on_an_80_column_terminal() -> None:
+    rng = np.random.default_rng(3)
+    names = ["customer_terminal_fraud_ratio_over_the_last_thirty_days", "customer_count_1h"]
+    before = pd.DataFrame({n: rng.normal(0, 1, 1_000) for n in names})
+    after = pd.DataFrame({n: rng.normal(0.5, 1, 1_000) for n in names})
+    report = drift_report(before, after, features=names, score=None, label=None)
+    out = io.StringIO()
+    print_report(report, Console(file=out, width=80))
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert all(len(line) <= 80 for line in rows)
+    first_cells = "".join(line.split("│")[1].strip() for line in rows)
+    for name in names:
+        assert name in first_cells  # folded onto more lines, never cut to "custome…"
