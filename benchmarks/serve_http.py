@@ -9,14 +9,25 @@ file, 1,000 distinct rows so no answer repeats; the prediction cache is off):
       synchronous=normal: safe against kill -9, not a power cut; (b') the same with
       synchronous=full, an fsync per commit)
   (c) driftloop predict with entity enrichment from the feature store (SQLite, Redis)
+  (b-cat) the same shape of model (200 trees, 20 inputs) with 14 numbers, 4 text
+      categories of 10 values and 2 booleans, registered in a project's registry with
+      its inferred signature and served with ``driftloop serve -m NAME``; requests send
+      JSON strings and booleans
+  (b-base) with ``--baseline-src DIR``: arm (b) with the server importing driftloop
+      from DIR/src (another checkout, e.g. a worktree of the release to compare with)
   (d) LitServe and BentoML with their adaptive batching, each in its own venv
 
 Targets (issue 6): (b) >= 60% of (a)'s rps with p99 < 25 ms; (b) >= 8x the peers' rps
-at a lower p99. With one worker the server is pinned to core 0 and wrk to core 1.
-Beside rps and latency each run reports the server's CPU time per request (all its
-processes and threads), which the machine's other load disturbs less than rps.
+at a lower p99. Issue 10: (b) within 10% of (b-base); (b-cat) reported beside (b). With
+one worker the server is pinned to core 0 and wrk to core 1. Beside rps and latency each
+run reports the server's CPU time per request (all its processes and threads), which the
+machine's other load disturbs less than rps.
 
     python benchmarks/serve_http.py [--quick] [--reps N] [--workers N] [--skip-peers]
+        [--skip-enriched] [--baseline-src DIR]
+
+Each repetition runs every arm once, in reverse order every other repetition, so paired
+arms (a, b-base, b, b-cat stand side by side) share the machine's state of the moment.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import httpx2
 import lightgbm as lgb
 import numpy as np
 import orjson
+import pandas as pd
 
 from driftloop import __version__
 
@@ -50,6 +62,11 @@ from serve_peers import BENTOML_APP, LITSERVE_APP, peer_python
 HERE = Path(__file__).parent
 FEATURES = [f"f{i:02d}" for i in range(20)]
 ENRICHED = FEATURES[:5]  # read from the online store in (c)
+# (b-cat): 14 numbers, 4 text categories of 10 values each, 2 booleans
+CAT_NUMBERS = FEATURES[:14]
+CATEGORIES = {f"c{i}": [f"{name}{k}" for k in range(10)] for i, name in enumerate("pqrs")}
+BOOLEANS = ["b0", "b1"]
+CAT_MODEL = "fraud_cat"
 LUA = """
 local bodies = {}
 init = function(args)
@@ -102,6 +119,53 @@ def train_model(folder: Path) -> Path:
     return folder / "models" / "fraud" / "1.txt"
 
 
+def _categorical_frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, len(CAT_NUMBERS))).round(5), columns=CAT_NUMBERS)
+    for name, values in CATEGORIES.items():
+        frame[name] = rng.choice(values, rows)
+    for name in BOOLEANS:
+        frame[name] = rng.random(rows) < 0.4
+    return frame
+
+
+def train_categorical_model(project: Path) -> str:
+    """Train (b-cat)'s model on a generated frame and register it as the champion of
+    ``CAT_MODEL`` in ``project``'s registry, with the signature inferred from the frame.
+    Returns the runtime the registry's loaded model chose (ONNX Runtime or LightGBM)."""
+    from driftloop.core.config import load_settings
+    from driftloop.registry import Registry, Signature, encode_frame
+
+    (project / "driftloop.toml").write_text(f"[models.{CAT_MODEL}]\ntask = 'binary'\n")
+    frame = _categorical_frame(20_000, 0)
+    rng = np.random.default_rng(3)
+    codes = {n: frame[n].str[1:].astype(int).to_numpy() for n in CATEGORIES}
+    y = (
+        frame["f00"]
+        + frame["f01"] * frame["f02"]
+        - frame["f03"]
+        + np.where(codes["c0"] % 3 == 0, 0.8, -0.3)
+        + (codes["c1"] - 4.5) / 5
+        + np.where(frame["b0"], 0.5, -0.2)
+        + rng.normal(size=len(frame))
+        > 0
+    ).astype(int)
+    signature = Signature.infer(frame)
+    encoded = encode_frame(signature, frame).matrix
+    categorical = [j for j, f in enumerate(signature.features) if f.kind == "category"]
+    params = {"objective": "binary", "verbose": -1, "num_threads": 2, "num_leaves": 31}
+    data = lgb.Dataset(encoded, y, feature_name=signature.names, categorical_feature=categorical)
+    booster = lgb.train(params, data, num_boost_round=200)
+    settings = load_settings(project / "driftloop.toml", environ={})
+    registry = Registry.from_settings(settings)
+    try:
+        registry.register(CAT_MODEL, booster, signature=signature, alias="champion")
+        loaded = registry.load(CAT_MODEL, 1)
+        return f"{loaded.runtime} ({loaded.runtime_reason})"
+    finally:
+        registry.close()
+
+
 def write_bodies(folder: Path) -> dict[str, Path]:
     rng = np.random.default_rng(1)
     rows = rng.normal(size=(1_000, 20)).round(5)
@@ -120,6 +184,9 @@ def write_bodies(folder: Path) -> dict[str, Path]:
             for i, r in enumerate(rows)
         ],
         "bentoml": [{"instances": [r.tolist()]} for r in rows],
+        "categorical": [
+            {"instances": [row]} for row in _categorical_frame(1_000, 1).to_dict(orient="records")
+        ],
     }
     paths = {}
     for name, items in bodies.items():
@@ -226,6 +293,7 @@ class Target:
     env: dict[str, str]
     cwd: Path
     ready_timeout: float = 60
+    key: str = ""  # its entry in the results
     runs: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -256,7 +324,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def measure_interleaved(targets: list[Target], args: Any, pin: bool) -> dict[str, dict[str, Any]]:
     """Start every target (idle servers cost nothing), then run wrk on each in turn, rep by
-    rep, so the machine's drifting load hits every target alike; stop them all."""
+    rep (in reverse order every other rep, so no arm always follows the same one), so the
+    machine's drifting load hits every target alike; stop them all."""
     procs: list[subprocess.Popen[bytes]] = []
     ready: list[Target] = []
     try:
@@ -268,8 +337,11 @@ def measure_interleaved(targets: list[Target], args: Any, pin: bool) -> dict[str
                 print(f"  {target.name}: did not start: {exc}", flush=True)
         for target in ready:
             run_wrk(target.url, target.body_file, args.lua, 2, pin)  # warm-up
-        for _ in range(args.reps):
-            for target, proc in zip(ready, procs, strict=True):
+        pairs = list(zip(ready, procs, strict=True))
+        for rep in range(args.reps):
+            load = os.getloadavg()
+            print(f"  rep {rep + 1}/{args.reps}: load average {load[0]:.2f}", flush=True)
+            for target, proc in pairs if rep % 2 == 0 else pairs[::-1]:
                 before, _ = cpu_seconds(proc.pid)
                 run = run_wrk(target.url, target.body_file, args.lua, args.seconds, pin)
                 after, processes = cpu_seconds(proc.pid)
@@ -366,6 +438,37 @@ def prepare_online_store(project: Path, url: str) -> None:
     store.close()
 
 
+def enriched_targets(
+    folder: Path, serve: list[str], models: list[str], body: Path, args: Any, port_url: Any
+) -> list[Target]:
+    """(c): predict with entity enrichment from the SQLite and Redis online stores."""
+    targets = []
+    for store_name, online in [
+        ("sqlite", f"sqlite:///{folder / 'online.db'}"),
+        ("redis", args.redis_url),
+    ]:
+        project = folder / f"project-{store_name}"
+        project.mkdir()
+        try:
+            prepare_online_store(project, online)
+        except Exception as exc:
+            print(f"  (c) {store_name}: online store unavailable: {exc}", flush=True)
+            continue
+        port, url = port_url("/v1/models/fraud/predict")
+        targets.append(
+            Target(
+                f"(c) driftloop enriched ({store_name})",
+                [*serve, "--port", port, *models, "--entity-key", "card_id"],
+                url,
+                body,
+                driftloop_env(folder, online),
+                project,
+                key=f"c_enriched_{store_name}",
+            )
+        )
+    return targets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="5 s runs, one repetition")
@@ -373,6 +476,13 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--skip-enriched", action="store_true", help="no (b') and (c) arms")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="another checkout: arm (b) again with its server importing DIR/src",
+    )
     args = parser.parse_args()
     args.seconds, reps = (5, 1) if args.quick else (10, 3)
     args.reps = args.reps or reps
@@ -397,19 +507,46 @@ def main() -> None:
     uvicorn = [sys.executable, "-m", "uvicorn", "echo_app:app", "--workers", w]
     uvicorn += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
     port, url = port_url("/echo")
-    group = [
-        Target(
-            "(a) starlette echo",
-            [*uvicorn, "--log-level", "warning", "--port", port],
-            url,
-            bodies["echo"],
-            dict(os.environ),
-            folder,
-        )
-    ]
+    echo = Target(
+        "(a) starlette echo",
+        [*uvicorn, "--log-level", "warning", "--port", port],
+        url,
+        bodies["echo"],
+        dict(os.environ),
+        folder,
+        key="a_echo",
+    )
     serve = [sys.executable, "-m", "driftloop", "serve", "--workers", w, "--host", "127.0.0.1"]
-    port, url = port_url("/v1/models/fraud/predict")
     models = ["--models", str(folder / "models")]
+    # (a), (b-base), (b), (b-cat) side by side: each is paired with its neighbour
+    group = [echo]
+    if args.baseline_src is not None:
+        port, url = port_url("/v1/models/fraud/predict")
+        base_env = {
+            **driftloop_env(folder),
+            "PYTHONPATH": str(args.baseline_src / "src"),
+            "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-base.db'}",
+        }
+        imported = subprocess.run(
+            [sys.executable, "-c", "import driftloop; print(driftloop.__file__)"],
+            env=base_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"  (b-base) imports {imported}", flush=True)
+        group.append(
+            Target(
+                "(b-base) baseline inline + audit",
+                [*serve, "--port", port, *models],
+                url,
+                bodies["inline"],
+                base_env,
+                folder,
+                key="b_base",
+            )
+        )
+    port, url = port_url("/v1/models/fraud/predict")
     group.append(
         Target(
             "(b) driftloop inline + audit",
@@ -418,54 +555,51 @@ def main() -> None:
             bodies["inline"],
             driftloop_env(folder),
             folder,
+            key="b_inline",
         )
     )
-    port, url = port_url("/v1/models/fraud/predict")
-    strict = {
-        **driftloop_env(folder),
-        "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-full.db'}?synchronous=full",
-    }
+    project = folder / "project-categorical"
+    project.mkdir()
+    runtime = train_categorical_model(project)
+    print(f"  (b-cat) model registered; runtime chosen: {runtime}", flush=True)
+    port, url = port_url(f"/v1/models/{CAT_MODEL}/predict")
+    config = ["--config", str(project / "driftloop.toml")]
     group.append(
         Target(
-            "(b') driftloop, audit sync=full",
-            [*serve, "--port", port, *models],
+            "(b-cat) categorical + audit",
+            [*serve, "--port", port, "-m", CAT_MODEL, *config],
             url,
-            bodies["inline"],
-            strict,
-            folder,
+            bodies["categorical"],
+            {
+                **driftloop_env(folder),
+                "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-cat.db'}",
+            },
+            project,
+            key="b_categorical",
         )
     )
-    for store_name, online in [
-        ("sqlite", f"sqlite:///{folder / 'online.db'}"),
-        ("redis", args.redis_url),
-    ]:
-        project = folder / f"project-{store_name}"
-        project.mkdir()
-        try:
-            prepare_online_store(project, online)
-        except Exception as exc:
-            print(f"  (c) {store_name}: online store unavailable: {exc}", flush=True)
-            continue
+    if not args.skip_enriched:
         port, url = port_url("/v1/models/fraud/predict")
+        strict = {
+            **driftloop_env(folder),
+            "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-full.db'}?synchronous=full",
+        }
         group.append(
             Target(
-                f"(c) driftloop enriched ({store_name})",
-                [*serve, "--port", port, *models, "--entity-key", "card_id"],
+                "(b') driftloop, audit sync=full",
+                [*serve, "--port", port, *models],
                 url,
-                bodies["enriched"],
-                driftloop_env(folder, online),
-                project,
+                bodies["inline"],
+                strict,
+                folder,
+                key="b_inline_sync_full",
             )
         )
+        group += enriched_targets(folder, serve, models, bodies["enriched"], args, port_url)
     measured = measure_interleaved(group, args, pin)
-    for t in group:
-        if t.name in measured:
-            key = "a_echo" if t.name.startswith("(a)") else "b_inline"
-            if t.name.startswith("(b')"):
-                key = "b_inline_sync_full"
-            if t.name.startswith("(c)"):
-                key = "c_enriched_" + ("sqlite" if "sqlite" in t.name else "redis")
-            results[key] = measured[t.name]
+    results.update({t.key: measured[t.name] for t in group if t.name in measured})
+    if "b_categorical" in results:
+        results["b_categorical"]["runtime"] = runtime
     if not args.skip_peers:
         peers: list[Target] = []
         python = peer_python("litserve", 600)
@@ -544,6 +678,32 @@ def report(results: dict[str, Any], args: Any) -> None:
             f"{b['cpu_us_per_request']:.0f} us; (a)/(b) = {mid:.0%} (per repetition "
             f"{low:.0%} to {high:.0%}; the rps ratio a saturated core allows)"
         )
+    base, cat = usable.get("b_base"), usable.get("b_categorical")
+    if base and b:
+        print("\ncurrent (b) / baseline (b-base), paired per repetition (issue 10: within 10%):")
+        for key, label, better in [
+            ("rps_runs", "rps", "higher"),
+            ("p99_runs", "p99", "lower"),
+            ("cpu_runs", "CPU per request", "lower"),
+        ]:
+            mid, low, high = paired(base, b, key)
+            ratios[f"b_over_base_{key[:-5]}"] = mid
+            print(
+                f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%}; "
+                f"{better} is better)"
+            )
+    if cat and b:
+        print("\ncategorical (b-cat) / numeric (b), paired per repetition:")
+        print(
+            f"  (b-cat) {cat['rps']:,.0f} rps, p99 {cat['p99_ms']:.1f} ms, "
+            f"CPU {cat['cpu_us_per_request']:.0f} us/req (runtime {cat.get('runtime')}); "
+            f"(b) {b['rps']:,.0f} rps, p99 {b['p99_ms']:.1f} ms, "
+            f"CPU {b['cpu_us_per_request']:.0f} us/req"
+        )
+        for key, label in [("rps_runs", "rps"), ("p99_runs", "p99"), ("cpu_runs", "CPU/req")]:
+            mid, low, high = paired(b, cat, key)
+            ratios[f"cat_over_b_{key[:-5]}"] = mid
+            print(f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%})")
     for peer in ("d_litserve", "d_bentoml"):
         if b and peer in usable:
             ratios[f"b_over_{peer[2:]}_rps"] = b["rps"] / usable[peer]["rps"]
@@ -563,6 +723,7 @@ def report(results: dict[str, Any], args: Any) -> None:
                 "seconds": args.seconds,
                 "repetitions": args.reps,
                 "load_average": os.getloadavg(),
+                "baseline_src": str(args.baseline_src) if args.baseline_src else None,
                 "results": results,
                 "ratios": ratios,
                 "failed": failed,
@@ -570,6 +731,8 @@ def report(results: dict[str, Any], args: Any) -> None:
             indent=2,
         )
     )
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
     print(f"wrote {out}")
 
 
