@@ -160,7 +160,15 @@ def history(
 ) -> None:
     """Every alias move of a model, oldest first."""
     with exit_on_error():
-        events = _registry().history(name, alias)
+        registry = _registry()
+        events = registry.history(name, alias)
+        if not events:
+            registry.get(name, None)  # an unknown model is an error, not an empty history
+    if not events:
+        which = (
+            f"Alias '{alias}' of model '{name}' has" if alias else f"Model '{name}' has no alias"
+        )
+        console.print(f"{which} never been set.")
     for event in events:
         typer.echo(_event_line(event))
 
