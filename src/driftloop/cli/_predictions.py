@@ -194,6 +194,13 @@ def show(
         console.print(explanation)
 
 
+def _utc(value: pd.Timestamp) -> datetime:
+    """A time given on the command line as aware UTC (naive: taken to be UTC, as the
+    audit log takes it), so a naive --since and an aware --until compare."""
+    stamp = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
 def _entities(values: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for value in values:
@@ -264,8 +271,8 @@ def list_predictions(
         start = time_option(since, "--since")
         end = time_option(until, "--until")
         window = (
-            _EARLIEST if start is None else start.to_pydatetime(),
-            _LATEST if end is None else end.to_pydatetime(),
+            _EARLIEST if start is None else _utc(start),
+            _LATEST if end is None else _utc(end),
         )
         pairs = _entities(entity)
         with _audit_log(config_file) as log:

@@ -132,6 +132,14 @@ def test_list_json_limit_and_entity_filters(project: Path) -> None:
          "application_id=A4", "--json"],
     )  # fmt: skip
     assert [r["prediction_id"] for r in json.loads(both.output)] == ["p4"]
+    # A naive --since (UTC) with an aware --until, through the entity index.
+    window = runner.invoke(
+        app,
+        ["predictions", "list", "--entity", "applicant_id=101", "--since", "2026-03-08T12:00",
+         "--until", "2026-03-08T18:00+01:00", "--json"],
+    )  # fmt: skip
+    assert window.exit_code == 0, window.output
+    assert [r["prediction_id"] for r in json.loads(window.output)] == ["p4"]
     latest = runner.invoke(app, ["predictions", "list", "-m", "loans", "--limit", "2"])
     assert "p9" in latest.output
     assert "p7" not in latest.output
