@@ -8,6 +8,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _features,
     _models,
     _monitor,
+    _predictions,
     _project,
     _score,
     _serve,

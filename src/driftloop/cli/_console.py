@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from driftloop.core.errors import DriftloopError, InvalidParameterError
@@ -20,11 +21,16 @@ err_console = Console(stderr=True)
 
 @contextmanager
 def exit_on_error() -> Iterator[None]:
-    """Print a driftloop error as one red message (no traceback) and exit with code 2."""
+    """Print a driftloop error as one red message (no traceback) and exit with code 2.
+
+    The message is printed as text, not markup: ``[models.NAME]`` in a hint must reach
+    the reader (Rich would take it for a style tag and drop it)."""
     try:
         yield
     except DriftloopError as exc:
-        err_console.print(f"[bold red]error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+        err_console.print(
+            f"[bold red]error[/] [dim]({exc.code})[/]: {escape(str(exc))}", highlight=False
+        )
         raise typer.Exit(code=2) from None
 
 

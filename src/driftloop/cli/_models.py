@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -23,18 +25,25 @@ app.add_typer(models_app, name="models")
 
 
 _CONFIG: dict[str, Path | None] = {"file": None}
+# Every command takes --config after its name, as train, score and serve do; the group's
+# (driftloop models --config FILE list) still works, and a command's wins over it.
+_CONFIG_OPTION = typer.Option(None, "--config", help="Settings file.")
 
 
 @models_app.callback()
-def _options(
-    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
-) -> None:
+def _options(config_file: Path | None = _CONFIG_OPTION) -> None:
     """Model registry: versions, aliases, cards."""
     _CONFIG["file"] = config_file
 
 
-def _registry() -> Registry:
-    return Registry.from_settings(load_settings(_CONFIG["file"], environ=os.environ))
+@contextmanager
+def _registry(config_file: Path | None) -> Iterator[Registry]:
+    settings = load_settings(config_file or _CONFIG["file"], environ=os.environ)
+    registry = Registry.from_settings(settings)
+    try:
+        yield registry
+    finally:
+        registry.close()
 
 
 def _ref(ref: str, *, need_version: bool) -> tuple[str, int | None]:
@@ -58,10 +67,10 @@ def _event_line(event: AliasEvent) -> str:
 
 
 @models_app.command("list")
-def list_models() -> None:
+def list_models(config_file: Path | None = _CONFIG_OPTION) -> None:
     """Every model with its latest version and current aliases."""
-    with exit_on_error():
-        rows = _registry().list_models()
+    with exit_on_error(), _registry(config_file) as registry:
+        rows = registry.list_models()
     table = Table(title="Models")
     for column in ("name", "latest", "aliases"):
         table.add_column(column)
@@ -72,11 +81,13 @@ def list_models() -> None:
 
 
 @models_app.command()
-def show(ref: str = typer.Argument(..., help="NAME or NAME:VERSION.")) -> None:
+def show(
+    ref: str = typer.Argument(..., help="NAME or NAME:VERSION."),
+    config_file: Path | None = _CONFIG_OPTION,
+) -> None:
     """A version's metadata (the latest without :VERSION), as JSON."""
-    with exit_on_error():
+    with exit_on_error(), _registry(config_file) as registry:
         name, version = _ref(ref, need_version=False)
-        registry = _registry()
         mv = registry.get(name, version)
         aliases = [a for a, v in registry.aliases(name).items() if v == mv.version]
     data = {
@@ -97,11 +108,14 @@ def show(ref: str = typer.Argument(..., help="NAME or NAME:VERSION.")) -> None:
 
 
 @models_app.command()
-def card(ref: str = typer.Argument(..., help="NAME:VERSION.")) -> None:
+def card(
+    ref: str = typer.Argument(..., help="NAME:VERSION."),
+    config_file: Path | None = _CONFIG_OPTION,
+) -> None:
     """The generated Markdown model card."""
-    with exit_on_error():
+    with exit_on_error(), _registry(config_file) as registry:
         name, version = _ref(ref, need_version=True)
-        text = _registry().card(name, int(version or 0))
+        text = registry.card(name, int(version or 0))
     typer.echo(text)
 
 
@@ -116,15 +130,15 @@ def promote(
         help="Promote a version whose release gates failed (recorded).",
         metavar="",
     ),
+    config_file: Path | None = _CONFIG_OPTION,
 ) -> None:
     """Point an alias at a version (recorded with who, why and when).
 
     A version whose release gates failed is refused unless --force is given; the alias
     history then records the failed checks beside the reason.
     """
-    with exit_on_error():
+    with exit_on_error(), _registry(config_file) as registry:
         name, version = _ref(ref, need_version=True)
-        registry = _registry()
         mv = registry.get(name, version)
         failed = [
             c["name"] for c in (mv.gate_report or {}).get("checks", []) if not c.get("passed")
@@ -146,10 +160,11 @@ def rollback(
     name: str = typer.Argument(..., help="Model name."),
     alias: str = typer.Option("champion", help="Alias to move back."),
     reason: str = typer.Option("rollback", "--reason", help="Why."),
+    config_file: Path | None = _CONFIG_OPTION,
 ) -> None:
     """Move an alias back to the version it pointed at before."""
-    with exit_on_error():
-        event = _registry().rollback(name, alias, who=_who(), why=reason)
+    with exit_on_error(), _registry(config_file) as registry:
+        event = registry.rollback(name, alias, who=_who(), why=reason)
     typer.echo(_event_line(event))
 
 
@@ -157,10 +172,18 @@ def rollback(
 def history(
     name: str = typer.Argument(..., help="Model name."),
     alias: str | None = typer.Option(None, help="Only this alias."),
+    config_file: Path | None = _CONFIG_OPTION,
 ) -> None:
     """Every alias move of a model, oldest first."""
-    with exit_on_error():
-        events = _registry().history(name, alias)
+    with exit_on_error(), _registry(config_file) as registry:
+        events = registry.history(name, alias)
+        if not events:
+            registry.get(name, None)  # an unknown model is an error, not an empty history
+    if not events:
+        which = (
+            f"Alias '{alias}' of model '{name}' has" if alias else f"Model '{name}' has no alias"
+        )
+        console.print(f"{which} never been set.")
     for event in events:
         typer.echo(_event_line(event))
 
@@ -170,18 +193,22 @@ def at(
     name: str = typer.Argument(..., help="Model name."),
     time: datetime = typer.Argument(..., help="When (ISO time, UTC if no offset)."),
     alias: str = typer.Option("champion", help="Alias to look up."),
+    config_file: Path | None = _CONFIG_OPTION,
 ) -> None:
     """Which version an alias pointed at, at a given time."""
-    with exit_on_error():
-        mv = _registry().alias_at(name, alias, time)
+    with exit_on_error(), _registry(config_file) as registry:
+        mv = registry.alias_at(name, alias, time)
     console.print(f"{alias} at {time.isoformat()}: [bold]{mv.ref}[/]")
 
 
 @models_app.command()
-def verify(ref: str = typer.Argument(..., help="NAME:VERSION.")) -> None:
+def verify(
+    ref: str = typer.Argument(..., help="NAME:VERSION."),
+    config_file: Path | None = _CONFIG_OPTION,
+) -> None:
     """Re-hash a version's artifacts against their recorded sha256 (exit 2 if tampered)."""
-    with exit_on_error():
+    with exit_on_error(), _registry(config_file) as registry:
         name, version = _ref(ref, need_version=True)
-        artifacts = _registry().verify(name, int(version or 0))
+        artifacts = registry.verify(name, int(version or 0))
     for role, digest in artifacts.items():
         console.print(f"[green]ok[/] {role} sha256:{digest}")

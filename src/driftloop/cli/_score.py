@@ -25,7 +25,7 @@ from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar, time_option
 from driftloop.cli._train import model_store
 from driftloop.core.config import load_settings
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import InvalidParameterError, NotFoundError
 from driftloop.registry import LoadedModel, Registry, parse_ref
 from driftloop.stats import encode_labels
 from driftloop.training import ScoredChunk, score_rows, training_source
@@ -74,12 +74,14 @@ def score(
             raise InvalidParameterError(
                 f"No rows to score: pass --data, or set data in [models.{loaded.name}]."
             )
+        _must_exist(spec, settings.root)
         rows = training_source(spec, root=settings.root).window(
             loaded.signature.timestamp,
             start=time_option(start, "--start"),
             end=time_option(end, "--end"),
         )
         store = model_store(settings, config.model_copy(update={"store_features": _stored(loaded)}))
+        out.parent.mkdir(parents=True, exist_ok=True)
         log = open_audit_log(settings.audit.url, root=settings.root) if audit else None
         started, writer, written = time.perf_counter(), None, 0
         try:
@@ -111,6 +113,16 @@ def score(
     )
     if audit:
         console.print(f"Audit log: {written:,} predictions with their event times.")
+
+
+def _must_exist(spec: str, root: Path) -> None:
+    """A file or folder to score must exist (said here: the reader would call it training
+    data); queries and globs are the reader's to check."""
+    if spec.lower().startswith("duckdb:") or any(c in spec for c in "*?["):
+        return
+    path = Path(spec) if Path(spec).is_absolute() else root / spec
+    if not path.exists():
+        raise NotFoundError(f"Data to score {spec} does not exist (looked in {path}).")
 
 
 def _stored(model: LoadedModel) -> tuple[str, ...]:

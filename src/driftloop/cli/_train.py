@@ -126,14 +126,24 @@ def resolve_model(settings: Settings, model: str | None, data: str | None) -> st
 
 
 def _with_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
-    """The model's section with the command line's options on top."""
+    """The model's section with the command line's options on top.
+
+    ``--include`` replaces the section's ``exclude`` and ``--exclude`` its ``include``:
+    the command line chooses the columns, and the two cannot be combined."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    section = config.model_dump()
+    for option, other in (("include", "exclude"), ("exclude", "include")):
+        if given.get(option) and other not in given:
+            section[other] = ()
     try:
-        return ModelConfig.model_validate({**config.model_dump(), **given})
+        return ModelConfig.model_validate({**section, **given})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "model"
-        raise InvalidParameterError(f"--{where}: {first['msg']}.") from None
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not where:
+            raise InvalidParameterError(f"Model options: {message}.") from None
+        raise InvalidParameterError(f"--{where}: {message}.") from None
 
 
 def model_store(settings: Settings, config: ModelConfig) -> FeatureStore | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -144,3 +145,42 @@ def test_flags_read_as_flags_in_every_commands_help() -> None:
         assert result.exit_code == 0, (words, result.output)
         ours = [line for line in result.output.splitlines() if "Show this message" not in line]
         assert not [line for line in ours if "<bool>" in line], words  # (--help is Typer's)
+
+
+# Commands that make things from nothing, and so read no settings file.
+_WITHOUT_SETTINGS = {("init",), ("simulate",), ("demo",)}
+
+
+def test_every_command_that_reads_settings_takes_config_after_its_name() -> None:
+    """``driftloop models list --config F`` as ``driftloop train --config F``: a user
+    should not have to know which group wants the option before its command."""
+    import typer.main
+
+    def leaves(command: Any, words: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+        children = getattr(command, "commands", None)  # a group (Typer vendors click)
+        if children is None:
+            return [(words, command)]
+        return [leaf for name, c in children.items() for leaf in leaves(c, (*words, name))]
+
+    commands = dict(leaves(typer.main.get_command(app), ()))
+    assert ("predictions", "list") in commands
+    lacking = [
+        " ".join(words)
+        for words, command in commands.items()
+        if words not in _WITHOUT_SETTINGS and not any("--config" in p.opts for p in command.params)
+    ]
+    assert not lacking, f"no --config: {lacking}"
+
+
+def test_models_list_reads_the_registry_of_the_settings_given_after_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "driftloop.toml").write_text(
+        '[registry]\nurl = "sqlite:///elsewhere/registry.db"\n'
+    )
+    monkeypatch.chdir(tmp_path.parent)
+    for words in (["models", "list"], ["models", "history", "nope"]):
+        result = runner.invoke(app, [*words, "--config", str(tmp_path / "driftloop.toml")])
+        assert result.exit_code in (0, 2), result.output
+        assert "No such option" not in result.output
+    assert (tmp_path / "elsewhere" / "registry.db").is_file()
