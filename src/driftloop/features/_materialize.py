@@ -121,6 +121,8 @@ def _one(
         if isinstance(view, StreamFeatureView):
             for r in records:
                 r[view.timestamp_field] = r.pop("__ts")
+                if view.created_timestamp_field:
+                    r[view.created_timestamp_field] = r.pop("__cr")
             online.append_events(_events(view, records), view.retention_us)
         else:
             online.write_rows(_rows(view, records))

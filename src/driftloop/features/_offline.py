@@ -429,6 +429,8 @@ def events_sql(store: OfflineStore, view: StreamFeatureView, start: datetime, en
     written by the next run even though its event time is older. In a window as of
     ``end``: stamped at or after ``end`` minus the longest window. Events with a null
     join key are skipped (an entity row with a null key matches no event offline).
+    With a ``created_timestamp_field``, ``__cr`` is the created time (null: the event
+    time), part of the event's identity online.
     """
     cols = store.columns(view)
     ts = ts_expr(view.timestamp_field, cols)
@@ -439,9 +441,10 @@ def events_sql(store: OfflineStore, view: StreamFeatureView, start: datetime, en
     values = "".join(f", {quote(c)}" for c in view.value_columns)
     not_null = "".join(f" AND {quote(k)} IS NOT NULL" for k in view.join_keys)
     oldest = from_us(to_us(end) - view.max_window_us)
+    created = ", __cr" if view.created_timestamp_field else ""
     return (
-        f"SELECT {keys}, __ts{values} FROM (SELECT {keys}, {ts} AS __ts, {cr} AS __cr{values} "
-        f"FROM {store.relation(view)}) v WHERE __ts >= {_literal(oldest)} "
+        f"SELECT {keys}, __ts{created}{values} FROM (SELECT {keys}, {ts} AS __ts, "
+        f"{cr} AS __cr{values} FROM {store.relation(view)}) v WHERE __ts >= {_literal(oldest)} "
         f"AND __ts < {_literal(end)} AND __cr < {_literal(end)} "
         f"AND greatest(__ts, __cr) >= {_literal(start)}{not_null} ORDER BY __ts"
     )

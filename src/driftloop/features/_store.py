@@ -32,6 +32,7 @@ from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, to_us
 from driftloop.features._windows import (
+    CREATED_KEY,
     StreamFeatureView,
     evaluate_windows,
     window_events_after_us,
@@ -440,8 +441,9 @@ def _numeric(values: list[Any]) -> bool:
 
 
 def _newest(events: list[tuple[int, dict[str, Any]]], as_of_us: int) -> datetime | None:
-    """The time of the newest event a window as of ``as_of_us`` may cover (before it)."""
-    inside = [ts for ts, _ in events if ts < as_of_us]
+    """The time of the newest event a window as of ``as_of_us`` may cover (stamped and
+    created before it)."""
+    inside = [ts for ts, v in events if ts < as_of_us and v.get(CREATED_KEY, ts) < as_of_us]
     return from_us(max(inside)) if inside else None
 
 
@@ -457,6 +459,8 @@ def _events(view: StreamFeatureView, records: list[dict[str, Any]]) -> list[Onli
         key = entity_key(view.name, join)
         ts = to_us(r[view.timestamp_field])
         values = {c: _plain(r[c]) for c in view.value_columns}
+        if view.created_timestamp_field:  # read by evaluate_windows; part of the identity
+            values[CREATED_KEY] = _created_us(r.get(view.created_timestamp_field), ts)
         digest = hashlib.blake2b(f"{key}|{ts}|{sorted(values.items())}".encode(), digest_size=8)
         base = digest.hexdigest()
         n = seen.get(base, 0)

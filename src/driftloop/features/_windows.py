@@ -35,6 +35,7 @@ from driftloop.features._sources import as_source
 
 __all__ = [
     "AGGREGATIONS",
+    "CREATED_KEY",
     "Aggregation",
     "StreamFeatureView",
     "evaluate_windows",
@@ -42,6 +43,10 @@ __all__ = [
 ]
 
 AGGREGATIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
+CREATED_KEY = "__created_us"
+"""Where an online event of a view with a ``created_timestamp_field`` keeps its created
+time (microseconds), beside its values: a window as of ``t`` skips events created at or
+after ``t``, however early they were pushed."""
 
 
 def _window_label(window: timedelta) -> str:
@@ -191,9 +196,10 @@ def evaluate_windows(
 ) -> dict[str, Any]:
     """The view's aggregates as of ``as_of_us`` over ``events`` (``(ts_us, values)``).
 
-    Same rules as the offline SQL: events in ``[as_of - window, as_of)``; nulls are
-    skipped by sum/mean/min/max/count_distinct; an empty window gives count 0, sum 0,
-    distinct 0 and null mean/min/max.
+    Same rules as the offline SQL: events stamped in ``[as_of - window, as_of)`` and
+    created before ``as_of`` (:data:`CREATED_KEY`; without it, the event time); nulls
+    are skipped by sum/mean/min/max/count_distinct; an empty window gives count 0, sum
+    0, distinct 0 and null mean/min/max.
 
     >>> view = StreamFeatureView("tx", [Entity("card", ["card_id"])], "tx.parquet", "ts",
     ...                          [Aggregation(None, "count", "1h")])
@@ -201,6 +207,8 @@ def evaluate_windows(
     >>> evaluate_windows(view, [(0, {}), (hour, {}), (2 * hour, {})], 2 * hour)
     {'count_1h': 1}
     """
+    if view.created_timestamp_field:
+        events = [(ts, v) for ts, v in events if v.get(CREATED_KEY, ts) < as_of_us]
     out: dict[str, Any] = {}
     for agg in view.aggregations:
         lo = as_of_us - agg.window_us
