@@ -1,12 +1,13 @@
 """The features a model trains on are exactly the features it is served.
 
 Train from the feature store (point-in-time frame), register, then serve the version
-with the same definitions online: history materialized, the new transaction pushed
-(as docs/features.md asks: push, then read), its entity keys in the request. The
-feature vector the server used, read back from the audit log, must equal the training
-frame row computed offline for that transaction, and the score the model's offline
-score of that row. Scoring happens now (windows are evaluated as of now), so the
-simulated history is moved to end just before now.
+with the same definitions online: history materialized up to the new transaction's
+time, the transaction itself not pushed (windows cover the events before a row's time,
+offline and online: docs/features.md), its entity keys in the request. The feature
+vector the server used, read back from the audit log, must equal the training frame row
+computed offline for that transaction, and the score the model's offline score of that
+row. Scoring happens now (windows are evaluated as of now), so the simulated history is
+moved to end just before now.
 """
 
 from __future__ import annotations
@@ -34,10 +35,7 @@ pytestmark = pytest.mark.integration
 
 WINDOWS = [timedelta(hours=1), timedelta(hours=24), timedelta(days=7), timedelta(days=30)]
 # History is kept off every window's far edge by this much: the seconds between the
-# event time and the server's read ("now") cannot move a row across an edge. The edge
-# itself goes too: labels arrive exactly 7 days late, so a transaction at t - 7d has its
-# label known at t, which the offline frame counts (created <= t) and materializing up to
-# t does not (created < end).
+# event time and the server's read ("now") cannot move a row across an edge.
 EDGE_MARGIN = timedelta(minutes=10)
 KEYS = ("customer_id", "terminal_id")
 CONFIG = fraud_model_config()
@@ -139,10 +137,10 @@ def test_served_feature_vector_and_score_equal_the_training_frame_row(
         connection=duckdb.connect(),
         online_store=online_store_from_url(online_url, trained.settings.root),
     )
-    store.materialize(now - timedelta(days=31), now, progress=False)  # history, before t
+    # what the server knows when the transaction arrives: everything before it; the
+    # transaction itself is not pushed (it is scored first)
+    store.materialize(now - timedelta(days=31), now, progress=False)
     event = {k: trained.event[k] for k in ("customer_id", "terminal_id", "amount")}
-    for view in ("customer_tx", "terminal_tx"):  # the new transaction, before scoring it
-        store.push(view, [{**event, "tx_datetime": now}])
 
     registry = Registry.from_settings(trained.settings)
     audit = SqliteAuditLog(tmp_path / "audit.db")
@@ -170,25 +168,31 @@ def test_served_feature_vector_and_score_equal_the_training_frame_row(
             assert served is None, name
         else:
             assert served == pytest.approx(expected, rel=1e-12, abs=1e-12), name
-    assert record.features["customer_count_1h"] >= 2  # the pushed event and earlier history
+    # the card's previous transaction, 10 minutes earlier, counts; the scored one does not
+    assert record.features["customer_count_1h"] >= 1
     assert record.features["terminal_labelled_30d"] > 0  # labels known before now count
 
-    # Window features are stamped with their newest event: the transaction itself,
-    # or for late labels the newest transaction whose label was known by now.
+    # Window features are stamped with their newest event before the transaction (its
+    # card's and terminal's previous one), or for late labels the newest transaction
+    # whose label was known before it.
     def stamp(name: str) -> pd.Timestamp | None:
         value = record.feature_ts.get(name)
         return None if value is None else pd.Timestamp(value).tz_localize(None)
 
     at = pd.Timestamp(now)
-    assert stamp("customer_count_1h") == at
-    assert stamp("terminal_count_7d") == at
     tx = pd.read_parquet(trained.data / "transactions.parquet")
+    before = tx[tx["tx_datetime"] < at]
+    card = before["customer_id"] == trained.event["customer_id"]
+    terminal = before["terminal_id"] == trained.event["terminal_id"]
+    assert stamp("customer_count_1h") == before.loc[card, "tx_datetime"].max()
+    assert stamp("terminal_count_7d") == before.loc[terminal, "tx_datetime"].max()
     labels = pd.read_parquet(trained.data / "labels.parquet")
     known = tx.merge(labels, on="tx_id")
     known = known[
         (known["terminal_id"] == trained.event["terminal_id"])
-        & (known["label_known_at"] <= at)
-        & (known["tx_datetime"] > at - pd.Timedelta(days=30))
+        & (known["label_known_at"] < at)
+        & (known["tx_datetime"] >= at - pd.Timedelta(days=30))
+        & (known["tx_datetime"] < at)
     ]
     assert stamp("terminal_frauds_30d") == known["tx_datetime"].max()
     assert "amount" not in record.feature_ts  # a request field, not enriched

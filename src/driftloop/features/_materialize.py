@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from driftloop.core.errors import InvalidParameterError
@@ -94,8 +94,7 @@ def _one(
 ) -> MaterializationResult:
     online = store.online
     if isinstance(view, StreamFeatureView):
-        # only events still inside the longest window at `end` matter online
-        start = max(start, end - timedelta(microseconds=view.max_window_us))
+        # the events known in [start, end) still inside the longest window at `end`
         sql = events_sql(store.offline, view, start, end)
     else:
         sql = latest_rows_sql(store.offline, view, start, end)
@@ -122,7 +121,9 @@ def _one(
         if isinstance(view, StreamFeatureView):
             for r in records:
                 r[view.timestamp_field] = r.pop("__ts")
-            online.append_events(_events(view, records), view.max_window_us)
+                if view.created_timestamp_field:
+                    r[view.created_timestamp_field] = r.pop("__cr")
+            online.append_events(_events(view, records), view.retention_us)
         else:
             online.write_rows(_rows(view, records))
         online.set_meta(_run_key(view.name), json.dumps({"run": run_id, "batches_done": batches}))

@@ -5,9 +5,10 @@ entity rows whose latest row arrived after their event time ("late"), or shares 
 key and event time with other rows ("tied": the ASOF join picks one arbitrarily), fall
 back to a range join that picks the latest row known at that time, so a late-arriving
 row is never used, a usable earlier row is never lost, and ties are broken by one
-rule. Window
-aggregates are one range join per stream view, filtered per window. The SQL returns a
-row id instead of sorting on it; the result is put back in entity order by a ``take``.
+rule. Window aggregates are one range join per stream view, filtered per window, over
+the events strictly before the entity row's time (``[t - window, t)``, created before
+``t``: see ``_windows``). The SQL returns a row id instead of sorting on it; the result
+is put back in entity order by a ``take``.
 
 "Latest" is one total order, the same in every path (ASOF join, range join, late-row
 fallback, materialization): the greatest event time, then the greatest created time (a
@@ -331,7 +332,8 @@ _AGG_SQL = {
 
 
 def _window_cte(i: int, view: StreamFeatureView, features: Sequence[str]) -> str:
-    """Window aggregates as of each entity row: one range join over the longest window."""
+    """Window aggregates as of each entity row ``t``: one range join over the longest
+    window, events stamped in ``[t - window, t)`` and created before ``t``."""
     by_name = {a.name: a for a in view.aggregations}
     value_cols = {c: quote(f"s{i}_{n}") for n, c in enumerate(view.value_columns)}
     on = " AND ".join(f"e.{quote(k)} = s.{quote(k)}" for k in view.join_keys)
@@ -339,12 +341,13 @@ def _window_cte(i: int, view: StreamFeatureView, features: Sequence[str]) -> str
     for n, feat in enumerate(features):
         agg = by_name[feat]
         col = f"s.{value_cols[agg.column]}" if agg.column else ""
-        where = f"FILTER (WHERE s.__ts > e.{_T} - to_microseconds({agg.window_us}))"
+        where = f"FILTER (WHERE s.__ts >= e.{_T} - to_microseconds({agg.window_us}))"
         aggs.append(f"{_AGG_SQL[agg.function].format(c=col, f=where)} AS {quote(f'w{i}_{n}')}")
-    created = f" AND s.__cr <= e.{_T}" if view.created_timestamp_field else ""
+    # strictly before the row's time, as online (see _windows): the row's own event is out
+    created = f" AND s.__cr < e.{_T}" if view.created_timestamp_field else ""
     return (
         f"w{i} AS (SELECT e.{_ROW}, {', '.join(aggs)} FROM e JOIN s{i} s ON {on} "
-        f"AND s.__ts <= e.{_T} AND s.__ts > e.{_T} - to_microseconds({view.max_window_us})"
+        f"AND s.__ts < e.{_T} AND s.__ts >= e.{_T} - to_microseconds({view.max_window_us})"
         f"{created} GROUP BY e.{_ROW})"
     )
 
@@ -418,16 +421,30 @@ def latest_rows_sql(store: OfflineStore, view: FeatureView, start: datetime, end
 
 
 def events_sql(store: OfflineStore, view: StreamFeatureView, start: datetime, end: datetime) -> str:
-    """A stream view's events with timestamp in ``[start, end)``, oldest first."""
+    """A stream view's events that became known in ``[start, end)`` and can still fall in a
+    window as of ``end``, oldest first.
+
+    Known: stamped and (with a ``created_timestamp_field``) created before ``end``, one
+    of the two at or after ``start``, so an event created after its run's ``end`` is
+    written by the next run even though its event time is older. In a window as of
+    ``end``: stamped at or after ``end`` minus the longest window. Events with a null
+    join key are skipped (an entity row with a null key matches no event offline).
+    With a ``created_timestamp_field``, ``__cr`` is the created time (null: the event
+    time), part of the event's identity online.
+    """
     cols = store.columns(view)
     ts = ts_expr(view.timestamp_field, cols)
+    cr = ts
+    if view.created_timestamp_field:
+        cr = f"COALESCE({ts_expr(view.created_timestamp_field, cols)}, {ts})"
     keys = ", ".join(quote(k) for k in view.join_keys)
     values = "".join(f", {quote(c)}" for c in view.value_columns)
-    known = ""
-    if view.created_timestamp_field:
-        cr = ts_expr(view.created_timestamp_field, cols)
-        known = f" AND COALESCE({cr}, {ts}) < {_literal(end)}"
+    not_null = "".join(f" AND {quote(k)} IS NOT NULL" for k in view.join_keys)
+    oldest = from_us(to_us(end) - view.max_window_us)
+    created = ", __cr" if view.created_timestamp_field else ""
     return (
-        f"SELECT {keys}, {ts} AS __ts{values} FROM {store.relation(view)} "
-        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)}{known} ORDER BY {ts}"
+        f"SELECT {keys}, __ts{created}{values} FROM (SELECT {keys}, {ts} AS __ts, "
+        f"{cr} AS __cr{values} FROM {store.relation(view)}) v WHERE __ts >= {_literal(oldest)} "
+        f"AND __ts < {_literal(end)} AND __cr < {_literal(end)} "
+        f"AND greatest(__ts, __cr) >= {_literal(start)}{not_null} ORDER BY __ts"
     )

@@ -31,7 +31,12 @@ from driftloop.features._online import (
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, to_us
-from driftloop.features._windows import StreamFeatureView, evaluate_windows
+from driftloop.features._windows import (
+    CREATED_KEY,
+    StreamFeatureView,
+    evaluate_windows,
+    window_events_after_us,
+)
 
 __all__ = ["ONLINE_STORES", "FeatureStore", "OnlineFeatures", "online_store_from_url"]
 
@@ -234,8 +239,9 @@ class FeatureStore:
         plain = [n for n in keys if n not in stream]
         # now, without a pandas Timestamp (a fifth of a one-entity read)
         as_of_us = to_us(as_of) if as_of is not None else time.time_ns() // 1_000
-        windows = [self._stream(n).max_window_us for n in stream]
-        since = as_of_us - max(windows, default=0)
+        since = min(
+            (window_events_after_us(self._stream(n), as_of_us) for n in stream), default=as_of_us
+        )
         batch = read_batch(
             self.online,
             [k for n in plain for k in keys[n]],
@@ -298,7 +304,7 @@ class FeatureStore:
                     f"Events for '{view_name}' lack column(s) {', '.join(missing)}."
                 )
         if isinstance(view, StreamFeatureView):
-            self.online.append_events(_events(view, records), view.max_window_us)
+            self.online.append_events(_events(view, records), view.retention_us)
         else:
             created = view.created_timestamp_field
             self.online.write_rows(
@@ -435,17 +441,26 @@ def _numeric(values: list[Any]) -> bool:
 
 
 def _newest(events: list[tuple[int, dict[str, Any]]], as_of_us: int) -> datetime | None:
-    inside = [ts for ts, _ in events if ts <= as_of_us]
+    """The time of the newest event a window as of ``as_of_us`` may cover (stamped and
+    created before it)."""
+    inside = [ts for ts, v in events if ts < as_of_us and v.get(CREATED_KEY, ts) < as_of_us]
     return from_us(max(inside)) if inside else None
 
 
 def _events(view: StreamFeatureView, records: list[dict[str, Any]]) -> list[OnlineEvent]:
+    """The online events of ``records``; one with a null join key is left out (offline,
+    no entity row matches it)."""
     out: list[OnlineEvent] = []
     seen: dict[str, int] = {}
     for r in records:
-        key = entity_key(view.name, [r[k] for k in view.join_keys])
+        join = [r[k] for k in view.join_keys]
+        if any(_plain(v) is None or v is pd.NA for v in join):
+            continue
+        key = entity_key(view.name, join)
         ts = to_us(r[view.timestamp_field])
         values = {c: _plain(r[c]) for c in view.value_columns}
+        if view.created_timestamp_field:  # read by evaluate_windows; part of the identity
+            values[CREATED_KEY] = _created_us(r.get(view.created_timestamp_field), ts)
         digest = hashlib.blake2b(f"{key}|{ts}|{sorted(values.items())}".encode(), digest_size=8)
         base = digest.hexdigest()
         n = seen.get(base, 0)

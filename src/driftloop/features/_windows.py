@@ -1,9 +1,12 @@
 """Sliding-window aggregations per entity: the definition and the online evaluation.
 
-A window aggregate as of time ``t`` covers the entity's events with timestamp in
-``(t - window, t]``. Offline the same rule runs inside DuckDB (see ``_offline``); online
-it runs over the events kept per entity (see :func:`evaluate_windows`), so training and
-serving agree.
+A window aggregate as of time ``t`` covers the entity's events stamped in
+``[t - window, t)`` and, for a view with a ``created_timestamp_field``, created before
+``t``: strictly before ``t``, so the event being scored (stamped ``t``) and any other
+event at that same instant are never counted, in training as in serving. Offline the
+rule runs inside DuckDB (see ``_offline``); online it runs over the events kept per
+entity (see :func:`evaluate_windows`), which are the events pushed or materialized
+before ``t``.
 
 >>> Aggregation("amount", "mean", "7d").name
 'amount_mean_7d'
@@ -30,9 +33,20 @@ from driftloop.features._definitions import (
 )
 from driftloop.features._sources import as_source
 
-__all__ = ["AGGREGATIONS", "Aggregation", "StreamFeatureView", "evaluate_windows"]
+__all__ = [
+    "AGGREGATIONS",
+    "CREATED_KEY",
+    "Aggregation",
+    "StreamFeatureView",
+    "evaluate_windows",
+    "window_events_after_us",
+]
 
 AGGREGATIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
+CREATED_KEY = "__created_us"
+"""Where an online event of a view with a ``created_timestamp_field`` keeps its created
+time (microseconds), beside its values: a window as of ``t`` skips events created at or
+after ``t``, however early they were pushed."""
 
 
 def _window_label(window: timedelta) -> str:
@@ -146,6 +160,13 @@ class StreamFeatureView(ViewCommon):
     def max_window_us(self) -> int:
         return max(a.window_us for a in self.aggregations)
 
+    @property
+    def retention_us(self) -> int:
+        """How long the online store keeps an event after the newest one of its key: the
+        longest window, plus the microsecond its closed lower bound includes (stores drop
+        events at or before ``newest - retention``)."""
+        return self.max_window_us + 1
+
     def source_columns(self) -> dict[str, str]:
         cols = key_and_time_columns(
             self.join_keys, self.timestamp_field, self.created_timestamp_field
@@ -164,19 +185,34 @@ class StreamFeatureView(ViewCommon):
         return f"StreamFeatureView({self.name!r}, features={self.feature_names})"
 
 
+def window_events_after_us(view: StreamFeatureView, as_of_us: int) -> int:
+    """The exclusive lower bound of the event times that any window of ``view`` as of
+    ``as_of_us`` can cover (what an online read asks for: events newer than it)."""
+    return as_of_us - view.max_window_us - 1
+
+
 def evaluate_windows(
     view: StreamFeatureView, events: Sequence[tuple[int, Mapping[str, Any]]], as_of_us: int
 ) -> dict[str, Any]:
     """The view's aggregates as of ``as_of_us`` over ``events`` (``(ts_us, values)``).
 
-    Same rules as the offline SQL: events in ``(as_of - window, as_of]``; nulls are
-    skipped by sum/mean/min/max/count_distinct; an empty window gives count 0, sum 0,
-    distinct 0 and null mean/min/max.
+    Same rules as the offline SQL: events stamped in ``[as_of - window, as_of)`` and
+    created before ``as_of`` (:data:`CREATED_KEY`; without it, the event time); nulls
+    are skipped by sum/mean/min/max/count_distinct; an empty window gives count 0, sum
+    0, distinct 0 and null mean/min/max.
+
+    >>> view = StreamFeatureView("tx", [Entity("card", ["card_id"])], "tx.parquet", "ts",
+    ...                          [Aggregation(None, "count", "1h")])
+    >>> hour = 3_600_000_000
+    >>> evaluate_windows(view, [(0, {}), (hour, {}), (2 * hour, {})], 2 * hour)
+    {'count_1h': 1}
     """
+    if view.created_timestamp_field:
+        events = [(ts, v) for ts, v in events if v.get(CREATED_KEY, ts) < as_of_us]
     out: dict[str, Any] = {}
     for agg in view.aggregations:
         lo = as_of_us - agg.window_us
-        inside = [values for ts, values in events if lo < ts <= as_of_us]
+        inside = [values for ts, values in events if lo <= ts < as_of_us]
         if agg.function == "count":
             out[agg.name] = len(inside)
             continue

@@ -162,7 +162,7 @@ def brute_force(tx: pd.DataFrame, view: StreamFeatureView, card: int, t: pd.Time
     out = {}
     for agg in view.aggregations:
         lo = t - agg.window
-        part = tx[(tx["card_id"] == card) & (tx["ts"] > lo) & (tx["ts"] <= t)]
+        part = tx[(tx["card_id"] == card) & (tx["ts"] >= lo) & (tx["ts"] < t)]
         col = part[agg.column] if agg.column else None
         if agg.function == "count":
             out[agg.name] = len(part)
@@ -190,9 +190,12 @@ def test_window_aggregates_at_event_time_equal_brute_force(seed: int) -> None:
             + pd.to_timedelta(rng.integers(0, 7 * 3600, 60), unit="s"),
         }
     )
-    # some probes exactly at an event's time (the boundary is inclusive)
+    # some probes exactly at an event's time (not counted) and exactly one window after
+    # an event (counted: the lower bound is inclusive)
     probes.loc[:9, "card_id"] = tx["card_id"].iloc[:10].to_numpy()
     probes.loc[:9, "event_timestamp"] = tx["ts"].iloc[:10].to_numpy()
+    probes.loc[10:19, "card_id"] = tx["card_id"].iloc[:10].to_numpy()
+    probes.loc[10:19, "event_timestamp"] = (tx["ts"].iloc[:10] + pd.Timedelta(hours=1)).to_numpy()
     frame = store.training_frame(probes, [f"card_tx:{n}" for n in view.feature_names])
     for i, probe in probes.iterrows():
         expected = brute_force(tx, view, int(probe["card_id"]), probe["event_timestamp"])
