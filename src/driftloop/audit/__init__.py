@@ -23,11 +23,12 @@ from driftloop.audit._batch import AuditBatch
 from driftloop.audit._open import open_audit_log
 from driftloop.audit._postgres import PostgresAuditLog
 from driftloop.audit._protocol import AuditLog
-from driftloop.audit._record import AuditRecord, Label
+from driftloop.audit._record import FRAME_COLUMNS, AuditRecord, Label
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._writer import GroupCommitWriter
 
 __all__ = [
+    "FRAME_COLUMNS",
     "AuditBatch",
     "AuditLog",
     "AuditRecord",

@@ -22,7 +22,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from driftloop.audit import AuditLog, AuditRecord, open_audit_log
+from driftloop.audit import FRAME_COLUMNS, AuditLog, AuditRecord, open_audit_log
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, time_option
 from driftloop.core.config import load_settings
@@ -39,20 +39,7 @@ app.add_typer(predictions_app, name="predictions")
 _CONFIG = typer.Option(None, "--config", help="Settings file.")
 _JSON = typer.Option(False, "--json", help="Print JSON (for scripts).", metavar="")
 # The audit log's fixed frame columns; any other column of a frame is a feature.
-_FIXED = (
-    "prediction_id",
-    "ts",
-    "model",
-    "version",
-    "route",
-    "score",
-    "decision",
-    "label",
-    "label_ts",
-    "served_at",
-    "missing",
-    "outputs",
-)
+_FIXED = FRAME_COLUMNS
 # The widest range a list reads when --since / --until are not given.
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
