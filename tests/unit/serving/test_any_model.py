@@ -250,6 +250,8 @@ def test_feedback_takes_class_names_or_values_by_the_predictions_model(
                 {"prediction_id": ids[1], "label": False},
             ]
             assert client.post("/v1/feedback", json={"labels": again}).json()["accepted"] == 2
+            seven = [{"prediction_id": ids[2], "label": 7}]  # not a class of a binary model
+            assert client.post("/v1/feedback", json={"labels": seven}).status_code == 422
             truth[:2] = [model.classes[1], model.classes[0]]
         if model.task != "regression":
             bad = client.post(
