@@ -1,11 +1,11 @@
 """Entities, fields and feature views: plain, frozen descriptions with a content hash.
 
->>> customer = Entity("customer", join_keys=["customer_id"])
+>>> applicant = Entity("applicant", join_keys=["applicant_id"])
 >>> view = FeatureView(
-...     "customer_profile", entities=[customer], source="data/customers.parquet",
-...     timestamp_field="updated_at", schema=[Field("mean_amount", "float64")], ttl="30d")
+...     "applicant_profile", entities=[applicant], source="data/applicants.parquet",
+...     timestamp_field="updated_at", schema=[Field("tenure_years", "float64")], ttl="30d")
 >>> view.feature_names
-['mean_amount']
+['tenure_years']
 >>> len(view.version)
 12
 """
@@ -88,7 +88,7 @@ def content_version(spec: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Entity:
-    """A thing features describe (a card, a terminal), identified by its join keys."""
+    """A thing features describe (an applicant, a device), identified by its join keys."""
 
     name: str
     join_keys: Sequence[str] = ()

@@ -126,6 +126,11 @@ class RowSpec:
         return all(s.kind == "number" and s.derived_from is None for s in self.specs)
 
     @functools.cached_property
+    def columnar(self) -> bool:
+        """Not all numbers, and no timestamp input: the column-wise typed path applies."""
+        return not self.plain and not any(s.derived_from for s in self.specs)
+
+    @functools.cached_property
     def mixed(self) -> bool:
         """Some feature's audited value is not its encoded float: a category's is its
         text (booleans are audited as 1/0, timestamp parts as numbers)."""
@@ -286,7 +291,7 @@ def _all_typed(
     strings. A Python call per column, not per value; None to take the checked path (which
     gives the same matrix, and names what is wrong)."""
     n_features = len(spec.features)
-    if n_features == 0 or spec.plain or any(s.derived_from for s in spec.specs):
+    if n_features == 0 or not spec.columnar:
         return None
     event, values_of = spec.event_field, spec.values_of
     try:
