@@ -9,12 +9,16 @@ monitor and the loop (the name is the registry name).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from driftloop.core.expression import Expression
 
 __all__ = [
     "DecisionPolicy",
+    "FallbackPolicy",
     "MissingPolicy",
     "ModelConfig",
 ]
@@ -82,6 +86,40 @@ class MissingPolicy(_Section):
         return self
 
 
+class FallbackPolicy(_Section):
+    """What the server answers when the model cannot (circuit open, the model raising,
+    the feature store down): ``rules``, an expression over the model's features
+    (:mod:`driftloop.core.expression`), else ``default``, the safe answer. Both mean by
+    task: binary, the positive probability (a bool is 1 or 0); regression, the value;
+    multiclass, a class name. ``default`` also answers a row whose rules fail.
+
+    >>> FallbackPolicy(rules="amount.__class__")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for FallbackPolicy
+    rules
+      Value error, attribute access is not allowed: `amount.__class__`...
+    """
+
+    rules: str | None = None
+    default: bool | float | str | None = None
+
+    @field_validator("rules")
+    @classmethod
+    def _safe(cls, rules: str | None) -> str | None:
+        if rules is not None:
+            Expression.parse(rules)  # syntax and constructs; feature names when served
+        return rules
+
+    @model_validator(mode="after")
+    def _something(self) -> FallbackPolicy:
+        if self.rules is None and self.default is None:
+            raise ValueError("give rules, a default or both")
+        if isinstance(self.default, float) and not math.isfinite(self.default):
+            raise ValueError(f"default must be a finite number, got {self.default!r}")
+        return self
+
+
 class ModelConfig(_Section):
     """A model: where its training data is and what in it is what.
 
@@ -115,6 +153,7 @@ class ModelConfig(_Section):
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     decision: DecisionPolicy | None = None
     missing: MissingPolicy = MissingPolicy()
+    fallback: FallbackPolicy | None = None
     gates: dict[str, Any] = Field(default_factory=dict)  # overrides of [gates], checked there
 
     @model_validator(mode="after")
@@ -126,4 +165,20 @@ class ModelConfig(_Section):
                 f"valid_fraction ({self.valid_fraction}) + test_fraction "
                 f"({self.test_fraction}) must leave rows to train on"
             )
+        default = self.fallback.default if self.fallback is not None else None
+        if default is not None and self.task != "auto":
+            problem = _default_problem(self.task, default)
+            if problem:
+                raise ValueError(f"fallback.default: {problem}")
         return self
+
+
+def _default_problem(task: str, default: bool | float | str) -> str:
+    """What is wrong with ``default`` as an answer for ``task`` ("" when nothing)."""
+    if task == "multiclass":
+        return ""  # checked against the model's classes when served
+    if isinstance(default, str):
+        return f"a number is needed for a {task} model, got {default!r}"
+    if task == "binary" and not 0.0 <= float(default) <= 1.0:
+        return f"a probability in [0, 1] is needed for a binary model, got {default!r}"
+    return ""

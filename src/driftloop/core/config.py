@@ -25,7 +25,12 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from driftloop.core._model_config import DecisionPolicy, MissingPolicy, ModelConfig
+from driftloop.core._model_config import (
+    DecisionPolicy,
+    FallbackPolicy,
+    MissingPolicy,
+    ModelConfig,
+)
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -35,6 +40,7 @@ __all__ = [
     "BatchingConfig",
     "CacheConfig",
     "DecisionPolicy",
+    "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
     "MissingPolicy",
