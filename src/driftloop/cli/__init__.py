@@ -12,6 +12,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _project,
     _score,
     _serve,
+    _traffic,
     _train,
 )
 from driftloop.cli._app import app

@@ -1,4 +1,5 @@
-"""Model registry: versions, aliases with history, lineage, cards, verified artifacts."""
+"""Model registry: versions, aliases with history, lineage, cards, verified artifacts,
+traffic policies."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from driftloop.registry._store import (
     artifact_store_from_url,
     sha256_hex,
 )
+from driftloop.registry._traffic import TrafficState, TrafficStore
 from driftloop.registry._types import AliasEvent, ModelVersion
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "Runtime",
     "Signature",
     "SklearnFlavor",
+    "TrafficState",
+    "TrafficStore",
     "ValueEncoder",
     "artifact_store_from_url",
     "column_kind",

@@ -40,6 +40,7 @@ from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
 from driftloop.registry._signature import Signature
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
+from driftloop.registry._traffic import TrafficStore
 from driftloop.registry._types import AliasEvent, ModelVersion
 from driftloop.stats import Profile
 
@@ -70,6 +71,11 @@ class Registry:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def traffic(self) -> TrafficStore:
+        """The served models' traffic policies, kept in this registry's database."""
+        return TrafficStore(self.engine)
 
     # -- registering ---------------------------------------------------------------------
 

@@ -17,7 +17,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["VERSION_TABLE", "alias_events", "metadata", "model_versions", "models"]
+__all__ = [
+    "VERSION_TABLE",
+    "alias_events",
+    "metadata",
+    "model_versions",
+    "models",
+    "traffic_events",
+    "traffic_policies",
+]
 
 VERSION_TABLE = "driftloop_registry_version"
 """Alembic's version table; named for the registry so other parts can share the database."""
@@ -69,3 +77,36 @@ alias_events = Table(
 )
 
 Index("ix_alias_events_lookup", alias_events.c.model_name, alias_events.c.alias, alias_events.c.at)
+
+# Traffic policies are release state like aliases, but keyed by the served model's name
+# alone (no foreign key): a server serving from a models folder has no registered models.
+# ``revision`` grows with every change of any model's policy, so one MAX tells a server
+# whether anything changed; a NULL policy is a cleared one (back to the settings file's).
+traffic_policies = Table(
+    "driftloop_traffic_policies",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("policy", JSON(none_as_null=True), nullable=True),
+    Column("revision", BigInteger, nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+Index("ix_traffic_policies_revision", traffic_policies.c.revision, unique=True)
+
+traffic_events = Table(
+    "driftloop_traffic_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model", String(200), nullable=False),
+    Column("policy", JSON(none_as_null=True), nullable=True),
+    Column("revision", BigInteger, nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+Index("ix_traffic_events_model", traffic_events.c.model, traffic_events.c.revision)
