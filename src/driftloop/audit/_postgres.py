@@ -106,9 +106,7 @@ class PostgresAuditLog(SqlAuditLog):
                 f"{self.statement_timeout_s:g} s (statement_timeout): {exc}"
             )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            return BackendUnavailableError(
-                f"Audit log database at {self.url} failed: {exc}"
-            )
+            return BackendUnavailableError(f"Audit log database at {self.url} failed: {exc}")
         return None
 
     def _broken(self, conn: Any) -> bool:
