@@ -4,6 +4,8 @@ and the log and its writer heal by themselves once it is back."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,3 +118,47 @@ def test_a_read_after_a_restart_reconnects(own_pg: OwnPostgres) -> None:
     own_pg.start()
     assert log.get("c0-00000").features == {"amount": 0.0}  # same object, new connection
     log.close()
+
+
+def test_a_hung_postgres_backend_is_outwaited_and_nothing_is_stored_twice(
+    own_pg: OwnPostgres, tmp_path: Path
+) -> None:
+    """SIGSTOP the server process behind the log's connection: no statement timeout can
+    fire, the driver waits; callers are answered from the spool after commit_timeout_s,
+    and once the backend runs again every row is stored exactly once."""
+    log = PostgresAuditLog(own_pg.url, schema="hang")
+    writer = GroupCommitWriter(
+        log, spool=tmp_path / "spool", commit_timeout_s=0.5, retry_initial_s=0.05, retry_max_s=0.5
+    )
+    ids = [record(0, i).prediction_id for i in range(60)]
+
+    async def write(lo: int, hi: int) -> None:
+        await asyncio.gather(*(writer.awrite([record(0, i)]) for i in range(lo, hi)))
+
+    backend = log._conn.info.backend_pid
+    try:
+        asyncio.run(write(0, 20))  # healthy
+        os.kill(backend, signal.SIGSTOP)
+        try:
+            asyncio.run(write(20, 60))  # answered from the spool, none raises
+            assert writer.degraded
+            assert writer.spooled >= 40
+        finally:
+            os.kill(backend, signal.SIGCONT)
+        assert writer.wait_replayed(DEADLINE_S)
+        with psycopg.connect(libpq_dsn(own_pg.url)) as conn:
+            stored = dict(
+                conn.execute(
+                    "SELECT prediction_id, COUNT(*) FROM hang.audit_predictions GROUP BY 1"
+                ).fetchall()
+            )
+            entities = dict(
+                conn.execute(
+                    "SELECT prediction_id, COUNT(*) FROM hang.audit_entities GROUP BY 1"
+                ).fetchall()
+            )
+        assert stored == dict.fromkeys(ids, 1)
+        assert entities == dict.fromkeys(ids, 1)
+    finally:
+        writer.close()
+        log.close()

@@ -21,6 +21,7 @@ import fcntl
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class AuditSpool:
     def __init__(self, path: Path, lock_fd: int) -> None:
         self.path = path
         self._lock_fd = lock_fd
+        self._closing = threading.Lock()
+        self._closed = False
         self.log = SqliteAuditLog(path, synchronous="full")
         with self.log._transaction() as cur:  # rows leave by id: find their entities fast
             cur.execute(
@@ -91,7 +94,8 @@ class AuditSpool:
         return rows, entities
 
     def remove(self, ids: Sequence[str]) -> None:
-        """Delete rows the main log has committed; ``pending`` is counted again."""
+        """Delete rows the main log has committed (the caller counts ``pending`` again,
+        under the lock it appends under)."""
         with self.log._transaction() as cur:
             for table in ("entities", "predictions"):
                 for i in range(0, len(ids), _CHUNK):
@@ -101,7 +105,6 @@ class AuditSpool:
                         f"WHERE prediction_id IN ({', '.join('?' * len(chunk))})",
                         chunk,
                     )
-        self.pending = self.count()
 
     def count(self) -> int:
         with self.log._transaction(write=False) as cur:
@@ -110,7 +113,11 @@ class AuditSpool:
 
     def close(self) -> None:
         """Release the file; delete it if it holds no row (else the next writer on the
-        folder replays it)."""
+        folder replays it). Closing twice does nothing."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         empty = False
         with contextlib.suppress(Exception):
             empty = self.count() == 0

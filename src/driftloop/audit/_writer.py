@@ -332,6 +332,8 @@ class GroupCommitWriter:
             else:
                 self.log.write(as_records(rows))
             spool.remove([r[0] for r in rows])
+            with self._state:  # appends count under this lock too: exact
+                spool.pending = spool.count()
             self.replayed += len(rows)
 
 
