@@ -25,6 +25,8 @@ from driftloop.audit import (
 )
 from driftloop.audit._postgres import libpq_dsn
 from driftloop.audit._record import FRAME_COLUMNS
+from driftloop.audit._spool import AuditSpool
+from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -342,3 +344,23 @@ def test_a_150_row_batch_keeps_event_times_missing_features_and_outputs(
 
     by_event = log.by_entity("card_id", "c1", end=T0 + timedelta(hours=1))
     assert by_event["prediction_id"].tolist() == [f"e{i:03d}" for i in range(1, n, 2) if i % 3]
+
+
+def test_inserting_the_same_raw_rows_twice_keeps_one_copy(
+    make_log: Factory, tmp_path: Path
+) -> None:
+    """A spool replay may repeat (a crash between the store's commit and the spool's
+    delete, or a hung commit that landed late): each prediction stays stored once."""
+    log = make_log()
+    assert isinstance(log, SqlAuditLog)
+    spool = AuditSpool.create(tmp_path / "spool")
+    spool.append([], [record(i) for i in range(6)])
+    rows, entities = spool.oldest(100)
+    log.write([record(0)])  # one of them is there already
+    assert log.insert_rows(rows, entities) == 5
+    assert log.insert_rows(rows, entities) == 0
+    frame = log.window(T0, T0 + timedelta(hours=1))
+    assert sorted(frame["prediction_id"]) == [f"p{i:04d}" for i in range(6)]
+    assert len(log.by_entity("card_id", "c0")) == 2  # p0000 and p0003, once each
+    assert log.get("p0005") == record(5)
+    spool.close()

@@ -4,33 +4,47 @@ Times are stored as integer microseconds since the epoch (UTC) so that both data
 compare and index them the same way; features, explanations, missing features and outputs
 as JSON text. ``ts_us`` is the event time of a prediction (what windows select),
 ``served_us`` when the server answered (NULL in rows written before it was kept).
+
+A backend whose connection can break (PostgreSQL) names how to open a new one
+(``_connect``) and which driver errors mean the store did not answer (``_unavailable``):
+those become :class:`~driftloop.core.errors.BackendUnavailableError`, the broken
+connection is dropped and the next operation opens another. Reads, label upserts and
+inserts are retried once after such an error (a short pause with jitter); the retried
+insert skips prediction ids already in the log, so a commit whose acknowledgement was lost
+is never stored twice.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
 
 from driftloop.audit._archive import ParquetArchive
+from driftloop.audit._backoff import Backoff
 from driftloop.audit._batch import AuditBatch
 from driftloop.audit._record import AuditRecord, FeatureValue, Label, records_frame, utc
-from driftloop.core.errors import InvalidParameterError, NotFoundError
+from driftloop.core.errors import BackendUnavailableError, InvalidParameterError, NotFoundError
 
-__all__ = ["SqlAuditLog", "from_us", "to_us"]
+__all__ = ["COLUMNS", "SqlAuditLog", "from_us", "to_us"]
+
+_T = TypeVar("_T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = (
     "prediction_id, ts_us, model, version, route, score, decision, latency_ms, "
     "entity_keys, features, feature_ts, explanation, served_us, missing, outputs"
 )
+COLUMNS = tuple(c.strip() for c in _COLUMNS.split(","))  # a raw prediction row's columns
 _CHUNK = 500
+_RETRY_PAUSE_S = (0.05, 0.5)  # the one retry after a broken connection: first, most
 _ROWS_PER_INSERT = 64  # x 15 parameters: under every backend's limit (SQLite's oldest: 999)
 _INSERTS = {  # statement: its table, its columns, what a duplicate does
     "predictions": ("predictions", _COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
@@ -64,10 +78,38 @@ class SqlAuditLog:
     _prefix = ""  # schema qualifier of table names, with its dot
 
     def __init__(self, connection: Any, archive: str | Path | None) -> None:
-        self._conn = connection
+        self._conn: Any = connection  # None while broken: the next operation reconnects
+        self._closed = False
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
         self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by statement, n
+
+    # -- connection -----------------------------------------------------------------
+    def _connect(self) -> Any:
+        """A new connection, or ``BackendUnavailableError``; backends that reconnect
+        override it (an embedded file never loses its connection)."""
+        raise BackendUnavailableError(f"{type(self).__name__} cannot reconnect.")
+
+    def _unavailable(self, exc: BaseException) -> BackendUnavailableError | None:
+        """``exc`` as the error a caller sees when it means the store did not answer."""
+        return None
+
+    def _broken(self, conn: Any) -> bool:
+        """Whether ``conn`` can no longer be used (then it is dropped)."""
+        return False
+
+    def _retrying(self, work: Callable[[], _T], again: Callable[[], _T] | None = None) -> _T:
+        """Run ``work`` (idempotent); if the store did not answer and the connection was
+        dropped (broken since its last use, or not reopened yet), run ``again`` (default:
+        ``work``) once more after a short pause, on a new connection. A statement that
+        timed out on a sound connection is not retried: its caller has waited enough."""
+        try:
+            return work()
+        except BackendUnavailableError:
+            if self._closed or self._conn is not None:
+                raise
+            time.sleep(Backoff(*_RETRY_PAUSE_S).next())
+            return (again or work)()
 
     # -- schema ---------------------------------------------------------------------
     def _t(self, name: str) -> str:
@@ -79,17 +121,33 @@ class SqlAuditLog:
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Any]:
         with self._lock:
-            cur = self._conn.cursor()
+            conn = self._conn
+            if conn is None or self._broken(conn):
+                if self._closed:
+                    raise BackendUnavailableError(f"This {type(self).__name__} is closed.")
+                self._conn = None
+                conn = self._conn = self._connect()
+            cur = conn.cursor()
             try:
                 if write:
                     self._begin_write(cur)
                 yield cur
-                self._conn.commit()
-            except BaseException:
-                self._conn.rollback()
-                raise
+                conn.commit()
+            except BaseException as exc:
+                unavailable = self._unavailable(exc)
+                if unavailable is None:
+                    conn.rollback()
+                    raise
+                with suppress(Exception):
+                    conn.rollback()
+                if self._broken(conn) and not self._closed:
+                    with suppress(Exception):
+                        conn.close()
+                    self._conn = None
+                raise unavailable from exc
             finally:
-                cur.close()
+                with suppress(Exception):
+                    cur.close()
 
     def _begin_write(self, cur: Any) -> None:
         """Start a write transaction (the driver's implicit one, unless a backend says)."""
@@ -205,10 +263,55 @@ class SqlAuditLog:
         short: list[tuple[Any, ...]],
         entities: list[tuple[str, str, int, str]],
     ) -> None:
+
+        def insert() -> int:
+            with self._transaction() as cur:
+                self._insert_rows(cur, "predictions", full)
+                self._insert_rows(cur, "predictions_short", short)
+                self._insert_rows(cur, "entities", entities)
+            return len(full) + len(short)
+
+        # the retry skips stored ids: the first try may have committed, unacknowledged
+        self._retrying(insert, lambda: self._insert_new(full, short, entities))
+
+    def insert_rows(
+        self, rows: Sequence[tuple[Any, ...]], entities: Sequence[tuple[Any, ...]]
+    ) -> int:
+        """Insert raw rows (one value per name of :data:`COLUMNS`) and their entity rows
+        (name, value, ts_us, prediction_id) in one transaction, skipping every prediction
+        id the log already has, with its entity rows: inserting the same rows twice keeps
+        one copy. Return how many predictions were new. (Replaying a spool uses it.)"""
+        return self._retrying(lambda: self._insert_new(list(rows), [], list(entities)))
+
+    def _insert_new(
+        self,
+        full: list[tuple[Any, ...]],
+        short: list[tuple[Any, ...]],
+        entities: Sequence[tuple[Any, ...]],
+    ) -> int:
         with self._transaction() as cur:
+            known = self._known(cur, [r[0] for r in full] + [r[0] for r in short])
+            full = [r for r in full if r[0] not in known]
+            short = [r for r in short if r[0] not in known]
             self._insert_rows(cur, "predictions", full)
             self._insert_rows(cur, "predictions_short", short)
-            self._insert_rows(cur, "entities", entities)
+            self._insert_rows(cur, "entities", [e for e in entities if e[3] not in known])
+        return len(full) + len(short)
+
+    def _known(self, cur: Any, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the predictions table has."""
+        known: set[str] = set()
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            cur.execute(
+                self._sql(
+                    f"SELECT prediction_id FROM {self._t('predictions')} "
+                    f"WHERE prediction_id IN ({', '.join('?' * len(chunk))})"
+                ),
+                chunk,
+            )
+            known.update(row[0] for row in cur.fetchall())
+        return known
 
     def _insert_rows(self, cur: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Up to 64 rows per INSERT statement: one database step for the lot, where
@@ -229,20 +332,12 @@ class SqlAuditLog:
     def add_labels(self, labels: Iterable[Label]) -> list[str]:
         now = datetime.now(UTC)
         by_id = {lab.prediction_id: lab for lab in labels}
+        return self._retrying(lambda: self._add_labels(by_id, now))  # an upsert: idempotent
+
+    def _add_labels(self, by_id: dict[str, Label], now: datetime) -> list[str]:
         ids = list(by_id)
-        unknown: list[str] = []
         with self._transaction() as cur:
-            known: set[str] = set()
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i : i + _CHUNK]
-                cur.execute(
-                    self._sql(
-                        f"SELECT prediction_id FROM {self._t('predictions')} "
-                        f"WHERE prediction_id IN ({', '.join('?' * len(chunk))})"
-                    ),
-                    chunk,
-                )
-                known.update(row[0] for row in cur.fetchall())
+            known = self._known(cur, ids)
             unknown = [pid for pid in ids if pid not in known]
             rows = [
                 (pid, float(by_id[pid].label), to_us(by_id[pid].ts or now))
@@ -268,10 +363,13 @@ class SqlAuditLog:
             f"LEFT JOIN {self._t('labels')} l ON l.prediction_id = p.prediction_id "
             f"WHERE {where} ORDER BY p.ts_us, p.prediction_id"
         )
-        with self._transaction(write=False) as cur:
-            cur.execute(self._sql(query), list(params))
-            fetched = cur.fetchall()
-        return [_decode(row) for row in fetched]
+
+        def read() -> list[Any]:
+            with self._transaction(write=False) as cur:
+                cur.execute(self._sql(query), list(params))
+                return list(cur.fetchall())
+
+        return [_decode(row) for row in self._retrying(read)]
 
     def get(self, prediction_id: str) -> AuditRecord:
         rows = self._select("p.prediction_id = ?", [prediction_id])
@@ -345,7 +443,10 @@ class SqlAuditLog:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._closed = True
+            if self._conn is not None:
+                with suppress(Exception):  # a broken connection is closed already
+                    self._conn.close()
 
 
 def _decode(row: Sequence[Any]) -> dict[str, Any]:
