@@ -15,10 +15,13 @@ file, 1,000 distinct rows so no answer repeats; the prediction cache is off):
       JSON strings and booleans
   (b-base) with ``--baseline-src DIR``: arm (b) with the server importing driftloop
       from DIR/src (another checkout, e.g. a worktree of the release to compare with)
+  (b-traffic) arm (b) routed by a traffic policy: a sticky 50/50 A/B between two
+      versions by a customer id each request carries, and a third version shadowing 10%
   (d) LitServe and BentoML with their adaptive batching, each in its own venv
 
 Targets (issue 6): (b) >= 60% of (a)'s rps with p99 < 25 ms; (b) >= 8x the peers' rps
 at a lower p99. Issue 10: (b) within 10% of (b-base); (b-cat) reported beside (b). With
+Issue 12: (b-traffic) >= 90% of (b)'s rps. With
 one worker the server is pinned to core 0 and wrk to core 1. Beside rps and latency each
 run reports the server's CPU time per request (all its processes and threads), which the
 machine's other load disturbs less than rps.
@@ -116,7 +119,20 @@ def train_model(folder: Path) -> Path:
     from driftloop.serving import DirectoryModelSource
 
     DirectoryModelSource.save(folder / "models", "fraud", "1", booster, aliases=["champion"])
+    # (b-traffic)'s challenger arm and shadow: the same shape, other trees
+    for version, alias in (("2", "challenger"), ("3", "candidate")):
+        params["seed"] = int(version)
+        other = lgb.train(params, lgb.Dataset(x, y, feature_name=FEATURES), num_boost_round=200)
+        DirectoryModelSource.save(folder / "models", "fraud", version, other, aliases=[alias])
     return folder / "models" / "fraud" / "1.txt"
+
+
+TRAFFIC_TOML = """[serving.traffic.fraud]
+arms = {champion = 50, challenger = 50}
+sticky_key = "customer_id"
+shadow = "candidate"
+shadow_sample = 0.1
+"""
 
 
 def _categorical_frame(rows: int, seed: int) -> pd.DataFrame:
@@ -181,6 +197,10 @@ def write_bodies(folder: Path) -> dict[str, Path]:
                     }
                 ]
             }
+            for i, r in enumerate(rows)
+        ],
+        "sticky": [
+            {"instances": [{**dict(zip(FEATURES, r.tolist(), strict=True)), "customer_id": i}]}
             for i, r in enumerate(rows)
         ],
         "bentoml": [{"instances": [r.tolist()]} for r in rows],
@@ -558,6 +578,24 @@ def main() -> None:
             key="b_inline",
         )
     )
+    traffic = folder / "project-traffic"
+    traffic.mkdir()
+    (traffic / "driftloop.toml").write_text(TRAFFIC_TOML)
+    port, url = port_url("/v1/models/fraud/predict")
+    group.append(
+        Target(
+            "(b-traffic) sticky A/B + 10% shadow",
+            [*serve, "--port", port, *models, "--config", str(traffic / "driftloop.toml")],
+            url,
+            bodies["sticky"],
+            {
+                **driftloop_env(folder),
+                "DRIFTLOOP_AUDIT__URL": f"sqlite:///{folder / 'audit-traffic.db'}",
+            },
+            traffic,
+            key="b_traffic",
+        )
+    )
     project = folder / "project-categorical"
     project.mkdir()
     runtime = train_categorical_model(project)
@@ -692,6 +730,18 @@ def report(results: dict[str, Any], args: Any) -> None:
                 f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%}; "
                 f"{better} is better)"
             )
+    routed = usable.get("b_traffic")
+    if routed and b:
+        print("\nrouted (b-traffic) / plain (b), paired per repetition (issue 12: >= 90%):")
+        print(
+            f"  (b-traffic) {routed['rps']:,.0f} rps, p99 {routed['p99_ms']:.1f} ms, "
+            f"CPU {routed['cpu_us_per_request']:.0f} us/req; (b) {b['rps']:,.0f} rps, "
+            f"p99 {b['p99_ms']:.1f} ms, CPU {b['cpu_us_per_request']:.0f} us/req"
+        )
+        for key, label in [("rps_runs", "rps"), ("p99_runs", "p99"), ("cpu_runs", "CPU/req")]:
+            mid, low, high = paired(b, routed, key)
+            ratios[f"traffic_over_b_{key[:-5]}"] = mid
+            print(f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%})")
     if cat and b:
         print("\ncategorical (b-cat) / numeric (b), paired per repetition:")
         print(

@@ -28,15 +28,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    tmp_path: Path, workers: int, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     models = tmp_path / "models"
     DirectoryModelSource.save(models, "fraud", "1", train(1), aliases=["champion"])
+    DirectoryModelSource.save(models, "fraud", "2", train(2), aliases=["challenger"])
     port = free_port()
     env = {
         **os.environ,
         "DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}",
         "DRIFTLOOP_SERVING__BATCHING__MAX_WAIT_MS": "1",
         "DRIFTLOOP_SERVING__CACHE__ENABLED": "false",
+        **(extra or {}),
     }
     cmd = [sys.executable, "-m", "driftloop", "serve", "--models", str(models)]
     cmd += ["--port", str(port), "--workers", str(workers), "--host", "127.0.0.1"]
@@ -132,3 +136,38 @@ def test_metrics_sum_every_worker(tmp_path: Path) -> None:
         if line.startswith("driftloop_predictions_total{")
     )
     assert total == 40.0
+
+
+def test_a_traffic_change_reaches_every_worker(tmp_path: Path) -> None:
+    token = "worker-test-token"
+    proc, base = start_server(tmp_path, workers=2, extra={"DRIFTLOOP_ADMIN_TOKEN": token})
+    url = "/v1/models/fraud/traffic"
+    try:
+        with httpx2.Client(base_url=base, timeout=30) as client:
+            body = {"arms": {"challenger": 100}, "reason": "all in"}
+            assert client.put(url, json=body).status_code == 401
+            response = client.put(url, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.text
+            revision = response.json()["revision"]
+            # each worker reports the revision it routes by (one gauge per process)
+            deadline = time.monotonic() + 120  # a bound for a change that never arrives
+            while True:
+                lines = [
+                    line
+                    for line in client.get("/metrics").text.splitlines()
+                    if line.startswith("driftloop_traffic_revision{")
+                ]
+                if len(lines) == 2 and all(float(x.rsplit(" ", 1)[1]) == revision for x in lines):
+                    break
+                assert time.monotonic() < deadline, lines
+                time.sleep(0.1)
+        versions = set()
+        for i in range(40):  # new connections: the kernel spreads them over both workers
+            with httpx2.Client(base_url=base, timeout=30) as one:
+                answer = one.post("/v1/models/fraud/predict", json={"instances": [row(i)]})
+                assert answer.status_code == 200
+                versions.add(answer.json()["version"])
+        assert versions == {"2"}
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -23,7 +23,7 @@ from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
-from driftloop.registry import Registry
+from driftloop.registry import Registry, TrafficStore
 from driftloop.serving import (
     DirectoryModelSource,
     FeatureStoreSource,
@@ -31,6 +31,7 @@ from driftloop.serving import (
     RegistryModelSource,
     ServedModel,
     create_app,
+    token_digest,
 )
 
 __all__ = ["build_app", "check_served", "parse_served", "serve"]
@@ -42,8 +43,8 @@ def parse_served(
     specs: list[str], entity_keys: tuple[str, ...] = (), settings: Settings | None = None
 ) -> list[ServedModel]:
     """``name``, ``name@alias`` or ``public=name@alias`` into served models, each with its
-    ``[models.<name>]`` policies: entity keys (besides ``entity_keys``), decisions and
-    missing values."""
+    ``[models.<name>]`` policies (entity keys besides ``entity_keys``, decisions, missing
+    values, fallback) and its ``[serving.traffic.<name>]`` policy."""
     served: list[ServedModel] = []
     for spec in specs:
         public, _, target = spec.rpartition("=")
@@ -51,6 +52,7 @@ def parse_served(
         if not name:
             raise InvalidParameterError(f"--model {spec!r}: expected name[@alias].")
         config = settings.model(name) if settings is not None else ModelConfig()
+        traffic = settings.serving.traffic.get(public or name) if settings is not None else None
         served.append(
             ServedModel(
                 name,
@@ -59,6 +61,8 @@ def parse_served(
                 as_name=public or None,
                 decision=config.decision,
                 missing=config.missing,
+                fallback=config.fallback,
+                traffic=traffic,
             )
         )
     return served
@@ -79,10 +83,13 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         models_dir = Path(env["DRIFTLOOP_SERVE_MODELS_DIR"])
         source = DirectoryModelSource(models_dir)
         found = sorted(p.name for p in models_dir.iterdir() if (p / "aliases.json").exists())
+        # no registry: run-time traffic policies live in the project's state folder
+        traffic = TrafficStore.at("sqlite:///.driftloop/traffic.db", root=settings.root)
     else:
         registry = Registry.from_settings(settings)
         source = RegistryModelSource(registry)
         found = sorted(str(m["name"]) for m in registry.list_models())
+        traffic = registry.traffic
     keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
     served = parse_served(names or found, keys, settings)
     features = None
@@ -102,6 +109,9 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         metrics_dir=Path(metrics_dir) if metrics_dir else None,
         close_audit=True,
         tune_gc=True,
+        traffic=traffic,
+        admin_digest=token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None,
+        spool=settings.state_dir() / "audit-spool",
     )
 
 

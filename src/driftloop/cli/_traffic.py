@@ -13,13 +13,12 @@ or ``{"clear": true, "reason": "..."}``, with the headers ``Authorization: Beare
 <token>`` and ``X-Driftloop-Actor: <who>``. The server answers both verbs with the
 policy in force::
 
-    {"model": "fraud", "source": "config" | "runtime", "revision": 3,
-     "changed_by": "ana", "changed_at": "...", "reason": "...",
-     "arms": [{"name": "champion", "version": 3, "weight": 90, "breaker": "closed"}, ...],
-     "sticky_key": ..., "shadow": ..., "shadow_sample": ...}
+    {"model": "fraud", "alias": "champion", "source": "config" | "runtime",
+     "revision": 3, "changed_by": "ana", "changed_at": "...", "reason": "...",
+     "arms": [{"name": "champion", "version": "3", "weight": 90.0, "breaker": "closed"}],
+     "sticky_key": ..., "shadow": ..., "shadow_version": ..., "shadow_sample": ...}
 
-(``arms`` may also be a mapping of arm to weight, and the policy fields may sit under
-``"policy"``: both are shown.) Errors come back as ``{"error": {"code", "message"}}``.
+Errors come back as ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ __all__ = [
     "CONFIG_FILENAME",
     "AuditConfig",
     "BatchingConfig",
+    "BreakerConfig",
     "CacheConfig",
     "DecisionPolicy",
     "FallbackPolicy",
@@ -50,13 +51,16 @@ __all__ = [
     "RegistryConfig",
     "ServingConfig",
     "Settings",
+    "TrafficPolicy",
     "load_settings",
 ]
 
 CONFIG_FILENAME = "driftloop.toml"
 ENV_PREFIX = "DRIFTLOOP_"
 # DRIFTLOOP_* variables that are not settings (no "__" in them are never settings either).
-_NON_SETTING_ENV = frozenset({"DRIFTLOOP_CONFIG", "DRIFTLOOP_REQUIRE_SERVICES"})
+_NON_SETTING_ENV = frozenset(
+    {"DRIFTLOOP_CONFIG", "DRIFTLOOP_REQUIRE_SERVICES", "DRIFTLOOP_ADMIN_TOKEN"}
+)
 
 
 def _schemes(*allowed: str, plain_path: bool = False) -> AfterValidator:
@@ -162,8 +166,64 @@ class CacheConfig(_Section):
     cache_enriched: bool = False
 
 
+class TrafficPolicy(_Section):
+    """How one model's requests are split between versions (``[serving.traffic.<model>]``).
+
+    ``arms`` maps an alias (``champion``, ``challenger``) or a version number (``"7"``) to
+    a weight; weights are relative (90 and 10 is a 10% canary). Empty: every request goes
+    to the alias the model is served at. ``sticky_key`` is a request field (a customer id):
+    requests carrying it stay on one arm while the weights are unchanged, by weighted
+    rendezvous hashing, so a weight change moves only the keys it must; requests without
+    it are split at random. ``shadow`` scores a copy of ``shadow_sample`` of the traffic
+    off the response path, into the audit log (route ``shadow``), never answered.
+    """
+
+    arms: dict[str, float] = Field(default_factory=dict)
+    sticky_key: str | None = Field(default=None, min_length=1, max_length=200)
+    shadow: str | None = Field(default=None, min_length=1, max_length=200)
+    shadow_sample: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _weights(self) -> TrafficPolicy:
+        for arm, weight in self.arms.items():
+            if not arm or len(arm) > 200:
+                raise ValueError(f"arms: arm name {arm!r} must have 1 to 200 characters")
+            if not weight >= 0.0 or weight == float("inf"):
+                raise ValueError(f"arms.{arm}: weight must be a finite number >= 0, got {weight}")
+        if self.arms and sum(self.arms.values()) <= 0.0:
+            raise ValueError("arms: at least one arm needs a weight above 0")
+        return self
+
+
+class BreakerConfig(_Section):
+    """The circuit breaker of each served version.
+
+    It opens when, over the last ``window_s`` seconds and at least ``min_requests``
+    calls, the share of errors reaches ``max_error_rate`` or the share of calls slower
+    than ``slow_ms`` reaches ``max_slow_rate``; it stays open ``open_s`` seconds (requests
+    go to the next link of the fallback chain), then lets ``probes`` calls through
+    (half-open) and closes when they all succeed, or opens again on a failure.
+    """
+
+    window_s: float = Field(default=30.0, gt=0.0)
+    min_requests: int = Field(default=20, ge=1)
+    max_error_rate: float = Field(default=0.5, gt=0.0, le=1.0)
+    slow_ms: float = Field(default=1_000.0, gt=0.0)
+    max_slow_rate: float = Field(default=0.8, gt=0.0, le=1.0)
+    open_s: float = Field(default=10.0, gt=0.0)
+    probes: int = Field(default=3, ge=1)
+
+
 class ServingConfig(_Section):
-    """The model server."""
+    """The model server.
+
+    ``admin_token_sha256`` is the SHA-256 (hex) of the token that the admin API (traffic
+    changes) asks for; the environment variable ``DRIFTLOOP_ADMIN_TOKEN`` gives the token
+    itself instead, and the server keeps only its hash. ``feature_timeout_ms`` bounds one
+    online feature read, ``audit_timeout_s`` one audit commit (past it, the rows are
+    spooled to local disk and replayed later), ``shadow_queue`` the requests waiting for
+    a shadow (more are dropped and counted).
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
@@ -172,6 +232,12 @@ class ServingConfig(_Section):
     max_instances: int = Field(default=1_000, ge=1)
     batching: BatchingConfig = BatchingConfig()
     cache: CacheConfig = CacheConfig()
+    traffic: dict[str, TrafficPolicy] = Field(default_factory=dict)
+    breaker: BreakerConfig = BreakerConfig()
+    admin_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    feature_timeout_ms: float = Field(default=250.0, gt=0.0)
+    audit_timeout_s: float = Field(default=5.0, gt=0.0)
+    shadow_queue: int = Field(default=1_000, ge=1)
 
     @model_validator(mode="before")
     @classmethod

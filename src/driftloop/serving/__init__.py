@@ -3,6 +3,7 @@ metrics and a durable audit trail, as a Starlette app (``create_app``)."""
 
 from __future__ import annotations
 
+from driftloop.serving._admin import token_digest
 from driftloop.serving._app import create_app
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
@@ -25,4 +26,5 @@ __all__ = [
     "RegistryModelSource",
     "ServedModel",
     "create_app",
+    "token_digest",
 ]

@@ -14,7 +14,8 @@ from starlette.routing import Route
 
 from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
-from driftloop.serving import _v1, _v2
+from driftloop.registry import TrafficStore
+from driftloop.serving import _admin, _v1, _v2
 from driftloop.serving._errors import json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
@@ -37,6 +38,9 @@ def create_app(
     refresh_s: float = 1.0,
     close_audit: bool = False,
     tune_gc: bool = False,
+    traffic: TrafficStore | None = None,
+    admin_digest: str | None = None,
+    spool: Path | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -47,7 +51,10 @@ def create_app(
     shutdown (when the app owns it). ``tune_gc`` freezes the objects alive after loading,
     makes young collections rarer and shortens the GIL switch interval so the audit writer
     thread is not kept waiting by the event loop (process-wide: for a process that only
-    serves).
+    serves). ``traffic`` holds the run-time traffic policies every worker follows (None:
+    a change applies to this process only); ``admin_digest`` is the admin token's SHA-256
+    (default ``settings.admin_token_sha256``); ``spool`` is the folder where audit rows
+    wait while the audit store is down (None: a failed commit fails its requests).
     """
     server = Server(
         models,
@@ -58,6 +65,9 @@ def create_app(
         metrics_dir=metrics_dir,
         refresh_s=refresh_s,
         tune_gc=tune_gc,
+        traffic=traffic,
+        admin_digest=admin_digest,
+        spool=spool,
     )
     names = [n for m in models for n in m.public_names]
     documents: dict[tuple[str | None, ...], bytes] = {}
@@ -66,9 +76,13 @@ def create_app(
         return json_response({"status": "ok"})
 
     async def readyz(request: Request, server: Server) -> Response:
-        return json_response({"ready": server.ready}, 200 if server.ready else 503)
+        return json_response(
+            {"ready": server.ready, "degraded": server.degraded()}, 200 if server.ready else 503
+        )
 
     async def metrics(request: Request, server: Server) -> Response:
+        if server.writer is not None:
+            server.metrics.audit_spooled.set(server.writer.spooled)
         return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi_json(request: Request, server: Server) -> Response:
@@ -88,6 +102,8 @@ def create_app(
         route("/v1/models", "models", _v1.list_models, "GET"),
         route("/v1/models/{name}/predict", "predict", _v1.predict, "POST"),
         route("/v1/feedback", "feedback", _v1.feedback, "POST"),
+        route("/v1/models/{name}/traffic", "traffic", _admin.get_traffic, "GET"),
+        route("/v1/models/{name}/traffic", "traffic-set", _admin.put_traffic, "PUT"),
         route("/v2", "v2-server", _v2.server_metadata, "GET", True),
         route("/v2/health/live", "v2-live", _v2.live, "GET", True),
         route("/v2/health/ready", "v2-ready", _v2.ready, "GET", True),

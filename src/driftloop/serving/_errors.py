@@ -36,6 +36,9 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "body-invalid": 400,
     "method-not-allowed": 405,
     "not-ready": 503,
+    "unavailable": 503,
+    "unauthorized": 401,
+    "forbidden": 403,
 }
 
 Violation = dict[str, Any]  # {"instance": i, "field": name, "rule": text, ...}

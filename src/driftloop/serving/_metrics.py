@@ -26,6 +26,7 @@ __all__ = ["ServingMetrics"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 class ServingMetrics:
@@ -62,6 +63,63 @@ class ServingMetrics:
             "Feature values the server had no value for (absent, unknown entity, null) or "
             "a category never seen in training (reason=unseen), by model and feature.",
             ["model", "feature", "reason"], registry=r,
+        )  # fmt: skip
+        self.arm_requests = Counter(
+            "driftloop_arm_requests",
+            "Requests answered, by model, traffic arm, version that answered and link of "
+            "the fallback chain (model, champion, rules, default).",
+            ["model", "arm", "version", "link"], registry=r,
+        )  # fmt: skip
+        self.arm_errors = Counter(
+            "driftloop_arm_errors", "Calls to a version that raised (the next link answered).",
+            ["model", "arm", "version"], registry=r,
+        )  # fmt: skip
+        self.arm_latency = Histogram(
+            "driftloop_arm_seconds", "Time to answer, by model, arm and answering version.",
+            ["model", "arm", "version"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.arm_scores = Histogram(
+            "driftloop_arm_score",
+            "Scores answered (positive or top-class probability, or regression value), by "
+            "model, arm and answering version.",
+            ["model", "arm", "version"], buckets=_SCORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.breaker_state = Gauge(
+            "driftloop_breaker_state",
+            "Circuit breaker of each served alias or version: 0 closed, 1 half-open, 2 open.",
+            ["model", "target"], registry=r, multiprocess_mode="liveall",
+        )  # fmt: skip
+        self.feature_breaker_state = Gauge(
+            "driftloop_feature_store_breaker_state",
+            "Circuit breaker of the online feature store: 0 closed, 1 half-open, 2 open.",
+            registry=r, multiprocess_mode="liveall",
+        )  # fmt: skip
+        self.fallbacks = Counter(
+            "driftloop_fallbacks",
+            "Requests a link of the fallback chain passed on, by model, alias or version, "
+            "and reason (error, breaker-open).",
+            ["model", "target", "reason"], registry=r,
+        )  # fmt: skip
+        self.degraded = Counter(
+            "driftloop_degraded",
+            "Requests answered degraded, by model and reason (features-unavailable: the "
+            "online store did not answer; fallback: no version could).",
+            ["model", "reason"], registry=r,
+        )  # fmt: skip
+        self.shadow = Counter(
+            "driftloop_shadow",
+            "Shadow copies by model, shadow version and outcome (scored, failed, dropped: "
+            "the queue was full).",
+            ["model", "version", "outcome"], registry=r,
+        )  # fmt: skip
+        self.audit_spooled = Gauge(
+            "driftloop_audit_spooled",
+            "Audit rows waiting on local disk for the audit store to come back.",
+            registry=r, multiprocess_mode="liveall",
+        )  # fmt: skip
+        self.traffic_revision = Gauge(
+            "driftloop_traffic_revision", "The traffic policy revision each worker routes by.",
+            ["model"], registry=r, multiprocess_mode="liveall",
         )  # fmt: skip
         self.model_loaded = Gauge(
             "driftloop_model_info", "1 for the version each model serves now.",

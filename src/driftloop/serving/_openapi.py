@@ -88,6 +88,19 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": {"type": "string"},
             "version": {"type": "string"},
+            "route": {
+                "type": "object",
+                "description": "How the request was routed: the traffic arm, the link of "
+                "the fallback chain that answered (model, champion, rules, default), the "
+                "arm's breaker state, why the answer is degraded, the policy revision.",
+                "properties": {
+                    "arm": {"type": "string"},
+                    "link": {"enum": ["model", "champion", "rules", "default"]},
+                    "breaker": {"enum": ["closed", "half_open", "open"]},
+                    "degraded": {"type": "string"},
+                    "policy_revision": {"type": "integer"},
+                },
+            },
             "predictions": {
                 "type": "array",
                 "items": {
@@ -111,6 +124,22 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+        },
+    },
+    "TrafficRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "arms": {
+                "type": "object",
+                "description": "Alias or version -> weight (relative).",
+                "additionalProperties": {"type": "number", "minimum": 0},
+            },
+            "sticky_key": {"type": ["string", "null"]},
+            "shadow": {"type": ["string", "null"]},
+            "shadow_sample": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "clear": {"type": "boolean", "description": "Back to the settings file's policy."},
+            "reason": {"type": "string", "maxLength": 1000},
         },
     },
     "FeedbackRequest": {
@@ -205,7 +234,7 @@ def _instance(spec: RowSpec) -> dict[str, Any]:
             if encoder.spec.categories:
                 schema["examples"] = list(encoder.spec.categories[:20])
             properties[name] = schema
-    for key in (*spec.entity_keys, *([spec.id_field] if spec.id_field else [])):
+    for key in (*spec.entity_keys, *spec.keys, *([spec.id_field] if spec.id_field else [])):
         properties[key] = {"type": ["string", "integer"]}
     properties.setdefault(spec.event_field, {**_TIME, "description": "The event time."})
     return {"type": "object", "additionalProperties": False, "properties": properties}
@@ -237,6 +266,22 @@ def openapi(
                 body="FeedbackRequest",
                 errors=True,
             )
+        },
+        "/v1/models/{name}/traffic": {
+            "get": _op(
+                "The model's traffic policy: arms, versions, weights, breakers, shadow "
+                "(admin token).",
+                _json(obj, "The policy."),
+                name=True,
+                errors=True,
+            ),
+            "put": _op(
+                "Change the traffic policy at run time (admin token; every worker follows).",
+                _json(obj, "The policy now."),
+                body="TrafficRequest",
+                name=True,
+                errors=True,
+            ),
         },
         "/v2": {"get": _op("KServe v2 server metadata.", _json(obj, "Metadata."))},
         "/v2/health/live": {"get": _op("KServe v2 liveness.", _json(obj, "Live."))},

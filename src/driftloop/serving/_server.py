@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.requests import ClientDisconnect, Request
@@ -15,17 +16,22 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from driftloop.audit import AuditLog, GroupCommitWriter
-from driftloop.core.config import ServingConfig
+from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
+from driftloop.registry import TrafficState, TrafficStore
+from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._errors import HttpError, error_response
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._service import ServedModel, Service
+from driftloop.serving._traffic import ActivePolicy
 
 __all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 
 log = logging.getLogger(__name__)
+
+_TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 
 
 class Server:
@@ -42,8 +48,17 @@ class Server:
         metrics_dir: Path | None,
         refresh_s: float,
         tune_gc: bool = False,
+        traffic: TrafficStore | None = None,
+        admin_digest: str | None = None,
+        spool: Path | None = None,
     ) -> None:
         self.tune_gc = tune_gc
+        self.traffic = traffic
+        self.admin_digest = admin_digest or settings.admin_token_sha256
+        self.spool = spool
+        self._traffic_seen = -1
+        self.feature_breaker: CircuitBreaker | None = None
+        self._poller: asyncio.Task[None] | None = None
         self.settings = settings
         self.audit = audit
         self.metrics = ServingMetrics(metrics_dir)
@@ -60,6 +75,11 @@ class Server:
 
     def _build(self) -> None:
         batching = self.settings.batching
+        gauge = self.metrics.feature_breaker_state
+        gauge.set(0)
+        self.feature_breaker = feature_breaker = CircuitBreaker(
+            self.settings.breaker, on_change=lambda state: gauge.set(STATES[state])
+        )
         for served in self._models:
             service = Service(
                 served,
@@ -70,6 +90,10 @@ class Server:
                 cache=self.settings.cache,
                 max_rows=batching.max_batch_size,
                 max_wait_s=batching.max_wait_ms / 1000.0,
+                breaker=self.settings.breaker,
+                feature_breaker=feature_breaker,
+                feature_timeout_s=self.settings.feature_timeout_ms / 1000.0,
+                shadow_queue=self.settings.shadow_queue,
             )
             for public in served.public_names:
                 if public in self.by_name:
@@ -79,9 +103,14 @@ class Server:
 
     async def start(self) -> None:
         if self.audit is not None:
-            self.writer = GroupCommitWriter(self.audit)
+            self.writer = GroupCommitWriter(
+                self.audit, spool=self.spool, commit_timeout_s=self.settings.audit_timeout_s
+            )
         self._build()
         await self.refresh_all()
+        if self.traffic is not None:
+            await self.sync_traffic()
+            self._poller = asyncio.get_running_loop().create_task(self._poll_traffic())
         if self.tune_gc:
             # Long-lived objects (models, modules) leave the collector's view, and young
             # collections run less often: full collections over them were the p99 tail.
@@ -96,10 +125,13 @@ class Server:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for service in self.services.values():
+            await service.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
 
@@ -115,6 +147,70 @@ class Server:
         while True:
             await asyncio.sleep(self.refresh_s)
             await self.refresh_all()
+
+    # -- traffic policies -----------------------------------------------------------
+    async def sync_traffic(self) -> None:
+        """Route by the stored policies when the store's revision moved."""
+        assert self.traffic is not None
+        revision = await asyncio.to_thread(self.traffic.revision)
+        if revision == self._traffic_seen:
+            return
+        stored = await asyncio.to_thread(self.traffic.all)
+        for public, service in self.services.items():
+            row = stored.get(public)
+            if row is None or row.revision == service.traffic.revision:
+                continue
+            try:
+                await service.apply(self._state(service, row))
+            except Exception as exc:  # keep routing by the policy in force
+                log.warning("Traffic policy %s for %s not applied: %s", row.revision, public, exc)
+        self._traffic_seen = revision
+
+    async def _poll_traffic(self) -> None:
+        while True:
+            await asyncio.sleep(_TRAFFIC_POLL_S)
+            try:
+                await self.sync_traffic()
+            except Exception as exc:  # the store is down: keep the policies in force
+                log.warning("Could not read traffic policies: %s", exc)
+
+    async def store_traffic(
+        self, service: Service, policy: TrafficPolicy | None, who: str, why: str
+    ) -> ActivePolicy:
+        """Record a run-time change (for every worker) and return it as routed here."""
+        public = service.served.as_name or service.served.name
+        dumped = policy.model_dump() if policy is not None else None
+        if self.traffic is None:  # one process, nothing shared: a revision of its own
+            revision = service.traffic.revision + 1
+            return self._state(
+                service, TrafficState(public, dumped, revision, who, datetime.now(UTC), why)
+            )
+        row = await asyncio.to_thread(self.traffic.set, public, dumped, who=who, why=why)
+        return self._state(service, row)
+
+    @staticmethod
+    def _state(service: Service, row: TrafficState) -> ActivePolicy:
+        if row.policy is None:
+            policy, source = service.served.traffic, "config"
+        else:
+            policy, source = TrafficPolicy.model_validate(row.policy), "runtime"
+        return ActivePolicy(
+            policy, source, row.revision, row.changed_by, row.changed_at.isoformat(), row.reason
+        )
+
+    def degraded(self) -> list[str]:
+        """What is answering in a degraded way now (empty: nothing): the audit store
+        (rows spooled to local disk), the online store, or a version's open breaker."""
+        out = []
+        if self.writer is not None and self.writer.degraded:
+            out.append(f"audit store: {self.writer.spooled} row(s) spooled to local disk")
+        if self.feature_breaker is not None and self.feature_breaker.state != "closed":
+            out.append(f"online feature store: breaker {self.feature_breaker.state}")
+        for public, service in sorted(self.services.items()):
+            for target, deployment in sorted(service.deployments.items()):
+                if deployment.breaker.state != "closed":
+                    out.append(f"{public}@{target}: breaker {deployment.breaker.state}")
+        return out
 
     @property
     def ready(self) -> bool:

@@ -1,4 +1,5 @@
-"""One served model: its current version, batcher, cache, enrichment, missing-value policy
+"""One served model: the versions its traffic policy routes to (each with its batcher and
+circuit breaker), the fallback chain, the shadow, cache, enrichment, missing-value policy
 and audit trail."""
 
 from __future__ import annotations
@@ -6,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,18 +20,29 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.audit import AuditBatch, GroupCommitWriter
-from driftloop.core.config import CacheConfig, DecisionPolicy, MissingPolicy
+from driftloop.core.config import (
+    BreakerConfig,
+    CacheConfig,
+    DecisionPolicy,
+    FallbackPolicy,
+    MissingPolicy,
+    TrafficPolicy,
+)
 from driftloop.core.errors import InvalidParameterError
 from driftloop.registry import InvalidValue, LoadedModel
 from driftloop.serving._batcher import DynamicBatcher
+from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._errors import HttpError, Violation
 from driftloop.serving._features import EnrichedRow, FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
+from driftloop.serving._rules import RulesModel
+from driftloop.serving._shadow import Shadow
+from driftloop.serving._traffic import ActivePolicy, Router
 from driftloop.serving._validation import Options, ParsedInstances, RowSpec, audited
 
-__all__ = ["Scored", "ServedModel", "Service"]
+__all__ = ["Answer", "Scored", "ServedModel", "Service"]
 
 log = logging.getLogger(__name__)
 Matrix = npt.NDArray[np.float64]
@@ -47,6 +61,8 @@ class ServedModel:
     as_name: str | None = None
     decision: DecisionPolicy | None = None
     missing: MissingPolicy = field(default_factory=MissingPolicy)
+    fallback: FallbackPolicy | None = None
+    traffic: TrafficPolicy | None = None
 
     @property
     def public_names(self) -> tuple[str, ...]:
@@ -67,6 +83,9 @@ class _Item:
     route: str
     started: float
     error: HttpError | None = None
+    ids: list[str] | None = None  # given (a shadow's), else made when scored
+    degraded: str | None = None  # why the answer is not the model's usual one
+    fallback: bool = False  # the model cannot answer it: the fallback chain must
 
 
 @dataclass
@@ -85,6 +104,8 @@ class Scored:
     unseen: dict[int, list[str]]
     explanations: list[dict[str, float]] | None
     error: HttpError | None = None
+    degraded: str | None = None
+    fallback: bool = False
 
     @property
     def scores(self) -> list[float]:
@@ -95,14 +116,53 @@ class Scored:
 
 
 @dataclass
-class _Deployment:
-    model: LoadedModel
-    batcher: DynamicBatcher[_Item, Scored]
-    spec: RowSpec
-    defaults: dict[int, tuple[float, Any]]  # column -> (encoded, raw) declared default
+class Answer:
+    """A request's answers and how it was routed: the ``arm`` the policy picked, the
+    ``link`` of the fallback chain that answered (``model``: the arm itself; ``champion``;
+    ``rules``; ``default``), the version that answered (for rules and default: the
+    champion's, whose features they read), the arm's breaker state, and why the answer
+    is degraded (None when it is not)."""
 
-    def __post_init__(self) -> None:
-        self.task = self.model.task  # read per request: a plain attribute
+    scored: Scored
+    parsed: ParsedInstances
+    model: str
+    version: str
+    arm: str
+    link: str
+    breaker: str
+    degraded: str | None
+    revision: int
+
+    def route(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"arm": self.arm, "link": self.link, "breaker": self.breaker}
+        if self.degraded is not None:
+            out["degraded"] = self.degraded
+        if self.revision:
+            out["policy_revision"] = self.revision
+        return out
+
+
+class _Deployment:
+    """One loaded version behind one alias (or version) of a served model."""
+
+    def __init__(
+        self,
+        target: str,
+        model: LoadedModel,
+        spec: RowSpec,
+        defaults: dict[int, tuple[float, Any]],
+        breaker: CircuitBreaker,
+        rules: RulesModel | None,
+    ) -> None:
+        self.target = target
+        self.model = model
+        self.spec = spec
+        self.defaults = defaults  # column -> (encoded, raw) declared default
+        self.breaker = breaker
+        self.rules = rules  # the fallback's rules, read with this version's features
+        self.task = model.task  # read per request: a plain attribute
+        self.offload = False  # score in a thread (a shadow: never block the event loop)
+        self.batcher: DynamicBatcher[_Item, Scored]
 
 
 _NO_OUTPUTS: Matrix = np.empty(0)
@@ -127,7 +187,9 @@ def next_id() -> str:
 
 
 class Service:
-    """Serves one :class:`ServedModel`; swaps versions when its alias moves."""
+    """Serves one :class:`ServedModel`: routes each request to a version by the traffic
+    policy, falls back along the chain when that version cannot answer, and follows the
+    aliases as they move."""
 
     def __init__(
         self,
@@ -140,6 +202,10 @@ class Service:
         cache: CacheConfig,
         max_rows: int,
         max_wait_s: float,
+        breaker: BreakerConfig | None = None,
+        feature_breaker: CircuitBreaker | None = None,
+        feature_timeout_s: float = 0.25,
+        shadow_queue: int = 1_000,
     ) -> None:
         self.served = served
         self.source = source
@@ -150,35 +216,135 @@ class Service:
         self.cache = PredictionCache(max_entries=cache.max_entries, ttl_s=cache.ttl_s)
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
-        self.current: _Deployment | None = None
+        self.breaker_config = breaker or BreakerConfig()
+        self.feature_breaker = feature_breaker
+        self.feature_timeout_s = feature_timeout_s
+        self.current: _Deployment | None = None  # the served alias's version: the champion
+        self.deployments: dict[str, _Deployment] = {}  # by alias or version
+        self.traffic = ActivePolicy(served.traffic)
+        self.router = Router(served.traffic, base=served.alias)
+        self.shadow = Shadow(self, shadow_queue)
         self._hits = metrics.cache_hits.labels(served.name)
         self._misses = metrics.cache_misses.labels(served.name)
         self._batch_rows = metrics.batch_rows.labels(served.name)
-        self._predictions: tuple[str, Any] | None = None
+        self._predictions: dict[str, Any] = {}
+        self._arm_metrics: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self._shown: set[tuple[str, str]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._warned = -math.inf
 
     # -- versions ---------------------------------------------------------------------
     async def refresh(self) -> bool:
-        """Follow the alias: load a new version off the loop, then swap. True if swapped."""
-        version = await asyncio.to_thread(self.source.resolve, self.served.name, self.served.alias)
-        if self.current is not None and self.current.model.version == version:
+        """Follow every alias the policy routes to: load new versions off the loop, then
+        swap. True if any version changed."""
+        swapped = False
+        for target in dict.fromkeys((self.served.alias, *self.router.targets)):
+            swapped |= await self._follow(target)
+        return swapped
+
+    async def _follow(self, target: str) -> bool:
+        """Bring ``target`` (an alias, or a version number) to its current version."""
+        name = self.served.name
+        if target.isdigit():
+            version = target
+        else:
+            version = await asyncio.to_thread(self.source.resolve, name, target)
+        old = self.deployments.get(target)
+        if old is not None and old.model.version == version:
             return False
-        model = await asyncio.to_thread(self.source.load, self.served.name, version)
-        spec = RowSpec.of(model.signature, self.served.entity_keys)
+        same = next((d for d in self.deployments.values() if d.model.version == version), None)
+        model = (
+            same.model
+            if same is not None
+            else await asyncio.to_thread(self.source.load, name, version)
+        )
+        deployment = self._deploy(target, model)
+        self.deployments[target] = deployment
+        if target == self.served.alias:
+            self.current = deployment
+        self._loaded()
+        return True
+
+    def _spec(self, model: LoadedModel) -> RowSpec:
+        sticky = self.router.sticky_key
+        keys = (sticky,) if sticky is not None else ()
+        return RowSpec.of(model.signature, self.served.entity_keys, keys)
+
+    def _deploy(self, target: str, model: LoadedModel) -> _Deployment:
+        spec = self._spec(model)
         defaults = self._defaults(model, spec)
+        rules = None
+        if self.served.fallback is not None:
+            rules = RulesModel.for_model(self.served.fallback, model)
         model.predict(np.full((1, len(model.feature_names)), np.nan))  # warm up
-        batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
-            lambda items: self._run(model, items),
+        gauge = self.metrics.breaker_state.labels(self.served.name, target)
+        breaker = CircuitBreaker(
+            self.breaker_config, on_change=lambda state: gauge.set(STATES[state])
+        )
+        gauge.set(0)
+        deployment = _Deployment(target, model, spec, defaults, breaker, rules)
+        deployment.offload = target == self.router.shadow and target not in self.router.arms
+        deployment.batcher = DynamicBatcher(
+            lambda items: self._run(deployment, items),
             size=lambda item: len(item.todo),
             max_rows=self.max_rows,
             max_wait_s=self.max_wait_s,
         )
-        old, self.current = self.current, _Deployment(model, batcher, spec, defaults)
-        if old is not None:
-            self.metrics.model_loaded.labels(
-                self.served.name, old.model.version, old.model.runtime
-            ).set(0)
-        self.metrics.model_loaded.labels(self.served.name, version, model.runtime).set(1)
-        return True
+        return deployment
+
+    def _loaded(self) -> None:
+        """``driftloop_model_info``: 1 for each version loaded now, 0 for the others."""
+        loaded = self.metrics.model_loaded
+        live = {(d.model.version, d.model.runtime) for d in self.deployments.values()}
+        for version, runtime in self._shown - live:
+            loaded.labels(self.served.name, version, runtime).set(0)
+        for version, runtime in live - self._shown:
+            loaded.labels(self.served.name, version, runtime).set(1)
+        self._shown = live
+
+    async def apply(self, state: ActivePolicy) -> None:
+        """Route by ``state`` from now on. Every version it needs is loaded first (an
+        unknown alias or version refuses the change and keeps the old policy); requests
+        in flight finish on the version they started on."""
+        router = Router(state.policy, base=self.served.alias)
+        await self.preload(state.policy)
+        sticky_changed = router.sticky_key != self.router.sticky_key
+        self.router, self.traffic = router, state
+        if sticky_changed:  # requests may (or no longer may) carry the sticky field
+            for deployment in self.deployments.values():
+                deployment.spec = self._spec(deployment.model)
+        self.metrics.traffic_revision.labels(self.served.name).set(state.revision)
+        keep = {self.served.alias, *router.targets}
+        for target in [t for t in self.deployments if t not in keep]:
+            del self.deployments[target]
+        for target, deployment in self.deployments.items():
+            deployment.offload = target == router.shadow and target not in router.arms
+        self._loaded()
+        self.shadow.retarget()
+
+    async def preload(self, policy: TrafficPolicy | None) -> None:
+        """Load every version ``policy`` routes to; an alias or version that cannot be
+        loaded is refused, naming it."""
+        for target in Router(policy, base=self.served.alias).targets:
+            if target not in self.deployments:
+                try:
+                    await self._follow(target)
+                except Exception as exc:
+                    raise InvalidParameterError(
+                        f"Traffic for model '{self.served.name}': arm or shadow '{target}' "
+                        f"cannot be loaded: {exc}"
+                    ) from None
+
+    def _offload_pool(self) -> ThreadPoolExecutor:
+        """The shadow's own thread: a shadow that hangs holds it, and nothing else."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{self.served.name}")
+        return self._pool
+
+    async def close(self) -> None:
+        await self.shadow.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _defaults(self, model: LoadedModel, spec: RowSpec) -> dict[int, tuple[float, Any]]:
         """The missing policy's defaults, encoded; a default that breaks its feature's
@@ -201,20 +367,20 @@ class Service:
         return out
 
     # -- one batch: one feature read, one model call, one audit commit -------------------
-    async def _run(self, model: LoadedModel, items: Sequence[_Item]) -> list[Scored]:
-        deployment = self.current
-        assert deployment is not None
+    async def _run(self, deployment: _Deployment, items: Sequence[_Item]) -> list[Scored]:
+        model = deployment.model
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
         if wanted and self.features is not None:
             stamps = [[{} for _ in range(it.n)] for it in items]
-            await self._enrich(deployment, items, wanted, stamps)
+            if not await self._enrich(deployment, items, wanted, stamps):
+                self._degrade(deployment, items)
         else:
             stamps = [[{}] * it.n for it in items]  # shared, never written
         for it in items:
-            if it.parsed.enrich:
+            if it.parsed.enrich and not it.fallback:
                 it.error = self._settle(deployment, it, it.parsed.enrich)
-        live = [it for it in items if it.error is None]
+        live = [it for it in items if it.error is None and not it.fallback]
         parts = [
             it.parsed.matrix if len(it.todo) == it.n else it.parsed.matrix[it.todo]
             for it in live
@@ -223,7 +389,13 @@ class Service:
         if parts:
             rows = np.vstack(parts) if len(parts) > 1 else parts[0]
             self._batch_rows.observe(len(rows))
-            raw = model.predict(rows)
+            raw = (
+                await asyncio.get_running_loop().run_in_executor(
+                    self._offload_pool(), model.predict, rows
+                )
+                if deployment.offload
+                else model.predict(rows)
+            )
             start = 0
             for it in live:
                 n = len(it.todo)
@@ -234,7 +406,7 @@ class Service:
                     it.raw[it.todo] = raw[start : start + n]
                 start += n
         out = [self._scored(deployment, it) for it in items]
-        done = [k for k, it in enumerate(items) if it.error is None]
+        done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
         if self.writer is not None and done:  # durable before any caller is answered
             await self.writer.awrite_batches(
                 self._audit_batches(deployment, items, stamps, out, done)
@@ -246,8 +418,11 @@ class Service:
         model = deployment.model
         task = deployment.task
         raw = it.raw if it.raw is not None else _NO_OUTPUTS
-        if it.error is not None:
-            return Scored([], task, model.classes, raw, None, None, {}, None, it.error)
+        if it.error is not None or it.fallback:
+            return Scored(
+                [], task, model.classes, raw, None, None, {}, None, it.error,
+                it.degraded, it.fallback,
+            )  # fmt: skip
         policy = self.served.decision
         decisions = None
         if policy is not None and task != "multiclass":
@@ -257,7 +432,7 @@ class Service:
             self._explain(model, it.parsed.matrix, it.options) if it.options.explain else None
         )
         return Scored(
-            [next_id() for _ in range(it.n)],
+            it.ids if it.ids is not None else [next_id() for _ in range(it.n)],
             task,
             model.classes,
             raw,
@@ -265,14 +440,16 @@ class Service:
             it.missing,
             it.parsed.unseen,
             explained,
+            degraded=it.degraded,
         )
 
     def _counted(self, model: LoadedModel) -> Any:
         """The predictions counter of ``model``'s version (label lookups cost per call)."""
-        if self._predictions is None or self._predictions[0] != model.version:
+        child = self._predictions.get(model.version)
+        if child is None:
             child = self.metrics.predictions.labels(self.served.name, model.version)
-            self._predictions = (model.version, child)
-        return self._predictions[1]
+            self._predictions[model.version] = child
+        return child
 
     async def _enrich(
         self,
@@ -280,8 +457,13 @@ class Service:
         items: Sequence[_Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         stamps: list[list[dict[str, datetime | None]]],
-    ) -> None:
+    ) -> bool:
+        """Read the batch's online features; False when the store could not answer in
+        time (its breaker open, an error, or past ``feature_timeout_s``)."""
         assert self.features is not None
+        breaker = self.feature_breaker
+        if breaker is not None and not breaker.allow():
+            return False
         names = sorted({name for _, _, fs in wanted for name in fs})
         features = deployment.spec.features
         entity_rows = []
@@ -298,8 +480,44 @@ class Service:
                     **parsed.entity_rows[i],
                 }
             )  # request values too: on-demand features may use them
-        read = await asyncio.to_thread(self.features.read, entity_rows, names)
+        started = time.perf_counter()
+        try:
+            read = await asyncio.wait_for(
+                asyncio.to_thread(self.features.read, entity_rows, names),
+                self.feature_timeout_s,
+            )
+        except Exception as exc:  # down, hung or broken: the batch is answered degraded
+            if breaker is not None:
+                breaker.record(False, time.perf_counter() - started)
+            if time.monotonic() - self._warned > 10.0:  # once per 10 s, not per batch
+                self._warned = time.monotonic()
+                log.warning("Online features unavailable for %s: %s", self.served.name, exc)
+            return False
+        if breaker is not None:
+            breaker.record(True, time.perf_counter() - started)
         self._fill(deployment, items, wanted, read, stamps)
+        return True
+
+    def _degrade(self, deployment: _Deployment, items: Sequence[_Item]) -> None:
+        """The online store did not answer: rows needing it keep their features missing.
+        With declared default values the model answers with them; otherwise the
+        fallback chain answers (when the model has one), flagged degraded either way."""
+        for it in items:
+            if not it.parsed.enrich:
+                continue
+            it.degraded = "features-unavailable"
+            self.metrics.degraded.labels(self.served.name, it.degraded).inc()
+            if self.served.missing.policy == "default":
+                continue
+            if deployment.rules is not None:
+                it.fallback = True
+            elif self.served.missing.policy == "reject":
+                it.error = HttpError(
+                    "unavailable",
+                    f"The online feature store did not answer, and model "
+                    f"'{self.served.name}' rejects rows with missing features and declares "
+                    f"no fallback ([models.{self.served.name}.fallback]).",
+                )
 
     def _fill(
         self,
@@ -381,14 +599,158 @@ class Service:
         )
 
     # -- one request ---------------------------------------------------------------------
-    async def predict(
-        self, parsed: ParsedInstances, options: Options, *, route: str, started: float
-    ) -> tuple[LoadedModel, Scored]:
-        deployment = self.current
-        assert deployment is not None, "predict before the model was loaded"
+    async def answer(
+        self,
+        parse: Callable[[RowSpec], ParsedInstances],
+        options: Options,
+        *,
+        key: Any = None,
+        proto: str,
+        started: float,
+    ) -> Answer:
+        """One request through the traffic policy and the fallback chain: the picked
+        arm's version, then the champion, then the rules, then the safe default; the
+        first link that answers does. ``parse`` reads the request's instances by a
+        version's spec (versions may take different features)."""
+        router, base = self.router, self.current
+        assert base is not None, "predict before the model was loaded"
+        arm = router.pick(key)
+        chosen = self.deployments.get(arm, base)
+        links = [chosen] if chosen is base else [chosen, base]
+        failed: Exception | None = None
+        degraded: str | None = None
+        parsed: ParsedInstances | None = None
+        for link in links:
+            breaker = link.breaker
+            if not breaker.allow():
+                self._fell_back(link, "breaker-open")
+                continue
+            try:  # a request this version cannot read is the caller's (or our) error
+                parsed = parse(link.spec)
+            except BaseException:
+                breaker.cancel()
+                raise
+            t0 = time.perf_counter()
+            try:
+                scored = await self._score_on(link, parsed, options, route=proto, started=started)
+            except HttpError:  # the caller's request, or a refusal no link would change
+                breaker.cancel()
+                raise
+            except Exception as exc:
+                breaker.record(False, time.perf_counter() - t0)
+                self._fell_back(link, "error")
+                log.warning(
+                    "Model %s version %s failed (%s: %s); the next link answers.",
+                    self.served.name, link.model.version, type(exc).__name__, exc,
+                )  # fmt: skip
+                failed = exc
+                continue
+            breaker.record(True, time.perf_counter() - t0)
+            if scored.fallback:  # the online store is down: the rules answer
+                degraded = scored.degraded
+                break
+            if router.shadow is not None and router.shadowed():
+                self.shadow.offer(parse, scored.ids)
+            link_name = "model" if link is chosen else "champion"
+            return self._answered(scored, parsed, link, arm, link_name, chosen, started)
+        return await self._last_resort(parse, parsed, arm, chosen, proto, started, degraded, failed)
+
+    def _answered(
+        self,
+        scored: Scored,
+        parsed: ParsedInstances,
+        link: _Deployment,
+        arm: str,
+        link_name: str,
+        chosen: _Deployment,
+        started: float,
+    ) -> Answer:
+        version = link.model.version
+        counted = self._arm_metrics.get((arm, version, link_name))
+        if counted is None:
+            m, name = self.metrics, self.served.name
+            counted = (
+                m.arm_requests.labels(name, arm, version, link_name).inc,
+                m.arm_latency.labels(name, arm, version).observe,
+                m.arm_scores.labels(name, arm, version).observe,
+            )
+            self._arm_metrics[arm, version, link_name] = counted
+        inc, latency, score = counted
+        inc()
+        latency(time.perf_counter() - started)
+        for value in scored.scores:
+            score(value)
+        return Answer(
+            scored,
+            parsed,
+            self.served.name,
+            version,
+            arm,
+            link_name,
+            chosen.breaker.state,
+            scored.degraded,
+            self.traffic.revision,
+        )
+
+    def _fell_back(self, link: _Deployment, reason: str) -> None:
+        self.metrics.fallbacks.labels(self.served.name, link.target, reason).inc()
+        if reason == "error":
+            self.metrics.arm_errors.labels(self.served.name, link.target, link.model.version).inc()
+
+    async def _last_resort(
+        self,
+        parse: Callable[[RowSpec], ParsedInstances],
+        parsed: ParsedInstances | None,
+        arm: str,
+        chosen: _Deployment,
+        proto: str,
+        started: float,
+        degraded: str | None,
+        failed: Exception | None,
+    ) -> Answer:
+        """The rules model, or the safe default, answers (audited under their own route);
+        without a fallback declared the request fails with 503."""
+        base = self.current
+        assert base is not None
+        rules = base.rules
+        if rules is None:
+            reason = f"{type(failed).__name__}: {failed}" if failed is not None else "breakers open"
+            raise HttpError(
+                "unavailable",
+                f"Model '{self.served.name}' could not answer ({reason}) and declares no "
+                f"fallback ([models.{self.served.name}.fallback]).",
+            )
+        if parsed is None or parsed.matrix.shape[1] != len(base.spec.features):
+            parsed = parse(base.spec)
+        n = len(parsed.matrix)
+        raw = rules.predict(parsed.matrix, parsed.raw)
+        link_name = "rules" if rules.expression is not None else "default"
+        # no explanations: the model's contributions would not explain the rules' answer
+        item = _Item(parsed, n, [], raw, None, Options(), f"{proto}:{link_name}", started)
+        item.degraded = degraded or "fallback"
+        scored = self._scored(base, item)
+        if self.writer is not None:
+            await self.writer.awrite_batches(
+                self._audit_batches(base, [item], [[{}] * n], [scored], [0])
+            )
+        self.metrics.degraded.labels(self.served.name, item.degraded).inc()
+        return self._answered(scored, parsed, base, arm, link_name, chosen, started)
+
+    async def _score_on(
+        self,
+        deployment: _Deployment,
+        parsed: ParsedInstances,
+        options: Options,
+        *,
+        route: str,
+        started: float,
+        ids: list[str] | None = None,
+    ) -> Scored:
+        """Score a request on one version: missing values settled, cache consulted, then
+        batched with other requests (enrichment, model, audit)."""
         model = deployment.model
         n = len(parsed.matrix)
-        item = _Item(parsed, n, [], None, None, options, route, started)
+        item = _Item(parsed, n, [], None, None, options, route, started, ids=ids)
         if not parsed.complete and np.isnan(parsed.matrix).any():  # enriched: once enriched
             error = self._settle(deployment, item, (i for i in range(n) if i not in parsed.enrich))
             if error is not None:
@@ -401,10 +763,10 @@ class Service:
         scored = await deployment.batcher.submit(item)
         if scored.error is not None:
             raise scored.error
-        for i in item.todo if keys else ():
+        for i in item.todo if keys and not scored.fallback else ():
             if keys[i] is not None:
                 self.cache.put(keys[i], scored.outputs[i].copy())
-        return model, scored
+        return scored
 
     def _lookup(self, model: LoadedModel, item: _Item) -> tuple[list[int], list[Any]]:
         """The rows still to score, and each row's cache key (hits filled in)."""

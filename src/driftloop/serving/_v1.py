@@ -47,20 +47,31 @@ async def predict_payload(
     assert service.current is not None
     spec = service.current.spec
     options = parse_options(body.get("options"), len(spec.features))
-    parsed = parse_instances(
-        instances,
-        spec,
-        event_time=request_time(body),
-        reject_unseen=service.served.missing.unseen == "reject",
+    event_time = request_time(body)
+    reject_unseen = service.served.missing.unseen == "reject"
+    router = service.router
+    answer = await service.answer(
+        lambda spec: parse_instances(
+            instances, spec, event_time=event_time, reject_unseen=reject_unseen
+        ),
+        options,
+        key=router.key_of(instances[0]) if router.sticky_key is not None else None,
+        proto="v1",
+        started=started,
     )
-    model, scored = await service.predict(parsed, options, route="v1", started=started)
     server.observe("predict", time.perf_counter() - started)
-    answers = predictions(scored)
+    answers = predictions(answer.scored)
+    parsed = answer.parsed
     if spec.id_field is not None and any(parsed.entity_rows):
-        for answer, given in zip(answers, parsed.entity_rows, strict=True):
+        for row, given in zip(answers, parsed.entity_rows, strict=True):
             if spec.id_field in given:  # the caller's id, to match answers to rows
-                answer["id"] = given[spec.id_field]
-    return {"model": model.name, "version": model.version, "predictions": answers}
+                row["id"] = given[spec.id_field]
+    return {
+        "model": answer.model,
+        "version": answer.version,
+        "route": answer.route(),
+        "predictions": answers,
+    }
 
 
 def predictions(scored: Scored) -> list[dict[str, Any]]:

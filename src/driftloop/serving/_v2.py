@@ -120,24 +120,29 @@ async def infer(request: Request, server: Server) -> Response:
     event_time = None
     if isinstance(parameters, dict) and parameters.get(EVENT_TIME) is not None:
         event_time = request_time({EVENT_TIME: parameters[EVENT_TIME]})
-    parsed = parse_instances(
-        instances,
-        spec,
-        event_time=event_time,
-        reject_unseen=service.served.missing.unseen == "reject",
+    reject_unseen = service.served.missing.unseen == "reject"
+    router = service.router
+    answered = await service.answer(
+        lambda spec: parse_instances(
+            instances, spec, event_time=event_time, reject_unseen=reject_unseen
+        ),
+        Options(),
+        key=router.key_of(instances[0]) if router.sticky_key is not None and instances else None,
+        proto="v2",
+        started=started,
     )
-    model, scored = await service.predict(parsed, Options(), route="v2", started=started)
+    scored = answered.scored
     server.observe("infer", time.perf_counter() - started)
     n = len(scored.ids)
     outputs: list[dict[str, Any]] = []
-    if model.task == "regression":
+    if scored.task == "regression":
         outputs.append(_tensor("value", "FP64", [n], scored.outputs.tolist()))
     else:
         outputs.append(_tensor("score", "FP64", [n], scored.scores))
-    if model.task == "multiclass":
+    if scored.task == "multiclass":
         classes = [o["class"] for o in audit_outputs(scored)]
         outputs.append(_tensor("class", "BYTES", [n], classes))
-        k = len(model.classes)
+        k = len(scored.classes)
         outputs.append(_tensor("probabilities", "FP64", [n, k], scored.outputs.ravel().tolist()))
     if scored.decisions is not None:
         outputs.append(_tensor("decision", "BYTES", [n], scored.decisions))
@@ -145,12 +150,13 @@ async def infer(request: Request, server: Server) -> Response:
     missing = {str(i): names for i, names in enumerate(scored.missing or ()) if names}
     answer: dict[str, Any] = {
         "model_name": request.path_params["name"],
-        "model_version": model.version,
+        "model_version": answered.version,
         "id": body.get("id") or uuid.uuid4().hex,
         "outputs": outputs,
+        "parameters": {"route": answered.route()},
     }
     if missing:
-        answer["parameters"] = {"missing": missing}
+        answer["parameters"]["missing"] = missing
     return json_response(answer)
 
 

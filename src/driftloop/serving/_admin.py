@@ -1,0 +1,137 @@
+"""The admin API: a model's traffic policy, read and changed at run time.
+
+Every call needs the admin token (``Authorization: Bearer <token>``). The server holds
+only the token's SHA-256 and compares digests in constant time. A change is validated
+(weights, and every alias or version it names must load), stored with who made it
+(``X-Driftloop-Actor``, else ``admin``) in the traffic store that every worker polls,
+and applied here at once; requests in flight finish on the version they started on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from driftloop.core.config import TrafficPolicy
+from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._server import Server, read_body
+from driftloop.serving._service import Service
+from driftloop.serving._validation import parse_body
+
+__all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
+
+_ACTOR = re.compile(r"^[\w.@+\- ]{1,100}$")
+_PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 (hex) of an admin token, as ``serving.admin_token_sha256`` holds it.
+
+    >>> token_digest("s3cret")[:16]
+    '1ec1c26b50d5d3c5'
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _authorize(request: Request, server: Server) -> str:
+    """The actor making an admin call; 401 without a token, 403 with a wrong one."""
+    expected = server.admin_digest
+    if expected is None:
+        raise HttpError(
+            "forbidden",
+            "The admin API is off: set serving.admin_token_sha256 or DRIFTLOOP_ADMIN_TOKEN.",
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HttpError("unauthorized", "The admin API needs 'Authorization: Bearer <token>'.")
+    if not hmac.compare_digest(token_digest(token.strip()), expected):
+        raise HttpError("forbidden", "The admin token is not valid.")
+    actor = request.headers.get("x-driftloop-actor", "admin").strip()
+    return actor if _ACTOR.match(actor) else "admin"
+
+
+def _service(request: Request, server: Server) -> Service:
+    return server.service(request.path_params["name"])
+
+
+async def get_traffic(request: Request, server: Server) -> Response:
+    _authorize(request, server)
+    return json_response(describe(_service(request, server)))
+
+
+async def put_traffic(request: Request, server: Server) -> Response:
+    actor = _authorize(request, server)
+    service = _service(request, server)
+    body = parse_body(await read_body(request, server.settings.max_body_bytes))
+    if not isinstance(body, dict):
+        raise _bad(None, "the body must be a JSON object")
+    unknown = sorted(set(body) - _PUT_FIELDS)
+    if unknown:
+        raise _bad(unknown[0], f"unknown field; known: {', '.join(sorted(_PUT_FIELDS))}")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 1_000:
+        raise _bad("reason", "must be a string of at most 1000 characters")
+    policy: TrafficPolicy | None = None
+    if body.get("clear") is True:
+        if set(body) - {"clear", "reason"}:
+            raise _bad("clear", "goes alone (with a reason): it returns to the settings file")
+    else:
+        try:
+            given = {k: v for k, v in body.items() if k != "reason" and v is not None}
+            policy = TrafficPolicy.model_validate(given)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or None
+            raise _bad(where, str(first["msg"])) from None
+    await service.preload(policy if policy is not None else service.served.traffic)
+    state = await server.store_traffic(service, policy, actor, reason)
+    await service.apply(state)
+    return json_response(describe(service))
+
+
+def describe(service: Service) -> dict[str, Any]:
+    """The policy a model routes by now: arms with their versions, weights (percent) and
+    breaker states, the shadow, and where the policy came from."""
+    state, router = service.traffic, service.router
+    total = sum(router.weights)
+    arms = []
+    for name, weight in zip(router.arms, router.weights, strict=True):
+        deployment = service.deployments.get(name)
+        arms.append(
+            {
+                "name": name,
+                "version": deployment.model.version if deployment else None,
+                "weight": round(100.0 * weight / total, 4),
+                "breaker": deployment.breaker.state if deployment else None,
+            }
+        )
+    shadow = service.deployments.get(router.shadow) if router.shadow is not None else None
+    return {
+        "model": service.served.as_name or service.served.name,
+        "alias": service.served.alias,
+        "source": state.source,
+        "revision": state.revision,
+        "changed_by": state.changed_by,
+        "changed_at": state.changed_at,
+        "reason": state.reason,
+        "arms": arms,
+        "sticky_key": router.sticky_key,
+        "shadow": router.shadow,
+        "shadow_version": shadow.model.version if shadow is not None else None,
+        "shadow_sample": router.shadow_sample if router.shadow is not None else None,
+    }
+
+
+def _bad(field: str | None, rule: str) -> HttpError:
+    return HttpError(
+        "invalid-parameter",
+        f"field '{field}' {rule}." if field else f"{rule[0].upper()}{rule[1:]}.",
+        [{"field": field, "rule": rule}],
+    )

@@ -1,0 +1,104 @@
+"""Traffic routing: which version answers a request (A/B arms, canary) and which
+requests a shadow also scores.
+
+Sticky routing is weighted rendezvous hashing: each arm scores a key as
+``-ln(u) / weight`` with ``u`` uniform from a hash of (key, arm), and the lowest score
+wins. A key keeps its arm while the weights stay; raising one arm's weight moves keys
+only onto that arm, lowering it moves keys only off it, so a canary going from 10% to
+25% moves 15% of the keys and no others. Requests without the key are split at random
+by the weights.
+
+>>> from driftloop.core.config import TrafficPolicy
+>>> router = Router(TrafficPolicy(arms={"champion": 90, "challenger": 10},
+...                 sticky_key="customer_id"), base="champion")
+>>> router.pick("c-42") == router.pick("c-42")
+True
+>>> Router(None, base="champion").pick("anyone")
+'champion'
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from driftloop.core.config import TrafficPolicy
+from driftloop.stats import category_text
+
+__all__ = ["ActivePolicy", "Router"]
+
+_SCALE = 2.0**64
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    """The policy a model is routed by, and where it came from: the settings file
+    (``config``, revision 0) or a run-time change (``runtime``) by ``changed_by``."""
+
+    policy: TrafficPolicy | None
+    source: str = "config"
+    revision: int = 0
+    changed_by: str = ""
+    changed_at: str = ""
+    reason: str = ""
+
+
+class Router:
+    """Picks an arm (an alias or a version) per request, and the shadow's sample."""
+
+    def __init__(self, policy: TrafficPolicy | None, *, base: str) -> None:
+        self.policy = policy
+        arms = dict(policy.arms) if policy is not None and policy.arms else {base: 1.0}
+        self.arms = tuple(name for name, weight in arms.items() if weight > 0)
+        self.weights = tuple(arms[name] for name in self.arms)
+        self.sticky_key = policy.sticky_key if policy is not None else None
+        self.shadow = policy.shadow if policy is not None else None
+        self.shadow_sample = policy.shadow_sample if policy is not None else 0.0
+        total, cumulative = 0.0, []
+        for weight in self.weights:
+            total += weight
+            cumulative.append(total)
+        self._total = total
+        self._cumulative = cumulative
+        self._salts = tuple(b"\0" + name.encode() for name in self.arms)
+        self._single = self.arms[0] if len(self.arms) == 1 else None
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every alias or version this policy needs loaded (arms, then the shadow)."""
+        extra = (self.shadow,) if self.shadow is not None else ()
+        return tuple(dict.fromkeys((*self.arms, *extra)))
+
+    def pick(self, key: Any = None) -> str:
+        """The arm of a request whose sticky field holds ``key`` (None: at random)."""
+        if self._single is not None:
+            return self._single
+        if key is None:
+            at = random.random() * self._total
+            return self.arms[min(bisect.bisect_right(self._cumulative, at), len(self.arms) - 1)]
+        data = category_text(key).encode()
+        best, best_score = self.arms[0], math.inf
+        for name, salt, weight in zip(self.arms, self._salts, self.weights, strict=True):
+            digest = hashlib.blake2b(data + salt, digest_size=8).digest()
+            u = (int.from_bytes(digest, "big") + 0.5) / _SCALE
+            score = -math.log(u) / weight
+            if score < best_score:
+                best, best_score = name, score
+        return best
+
+    def key_of(self, instance: Any) -> Any:
+        """The sticky field's value in one request instance (None when absent)."""
+        if self.sticky_key is None or not isinstance(instance, dict):
+            return None
+        value = instance.get(self.sticky_key)
+        return value if isinstance(value, str | int | float) else None
+
+    def shadowed(self) -> bool:
+        """Does this request also go to the shadow?"""
+        return self.shadow is not None and (
+            self.shadow_sample >= 1.0 or random.random() < self.shadow_sample
+        )
