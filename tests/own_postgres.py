@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services import unavailable
+from services import free_port, unavailable
 
 __all__ = ["OwnPostgres", "find_bin", "own_postgres"]
 
@@ -36,12 +35,6 @@ def find_bin() -> Path | None:
     return next((b for b in reversed(found) if (b / "initdb").exists()), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OwnPostgres:
     """One private cluster: ``url`` reaches its ``postgres`` database as ``postgres``."""
 
@@ -49,7 +42,7 @@ class OwnPostgres:
         self.bin_dir = bin_dir
         self.folder = folder
         self.data = folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 

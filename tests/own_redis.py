@@ -9,13 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from services import unavailable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from services import free_port, unavailable
 
 
 class OwnRedis:

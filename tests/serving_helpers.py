@@ -23,3 +23,26 @@ def train(seed: int, rounds: int = 20, features: list[str] | None = None) -> Any
 def row(seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     return dict(zip(FEATURES, rng.normal(size=len(FEATURES)).round(6).tolist(), strict=True))
+
+
+def card_store(online_url: str, root: Any) -> Any:
+    """A feature store with one view, ``card_stats`` (count_1d, amount_7d) by ``card_id``,
+    online in ``online_url`` (the enrichment tests' store)."""
+    import duckdb
+
+    from driftloop.features import Entity, FeatureStore, FeatureView, Field, online_store_from_url
+
+    card = Entity("card", ["card_id"])
+    view = FeatureView(
+        "card_stats",
+        entities=[card],
+        source="cards.parquet",
+        timestamp_field="ts",
+        schema=[Field("count_1d", "float64"), Field("amount_7d", "float64")],
+    )
+    return FeatureStore(
+        definitions=[card, view],
+        connection=duckdb.connect(),
+        online_store=online_store_from_url(online_url, root),
+        root=root,
+    )

@@ -162,3 +162,77 @@ def test_a_hung_postgres_backend_is_outwaited_and_nothing_is_stored_twice(
     finally:
         writer.close()
         log.close()
+
+
+def test_the_server_answers_through_an_audit_outage_and_keeps_every_prediction(
+    own_pg: OwnPostgres, tmp_path: Path
+) -> None:
+    """The model server under load while its PostgreSQL audit log crashes and comes back:
+    every request is answered, and every prediction it acknowledged is in the log after."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from driftloop.core.config import ServingConfig
+    from driftloop.serving import InMemoryModelSource, ServedModel, create_app
+    from serving_helpers import row, train
+
+    log = PostgresAuditLog(own_pg.url, schema="served", statement_timeout_s=5)
+    source = InMemoryModelSource()
+    source.add("fraud", "1", train(1), aliases=["champion"])
+    settings = ServingConfig.model_validate({"cache": {"enabled": False}, "audit_timeout_s": 2})
+    app = create_app(
+        [ServedModel("fraud")],
+        source,
+        settings=settings,
+        audit=log,
+        refresh_s=0,
+        spool=tmp_path / "spool",
+    )
+    acknowledged: list[tuple[float, str]] = []
+    statuses: list[int] = []
+    stop = threading.Event()
+    with TestClient(app) as client:
+
+        def load(worker: int) -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                response = client.post(
+                    "/v1/models/fraud/predict", json={"instances": [row(worker * 10_000 + i)]}
+                )
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    pid = response.json()["predictions"][0]["prediction_id"]
+                    acknowledged.append((time.monotonic(), pid))
+
+        def after(moment: float, count: int) -> None:
+            deadline = time.monotonic() + DEADLINE_S * 3
+            while sum(at > moment for at, _ in acknowledged) < count:
+                assert time.monotonic() < deadline, "the server stopped answering"
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            after(0.0, 50)
+            own_pg.stop()
+            after(time.monotonic(), 50)  # answered while PostgreSQL is down
+            spooling = app.server.writer.degraded
+            own_pg.start()
+            after(time.monotonic(), 50)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(DEADLINE_S)
+        assert spooling, "the writer never noticed the outage"
+        assert app.server.writer.wait_replayed(DEADLINE_S * 3)
+        assert client.get("/readyz").json()["degraded"] == []
+    assert set(statuses) == {200}
+    ids = {pid for _, pid in acknowledged}
+    frame = log.window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    assert len(frame) == len(set(frame["prediction_id"]))  # none stored twice
+    missing = ids - set(frame["prediction_id"])
+    assert not missing, f"{len(missing)} acknowledged predictions are not in the log"
+    log.close()

@@ -6,15 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
 from driftloop.audit import SqliteAuditLog
-from driftloop.features import Entity, FeatureStore, FeatureView, Field, online_store_from_url
 from driftloop.serving import FeatureStoreSource, InMemoryModelSource, ServedModel, create_app
-from serving_helpers import FEATURES, row, train
+from serving_helpers import FEATURES, card_store, row, train
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.integration
@@ -32,20 +30,7 @@ def feature_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         if request.param == "sqlite"
         else request.getfixturevalue("redis_url")
     )
-    card = Entity("card", ["card_id"])
-    view = FeatureView(
-        "card_stats",
-        entities=[card],
-        source="cards.parquet",
-        timestamp_field="ts",
-        schema=[Field("count_1d", "float64"), Field("amount_7d", "float64")],
-    )
-    store = FeatureStore(
-        definitions=[card, view],
-        connection=duckdb.connect(),
-        online_store=online_store_from_url(url, tmp_path),
-        root=tmp_path,
-    )
+    store = card_store(url, tmp_path)
     store.push(
         "card_stats",
         [

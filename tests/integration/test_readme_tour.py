@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from services import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -20,12 +21,6 @@ def tour_commands() -> str:
     match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert match, "README.md has no bash block under '## A short tour'"
     return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def smaller(commands: str, port: int) -> str:

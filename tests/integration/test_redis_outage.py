@@ -10,16 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from starlette.testclient import TestClient
 
 from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import FallbackPolicy, ServingConfig
-from driftloop.features import Entity, FeatureStore, FeatureView, Field, online_store_from_url
 from driftloop.serving import FeatureStoreSource, InMemoryModelSource, ServedModel, create_app
 from own_redis import OwnRedis
-from serving_helpers import row, train
+from serving_helpers import card_store, row, train
 
 pytestmark = pytest.mark.integration
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -29,20 +27,7 @@ def test_redis_stopped_mid_load_gives_degraded_answers_then_normal_ones(tmp_path
     redis = OwnRedis(tmp_path / "redis")
     redis.start()
     try:
-        card = Entity("card", ["card_id"])
-        view = FeatureView(
-            "card_stats",
-            entities=[card],
-            source="cards.parquet",
-            timestamp_field="ts",
-            schema=[Field("count_1d", "float64"), Field("amount_7d", "float64")],
-        )
-        store = FeatureStore(
-            definitions=[card, view],
-            connection=duckdb.connect(),
-            online_store=online_store_from_url(redis.url, tmp_path),
-            root=tmp_path,
-        )
+        store = card_store(redis.url, tmp_path)
         store.push(
             "card_stats",
             [{"card_id": f"c{i}", "ts": T, "count_1d": 3.0, "amount_7d": 25.0} for i in range(8)],

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ import pytest
 
 from driftloop.core.config import load_settings
 from driftloop.monitoring import MonitoringStore
+from services import free_port
 from tabular_world import FEATURES, TASK_LABELS, applicants, model_toml, table
 
 pytestmark = pytest.mark.integration
@@ -107,12 +107,6 @@ def driftloop(root: Path, *args: str) -> str:
         f"driftloop {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     )
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -345,20 +345,22 @@ def set_policy(
 
 
 @contextmanager
-def _store(config_file: Path | None, models_dir: Path | None) -> Iterator[TrafficStore]:
-    if models_dir is not None:
-        if not (models_dir / "traffic.db").is_file():
+def _store(config_file: Path | None, from_folder: bool) -> Iterator[TrafficStore]:
+    settings = load_settings(config_file, environ=os.environ)
+    if from_folder:  # ``driftloop serve --models FOLDER`` keeps them in the project
+        path = settings.state_dir() / "traffic.db"
+        if not path.is_file():
             raise InvalidParameterError(
-                f"--models {models_dir} has no traffic.db: no policy was set on a server "
-                "serving that folder."
+                f"{path} does not exist: no traffic policy was set on a server serving a "
+                "models folder from this project."
             )
-        store = TrafficStore.at(f"sqlite:///{(models_dir / 'traffic.db').resolve()}")
+        store = TrafficStore.at(f"sqlite:///{path.resolve()}")
         try:
             yield store
         finally:
             store.close()
         return
-    registry = Registry.from_settings(load_settings(config_file, environ=os.environ))
+    registry = Registry.from_settings(settings)
     try:
         yield registry.traffic
     finally:
@@ -393,14 +395,18 @@ def _state_json(state: TrafficState) -> dict[str, Any]:
 def history(
     model: str = typer.Argument(..., help="Served model name."),
     limit: int = typer.Option(50, "--limit", help="How many changes, newest first."),
-    models_dir: Path | None = typer.Option(
-        None, "--models", help="Read the traffic.db of a server serving this folder instead."
+    from_folder: bool = typer.Option(
+        False,
+        "--from-folder",
+        help="The server serves a models folder (serve --models): read the project's "
+        ".driftloop/traffic.db, not the registry.",
+        metavar="",
     ),
     as_json: bool = _JSON,
     config_file: Path | None = _CONFIG,
 ) -> None:
     """Who changed MODEL's traffic policy, when, to what and why (read from the registry)."""
-    with exit_on_error(), _store(config_file, models_dir) as store:
+    with exit_on_error(), _store(config_file, from_folder) as store:
         states = store.history(model, limit)
     if as_json:
         typer.echo(json.dumps([_state_json(s) for s in states], indent=2))

@@ -109,7 +109,10 @@ class Server:
         self._build()
         await self.refresh_all()
         if self.traffic is not None:
-            await self.sync_traffic()
+            try:
+                await self.sync_traffic()
+            except Exception as exc:  # the settings file's policies, until the store answers
+                log.warning("Could not read traffic policies: %s", exc)
             self._poller = asyncio.get_running_loop().create_task(self._poll_traffic())
         if self.tune_gc:
             # Long-lived objects (models, modules) leave the collector's view, and young
@@ -185,7 +188,15 @@ class Server:
             return self._state(
                 service, TrafficState(public, dumped, revision, who, datetime.now(UTC), why)
             )
-        row = await asyncio.to_thread(self.traffic.set, public, dumped, who=who, why=why)
+        try:
+            row = await asyncio.to_thread(self.traffic.set, public, dumped, who=who, why=why)
+        except DriftloopError:
+            raise
+        except Exception as exc:  # the registry database is down: nothing was changed
+            raise HttpError(
+                "unavailable",
+                f"The traffic store could not record the change ({type(exc).__name__}).",
+            ) from None
         return self._state(service, row)
 
     @staticmethod

@@ -28,7 +28,7 @@ from driftloop.core.config import (
     MissingPolicy,
     TrafficPolicy,
 )
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import DriftloopError, InvalidParameterError
 from driftloop.registry import InvalidValue, LoadedModel
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._breaker import STATES, CircuitBreaker
@@ -53,7 +53,9 @@ class ServedModel:
     """A model to serve: registry ``name`` at ``alias``, reachable as ``as_name``
     (default ``name``) and as ``name@alias``; ``entity_keys`` are the request fields
     that enrichment reads online features by; ``decision`` turns scores into decisions
-    (none by default); ``missing`` says what a feature without a value does."""
+    (none by default); ``missing`` says what a feature without a value does;
+    ``fallback`` declares the rules and safe default that answer when no version can;
+    ``traffic`` is the settings file's routing policy (a run-time change replaces it)."""
 
     name: str
     alias: str = "champion"
@@ -83,6 +85,7 @@ class _Item:
     route: str
     started: float
     error: HttpError | None = None
+    deployment: Any = None  # the version (_Deployment) that scores it
     ids: list[str] | None = None  # given (a shadow's), else made when scored
     degraded: str | None = None  # why the answer is not the model's usual one
     fallback: bool = False  # the model cannot answer it: the fallback chain must
@@ -106,6 +109,7 @@ class Scored:
     error: HttpError | None = None
     degraded: str | None = None
     fallback: bool = False
+    crash: Exception | None = None  # its version raised (in a batch shared with others)
 
     @property
     def scores(self) -> list[float]:
@@ -162,10 +166,11 @@ class _Deployment:
         self.rules = rules  # the fallback's rules, read with this version's features
         self.task = model.task  # read per request: a plain attribute
         self.offload = False  # score in a thread (a shadow: never block the event loop)
-        self.batcher: DynamicBatcher[_Item, Scored]
+        self.batcher: DynamicBatcher[_Item, Scored]  # the service's
 
 
 _NO_OUTPUTS: Matrix = np.empty(0)
+_NO_OPTIONS = Options()
 
 
 _ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
@@ -232,6 +237,12 @@ class Service:
         self._shown: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._warned = -math.inf
+        self.batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
+            self._run,
+            size=lambda item: len(item.todo),
+            max_rows=max_rows,
+            max_wait_s=max_wait_s,
+        )
 
     # -- versions ---------------------------------------------------------------------
     async def refresh(self) -> bool:
@@ -283,14 +294,17 @@ class Service:
         )
         gauge.set(0)
         deployment = _Deployment(target, model, spec, defaults, breaker, rules)
-        deployment.offload = target == self.router.shadow and target not in self.router.arms
-        deployment.batcher = DynamicBatcher(
-            lambda items: self._run(deployment, items),
-            size=lambda item: len(item.todo),
-            max_rows=self.max_rows,
-            max_wait_s=self.max_wait_s,
-        )
+        self._place(deployment, self.router)
         return deployment
+
+    def _place(self, deployment: _Deployment, router: Router) -> None:
+        """A shadow that no arm shares scores in its own thread (a slow one must not hold
+        the event loop); the versions that answer share the service's batcher, so A/B
+        arms share audit commits."""
+        deployment.offload = deployment.target == router.shadow and (
+            deployment.target not in router.arms
+        )
+        deployment.batcher = self.batcher
 
     def _loaded(self) -> None:
         """``driftloop_model_info``: 1 for each version loaded now, 0 for the others."""
@@ -317,8 +331,8 @@ class Service:
         keep = {self.served.alias, *router.targets}
         for target in [t for t in self.deployments if t not in keep]:
             del self.deployments[target]
-        for target, deployment in self.deployments.items():
-            deployment.offload = target == router.shadow and target not in router.arms
+        for deployment in self.deployments.values():
+            self._place(deployment, router)
         self._loaded()
         self.shadow.retarget()
 
@@ -366,8 +380,47 @@ class Service:
                 ) from None
         return out
 
-    # -- one batch: one feature read, one model call, one audit commit -------------------
-    async def _run(self, deployment: _Deployment, items: Sequence[_Item]) -> list[Scored]:
+    # -- one batch: per version one feature read and one model call; one audit commit ---
+    async def _run(self, items: Sequence[_Item]) -> list[Scored]:
+        """A batch of requests, perhaps routed to several versions (A/B arms): they share
+        one audit commit, so splitting traffic does not multiply commits."""
+        first = items[0].deployment
+        if all(it.deployment is first for it in items):
+            out, batches, done = await self._score(first, items)
+            await self._audited(batches)
+            self._counted(first.model).inc(done)
+            return out
+        groups: dict[int, tuple[_Deployment, list[int]]] = {}
+        for k, it in enumerate(items):
+            groups.setdefault(id(it.deployment), (it.deployment, []))[1].append(k)
+        results: list[Scored | None] = [None] * len(items)
+        audit: list[AuditBatch] = []
+        counts = []
+        for deployment, ks in groups.values():
+            try:
+                out, batches, done = await self._score(deployment, [items[k] for k in ks])
+            except Exception as exc:  # this version's requests fail; the others' do not
+                for k in ks:
+                    results[k] = _crashed(deployment, exc)
+                continue
+            for k, scored in zip(ks, out, strict=True):
+                results[k] = scored
+            audit += batches
+            counts.append((deployment.model, done))
+        await self._audited(audit)
+        for model, done in counts:
+            self._counted(model).inc(done)
+        return [r for r in results if r is not None]
+
+    async def _audited(self, batches: list[AuditBatch]) -> None:
+        if self.writer is not None and batches:  # durable before any caller is answered
+            await self.writer.awrite_batches(batches)
+
+    async def _score(
+        self, deployment: _Deployment, items: Sequence[_Item]
+    ) -> tuple[list[Scored], list[AuditBatch], int]:
+        """Enrich, settle and score ``items`` on one version: their answers, audit rows
+        and how many rows were answered."""
         model = deployment.model
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
@@ -407,12 +460,8 @@ class Service:
                 start += n
         out = [self._scored(deployment, it) for it in items]
         done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
-        if self.writer is not None and done:  # durable before any caller is answered
-            await self.writer.awrite_batches(
-                self._audit_batches(deployment, items, stamps, out, done)
-            )
-        self._counted(model).inc(sum(items[k].n for k in done))
-        return out
+        batches = self._audit_batches(deployment, items, stamps, out, done) if done else []
+        return out, batches, sum(items[k].n for k in done)
 
     def _scored(self, deployment: _Deployment, it: _Item) -> Scored:
         model = deployment.model
@@ -620,13 +669,14 @@ class Service:
         failed: Exception | None = None
         degraded: str | None = None
         parsed: ParsedInstances | None = None
+        parsed_by: RowSpec | None = None
         for link in links:
             breaker = link.breaker
             if not breaker.allow():
                 self._fell_back(link, "breaker-open")
                 continue
             try:  # a request this version cannot read is the caller's (or our) error
-                parsed = parse(link.spec)
+                parsed, parsed_by = parse(link.spec), link.spec
             except BaseException:
                 breaker.cancel()
                 raise
@@ -653,6 +703,8 @@ class Service:
                 self.shadow.offer(parse, scored.ids)
             link_name = "model" if link is chosen else "champion"
             return self._answered(scored, parsed, link, arm, link_name, chosen, started)
+        if parsed_by is not base.spec:  # the rules read the champion's features
+            parsed = None
         return await self._last_resort(parse, parsed, arm, chosen, proto, started, degraded, failed)
 
     def _answered(
@@ -714,16 +766,23 @@ class Service:
         assert base is not None
         rules = base.rules
         if rules is None:
-            reason = f"{type(failed).__name__}: {failed}" if failed is not None else "breakers open"
+            reason = type(failed).__name__ if failed is not None else "breakers open"
             raise HttpError(
                 "unavailable",
                 f"Model '{self.served.name}' could not answer ({reason}) and declares no "
                 f"fallback ([models.{self.served.name}.fallback]).",
             )
-        if parsed is None or parsed.matrix.shape[1] != len(base.spec.features):
+        if parsed is None:
             parsed = parse(base.spec)
         n = len(parsed.matrix)
-        raw = rules.predict(parsed.matrix, parsed.raw)
+        try:
+            raw = rules.predict(parsed.matrix, parsed.raw)
+        except DriftloopError as exc:  # rules that fail without a default: no answer
+            raise HttpError(
+                "unavailable",
+                f"Model '{self.served.name}' could not answer and its fallback rules gave "
+                f"no answer: {exc.message}",
+            ) from None
         link_name = "rules" if rules.expression is not None else "default"
         # no explanations: the model's contributions would not explain the rules' answer
         item = _Item(parsed, n, [], raw, None, Options(), f"{proto}:{link_name}", started)
@@ -735,6 +794,31 @@ class Service:
             )
         self.metrics.degraded.labels(self.served.name, item.degraded).inc()
         return self._answered(scored, parsed, base, arm, link_name, chosen, started)
+
+    async def score_shadow(
+        self, deployment: _Deployment, copies: list[tuple[ParsedInstances, list[str]]]
+    ) -> int:
+        """Score shadow copies (parsed requests and their ids) on ``deployment`` in one go,
+        audited under route ``shadow``; how many were answered."""
+        started = time.perf_counter()
+        items = []
+        for parsed, ids in copies:
+            n = len(parsed.matrix)
+            item = _Item(
+                parsed, n, list(range(n)), None, None, _NO_OPTIONS, "shadow", started,
+                deployment=deployment, ids=ids,
+            )  # fmt: skip
+            if not parsed.complete and np.isnan(parsed.matrix).any():
+                rows = (i for i in range(n) if i not in parsed.enrich)
+                if self._settle(deployment, item, rows) is not None:
+                    continue  # the missing policy refuses it (reject)
+            items.append(item)
+        if not items:
+            return 0
+        out, batches, done = await self._score(deployment, items)
+        await self._audited(batches)
+        self._counted(deployment.model).inc(done)
+        return sum(s.error is None and not s.fallback for s in out)
 
     async def _score_on(
         self,
@@ -750,7 +834,9 @@ class Service:
         batched with other requests (enrichment, model, audit)."""
         model = deployment.model
         n = len(parsed.matrix)
-        item = _Item(parsed, n, [], None, None, options, route, started, ids=ids)
+        item = _Item(
+            parsed, n, [], None, None, options, route, started, deployment=deployment, ids=ids
+        )
         if not parsed.complete and np.isnan(parsed.matrix).any():  # enriched: once enriched
             error = self._settle(deployment, item, (i for i in range(n) if i not in parsed.enrich))
             if error is not None:
@@ -761,6 +847,8 @@ class Service:
         else:
             item.todo = list(range(n))  # every row is scored
         scored = await deployment.batcher.submit(item)
+        if scored.crash is not None:
+            raise scored.crash
         if scored.error is not None:
             raise scored.error
         for i in item.todo if keys and not scored.fallback else ():
@@ -846,6 +934,11 @@ class Service:
                 )
             )
         return batches
+
+
+def _crashed(deployment: _Deployment, exc: Exception) -> Scored:
+    model = deployment.model
+    return Scored([], model.task, model.classes, _NO_OUTPUTS, None, None, {}, None, crash=exc)
 
 
 def _outputs(model: LoadedModel, n: int) -> Matrix:

@@ -1,9 +1,9 @@
 """The shadow: a version that scores a copy of the traffic, off the response path.
 
 A request is answered first; then a copy of it joins a bounded queue (full: the copy is
-dropped and counted). A task drains the queue in chunks through the shadow version's
-batcher, which scores in its own thread, so a shadow that is slow, hangs or raises
-delays and fails nothing but itself. Its predictions go to the audit log under route
+dropped and counted). A task drains the queue in chunks (one model call, one audit write
+per chunk) and the shadow version scores in its own thread, so a shadow that is slow,
+hangs or raises delays and fails nothing but itself. Its predictions go to the audit log under route
 ``shadow``, each id the primary prediction's id with ``:shadow`` appended, so the two
 are joined row by row; they are never returned to a caller.
 """
@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from driftloop.serving._validation import Options, ParsedInstances, RowSpec
+from driftloop.serving._validation import ParsedInstances, RowSpec
 
 if TYPE_CHECKING:
     from driftloop.serving._service import Service
@@ -28,7 +27,8 @@ __all__ = ["Shadow"]
 log = logging.getLogger(__name__)
 
 _Copy = tuple[Callable[[RowSpec], ParsedInstances], list[str]]
-_NO_OPTIONS = Options()
+_CHUNK = 256  # copies scored together
+_GATHER_S = 0.05  # waited for more copies when fewer are queued: batches, not trickles
 
 
 class Shadow:
@@ -66,43 +66,41 @@ class Shadow:
     async def _drain(self) -> None:
         service = self.service
         while self._queue:
+            if len(self._queue) < _CHUNK:  # off the response path: let copies gather
+                await asyncio.sleep(_GATHER_S)
             target = service.router.shadow
             deployment = service.deployments.get(target) if target is not None else None
             if deployment is None:
                 self.retarget()
                 return
             chunk: list[_Copy] = []
-            while self._queue and len(chunk) < 64:
+            while self._queue and len(chunk) < _CHUNK:
                 chunk.append(self._queue.popleft())
             version = deployment.model.version
-            results = await asyncio.gather(
-                *(self._one(deployment, parse, ids) for parse, ids in chunk),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    self._count(version, "failed")
-                    log.debug("Shadow %s failed: %s", version, result)
-                else:
-                    self._count(version, "scored")
+            copies: list[tuple[ParsedInstances, list[str]]] = []
+            failed = 0
+            for parse, ids in chunk:
+                try:  # by the shadow's own spec: it may take other features
+                    copies.append((parse(deployment.spec), [f"{pid}:shadow" for pid in ids]))
+                except Exception as exc:
+                    failed += 1
+                    log.debug("Shadow %s cannot read a request: %s", version, exc)
+            scored = 0
+            if copies:
+                try:
+                    scored = await service.score_shadow(deployment, copies)
+                except Exception as exc:  # the shadow raised: counted, nothing else
+                    log.debug("Shadow %s failed: %s", version, exc)
+                failed += len(copies) - scored
+            self._count(version, "scored", scored)
+            self._count(version, "failed", failed)
 
-    async def _one(
-        self, deployment: Any, parse: Callable[[RowSpec], ParsedInstances], ids: list[str]
-    ) -> None:
-        parsed = parse(deployment.spec)
-        await self.service._score_on(
-            deployment,
-            parsed,
-            _NO_OPTIONS,
-            route="shadow",
-            started=time.perf_counter(),
-            ids=[f"{pid}:shadow" for pid in ids],
-        )
-
-    def _count(self, version: str, outcome: str) -> None:
+    def _count(self, version: str, outcome: str, n: int = 1) -> None:
+        if n <= 0:
+            return
         child = self._counters.get((version, outcome))
         if child is None:
             metric = self.service.metrics.shadow
             child = metric.labels(self.service.served.name, version, outcome).inc
             self._counters[version, outcome] = child
-        child()
+        child(n)

@@ -32,6 +32,7 @@ from driftloop.stats import category_text
 __all__ = ["ActivePolicy", "Router"]
 
 _SCALE = 2.0**64
+_SEEN = 100_000  # sticky keys whose arm is remembered
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Router:
         self._cumulative = cumulative
         self._salts = tuple(b"\0" + name.encode() for name in self.arms)
         self._single = self.arms[0] if len(self.arms) == 1 else None
+        self._seen: dict[str, str] = {}  # key -> arm: fixed while the weights are
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -80,7 +82,18 @@ class Router:
         if key is None:
             at = random.random() * self._total
             return self.arms[min(bisect.bisect_right(self._cumulative, at), len(self.arms) - 1)]
-        data = category_text(key).encode()
+        text = category_text(key)
+        arm = self._seen.get(text)
+        if arm is None:
+            if len(self._seen) >= _SEEN:
+                self._seen.clear()  # bounded: a flood of new keys costs hashing, not memory
+            arm = self._seen[text] = self._hashed(text)
+        return arm
+
+    def _hashed(self, text: str) -> str:
+        """Weighted rendezvous: the arm whose ``-ln(u) / weight`` is lowest, ``u`` from
+        a hash of (key, arm)."""
+        data = text.encode()
         best, best_score = self.arms[0], math.inf
         for name, salt, weight in zip(self.arms, self._salts, self.weights, strict=True):
             digest = hashlib.blake2b(data + salt, digest_size=8).digest()

@@ -78,7 +78,7 @@ class _Slot:
 class RowSpec:
     """What an instance may hold: the model's features (by ``signature`` when given, else
     every one a number), the entity keys, the id, the event-time field and ``keys``:
-    fields kept with the entity keys but not read by (the traffic policy's sticky key)."""
+    fields the model does not read but the router does (the traffic policy's sticky key)."""
 
     features: Sequence[str]
     entity_keys: Sequence[str] = ()
@@ -243,22 +243,22 @@ def request_time(body: Mapping[str, Any]) -> datetime | None:
 
 def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.float64] | None:
     """The matrix when every instance holds exactly the features as finite JSON numbers
-    (the common case, without a Python loop per value), and perhaps the sticky key (see
-    :func:`_sticky_rows`); None to take the checked path."""
+    (the common case, without a Python loop per value), and perhaps the sticky key; None
+    to take the checked path."""
     n_features = len(spec.features)
     if n_features == 0 or not spec.plain:
         return None
     values_of = spec.values_of
     try:
-        if not all(type(i) is dict and len(i) == n_features for i in instances):
-            if len(spec.keys) != 1:
-                return None
+        if spec.keys:  # the sticky key may come along
             key, wide = spec.keys[0], n_features + 1
             if not all(
                 type(i) is dict and (len(i) == n_features or (len(i) == wide and key in i))
                 for i in instances
             ):
                 return None
+        elif not all(type(i) is dict and len(i) == n_features for i in instances):
+            return None
         rows = [values_of(i) for i in instances]
         values = rows[0] if len(rows) == 1 else list(itertools.chain.from_iterable(rows))
         if not set(map(type, values)) <= _PLAIN_NUMBERS:
@@ -269,23 +269,6 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
         return np.array(rows, dtype=np.float64)
     except (KeyError, OverflowError):  # a missing feature; an integer beyond double range
         return None
-
-
-def _sticky_rows(instances: Sequence[Any], spec: RowSpec) -> list[dict[str, Any]] | None:
-    """The rows' pass-through keys (the traffic policy's sticky key) for the audit log;
-    None when one is not a valid key (the checked path names it)."""
-    if not spec.keys:
-        return [{}] * len(instances)
-    key = spec.keys[0]
-    out: list[dict[str, Any]] = []
-    for instance in instances:
-        if key not in instance:
-            out.append({})
-        elif valid_key(instance[key]):
-            out.append({key: instance[key]})
-        else:
-            return None
-    return out
 
 
 def parse_instances(
@@ -303,12 +286,10 @@ def parse_instances(
     training instead of scoring it as null."""
     fast = _all_numeric(instances, spec)
     if fast is not None:
-        entity = _sticky_rows(instances, spec)
-        if entity is not None:
-            times: list[datetime | None] | None = (
-                None if event_time is None else [event_time] * len(instances)
-            )
-            return ParsedInstances(fast, entity, event_ts=times, complete=True)
+        times: list[datetime | None] | None = (
+            None if event_time is None else [event_time] * len(instances)
+        )
+        return ParsedInstances(fast, [{}] * len(instances), event_ts=times, complete=True)
     typed = _all_typed(instances, spec, event_time)
     if typed is not None and not (reject_unseen and typed.unseen):
         return typed
@@ -437,7 +418,9 @@ class _Parser:
                     self._value(i, name, value, slot, out)
                 else:
                     self._time_input(i, name, value, slot, out)
-            elif name in keys or name == id_field or name in spec.keys:
+            elif name in spec.keys:
+                continue  # read by the router, not by the model
+            elif name in keys or name == id_field:
                 if not valid_key(value):
                     what = "entity key" if name in keys else "id"
                     self._bad(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli import _traffic, app
 from driftloop.core.config import load_settings
-from driftloop.registry import Registry
+from driftloop.registry import Registry, TrafficStore
 
 runner = CliRunner()
 
@@ -216,3 +216,20 @@ def test_history_reads_who_changed_what_from_the_registry(
     assert [(s["revision"], s["changed_by"], s["policy"]) for s in json.loads(as_json.output)] == [
         (2, "bo", None)
     ]
+
+
+def test_history_of_a_server_serving_a_models_folder_reads_the_project_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "driftloop.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(app, ["traffic", "history", "fraud", "--from-folder"])
+    assert missing.exit_code == 2
+    assert "traffic.db does not exist" in flat(missing.output)
+    # where `driftloop serve --models FOLDER` keeps its policies
+    store = TrafficStore.at("sqlite:///.driftloop/traffic.db", root=tmp_path)
+    store.set("fraud", {"arms": {"challenger": 100}}, who="ana", why="all in")
+    store.close()
+    result = runner.invoke(app, ["traffic", "history", "fraud", "--from-folder", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [s["changed_by"] for s in json.loads(result.output)] == ["ana"]

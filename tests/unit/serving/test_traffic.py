@@ -23,7 +23,7 @@ from driftloop.serving import (
     token_digest,
 )
 from driftloop.serving._traffic import Router
-from serving_helpers import row, train
+from serving_helpers import row
 
 TOKEN = "correct horse battery staple"
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "X-Driftloop-Actor": "alice"}
@@ -51,21 +51,6 @@ def broken(source: InMemoryModelSource, version: str) -> Broken:
     model.predict = fake  # type: ignore[method-assign]
     source.add("fraud", version, model)
     return fake
-
-
-@pytest.fixture
-def source() -> InMemoryModelSource:
-    src = InMemoryModelSource()
-    src.add("fraud", "1", train(1), aliases=["champion"])
-    src.add("fraud", "2", train(2, rounds=10), aliases=["challenger"])
-    return src
-
-
-@pytest.fixture
-def audit(tmp_path: Path) -> Iterator[SqliteAuditLog]:
-    log = SqliteAuditLog(tmp_path / "audit.db", synchronous="normal")
-    yield log
-    log.close()
 
 
 @pytest.fixture
@@ -384,3 +369,42 @@ def _with(text: str, needle: str) -> str:
 def _when(value: Any, check: Any) -> Any:
     assert check(value), value
     return value
+
+
+def test_rules_that_give_no_answer_without_a_default_are_a_503_not_a_422(
+    serve: Any, source: InMemoryModelSource
+) -> None:
+    broken(source, "1")
+    client = serve(fallback=FallbackPolicy(rules="amount / 0"))
+    response = client.post("/v1/models/fraud/predict", json={"instances": [row(1)]})
+    assert response.status_code == 503
+    assert "fallback rules gave no answer" in response.json()["error"]["message"]
+
+
+def test_concurrent_requests_batched_with_a_broken_arm_all_get_answers(
+    serve: Any, source: InMemoryModelSource
+) -> None:
+    """Requests for both arms share batches: the challenger raising must fail none of the
+    champion's requests in the same batch, nor open the champion's breaker."""
+    fake = broken(source, "2")
+    client = serve(TrafficPolicy(arms={"champion": 50, "challenger": 50}))
+    answers: list[tuple[int, Any]] = []
+
+    def load(worker: int) -> None:
+        for i in range(40):
+            body = {"instances": [row(worker * 100 + i)]}
+            response = client.post("/v1/models/fraud/predict", json=body)
+            answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == 320
+    assert {status for status, _ in answers} == {200}
+    assert {a["version"] for _, a in answers} == {"1"}
+    assert fake.calls >= 1
+    assert all(a["route"]["link"] in ("model", "champion") for _, a in answers)
+    metrics = client.get("/metrics").text
+    assert 'driftloop_breaker_state{model="fraud",target="champion"} 0.0' in metrics
