@@ -11,7 +11,7 @@ from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
 from driftloop.serving._model import DirectoryModelSource, InMemoryModelSource, ModelSource
 from driftloop.serving._registry_source import RegistryModelSource
-from driftloop.serving._service import ServedModel
+from driftloop.serving._scored import ServedModel
 
 __all__ = [
     "DirectoryModelSource",

@@ -21,8 +21,8 @@ from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
+from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
-from driftloop.serving._service import ServedModel
 
 __all__ = ["create_app"]
 

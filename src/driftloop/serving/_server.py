@@ -24,7 +24,8 @@ from driftloop.serving._errors import HttpError, error_response
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
-from driftloop.serving._service import ServedModel, Service
+from driftloop.serving._scored import ServedModel
+from driftloop.serving._service import Service
 from driftloop.serving._traffic import ActivePolicy
 
 __all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]

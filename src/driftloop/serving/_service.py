@@ -5,31 +5,21 @@ and audit trail."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from driftloop.audit import AuditBatch, GroupCommitWriter
-from driftloop.core.config import (
-    BreakerConfig,
-    CacheConfig,
-    DecisionPolicy,
-    FallbackPolicy,
-    MissingPolicy,
-    TrafficPolicy,
-)
-from driftloop.core.errors import DriftloopError, InvalidParameterError
+from driftloop.core.config import BreakerConfig, CacheConfig, TrafficPolicy
+from driftloop.core.errors import InvalidParameterError
 from driftloop.registry import InvalidValue, LoadedModel
+from driftloop.serving import _chain
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._cache import PredictionCache
@@ -38,157 +28,28 @@ from driftloop.serving._features import EnrichedRow, FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._rules import RulesModel
+from driftloop.serving._scored import (
+    NO_OPTIONS,
+    NO_OUTPUTS,
+    Answer,
+    Deployment,
+    Item,
+    Scored,
+    ServedModel,
+    audit_batches,
+    crashed,
+    entity_key,
+    explain,
+    next_id,
+    outputs_for,
+)
 from driftloop.serving._shadow import Shadow
 from driftloop.serving._traffic import ActivePolicy, Router
 from driftloop.serving._validation import Options, ParsedInstances, RowSpec, audited
 
-__all__ = ["Answer", "Scored", "ServedModel", "Service"]
+__all__ = ["Service"]
 
 log = logging.getLogger(__name__)
-Matrix = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """A model to serve: registry ``name`` at ``alias``, reachable as ``as_name``
-    (default ``name``) and as ``name@alias``; ``entity_keys`` are the request fields
-    that enrichment reads online features by; ``decision`` turns scores into decisions
-    (none by default); ``missing`` says what a feature without a value does;
-    ``fallback`` declares the rules and safe default that answer when no version can;
-    ``traffic`` is the settings file's routing policy (a run-time change replaces it)."""
-
-    name: str
-    alias: str = "champion"
-    entity_keys: tuple[str, ...] = ()
-    as_name: str | None = None
-    decision: DecisionPolicy | None = None
-    missing: MissingPolicy = field(default_factory=MissingPolicy)
-    fallback: FallbackPolicy | None = None
-    traffic: TrafficPolicy | None = None
-
-    @property
-    def public_names(self) -> tuple[str, ...]:
-        return (self.as_name or self.name, f"{self.name}@{self.alias}")
-
-
-@dataclass(slots=True)
-class _Item:
-    """One request in a batch: its parsed rows, which need the model, what the cache knew,
-    and each row's features without a value."""
-
-    parsed: ParsedInstances
-    n: int
-    todo: list[int]
-    raw: Matrix | None  # each row's model outputs (a value, or one per class), once known
-    missing: list[list[str]] | None  # None: every feature had a value
-    options: Options
-    route: str
-    started: float
-    error: HttpError | None = None
-    deployment: Any = None  # the version (_Deployment) that scores it
-    ids: list[str] | None = None  # given (a shadow's), else made when scored
-    degraded: str | None = None  # why the answer is not the model's usual one
-    fallback: bool = False  # the model cannot answer it: the fallback chain must
-
-
-@dataclass
-class Scored:
-    """One request's answers, in columns: ``outputs`` are the model's raw outputs (see
-    :class:`~driftloop.stats.Outputs`), ``decisions`` the policy's (None without one);
-    ``missing`` (None when every feature had a value) and ``unseen`` name each row's
-    features without a value and categories never seen in training."""
-
-    ids: list[str]
-    task: str
-    classes: tuple[str, ...]
-    outputs: Matrix
-    decisions: list[str] | None
-    missing: list[list[str]] | None
-    unseen: dict[int, list[str]]
-    explanations: list[dict[str, float]] | None
-    error: HttpError | None = None
-    degraded: str | None = None
-    fallback: bool = False
-    crash: Exception | None = None  # its version raised (in a batch shared with others)
-
-    @property
-    def scores(self) -> list[float]:
-        """One number per row: the positive probability, the top class's, or the value."""
-        top = self.outputs.max(axis=1) if self.outputs.ndim == 2 else self.outputs
-        values: list[float] = top.tolist()
-        return values
-
-
-@dataclass
-class Answer:
-    """A request's answers and how it was routed: the ``arm`` the policy picked, the
-    ``link`` of the fallback chain that answered (``model``: the arm itself; ``champion``;
-    ``rules``; ``default``), the version that answered (for rules and default: the
-    champion's, whose features they read), the arm's breaker state, and why the answer
-    is degraded (None when it is not)."""
-
-    scored: Scored
-    parsed: ParsedInstances
-    model: str
-    version: str
-    arm: str
-    link: str
-    breaker: str
-    degraded: str | None
-    revision: int
-
-    def route(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"arm": self.arm, "link": self.link, "breaker": self.breaker}
-        if self.degraded is not None:
-            out["degraded"] = self.degraded
-        if self.revision:
-            out["policy_revision"] = self.revision
-        return out
-
-
-class _Deployment:
-    """One loaded version behind one alias (or version) of a served model."""
-
-    def __init__(
-        self,
-        target: str,
-        model: LoadedModel,
-        spec: RowSpec,
-        defaults: dict[int, tuple[float, Any]],
-        breaker: CircuitBreaker,
-        rules: RulesModel | None,
-    ) -> None:
-        self.target = target
-        self.model = model
-        self.spec = spec
-        self.defaults = defaults  # column -> (encoded, raw) declared default
-        self.breaker = breaker
-        self.rules = rules  # the fallback's rules, read with this version's features
-        self.task = model.task  # read per request: a plain attribute
-        self.offload = False  # score in a thread (a shadow: never block the event loop)
-        self.batcher: DynamicBatcher[_Item, Scored]  # the service's
-
-
-_NO_OUTPUTS: Matrix = np.empty(0)
-_NO_OPTIONS = Options()
-
-
-_ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
-_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
-    global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = os.urandom(8).hex()
-    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-os.register_at_fork(after_in_child=_reseed_ids)
-
-
-def next_id() -> str:
-    """A unique prediction id (32 hex digits): cheaper than uuid4 on the hot path."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 class Service:
@@ -224,8 +85,8 @@ class Service:
         self.breaker_config = breaker or BreakerConfig()
         self.feature_breaker = feature_breaker
         self.feature_timeout_s = feature_timeout_s
-        self.current: _Deployment | None = None  # the served alias's version: the champion
-        self.deployments: dict[str, _Deployment] = {}  # by alias or version
+        self.current: Deployment | None = None  # the served alias's version: the champion
+        self.deployments: dict[str, Deployment] = {}  # by alias or version
         self.traffic = ActivePolicy(served.traffic)
         self.router = Router(served.traffic, base=served.alias)
         self.shadow = Shadow(self, shadow_queue)
@@ -233,11 +94,11 @@ class Service:
         self._misses = metrics.cache_misses.labels(served.name)
         self._batch_rows = metrics.batch_rows.labels(served.name)
         self._predictions: dict[str, Any] = {}
-        self._arm_metrics: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+        self.arm_metrics: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._shown: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._warned = -math.inf
-        self.batcher: DynamicBatcher[_Item, Scored] = DynamicBatcher(
+        self.batcher: DynamicBatcher[Item, Scored] = DynamicBatcher(
             self._run,
             size=lambda item: len(item.todo),
             max_rows=max_rows,
@@ -281,7 +142,7 @@ class Service:
         keys = (sticky,) if sticky is not None else ()
         return RowSpec.of(model.signature, self.served.entity_keys, keys)
 
-    def _deploy(self, target: str, model: LoadedModel) -> _Deployment:
+    def _deploy(self, target: str, model: LoadedModel) -> Deployment:
         spec = self._spec(model)
         defaults = self._defaults(model, spec)
         rules = None
@@ -293,11 +154,11 @@ class Service:
             self.breaker_config, on_change=lambda state: gauge.set(STATES[state])
         )
         gauge.set(0)
-        deployment = _Deployment(target, model, spec, defaults, breaker, rules)
+        deployment = Deployment(target, model, spec, defaults, breaker, rules)
         self._place(deployment, self.router)
         return deployment
 
-    def _place(self, deployment: _Deployment, router: Router) -> None:
+    def _place(self, deployment: Deployment, router: Router) -> None:
         """A shadow that no arm shares scores in its own thread (a slow one must not hold
         the event loop); the versions that answer share the service's batcher, so A/B
         arms share audit commits."""
@@ -381,7 +242,7 @@ class Service:
         return out
 
     # -- one batch: per version one feature read and one model call; one audit commit ---
-    async def _run(self, items: Sequence[_Item]) -> list[Scored]:
+    async def _run(self, items: Sequence[Item]) -> list[Scored]:
         """A batch of requests, perhaps routed to several versions (A/B arms): they share
         one audit commit, so splitting traffic does not multiply commits."""
         first = items[0].deployment
@@ -390,7 +251,7 @@ class Service:
             await self._audited(batches)
             self._counted(first.model).inc(done)
             return out
-        groups: dict[int, tuple[_Deployment, list[int]]] = {}
+        groups: dict[int, tuple[Deployment, list[int]]] = {}
         for k, it in enumerate(items):
             groups.setdefault(id(it.deployment), (it.deployment, []))[1].append(k)
         results: list[Scored | None] = [None] * len(items)
@@ -401,7 +262,7 @@ class Service:
                 out, batches, done = await self._score(deployment, [items[k] for k in ks])
             except Exception as exc:  # this version's requests fail; the others' do not
                 for k in ks:
-                    results[k] = _crashed(deployment, exc)
+                    results[k] = crashed(deployment, exc)
                 continue
             for k, scored in zip(ks, out, strict=True):
                 results[k] = scored
@@ -417,7 +278,7 @@ class Service:
             await self.writer.awrite_batches(batches)
 
     async def _score(
-        self, deployment: _Deployment, items: Sequence[_Item]
+        self, deployment: Deployment, items: Sequence[Item]
     ) -> tuple[list[Scored], list[AuditBatch], int]:
         """Enrich, settle and score ``items`` on one version: their answers, audit rows
         and how many rows were answered."""
@@ -458,15 +319,15 @@ class Service:
                     assert it.raw is not None  # cache hits filled it
                     it.raw[it.todo] = raw[start : start + n]
                 start += n
-        out = [self._scored(deployment, it) for it in items]
+        out = [self.scored(deployment, it) for it in items]
         done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
-        batches = self._audit_batches(deployment, items, stamps, out, done) if done else []
+        batches = audit_batches(deployment, items, stamps, out, done) if done else []
         return out, batches, sum(items[k].n for k in done)
 
-    def _scored(self, deployment: _Deployment, it: _Item) -> Scored:
+    def scored(self, deployment: Deployment, it: Item) -> Scored:
         model = deployment.model
         task = deployment.task
-        raw = it.raw if it.raw is not None else _NO_OUTPUTS
+        raw = it.raw if it.raw is not None else NO_OUTPUTS
         if it.error is not None or it.fallback:
             return Scored(
                 [], task, model.classes, raw, None, None, {}, None, it.error,
@@ -477,9 +338,7 @@ class Service:
         if policy is not None and task != "multiclass":
             decide = policy.decide
             decisions = [decide(s) for s in raw.tolist()]
-        explained = (
-            self._explain(model, it.parsed.matrix, it.options) if it.options.explain else None
-        )
+        explained = explain(model, it.parsed.matrix, it.options) if it.options.explain else None
         return Scored(
             it.ids if it.ids is not None else [next_id() for _ in range(it.n)],
             task,
@@ -502,8 +361,8 @@ class Service:
 
     async def _enrich(
         self,
-        deployment: _Deployment,
-        items: Sequence[_Item],
+        deployment: Deployment,
+        items: Sequence[Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         stamps: list[list[dict[str, datetime | None]]],
     ) -> bool:
@@ -547,7 +406,7 @@ class Service:
         self._fill(deployment, items, wanted, read, stamps)
         return True
 
-    def _degrade(self, deployment: _Deployment, items: Sequence[_Item]) -> None:
+    def _degrade(self, deployment: Deployment, items: Sequence[Item]) -> None:
         """The online store did not answer: rows needing it keep their features missing.
         With declared default values the model answers with them; otherwise the
         fallback chain answers (when the model has one), flagged degraded either way."""
@@ -570,8 +429,8 @@ class Service:
 
     def _fill(
         self,
-        deployment: _Deployment,
-        items: Sequence[_Item],
+        deployment: Deployment,
+        items: Sequence[Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         read: list[EnrichedRow],
         stamps: list[list[dict[str, datetime | None]]],
@@ -599,7 +458,7 @@ class Service:
                 if number != number and slot.encoder.unseen(value):
                     parsed.unseen.setdefault(i, []).append(name)
 
-    def _settle(self, deployment: _Deployment, it: _Item, rows: Iterable[int]) -> HttpError | None:
+    def _settle(self, deployment: Deployment, it: Item, rows: Iterable[int]) -> HttpError | None:
         """Apply the missing policy to ``rows`` of a request: name each row's features
         without a value, fill declared defaults, or refuse (reject)."""
         matrix = it.parsed.matrix
@@ -647,7 +506,6 @@ class Service:
             violations,
         )
 
-    # -- one request ---------------------------------------------------------------------
     async def answer(
         self,
         parse: Callable[[RowSpec], ParsedInstances],
@@ -657,146 +515,11 @@ class Service:
         proto: str,
         started: float,
     ) -> Answer:
-        """One request through the traffic policy and the fallback chain: the picked
-        arm's version, then the champion, then the rules, then the safe default; the
-        first link that answers does. ``parse`` reads the request's instances by a
-        version's spec (versions may take different features)."""
-        router, base = self.router, self.current
-        assert base is not None, "predict before the model was loaded"
-        arm = router.pick(key)
-        chosen = self.deployments.get(arm, base)
-        links = [chosen] if chosen is base else [chosen, base]
-        failed: Exception | None = None
-        degraded: str | None = None
-        parsed: ParsedInstances | None = None
-        parsed_by: RowSpec | None = None
-        for link in links:
-            breaker = link.breaker
-            if not breaker.allow():
-                self._fell_back(link, "breaker-open")
-                continue
-            try:  # a request this version cannot read is the caller's (or our) error
-                parsed, parsed_by = parse(link.spec), link.spec
-            except BaseException:
-                breaker.cancel()
-                raise
-            t0 = time.perf_counter()
-            try:
-                scored = await self._score_on(link, parsed, options, route=proto, started=started)
-            except HttpError:  # the caller's request, or a refusal no link would change
-                breaker.cancel()
-                raise
-            except Exception as exc:
-                breaker.record(False, time.perf_counter() - t0)
-                self._fell_back(link, "error")
-                log.warning(
-                    "Model %s version %s failed (%s: %s); the next link answers.",
-                    self.served.name, link.model.version, type(exc).__name__, exc,
-                )  # fmt: skip
-                failed = exc
-                continue
-            breaker.record(True, time.perf_counter() - t0)
-            if scored.fallback:  # the online store is down: the rules answer
-                degraded = scored.degraded
-                break
-            if router.shadow is not None and router.shadowed():
-                self.shadow.offer(parse, scored.ids)
-            link_name = "model" if link is chosen else "champion"
-            return self._answered(scored, parsed, link, arm, link_name, chosen, started)
-        if parsed_by is not base.spec:  # the rules read the champion's features
-            parsed = None
-        return await self._last_resort(parse, parsed, arm, chosen, proto, started, degraded, failed)
-
-    def _answered(
-        self,
-        scored: Scored,
-        parsed: ParsedInstances,
-        link: _Deployment,
-        arm: str,
-        link_name: str,
-        chosen: _Deployment,
-        started: float,
-    ) -> Answer:
-        version = link.model.version
-        counted = self._arm_metrics.get((arm, version, link_name))
-        if counted is None:
-            m, name = self.metrics, self.served.name
-            counted = (
-                m.arm_requests.labels(name, arm, version, link_name).inc,
-                m.arm_latency.labels(name, arm, version).observe,
-                m.arm_scores.labels(name, arm, version).observe,
-            )
-            self._arm_metrics[arm, version, link_name] = counted
-        inc, latency, score = counted
-        inc()
-        latency(time.perf_counter() - started)
-        for value in scored.scores:
-            score(value)
-        return Answer(
-            scored,
-            parsed,
-            self.served.name,
-            version,
-            arm,
-            link_name,
-            chosen.breaker.state,
-            scored.degraded,
-            self.traffic.revision,
-        )
-
-    def _fell_back(self, link: _Deployment, reason: str) -> None:
-        self.metrics.fallbacks.labels(self.served.name, link.target, reason).inc()
-        if reason == "error":
-            self.metrics.arm_errors.labels(self.served.name, link.target, link.model.version).inc()
-
-    async def _last_resort(
-        self,
-        parse: Callable[[RowSpec], ParsedInstances],
-        parsed: ParsedInstances | None,
-        arm: str,
-        chosen: _Deployment,
-        proto: str,
-        started: float,
-        degraded: str | None,
-        failed: Exception | None,
-    ) -> Answer:
-        """The rules model, or the safe default, answers (audited under their own route);
-        without a fallback declared the request fails with 503."""
-        base = self.current
-        assert base is not None
-        rules = base.rules
-        if rules is None:
-            reason = type(failed).__name__ if failed is not None else "breakers open"
-            raise HttpError(
-                "unavailable",
-                f"Model '{self.served.name}' could not answer ({reason}) and declares no "
-                f"fallback ([models.{self.served.name}.fallback]).",
-            )
-        if parsed is None:
-            parsed = parse(base.spec)
-        n = len(parsed.matrix)
-        try:
-            raw = rules.predict(parsed.matrix, parsed.raw)
-        except DriftloopError as exc:  # rules that fail without a default: no answer
-            raise HttpError(
-                "unavailable",
-                f"Model '{self.served.name}' could not answer and its fallback rules gave "
-                f"no answer: {exc.message}",
-            ) from None
-        link_name = "rules" if rules.expression is not None else "default"
-        # no explanations: the model's contributions would not explain the rules' answer
-        item = _Item(parsed, n, [], raw, None, Options(), f"{proto}:{link_name}", started)
-        item.degraded = degraded or "fallback"
-        scored = self._scored(base, item)
-        if self.writer is not None:
-            await self.writer.awrite_batches(
-                self._audit_batches(base, [item], [[{}] * n], [scored], [0])
-            )
-        self.metrics.degraded.labels(self.served.name, item.degraded).inc()
-        return self._answered(scored, parsed, base, arm, link_name, chosen, started)
+        """One request through the traffic policy and the fallback chain (:mod:`._chain`)."""
+        return await _chain.answer(self, parse, options, key=key, proto=proto, started=started)
 
     async def score_shadow(
-        self, deployment: _Deployment, copies: list[tuple[ParsedInstances, list[str]]]
+        self, deployment: Deployment, copies: list[tuple[ParsedInstances, list[str]]]
     ) -> int:
         """Score shadow copies (parsed requests and their ids) on ``deployment`` in one go,
         audited under route ``shadow``; how many were answered."""
@@ -804,8 +527,8 @@ class Service:
         items = []
         for parsed, ids in copies:
             n = len(parsed.matrix)
-            item = _Item(
-                parsed, n, list(range(n)), None, None, _NO_OPTIONS, "shadow", started,
+            item = Item(
+                parsed, n, list(range(n)), None, None, NO_OPTIONS, "shadow", started,
                 deployment=deployment, ids=ids,
             )  # fmt: skip
             if not parsed.complete and np.isnan(parsed.matrix).any():
@@ -820,9 +543,9 @@ class Service:
         self._counted(deployment.model).inc(done)
         return sum(s.error is None and not s.fallback for s in out)
 
-    async def _score_on(
+    async def score_on(
         self,
-        deployment: _Deployment,
+        deployment: Deployment,
         parsed: ParsedInstances,
         options: Options,
         *,
@@ -834,7 +557,7 @@ class Service:
         batched with other requests (enrichment, model, audit)."""
         model = deployment.model
         n = len(parsed.matrix)
-        item = _Item(
+        item = Item(
             parsed, n, [], None, None, options, route, started, deployment=deployment, ids=ids
         )
         if not parsed.complete and np.isnan(parsed.matrix).any():  # enriched: once enriched
@@ -856,16 +579,16 @@ class Service:
                 self.cache.put(keys[i], scored.outputs[i].copy())
         return scored
 
-    def _lookup(self, model: LoadedModel, item: _Item) -> tuple[list[int], list[Any]]:
+    def _lookup(self, model: LoadedModel, item: Item) -> tuple[list[int], list[Any]]:
         """The rows still to score, and each row's cache key (hits filled in)."""
         parsed = item.parsed
         n = len(parsed.matrix)
         keys: list[Any] = [None] * n
         todo: list[int] = []
-        item.raw = _outputs(model, n)
+        item.raw = outputs_for(model, n)
         for i in range(n):
             if i not in parsed.enrich or self.cache_config.cache_enriched:
-                keys[i] = (model.version, parsed.matrix[i].tobytes(), _entity_key(parsed, i))
+                keys[i] = (model.version, parsed.matrix[i].tobytes(), entity_key(parsed, i))
                 hit = self.cache.get(keys[i])
                 if hit is not None:
                     item.raw[i] = hit
@@ -874,120 +597,3 @@ class Service:
         self._hits.inc(n - len(todo))
         self._misses.inc(len(todo))
         return todo, keys
-
-    @staticmethod
-    def _explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:
-        contrib = model.contributions(rows)[:, : len(model.feature_names)]
-        top = np.argsort(-np.abs(contrib), axis=1)[:, : options.top_k]
-        return [
-            {model.feature_names[j]: float(contrib[i, j]) for j in top[i]} for i in range(len(rows))
-        ]
-
-    def _audit_batches(
-        self,
-        deployment: _Deployment,
-        items: Sequence[_Item],
-        stamps: list[list[dict[str, datetime | None]]],
-        out: list[Scored],
-        done: list[int],
-    ) -> list[AuditBatch]:
-        """The audit rows of a model batch, one :class:`AuditBatch` per route (v1, v2):
-        one per request cost more than its rows' inserts."""
-        model = deployment.model
-        now, clock = datetime.now(UTC), time.perf_counter()
-        routes: dict[str, list[int]] = {}
-        for k in done:
-            routes.setdefault(items[k].route, []).append(k)
-        batches = []
-        for route, ks in routes.items():
-            explained = [out[k].explanations for k in ks]
-            batches.append(
-                AuditBatch(
-                    ts=now,
-                    model=model.name,
-                    version=model.version,
-                    route=route,
-                    latency_ms=[
-                        (clock - items[k].started) * 1000.0 for k in ks for _ in range(items[k].n)
-                    ],
-                    feature_names=model.feature_names,
-                    values=_values([items[k].parsed for k in ks]),
-                    prediction_ids=[pid for k in ks for pid in out[k].ids],
-                    scores=[score for k in ks for score in out[k].scores],
-                    decisions=[d for k in ks for d in _audit_decisions(out[k])],
-                    entity_keys=[keys for k in ks for keys in items[k].parsed.entity_rows],
-                    feature_ts=[ts for k in ks for ts in stamps[k]],
-                    explanations=None
-                    if all(e is None for e in explained)
-                    else [
-                        e
-                        for k, ex in zip(ks, explained, strict=True)
-                        for e in (ex if ex is not None else [None] * items[k].n)
-                    ],
-                    event_ts=_event_times([items[k].parsed for k in ks]),
-                    missing=None
-                    if all(items[k].missing is None for k in ks)
-                    else [m for k in ks for m in (items[k].missing or [[]] * items[k].n)],
-                    outputs=None
-                    if deployment.task == "binary"
-                    else [o for k in ks for o in audit_outputs(out[k])],
-                )
-            )
-        return batches
-
-
-def _crashed(deployment: _Deployment, exc: Exception) -> Scored:
-    model = deployment.model
-    return Scored([], model.task, model.classes, _NO_OUTPUTS, None, None, {}, None, crash=exc)
-
-
-def _outputs(model: LoadedModel, n: int) -> Matrix:
-    if model.task == "multiclass":
-        return np.full((n, len(model.classes)), np.nan)
-    return np.full(n, np.nan)
-
-
-def _values(parsed: list[ParsedInstances]) -> list[list[Any]]:
-    """The rows' feature values as the audit log keeps them (NaN: null)."""
-    if all(p.raw is None for p in parsed):
-        matrices = [p.matrix for p in parsed]
-        listed: list[list[Any]] = (
-            np.vstack(matrices) if len(matrices) > 1 else matrices[0]
-        ).tolist()
-        return listed
-    return [row for p in parsed for row in (p.raw if p.raw is not None else p.matrix.tolist())]
-
-
-def _event_times(parsed: list[ParsedInstances]) -> list[datetime | None] | None:
-    if all(p.event_ts is None for p in parsed):
-        return None
-    return [t for p in parsed for t in (p.event_ts or [None] * len(p.matrix))]
-
-
-def _audit_decisions(scored: Scored) -> list[str]:
-    """The audit log's decision: the policy's, the class of a multiclass model, or ''."""
-    if scored.decisions is not None:
-        return scored.decisions
-    if scored.task == "multiclass":
-        names = scored.classes
-        return [names[j] for j in scored.outputs.argmax(axis=1).tolist()]
-    return [""] * len(scored.ids)
-
-
-def audit_outputs(scored: Scored) -> list[dict[str, Any]]:
-    """Each row's task outputs beyond the score: ``value`` (regression), ``class`` and
-    ``probabilities`` (multiclass)."""
-    if scored.task == "regression":
-        return [{"value": v} for v in scored.outputs.tolist()]
-    names = scored.classes
-    return [
-        {
-            "class": names[max(range(len(p)), key=p.__getitem__)],
-            "probabilities": dict(zip(names, p, strict=True)),
-        }
-        for p in scored.outputs.tolist()
-    ]
-
-
-def _entity_key(parsed: ParsedInstances, i: int) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(parsed.entity_rows[i].items())) if i in parsed.enrich else ()

@@ -15,8 +15,9 @@ from driftloop.audit import Label
 from driftloop.core.errors import NotFoundError
 from driftloop.registry import InvalidValue, parse_time
 from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._scored import Scored, audit_outputs
 from driftloop.serving._server import Server, read_body
-from driftloop.serving._service import Scored, Service, audit_outputs
+from driftloop.serving._service import Service
 from driftloop.serving._validation import (
     RowSpec,
     instances_of,

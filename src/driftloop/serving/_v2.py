@@ -21,8 +21,8 @@ from starlette.responses import Response
 
 from driftloop import __version__
 from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._scored import audit_outputs
 from driftloop.serving._server import Server, read_body
-from driftloop.serving._service import audit_outputs
 from driftloop.serving._validation import (
     EVENT_TIME,
     Options,

@@ -225,7 +225,7 @@ def test_history_of_a_server_serving_a_models_folder_reads_the_project_state(
     monkeypatch.chdir(tmp_path)
     missing = runner.invoke(app, ["traffic", "history", "fraud", "--from-folder"])
     assert missing.exit_code == 2
-    assert "traffic.db does not exist" in flat(missing.output)
+    assert "does not exist: no traffic policy was set" in flat(missing.output)
     # where `driftloop serve --models FOLDER` keeps its policies
     store = TrafficStore.at("sqlite:///.driftloop/traffic.db", root=tmp_path)
     store.set("fraud", {"arms": {"challenger": 100}}, who="ana", why="all in")
