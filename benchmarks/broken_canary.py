@@ -30,8 +30,8 @@ from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.serving import InMemoryModelSource, ServedModel, create_app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serving_helpers import row, train  # noqa: E402
-from services import free_port  # noqa: E402
+from services import free_port
+from serving_helpers import row, train
 
 
 def broken_source() -> tuple[InMemoryModelSource, list[int]]:

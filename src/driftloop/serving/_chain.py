@@ -63,10 +63,12 @@ async def answer(
         except Exception as exc:
             breaker.record(False, time.perf_counter() - t0)
             _fell_back(service, link, "error")
-            log.warning(
-                "Model %s version %s failed (%s: %s); the next link answers.",
-                service.served.name, link.model.version, type(exc).__name__, exc,
-            )  # fmt: skip
+            if time.monotonic() - service.warned.get(link.target, -1e9) > 10.0:
+                service.warned[link.target] = time.monotonic()  # once per 10 s, not per call
+                log.warning(
+                    "Model %s version %s failed (%s: %s); the next link answers.",
+                    service.served.name, link.model.version, type(exc).__name__, exc,
+                )  # fmt: skip
             failed = exc
             continue
         breaker.record(True, time.perf_counter() - t0)

@@ -98,6 +98,7 @@ class Service:
         self._shown: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._warned = -math.inf
+        self.warned: dict[str, float] = {}  # alias or version -> when its failure was logged
         self.batcher: DynamicBatcher[Item, Scored] = DynamicBatcher(
             self._run,
             size=lambda item: len(item.todo),
