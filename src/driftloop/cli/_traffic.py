@@ -211,35 +211,13 @@ def policy_body(
 # -- the policy, as shown ------------------------------------------------------------------
 
 
-def _arms_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The arms of a server answer as rows (name, version, weight, breaker)."""
-    arms = data.get("arms")
-    if arms is None and isinstance(data.get("policy"), Mapping):
-        arms = data["policy"].get("arms")
-    rows: list[dict[str, Any]] = []
-    if isinstance(arms, Mapping):
-        for name, value in arms.items():
-            row = dict(value) if isinstance(value, Mapping) else {"weight": value}
-            rows.append({"name": name, **row})
-    elif isinstance(arms, list):
-        rows = [dict(a) for a in arms if isinstance(a, Mapping)]
-    return rows
-
-
-def _field(data: Mapping[str, Any], name: str) -> Any:
-    if data.get(name) is not None:
-        return data[name]
-    policy = data.get("policy")
-    return policy.get(name) if isinstance(policy, Mapping) else None
-
-
 def _text(value: Any) -> str:
     return "-" if value is None or value == "" else escape(str(value))
 
 
 def print_policy(model: str, data: Mapping[str, Any]) -> None:
     """A server's answer as a table of arms and the policy's other settings."""
-    arms = _arms_of(data)
+    arms = [dict(a) for a in data.get("arms") or () if isinstance(a, Mapping)]
     total = sum(float(a.get("weight") or 0) for a in arms)
     table = Table(title=f"Traffic of {escape(str(data.get('model') or model))}")
     for column in ("arm", "version", "weight", "breaker"):
@@ -247,21 +225,21 @@ def print_policy(model: str, data: Mapping[str, Any]) -> None:
     for arm in arms:
         weight = float(arm.get("weight") or 0)
         share = f"{100 * weight / total:.4g}%" if total > 0 else "-"
-        breaker = arm.get("breaker", arm.get("breaker_state"))
+        breaker = arm.get("breaker")
         version = arm.get("version")
         table.add_row(
-            _text(arm.get("name", arm.get("arm"))),
+            _text(arm.get("name")),
             "-" if version is None else f"v{version}",
             share,
-            _text(breaker.get("state") if isinstance(breaker, Mapping) else breaker),
+            _text(breaker),
         )
     console.print(table)
-    shadow = _field(data, "shadow")
-    sample = _field(data, "shadow_sample")
+    shadow = data.get("shadow")
+    sample = data.get("shadow_sample")
     if shadow is not None and sample is not None:
         shadow = f"{shadow} ({100 * float(sample):.4g}% of requests)"
     lines = {
-        "sticky key": _field(data, "sticky_key"),
+        "sticky key": data.get("sticky_key"),
         "shadow": shadow,
         "source": data.get("source"),
         "revision": data.get("revision"),

@@ -171,7 +171,7 @@ class TrafficPolicy(_Section):
 
     ``arms`` maps an alias (``champion``, ``challenger``) or a version number (``"7"``) to
     a weight; weights are relative (90 and 10 is a 10% canary). Empty: every request goes
-    to the alias the model is served at. ``sticky_key`` is a request field (a customer id):
+    to the alias the model is served at. ``sticky_key`` is a request field (an account or user id):
     requests carrying it stay on one arm while the weights are unchanged, by weighted
     rendezvous hashing, so a weight change moves only the keys it must; requests without
     it are split at random. ``shadow`` scores a copy of ``shadow_sample`` of the traffic

@@ -10,8 +10,8 @@ by the weights.
 
 >>> from driftloop.core.config import TrafficPolicy
 >>> router = Router(TrafficPolicy(arms={"champion": 90, "challenger": 10},
-...                 sticky_key="customer_id"), base="champion")
->>> router.pick("c-42") == router.pick("c-42")
+...                 sticky_key="account"), base="champion")
+>>> router.pick("a-42") == router.pick("a-42")
 True
 >>> Router(None, base="champion").pick("anyone")
 'champion'
