@@ -76,7 +76,7 @@ async def answer(
             degraded = scored.degraded
             break
         if router.shadow is not None and router.shadowed():
-            service.shadow.offer(parse, scored.ids)
+            service.shadow.offer(parse, scored.ids, parsed, link.spec)
         link_name = "model" if link is chosen else "champion"
         return _answered(service, scored, parsed, link, arm, link_name, chosen, started)
     if parsed_by is not base.spec:  # the rules read the champion's features
@@ -98,10 +98,10 @@ def _answered(
     counted = service.arm_metrics.get((arm, version, link_name))
     if counted is None:
         m, name = service.metrics, service.served.name
-        counted = (
-            m.arm_requests.labels(name, arm, version, link_name).inc,
-            m.arm_latency.labels(name, arm, version).observe,
-            m.arm_scores.labels(name, arm, version).observe,
+        counted = (  # counted in bulk: a prometheus call per request cost 1-3 µs each
+            m.count(m.arm_requests.labels(name, arm, version, link_name)).inc,
+            m.tally(m.arm_latency.labels(name, arm, version)).observe,
+            m.tally(m.arm_scores.labels(name, arm, version)).observe,
         )
         service.arm_metrics[arm, version, link_name] = counted
     inc, latency, score = counted

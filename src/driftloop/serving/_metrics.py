@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,6 +22,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from driftloop.serving._tally import Count, Tally
 
 __all__ = ["ServingMetrics"]
 
@@ -35,6 +38,7 @@ class ServingMetrics:
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
+        self._pending: list[Tally | Count] = []  # counted here, added in bulk by flush()
         r = self.registry
         self.requests = Counter(
             "driftloop_requests", "HTTP requests by endpoint and status.",
@@ -126,7 +130,26 @@ class ServingMetrics:
             ["model", "version", "runtime"], registry=r, multiprocess_mode="liveall",
         )  # fmt: skip
 
+    def tally(self, child: Any) -> Tally:
+        """A histogram child observed per request, at a bisect's cost (see ``_tally``)."""
+        tally = Tally(child)
+        self._pending.append(tally)
+        return tally
+
+    def count(self, child: Any) -> Count:
+        """A counter child incremented per request, added in bulk."""
+        count = Count(child)
+        self._pending.append(count)
+        return count
+
+    def flush(self) -> None:
+        """Add what tallies and counts hold to their metrics (before a scrape, and every
+        second with several workers)."""
+        for pending in self._pending:
+            pending.flush()
+
     def exposition(self) -> bytes:
+        self.flush()
         if self.multiprocess_dir is None:
             source: CollectorRegistry = self.registry
         else:

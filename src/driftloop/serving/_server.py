@@ -33,6 +33,7 @@ __all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 log = logging.getLogger(__name__)
 
 _TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
+_FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
 
 
 class Server:
@@ -71,6 +72,7 @@ class Server:
         self.services: dict[str, Service] = {}
         self.by_name: dict[str, Service] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
 
@@ -127,13 +129,16 @@ class Server:
             sys.setswitchinterval(0.0005)
         if self.refresh_s > 0:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+        if self.metrics.multiprocess_dir is not None:  # another worker may answer a scrape
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def stop(self) -> None:
-        for task in (self._refresher, self._poller):
+        for task in (self._refresher, self._poller, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.metrics.flush()
         for service in self.services.values():
             await service.close()
         if self.writer is not None:
@@ -146,6 +151,11 @@ class Server:
                 await service.refresh()
             except Exception as exc:
                 log.warning("Could not refresh model %s: %s", service.served.name, exc)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_S)
+            self.metrics.flush()
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -26,7 +26,9 @@ __all__ = ["Shadow"]
 
 log = logging.getLogger(__name__)
 
-_Copy = tuple[Callable[[RowSpec], ParsedInstances], list[str]]
+# the request's parser, its ids, and its instances (when complete: nothing to enrich or
+# settle, so nothing the shadow's scoring would change) as read by the primary's spec
+_Copy = tuple[Callable[[RowSpec], ParsedInstances], list[str], ParsedInstances | None, RowSpec]
 _CHUNK = 256  # copies scored together
 _GATHER_S = 0.05  # waited for more copies when fewer are queued: batches, not trickles
 
@@ -41,12 +43,19 @@ class Shadow:
         self._task: asyncio.Task[None] | None = None
         self._counters: dict[tuple[str, str], Any] = {}
 
-    def offer(self, parse: Callable[[RowSpec], ParsedInstances], ids: list[str]) -> None:
-        """Queue a copy of an answered request (``ids``: its prediction ids)."""
+    def offer(
+        self,
+        parse: Callable[[RowSpec], ParsedInstances],
+        ids: list[str],
+        parsed: ParsedInstances,
+        spec: RowSpec,
+    ) -> None:
+        """Queue a copy of an answered request (``ids``: its prediction ids; ``parsed``:
+        its instances as read by ``spec``, reused when the shadow reads the same)."""
         if len(self._queue) >= self.capacity:
             self._count("", "dropped")
             return
-        self._queue.append((parse, ids))
+        self._queue.append((parse, ids, parsed if parsed.complete else None, spec))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
@@ -79,9 +88,14 @@ class Shadow:
             version = deployment.model.version
             copies: list[tuple[ParsedInstances, list[str]]] = []
             failed = 0
-            for parse, ids in chunk:
+            same: dict[int, bool] = {}  # primary spec -> does the shadow read rows alike?
+            for parse, ids, parsed, spec in chunk:
+                alike = same.get(id(spec))
+                if alike is None:
+                    alike = same[id(spec)] = spec == deployment.spec
                 try:  # by the shadow's own spec: it may take other features
-                    copies.append((parse(deployment.spec), [f"{pid}:shadow" for pid in ids]))
+                    rows = parsed if parsed is not None and alike else parse(deployment.spec)
+                    copies.append((rows, [f"{pid}:shadow" for pid in ids]))
                 except Exception as exc:
                     failed += 1
                     log.debug("Shadow %s cannot read a request: %s", version, exc)

@@ -67,7 +67,7 @@ class Router:
         self._cumulative = cumulative
         self._salts = tuple(b"\0" + name.encode() for name in self.arms)
         self._single = self.arms[0] if len(self.arms) == 1 else None
-        self._seen: dict[str, str] = {}  # key -> arm: fixed while the weights are
+        self._seen: dict[Any, str] = {}  # key -> arm: fixed while the weights are
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -82,12 +82,15 @@ class Router:
         if key is None:
             at = random.random() * self._total
             return self.arms[min(bisect.bisect_right(self._cumulative, at), len(self.arms) - 1)]
-        text = category_text(key)
-        arm = self._seen.get(text)
+        # remembered by the value as sent: 42, 42.0 and "42" hash alike (as one text), and
+        # equal values share an entry, except True (== 1) whose text is "true"
+        arm = self._seen.get(key) if type(key) is not bool else None
         if arm is None:
             if len(self._seen) >= _SEEN:
                 self._seen.clear()  # bounded: a flood of new keys costs hashing, not memory
-            arm = self._seen[text] = self._hashed(text)
+            arm = self._hashed(category_text(key))
+            if type(key) is not bool:
+                self._seen[key] = arm
         return arm
 
     def _hashed(self, text: str) -> str:

@@ -79,6 +79,13 @@ def test_numbers_and_text_of_the_same_key_share_an_arm() -> None:
     router = sticky({"champion": 50, "challenger": 50})
     assert all(router.pick(i) == router.pick(str(i)) for i in range(2_000))
     assert all(router.pick(float(i)) == router.pick(i) for i in range(2_000))
+    # the router remembers keys as sent: the first spelling seen must not decide the others
+    fresh = sticky({"champion": 50, "challenger": 50})
+    assert all(fresh.pick(str(i)) == fresh.pick(float(i)) for i in range(2_000, 4_000))
+    assert {router.pick(True), fresh.pick(True)} == {router.pick("true")}  # True == 1, yet "true"
+    assert {router.pick(False), fresh.pick(False)} == {router.pick("false")}
+    assert router.pick(1) == router.pick("1")
+    assert fresh.pick(1) == fresh.pick("1")
 
 
 def test_without_a_policy_everything_goes_to_the_served_alias() -> None:
