@@ -10,7 +10,9 @@ its retry runs again. Keys are per endpoint path and live ``serving.idempotency_
 takes over after ``LEASE_S``.
 
 Without an audit log nothing is written, so a retry duplicates nothing: the header is
-then ignored. Feedback checks the caller's credential before looking at the key.
+then ignored. While the audit store does not answer, a keyed request is a 503 (its key
+cannot be checked), where one without a key is still answered and its rows spooled.
+Feedback checks the caller's credential before looking at the key.
 """
 
 from __future__ import annotations
@@ -65,15 +67,23 @@ def idempotent(handler: Handler, guard: Callable[[Request, Server], Any] | None 
             )
         raw = await read_body(request, server.settings.max_body_bytes)
         scope = request.url.path
-        claim = await asyncio.to_thread(
-            keys.claim,
-            scope,
-            key,
-            hashlib.sha256(raw).hexdigest(),
-            now=server.clock(),
-            ttl_s=server.settings.idempotency_ttl_s,
-            lease_s=LEASE_S,
-        )
+        try:
+            claim = await asyncio.to_thread(
+                keys.claim,
+                scope,
+                key,
+                hashlib.sha256(raw).hexdigest(),
+                now=server.clock(),
+                ttl_s=server.settings.idempotency_ttl_s,
+                lease_s=LEASE_S,
+            )
+        except Exception as exc:  # the store is down or locked: the key cannot be checked
+            log.warning("Idempotency-Key %r not checked: %s", key, exc)
+            raise HttpError(
+                "unavailable",
+                "The audit store, which keeps idempotency keys, did not answer; retry later "
+                "(or send the request without Idempotency-Key).",
+            ) from None
         if claim.state == "replay":
             return Response(
                 claim.body,

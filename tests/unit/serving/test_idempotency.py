@@ -178,3 +178,20 @@ def test_a_feedback_retry_is_answered_once_and_never_to_a_caller_without_the_tok
     assert retry.content == first.content
     assert retry.headers["idempotent-replayed"] == "true"
     assert audit.get(pid).label == 1.0
+
+
+def test_a_keyed_request_is_503_not_500_while_the_store_cannot_check_its_key(
+    make_client: Any, audit: SqliteAuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client()
+    keys = client.app.state.server.keys
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(keys, "claim", locked)
+    answer = client.post(PREDICT, json={"instances": [row(1)]}, headers=_key("k"))
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert client.post(PREDICT, json={"instances": [row(1)]}).status_code == 200  # unkeyed
+    assert _rows(audit) == 1
