@@ -98,6 +98,6 @@ def id_time_ms(prediction_id: str) -> int:
     """The Unix time in milliseconds an id was made at (its first 12 hex digits).
 
     >>> id_time_ms("0190f0d2a4c87abc8123456789abcdef")
-    1720616428744
+    1722027254984
     """
     return int(prediction_id[:12], 16)
