@@ -14,6 +14,13 @@ from driftloop.core import ids
 from driftloop.core.ids import id_time_ms, new_id, new_ids
 
 
+@pytest.fixture(autouse=True)
+def _own_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from a fresh generator (the frozen clocks below must not leave
+    the process's ids stamped in the future)."""
+    monkeypatch.setattr(ids, "_state", ids._State())
+
+
 def test_ids_are_uuid7_in_32_hex_digits_with_the_time_they_were_made() -> None:
     before = ids.time.time_ns() // 1_000_000
     made = new_id()
