@@ -16,8 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import Label
 from driftloop.audit._sql import SqlAuditLog, from_us, to_us
+from driftloop.core.errors import InvalidParameterError, NotFoundError
 
-__all__ = ["LabelOutcome", "LabelStore", "Relabel", "SqlLabelStore", "label_store"]
+__all__ = [
+    "LabelOutcome",
+    "LabelStore",
+    "PlainLabelStore",
+    "Relabel",
+    "SqlLabelStore",
+    "label_store",
+]
 
 _CHUNK = 500
 
@@ -149,7 +157,48 @@ class SqlLabelStore:
         ]
 
 
+class PlainLabelStore:
+    """Labels through the :class:`AuditLog` protocol alone, for a log with no relabel
+    history (another backend): a conflict is found by reading each prediction (not in one
+    transaction with the write), and a relabel is refused, as it could not be recorded."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    def set_labels(
+        self, labels: Sequence[Label], *, relabel: bool, actor: str, now: datetime
+    ) -> LabelOutcome:
+        by_id = {lab.prediction_id: lab for lab in labels}
+        unknown: list[str] = []
+        stored: dict[str, float] = {}
+        for pid in by_id:
+            try:
+                label = self.log.get(pid).label
+            except NotFoundError:
+                unknown.append(pid)
+                continue
+            if label is not None:
+                stored[pid] = float(label)
+        changed = [pid for pid, lab in by_id.items() if stored.get(pid, lab.label) != lab.label]
+        if changed and relabel:
+            raise InvalidParameterError(
+                f"This audit log ({type(self.log).__name__}) keeps no relabel history, so "
+                f"prediction '{changed[0]}' cannot be relabelled."
+            )
+        if changed:
+            return LabelOutcome(0, unknown, changed)
+        fresh = [lab for pid, lab in by_id.items() if pid not in unknown and pid not in stored]
+        late = self.log.add_labels(fresh) if fresh else []
+        return LabelOutcome(len(by_id) - len(unknown) - len(late), unknown + late)
+
+    def relabels(self, prediction_id: str | None = None) -> list[Relabel]:
+        return []
+
+
 def label_store(log: AuditLog | None) -> LabelStore | None:
-    """Where ``log`` sets labels with relabels audited: its own tables for the SQLite and
-    PostgreSQL logs, None for a log that cannot."""
-    return SqlLabelStore(log) if isinstance(log, SqlAuditLog) else None
+    """Where ``log`` sets labels: its own tables (relabels audited) for the SQLite and
+    PostgreSQL logs, the protocol alone (relabels refused) for another log; None without
+    a log."""
+    if log is None:
+        return None
+    return SqlLabelStore(log) if isinstance(log, SqlAuditLog) else PlainLabelStore(log)

@@ -114,3 +114,36 @@ def test_relabel_must_be_a_boolean(make_client: Any, relabel: Any) -> None:
     answer = client.post("/v1/feedback", json=body)
     assert answer.status_code == 422
     assert answer.json()["error"]["violations"][0]["field"] == "relabel"
+
+
+class _OtherBackend:
+    """An audit log of another kind (not driftloop's SQL one): the protocol only."""
+
+    def __init__(self, log: SqliteAuditLog) -> None:
+        self.log = log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+
+def test_a_log_without_relabel_history_still_takes_labels_but_never_relabels(
+    source: Any, audit: SqliteAuditLog
+) -> None:
+    from starlette.testclient import TestClient
+
+    from driftloop.serving import ServedModel, create_app
+
+    app = create_app([ServedModel("fraud")], source, audit=_OtherBackend(audit), refresh_s=0)
+    with TestClient(app) as client:
+        (pid,) = _predict(client)
+        first = {"labels": [{"prediction_id": pid, "label": 1}, {"prediction_id": "x", "label": 0}]}
+        assert client.post("/v1/feedback", json=first).json() == {
+            "accepted": 1,
+            "unknown_count": 1,
+        }
+        change = {"labels": [{"prediction_id": pid, "label": 0}]}
+        assert client.post("/v1/feedback", json=change).status_code == 409
+        refused = client.post("/v1/feedback", json={**change, "relabel": True})
+        assert refused.status_code == 422
+        assert "no relabel history" in refused.json()["error"]["message"]
+    assert audit.get(pid).label == 1.0
