@@ -10,8 +10,9 @@ its retry runs again. Keys are per endpoint path and live ``serving.idempotency_
 takes over after ``LEASE_S``.
 
 Without an audit log nothing is written, so a retry duplicates nothing: the header is
-then ignored. While the audit store does not answer, a keyed request is a 503 (its key
-cannot be checked), where one without a key is still answered and its rows spooled.
+then ignored (as with an audit log of another kind, which has no table for keys). While
+the audit store does not answer, a keyed request is a 503 (its key cannot be checked),
+where one without a key is still answered and its rows spooled.
 Feedback checks the caller's credential before looking at the key.
 """
 
