@@ -24,6 +24,12 @@ from driftloop.audit._open import open_audit_log
 from driftloop.audit._postgres import PostgresAuditLog
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import FRAME_COLUMNS, AuditRecord, Label
+from driftloop.audit._retention import (
+    RetentionReport,
+    enforce_retention,
+    open_retained,
+    retain_forever,
+)
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._writer import GroupCommitWriter
 
@@ -35,6 +41,10 @@ __all__ = [
     "GroupCommitWriter",
     "Label",
     "PostgresAuditLog",
+    "RetentionReport",
     "SqliteAuditLog",
+    "enforce_retention",
     "open_audit_log",
+    "open_retained",
+    "retain_forever",
 ]
