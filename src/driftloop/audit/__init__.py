@@ -26,6 +26,12 @@ from driftloop.audit._postgres import PostgresAuditLog
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import FRAME_COLUMNS, AuditRecord, Label
 from driftloop.audit._relabel import LabelOutcome, LabelStore, Relabel, label_store
+from driftloop.audit._retention import (
+    RetentionReport,
+    enforce_retention,
+    open_retained,
+    retain_forever,
+)
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._writer import GroupCommitWriter
 
@@ -42,8 +48,12 @@ __all__ = [
     "LabelStore",
     "PostgresAuditLog",
     "Relabel",
+    "RetentionReport",
     "SqliteAuditLog",
+    "enforce_retention",
     "idempotency_store",
     "label_store",
     "open_audit_log",
+    "open_retained",
+    "retain_forever",
 ]

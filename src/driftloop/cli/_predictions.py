@@ -27,8 +27,10 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Relabel,
+    enforce_retention,
     label_store,
     open_audit_log,
+    open_retained,
 )
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, time_option
@@ -339,3 +341,33 @@ def list_predictions(
     console.print(table)
     if len(shown) < total:
         console.print(f"[dim]The latest {len(shown)} of {total:,}; --limit N for more.[/]")
+
+
+@predictions_app.command("compact")
+def compact(
+    config_file: Path | None = _CONFIG,
+) -> None:
+    """Apply [audit.retention] once: old predictions to Parquet, old archive days deleted.
+
+    `driftloop serve` does the same every `every_s` seconds; this is for cron or a
+    one-off. Windows and lookups still read compacted predictions.
+    """
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        policy = settings.audit.retention
+        if not policy.enabled:
+            raise InvalidParameterError(
+                "audit.retention sets no limit: set hot_days, hot_max_rows or archive_days "
+                "under [audit.retention] in driftloop.toml."
+            )
+        with _audit_log(config_file):  # an embedded log must exist already
+            pass
+        audit = open_retained(settings.audit.url, settings.root)
+        try:
+            report = enforce_retention(audit, policy)
+        finally:
+            audit.close()
+    console.print(
+        f"{report.compacted:,} prediction(s) compacted to Parquet in {report.files} file(s); "
+        f"{len(report.pruned)} archived day(s) deleted; {report.hot_rows:,} in the database."
+    )

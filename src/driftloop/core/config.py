@@ -147,12 +147,48 @@ class GatesConfig(_Section):
         return data
 
 
+class RetentionConfig(_Section):
+    """How much of the audit log its database keeps (``[audit.retention]``).
+
+    Predictions older than ``hot_days``, or beyond the newest ``hot_max_rows``, are
+    compacted to Parquet day partitions in the log's archive folder (``audit-archive/``
+    beside a SQLite file, or ``?archive=FOLDER`` in ``audit.url``), which windows and
+    lookups still read; archived days older than ``archive_days`` are deleted. ``driftloop serve``
+    applies it every ``every_s`` seconds, ``driftloop predictions compact`` once. Unset
+    limits keep everything (the default).
+    """
+
+    hot_max_rows: int | None = Field(default=None, ge=1_000)
+    hot_days: float | None = Field(default=None, gt=0.0)
+    archive_days: float | None = Field(default=None, gt=0.0)
+    every_s: float = Field(default=300.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _archive_outlives_hot(self) -> RetentionConfig:
+        hot, kept = self.hot_days, self.archive_days
+        if hot is not None and kept is not None and kept < hot:
+            raise ValueError(
+                f"archive_days ({kept:g}) must be at least hot_days ({hot:g}): rows would be "
+                "deleted before they are archived"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.hot_max_rows is not None
+            or self.hot_days is not None
+            or (self.archive_days is not None)
+        )
+
+
 class AuditConfig(_Section):
     """The prediction log (and the monitoring tables beside it)."""
 
     url: Annotated[str, _schemes("sqlite", "postgresql", "postgresql+psycopg")] = (
         "sqlite:///.driftloop/audit.db"
     )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class BatchingConfig(_Section):

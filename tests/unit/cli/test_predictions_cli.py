@@ -197,3 +197,23 @@ def test_a_project_that_never_served_says_so_and_makes_no_audit_file(tmp_path: P
     assert result.exit_code == 2
     assert "There is no audit log at" in " ".join(result.output.split())
     assert not (tmp_path / ".driftloop" / "audit.db").exists()
+
+
+def test_compact_applies_the_retention_policy_and_show_still_finds_old_ones(
+    project: Path,
+) -> None:
+    refused = runner.invoke(app, ["predictions", "compact"])
+    assert refused.exit_code != 0
+    assert "hot_days" in refused.output
+    (project / "driftloop.toml").write_text(
+        '[project]\nname = "t"\n'
+        '\n[audit]\nurl = "sqlite:///.driftloop/audit.db?archive=cold"\n'
+        "\n[audit.retention]\nhot_days = 1\n"
+    )
+    result = runner.invoke(app, ["predictions", "compact"])
+    assert result.exit_code == 0, result.output
+    assert "11 prediction(s) compacted" in result.output  # all of them are from March
+    assert list((project / "cold").glob("date=*/part-*.parquet"))
+    shown = runner.invoke(app, ["predictions", "show", "p4", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["label"] == 1.0
