@@ -34,7 +34,7 @@ def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory
     if request.param == "sqlite":
 
         def factory() -> AuditLog:
-            opened.append(SqliteAuditLog(tmp_path / "audit.db"))
+            opened.append(SqliteAuditLog(tmp_path / "audit.db", archive=tmp_path / "archive"))
             return opened[-1]
 
         yield factory
@@ -43,7 +43,7 @@ def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory
         schema = f"audit_test_{uuid.uuid4().hex[:12]}"
 
         def factory() -> AuditLog:
-            opened.append(PostgresAuditLog(url, schema=schema))
+            opened.append(PostgresAuditLog(url, schema=schema, archive=tmp_path / "archive"))
             return opened[-1]
 
         yield factory
@@ -175,3 +175,15 @@ def test_every_relabel_is_kept_with_old_and_new_label_who_and_when(make_log: Fac
         (0.0, 2.0, "bob", later + timedelta(1)),
     ]
     assert reopened.relabels("other") == []
+
+
+def test_compaction_keeps_the_relabel_history(make_log: Factory, tmp_path: Path) -> None:
+    log = make_log()
+    log.write([_record("p1")])
+    labels = label_store(log)
+    assert labels is not None
+    labels.set_labels([Label("p1", 1.0)], relabel=False, actor="a", now=T0)
+    labels.set_labels([Label("p1", 0.0)], relabel=True, actor="b", now=T0)
+    assert len(log.compact(T0 + timedelta(days=1))) == 1  # the prediction left for Parquet
+    assert log.get("p1").label == 0.0  # read from Parquet, with its label
+    assert [r.actor for r in labels.relabels("p1")] == ["b"]
