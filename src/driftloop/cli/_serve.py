@@ -113,6 +113,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         traffic=traffic,
         admin_digest=token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None,
         spool=settings.state_dir() / "audit-spool",
+        feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
     )
 
 

@@ -59,7 +59,12 @@ CONFIG_FILENAME = "driftloop.toml"
 ENV_PREFIX = "DRIFTLOOP_"
 # DRIFTLOOP_* variables that are not settings (no "__" in them are never settings either).
 _NON_SETTING_ENV = frozenset(
-    {"DRIFTLOOP_CONFIG", "DRIFTLOOP_REQUIRE_SERVICES", "DRIFTLOOP_ADMIN_TOKEN"}
+    {
+        "DRIFTLOOP_CONFIG",
+        "DRIFTLOOP_REQUIRE_SERVICES",
+        "DRIFTLOOP_ADMIN_TOKEN",
+        "DRIFTLOOP_FEEDBACK_TOKEN",
+    }
 )
 
 
@@ -255,10 +260,13 @@ class ServingConfig(_Section):
 
     ``admin_token_sha256`` is the SHA-256 (hex) of the token that the admin API (traffic
     changes) asks for; the environment variable ``DRIFTLOOP_ADMIN_TOKEN`` gives the token
-    itself instead, and the server keeps only its hash. ``feature_timeout_ms`` bounds one
-    online feature read, ``audit_timeout_s`` one audit commit (past it, the rows are
-    spooled to local disk and replayed later), ``shadow_queue`` the requests waiting for
-    a shadow (more are dropped and counted).
+    itself instead, and the server keeps only its hash. ``feedback_token_sha256`` (or
+    ``DRIFTLOOP_FEEDBACK_TOKEN``) is the token feedback asks for (the admin token works
+    too); without one feedback is open, for a laptop. ``idempotency_ttl_s`` is how long
+    the answer to a request with an ``Idempotency-Key`` is kept. ``feature_timeout_ms``
+    bounds one online feature read, ``audit_timeout_s`` one audit commit (past it, the
+    rows are spooled to local disk and replayed later), ``shadow_queue`` the requests
+    waiting for a shadow (more are dropped and counted).
     """
 
     host: str = "127.0.0.1"
@@ -271,6 +279,8 @@ class ServingConfig(_Section):
     traffic: dict[str, TrafficPolicy] = Field(default_factory=dict)
     breaker: BreakerConfig = BreakerConfig()
     admin_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    feedback_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0.0, le=31 * 86_400.0)
     feature_timeout_ms: float = Field(default=250.0, gt=0.0)
     audit_timeout_s: float = Field(default=5.0, gt=0.0)
     shadow_queue: int = Field(default=1_000, ge=1)
