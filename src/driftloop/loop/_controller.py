@@ -25,7 +25,7 @@ import pandas as pd
 
 from driftloop.audit import AuditLog, open_audit_log
 from driftloop.core.config import LoopPolicy, Settings
-from driftloop.core.errors import BackendUnavailableError, DriftloopError
+from driftloop.core.errors import BackendUnavailableError, DriftloopError, InvalidParameterError
 from driftloop.loop._analysis import Analysis
 from driftloop.loop._audit_analysis import AuditArmAnalysis
 from driftloop.loop._decisions import Decision, RolloutState, record, rollout_state
@@ -54,7 +54,7 @@ def request_retrain(
     the rollout state is not changed; the leader acts on it at its next pass)."""
     reason = reason.strip()
     if not reason:
-        raise DriftloopError(f"A retraining request for model '{model}' needs a reason.")
+        raise InvalidParameterError(f"A retraining request for model '{model}' needs a reason.")
     registry.get(model)  # an unknown model is named as such
     with registry.release() as release:
         state = rollout_state(release.conn, model)

@@ -45,6 +45,8 @@ class LeaseLostError(ConflictError):
 class Lease:
     """The leases ``holder`` takes, each valid ``ttl`` after it was taken or renewed."""
 
+    DEFAULT_TTL = timedelta(seconds=60)
+
     def __init__(
         self,
         registry: Registry,
