@@ -106,3 +106,80 @@ def drift_windows(version: int, counts: list[int], start: datetime = T0) -> list
         }
         for i, n in enumerate(counts)
     ]
+
+
+def served(
+    log: Any,
+    traffic: dict[str, Any] | None,
+    *,
+    champion: int,
+    challenger: int,
+    n: int,
+    at: datetime,
+    failing: float = 0.0,
+    seed: int = 0,
+    model: str = "loans",
+) -> None:
+    """Write the audit rows a server would for ``n`` requests under the ``traffic``
+    policy: each routed by the weights, the challenger's share failing ``failing`` of the
+    time (the champion answers those), shadow copies under route ``shadow``. Features
+    carry text, booleans and missing values."""
+    import numpy as np
+
+    from driftloop.audit import AuditRecord
+
+    rng = np.random.default_rng(seed)
+    arms = (traffic or {}).get("arms") or {"champion": 100.0}
+    weight = float(arms.get("challenger", 0.0)) / sum(float(w) for w in arms.values())
+    shadow = (traffic or {}).get("shadow") == "challenger"
+    sample = float((traffic or {}).get("shadow_sample", 1.0))
+    records = []
+    for i in range(n):
+        features = {
+            "income": None if i % 17 == 0 else float(rng.lognormal(10, 0.4)),
+            "channel": str(rng.choice(["web", "app", "branch"])),
+            "owns_home": bool(rng.random() < 0.4),
+        }
+        picked = challenger if rng.random() < weight else champion
+        if picked == challenger and rng.random() < failing:
+            picked = champion  # the fallback chain's next link answers
+        ts = at + timedelta(milliseconds=i)
+        pid = f"{seed}-{i}"
+        records.append(
+            AuditRecord(pid, ts, model, str(picked), "v1", 0.3, "", 1.0, features=features)
+        )
+        if shadow and rng.random() < sample and rng.random() >= failing:
+            records.append(
+                AuditRecord(
+                    f"{pid}:shadow", ts, model, str(challenger), "shadow", 0.4, "", 1.0,
+                    features=features,
+                )
+            )  # fmt: skip
+    log.write(records)
+
+
+NO_SHADOW = {
+    "triggers": {"drift_features": 0},
+    "rollout": {"shadow_requests": 0, "shadow_time": "0s", "canary_steps": [10, 50],
+                "dwell": "0s"},
+}  # fmt: skip
+
+
+def one_pass(url: str, artifacts: str, holder: str, barrier: Any, results: Any) -> None:
+    """A controller process: wait for the others at ``barrier``, make one pass over a
+    model with a retraining requested, put (holder, actions) on ``results``."""
+    from driftloop.loop import LoopController
+
+    registry = Registry.from_url(url, artifacts)
+    controller = LoopController(
+        registry,
+        {"loans": LoopPolicy.model_validate(NO_SHADOW)},
+        analysis=ScriptedAnalysis(),
+        retrainer=RegisteringRetrainer(registry),
+        holder=holder,
+    )
+    barrier.wait()
+    try:
+        results.put((holder, [d.action for d in controller.run_once()]))
+    finally:
+        registry.close()  # the lease is kept: the other must not take it after this pass

@@ -79,12 +79,13 @@ class Lease:
         if renewed.rowcount == 1:
             return True
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        inserted = conn.execute(
+        conn.execute(
             insert(table)
             .values(model=model, holder=self.holder, expires_at=now + self.ttl)
             .on_conflict_do_nothing(index_elements=["model"])
-        )
-        return inserted.rowcount == 1
+        )  # its rowcount is not reliable with RETURNING on every driver: look instead
+        holder = conn.execute(select(table.c.holder).where(table.c.model == model)).scalar()
+        return holder == self.holder
 
     def hold(self, conn: Connection, model: str) -> None:
         """:meth:`take`, or raise :class:`LeaseLostError` (rolling the transaction back)."""
