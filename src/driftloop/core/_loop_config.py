@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = ["LoopPolicy", "RolloutPlan", "Triggers", "parse_duration"]
 
@@ -72,11 +72,12 @@ class Triggers(_Section):
     schedule: Duration | None = None
     manual: bool = True
 
-    @model_validator(mode="after")
-    def _positive_schedule(self) -> Triggers:
-        if self.schedule is not None and self.schedule <= timedelta(0):
-            raise ValueError("schedule: must be a positive duration")
-        return self
+    @field_validator("schedule")
+    @classmethod
+    def _positive_schedule(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
 
 
 class RolloutPlan(_Section):
@@ -101,14 +102,15 @@ class RolloutPlan(_Section):
     max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     max_p99_latency_ms: float | None = Field(default=None, gt=0.0)
 
-    @model_validator(mode="after")
-    def _steps(self) -> RolloutPlan:
-        steps = list(self.canary_steps)
+    @field_validator("canary_steps")
+    @classmethod
+    def _steps(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        steps = list(value)
         if any(not 0.0 < s < 100.0 for s in steps):
-            raise ValueError(f"canary_steps: each step must be a percent in (0, 100); got {steps}")
+            raise ValueError(f"each step must be a percent in (0, 100); got {steps}")
         if steps != sorted(set(steps)):
-            raise ValueError(f"canary_steps: steps must strictly increase; got {steps}")
-        return self
+            raise ValueError(f"steps must strictly increase; got {steps}")
+        return value
 
 
 class LoopPolicy(_Section):
@@ -127,8 +129,9 @@ class LoopPolicy(_Section):
     triggers: Triggers = Triggers()
     rollout: RolloutPlan = RolloutPlan()
 
-    @model_validator(mode="after")
-    def _positive_lookback(self) -> LoopPolicy:
-        if self.lookback <= timedelta(0):
-            raise ValueError("lookback: must be a positive duration")
-        return self
+    @field_validator("lookback")
+    @classmethod
+    def _positive_lookback(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
