@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ def run(
     once: bool = typer.Option(False, "--once", help="One pass, then exit.", metavar=""),
     interval: float = typer.Option(30.0, help="Seconds between passes when not --once."),
     holder: str | None = typer.Option(None, help="This controller's name (default host:pid)."),
+    lease_ttl: float = typer.Option(
+        60.0, "--lease-ttl", help="Seconds a model's lease lasts unless renewed."
+    ),
     config_file: Path | None = _CONFIG,
 ) -> None:
     """Lead the rollouts of the models with a loop policy (one leader per model)."""
@@ -64,10 +68,14 @@ def run(
                 "No model has a loop policy: add a [loop.<model>] section to driftloop.toml "
                 "(see docs/loop.md)."
             )
-        if interval <= 0:
-            raise InvalidParameterError(f"--interval must be positive; got {interval}.")
+        if interval <= 0 or lease_ttl <= 0:
+            raise InvalidParameterError(
+                f"--interval and --lease-ttl must be positive; got {interval} and {lease_ttl}."
+            )
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
-        controller = LoopController.from_settings(settings, holder=holder)
+        controller = LoopController.from_settings(
+            settings, holder=holder, lease_ttl=timedelta(seconds=lease_ttl)
+        )
         try:
             if once:
                 decisions = controller.run_once()

@@ -6,8 +6,11 @@ raises, or whose breaker is open, is answered for by the next link of the fallba
 requests since the step began, a challenger sent a share ``p`` of them (its canary weight,
 or the shadow sample) answers ``n`` and its error rate is about ``1 - n / (N p)``. The
 check rolls back when ``n`` falls short of ``N p (1 - max_error_rate)`` by more than ``z``
-binomial standard errors (3 by default: noise does not roll back), and passes the step
-once the challenger answered ``min_sample`` rows (``shadow_requests`` in the shadow).
+binomial standard errors (3 by default: noise does not roll back) and at least
+``min_expected`` rows were expected of it, and passes the step once the challenger
+answered ``min_sample`` rows (``shadow_requests`` in the shadow). Rows of the first
+``settle`` after the step began are not judged: servers poll the policy (about a second
+to reach every worker), so the first requests after a change still follow the old one.
 
 Limits, said plainly: sticky routing splits keys, not rows, so few heavy keys bias the
 share; shadow copies dropped by a full shadow queue count as failures; latency, score
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftloop.audit import AuditLog
@@ -59,12 +62,16 @@ class AuditArmAnalysis:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         z: float = 3.0,
+        min_expected: float = 20.0,
+        settle: timedelta = timedelta(seconds=2),
     ) -> None:
         self.audit = audit
         self.traffic = traffic
         self.plans = plans
         self.clock = clock
         self.z = z
+        self.min_expected = min_expected
+        self.settle = settle
 
     def judge(
         self, model: str, champion_version: int, challenger_version: int, since: datetime
@@ -74,7 +81,10 @@ class AuditArmAnalysis:
         stage, share = arm_share(state.policy if state else None, challenger_version)
         if stage == "none":
             return Verdict("continue", "the traffic policy sends the challenger nothing yet")
-        frame = self.audit.window(since, self.clock(), model=model)
+        start, now = since + self.settle, self.clock()
+        if now <= start:
+            return Verdict("continue", f"settling: the first {self.settle} are not judged")
+        frame = self.audit.window(start, now, model=model)
         route = frame["route"].astype(str)
         version = frame["version"].astype(str)
         shadow = route == "shadow"
@@ -104,7 +114,7 @@ class AuditArmAnalysis:
             "z": round(z, 3),
             "min_sample": need,
         }
-        if z > self.z:
+        if z > self.z and expected >= self.min_expected:
             return Verdict(
                 "rollback",
                 f"error rate: the challenger answered {observed} of ~{expected:.0f} requests "

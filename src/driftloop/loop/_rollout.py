@@ -180,6 +180,12 @@ class Rollout:
         if trained.version is None:
             rule = "retraining registered no version"
             return self._commit(base, "rolled_back", "retrain-failed", rule, {})
+        if trained.version == base.champion:
+            rule = (
+                f"retraining found the champion (version {trained.version}) again: its data "
+                "and settings are unchanged, so there is nothing to roll out"
+            )
+            return self._commit(base, "idle", "unchanged", rule, {"version": trained.version})
         numbers = {
             "gates_passed": bool(trained.gate_report.get("passed")),
             "failed_gates": [

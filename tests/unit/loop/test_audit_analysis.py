@@ -37,7 +37,7 @@ def judge(world: World, policy: dict[str, Any], failing: float, n: int = 1000) -
     log, traffic, analysis = world
     traffic.set("loans", policy, who="loop")
     served(log, policy, champion=1, challenger=2, n=n, at=T0, failing=failing)
-    return analysis.judge("loans", 1, 2, T0)
+    return analysis.judge("loans", 1, 2, T0 - timedelta(minutes=1))
 
 
 def test_a_healthy_canary_arm_with_its_sample_passes_the_step(world: World) -> None:
@@ -77,3 +77,15 @@ def test_the_stage_and_share_come_from_the_traffic_policy() -> None:
     assert arm_share({"arms": {"1": 3, "2": 1}}, 2) == ("canary", 0.25)
     assert arm_share(SHADOW, 2) == ("shadow", 0.5)
     assert arm_share(None, 2) == ("none", 0.0)
+
+
+def test_a_few_rows_or_the_first_seconds_after_a_change_never_roll_back(world: World) -> None:
+    log, traffic, analysis = world
+    traffic.set("loans", CANARY, who="loop")
+    # requests routed by the old policy (all to the champion) right after the change
+    served(log, None, champion=1, challenger=2, n=500, at=T0, failing=0.0)
+    assert analysis.judge("loans", 1, 2, T0).action == "continue"  # all inside the settle
+    served(log, None, champion=1, challenger=2, n=60, at=T0 + timedelta(seconds=5), seed=1)
+    verdict = analysis.judge("loans", 1, 2, T0)
+    assert verdict.numbers["expected_rows"] == 12.0  # 20% of 60: too few to judge
+    assert verdict.action == "continue"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from driftloop.loop import Decision, Verdict, history, request_retrain, rollout_state
+from driftloop.loop import Decision, Trained, Verdict, history, request_retrain, rollout_state
 from loop_helpers import (
     FAILED,
+    PASSED,
     Clock,
     RegisteringRetrainer,
     ScriptedAnalysis,
@@ -249,3 +250,20 @@ def test_a_retraining_request_needs_a_reason_and_a_known_model(tmp_path: Path) -
         request_retrain(registry, "loans", "  ", who="ana")
     with pytest.raises(LookupError, match="No model named 'nope'"):
         request_retrain(registry, "nope", "why", who="ana")
+
+
+def test_a_retraining_that_finds_the_champion_again_rolls_nothing_out(tmp_path: Path) -> None:
+    registry = registry_with_champion(tmp_path)
+    clock = Clock()
+    request_retrain(registry, "loans", "nothing new", who="ana", at=clock())
+
+    class SameAgain(RegisteringRetrainer):
+        def retrain(self, model: str, start: datetime, end: datetime) -> Trained:
+            return Trained(1, PASSED)
+
+    decisions = drive(rollout(registry, FAST, clock, retrainer=SameAgain(registry)), clock)
+    assert [(d.action, d.state) for d in decisions] == [
+        ("retrain", "retraining"), ("unchanged", "idle")
+    ]  # fmt: skip
+    assert registry.aliases("loans") == {"champion": 1}
+    assert rollout(registry, FAST, clock).advance() is None  # the request was served
