@@ -183,3 +183,6 @@ def one_pass(url: str, artifacts: str, holder: str, barrier: Any, results: Any) 
         results.put((holder, [d.action for d in controller.run_once()]))
     finally:
         registry.close()  # the lease is kept: the other must not take it after this pass
+
+
+FAST_NO_SHADOW = {**NO_SHADOW, "cooldown": "0s"}
