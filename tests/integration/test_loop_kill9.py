@@ -35,14 +35,14 @@ POLICY = """
 [gates]
 max_latency_ms = 10000.0
 
-[loop.binary]
+[loop.{name}]
 lookback = "400D"
 
-[loop.binary.triggers]
+[loop.{name}.triggers]
 drift_features = 0
 performance_windows = 0
 
-[loop.binary.rollout]
+[loop.{name}.rollout]
 shadow_requests = 60
 shadow_time = "1h"
 canary_steps = [20, 50, 80]
@@ -60,11 +60,14 @@ def controller(root: Path, holder: str) -> subprocess.Popen[bytes]:
 
 
 def wait_for(
-    registry: Registry, done: Callable[[RolloutState], bool], proc: subprocess.Popen[bytes]
+    registry: Registry,
+    model: str,
+    done: Callable[[RolloutState], bool],
+    proc: subprocess.Popen[bytes],
 ) -> RolloutState:
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:
-        state = rollout_state(registry.engine, "binary")
+        state = rollout_state(registry.engine, model)
         if done(state) or state.state == "rolled_back":
             return state
         assert proc.poll() is None, "the controller exited"
@@ -72,14 +75,14 @@ def wait_for(
     raise AssertionError(f"no such state within {BOUND} s; last: {state}")
 
 
-def feed(root: Path, registry: Registry, stop: threading.Event) -> None:
+def feed(root: Path, registry: Registry, model: str, stop: threading.Event) -> None:
     """Write what a server would: 40 requests every 0.1 s, routed by the policy."""
     log = SqliteAuditLog(root / ".driftloop" / "audit.db")
     seed = 0
     try:
         while not stop.is_set():
-            aliases = registry.aliases("binary")
-            state = registry.traffic.get("binary")
+            aliases = registry.aliases(model)
+            state = registry.traffic.get(model)
             seed += 1
             served(
                 log,
@@ -89,45 +92,47 @@ def feed(root: Path, registry: Registry, stop: threading.Event) -> None:
                 n=40,
                 at=datetime.now(UTC),
                 seed=seed,
-                model="binary",
+                model=model,
             )
             stop.wait(0.1)
     finally:
         log.close()
 
 
+@pytest.mark.parametrize("task", ["binary", "regression"])
 def test_a_controller_killed_mid_canary_and_replaced_finishes_the_rollout_once(
-    tmp_path: Path,
+    tmp_path: Path, task: str
 ) -> None:
-    root = tmp_path / "project"
+    root, model = tmp_path / "project", task
     (root / "data").mkdir(parents=True)
-    table("binary", rows=3_000).to_csv(root / "data" / "applications.csv", index=False)
-    (root / "driftloop.toml").write_text(model_toml("binary") + POLICY, encoding="utf-8")
+    table(task, rows=3_000).to_csv(root / "data" / "applications.csv", index=False)
+    policy = POLICY.format(name=model)
+    (root / "driftloop.toml").write_text(model_toml(task) + policy, encoding="utf-8")
     settings = load_settings(root=root, environ={})
-    _, promoted = train_and_promote(settings, "binary")
+    _, promoted = train_and_promote(settings, model)
     assert promoted
-    newer = table("binary", rows=3_000, seed=1, concept_from=0)  # the world moved on
+    newer = table(task, rows=3_000, seed=1, concept_from=0)  # the world moved on
     newer.to_csv(root / "data" / "applications.csv", index=False)
     done = subprocess.run(
-        [sys.executable, "-m", "driftloop", "loop", "retrain", "binary", "--reason", "test"],
+        [sys.executable, "-m", "driftloop", "loop", "retrain", model, "--reason", "test"],
         cwd=root, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     registry = Registry.from_settings(settings)
     stop = threading.Event()
-    feeder = threading.Thread(target=feed, args=(root, registry, stop), daemon=True)
+    feeder = threading.Thread(target=feed, args=(root, registry, model, stop), daemon=True)
     feeder.start()
     first = controller(root, "first")
     second: subprocess.Popen[bytes] | None = None
     try:
-        killed_at = wait_for(registry, lambda s: s.state == "canary" and s.step == 1, first)
-        assert killed_at.state == "canary", history(registry.engine, "binary")[-1]
+        killed_at = wait_for(registry, model, lambda s: s.state == "canary" and s.step == 1, first)
+        assert killed_at.state == "canary", history(registry.engine, model)[-1]
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-        after_kill = rollout_state(registry.engine, "binary")
+        after_kill = rollout_state(registry.engine, model)
         assert (after_kill.state, after_kill.challenger) == ("canary", killed_at.challenger)
         second = controller(root, "second")
-        final = wait_for(registry, lambda s: s.resting, second)
+        final = wait_for(registry, model, lambda s: s.resting, second)
     finally:
         stop.set()
         feeder.join()
@@ -137,15 +142,15 @@ def test_a_controller_killed_mid_canary_and_replaced_finishes_the_rollout_once(
                 proc.wait()
 
     assert final.state == "promoted", (root / "second.log").read_text()[-3000:]
-    decisions = history(registry.engine, "binary")
+    decisions = history(registry.engine, model)
     assert [(d.action, d.step) for d in decisions] == [
         ("request", None), ("retrain", None), ("trained", None), ("shadow", None),
         ("canary", 0), ("canary", 1), ("canary", 2), ("promote", None),
     ]  # fmt: skip
     assert {d.who for d in decisions[1:6]} == {"first"}
     assert decisions[-1].who == "second"
-    assert registry.aliases("binary") == {"champion": 2}
-    assert registry.traffic.get("binary").policy is None
-    loop_moves = [(e.alias, e.version) for e in registry.history("binary") if e.who == "loop"]
+    assert registry.aliases(model) == {"champion": 2}
+    assert registry.traffic.get(model).policy is None
+    loop_moves = [(e.alias, e.version) for e in registry.history(model) if e.who == "loop"]
     assert loop_moves == [("challenger", 2), ("champion", 2), ("challenger", None)]
     registry.close()

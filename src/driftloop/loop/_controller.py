@@ -193,6 +193,8 @@ class LoopController:
                         decisions.append(decision)
             except LeaseLostError as exc:
                 log.warning("%s", exc)
+            except DriftloopError as exc:  # one model's trouble must not stop the others
+                log.error("loop pass over model %s stopped: %s", model, exc)
         return decisions
 
     def run(

@@ -13,13 +13,14 @@ server: serving follows the aliases and the traffic policy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from driftloop.core.config import LoopPolicy
-from driftloop.core.errors import ConflictError, DriftloopError
+from driftloop.core.errors import ConflictError
 from driftloop.loop._analysis import Analysis, Verdict
 from driftloop.loop._decisions import Decision, RolloutState, record, rollout_state
 from driftloop.loop._lease import Lease
@@ -28,6 +29,8 @@ from driftloop.loop._triggers import due_trigger
 from driftloop.registry import Registry, Release
 
 __all__ = ["GateWindow", "Rollout"]
+
+log = logging.getLogger("driftloop.loop")
 
 ALIAS_WHO = "loop"
 Change = Callable[[Release], None]
@@ -174,7 +177,8 @@ class Rollout:
         start, end = base.since - self.policy.lookback, base.since  # the same after a crash
         try:
             trained = self.retrainer.retrain(self.model, start, end)
-        except DriftloopError as exc:
+        except Exception as exc:  # a training that fails would fail again at every pass
+            log.exception("retraining %s failed", self.model)
             rule = f"retraining failed: {type(exc).__name__}: {exc}"
             return self._commit(base, "rolled_back", "retrain-failed", rule, {})
         if trained.version is None:

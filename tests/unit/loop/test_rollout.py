@@ -267,3 +267,21 @@ def test_a_retraining_that_finds_the_champion_again_rolls_nothing_out(tmp_path: 
     ]  # fmt: skip
     assert registry.aliases("loans") == {"champion": 1}
     assert rollout(registry, FAST, clock).advance() is None  # the request was served
+
+
+def test_a_retraining_that_raises_rolls_back_instead_of_retrying_forever(
+    tmp_path: Path,
+) -> None:
+    registry = registry_with_champion(tmp_path)
+    clock = Clock()
+    request_retrain(registry, "loans", "go", who="ana", at=clock())
+
+    class Broken(RegisteringRetrainer):
+        def retrain(self, model: str, start: datetime, end: datetime) -> Trained:
+            raise ValueError("Input contains NaN")
+
+    decisions = drive(rollout(registry, FAST, clock, retrainer=Broken(registry)), clock)
+    assert [(d.action, d.state) for d in decisions] == [
+        ("retrain", "retraining"), ("retrain-failed", "rolled_back")
+    ]  # fmt: skip
+    assert decisions[-1].rule == "retraining failed: ValueError: Input contains NaN"
