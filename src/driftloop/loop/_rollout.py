@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from driftloop.core.config import LoopPolicy
+from driftloop.audit import AuditLog
+from driftloop.core.config import LoopPolicy, RolloutPlan
 from driftloop.core.errors import ConflictError
 from driftloop.loop._analysis import Analysis, Verdict
 from driftloop.loop._decisions import Decision, RolloutState, record, rollout_state
@@ -58,13 +59,13 @@ class Rollout:
     retrainer: Retrainer
     clock: Callable[[], datetime]
     windows: Callable[[str], Sequence[Mapping[str, Any]]] = lambda model: []
-    audit: Any = None  # an AuditLog: the gate's labelled window (None: gate report only)
+    audit: AuditLog | None = None  # the gate's labelled window (None: the gate report only)
     gate_window: GateWindow = field(default_factory=GateWindow)
     sticky_key: str | None = None
     on_decision: Callable[[Decision], None] = lambda decision: None
 
     @property
-    def plan(self) -> Any:
+    def plan(self) -> RolloutPlan:
         return self.policy.rollout
 
     def state(self) -> RolloutState:
@@ -207,7 +208,7 @@ class Rollout:
         failed = [c["name"] for c in report.get("checks", []) if not c.get("passed")]
         if not report.get("passed"):
             rule = f"release gates: failed {', '.join(failed) or 'without a report'}"
-            return self._commit(base, "rolled_back", "reject", rule, {"failed_gates": failed})
+            return self._reject(base, rule, {"failed_gates": failed})
         numbers: dict[str, Any] = {"gates_passed": True}
         if self.audit is not None and base.champion:
             beats, seen = beats_champion(
@@ -227,8 +228,19 @@ class Rollout:
                     "recent labelled window: the challenger does not beat the stale champion "
                     f"({seen['metric']} {seen['challenger']:.4f} vs {seen['champion']:.4f})"
                 )
-                return self._commit(base, "rolled_back", "reject", rule, numbers)
+                return self._reject(base, rule, numbers)
         return self._first_stage(base, numbers)
+
+    def _reject(self, base: RolloutState, rule: str, numbers: Mapping[str, Any]) -> Decision:
+        """No traffic for the new version; the ``challenger`` alias the training pipeline
+        points at a version that passed its gates is taken back from it."""
+        at, challenger = self.clock(), base.challenger
+
+        def change(release: Release) -> None:
+            if challenger is not None and release.current(self.model, "challenger") == challenger:
+                release.remove_alias(self.model, "challenger", who=ALIAS_WHO, why=rule, at=at)
+
+        return self._commit(base, "rolled_back", "reject", rule, numbers, change=change)
 
     def _first_stage(self, base: RolloutState, numbers: dict[str, Any]) -> Decision:
         plan, challenger, at = self.plan, base.challenger, self.clock()

@@ -55,7 +55,8 @@ def test_promotions_and_rollbacks_are_alerted_through_the_sinks(tmp_path: Path) 
 
 
 class Refit(RegisteringRetrainer):
-    """Registers a model fitted on labels that are right, or shuffled (a worse model)."""
+    """Registers a model fitted on labels that are right, or shuffled (a worse model),
+    pointing ``challenger`` at it as the training pipeline does when its gates pass."""
 
     shuffled: bool = False
 
@@ -65,8 +66,9 @@ class Refit(RegisteringRetrainer):
             y = y.sample(frac=1.0, random_state=0).reset_index(drop=True)
         fitted = lgb.LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1).fit(X, y)
         mv = self.registry.register(
-            model, fitted, signature=Signature.from_frame(X), gate_report=PASSED
-        )
+            model, fitted, signature=Signature.from_frame(X), gate_report=PASSED,
+            alias="challenger", created_by="pipeline:loans",
+        )  # fmt: skip
         return Trained(mv.version, PASSED)
 
 
@@ -94,7 +96,9 @@ def labelled_log(tmp_path: Path, clock: Clock) -> SqliteAuditLog:
     return log
 
 
-def gate_outcome(tmp_path: Path, shuffled: bool) -> tuple[str, str, dict[str, object]]:
+def gate_outcome(
+    tmp_path: Path, shuffled: bool
+) -> tuple[str, str, dict[str, object], dict[str, int]]:
     registry = registry_with_champion(tmp_path)
     clock = Clock()
     log = labelled_log(tmp_path, clock)
@@ -107,20 +111,22 @@ def gate_outcome(tmp_path: Path, shuffled: bool) -> tuple[str, str, dict[str, ob
     log.close()
     last = decisions[-1]
     assert last is not None
-    return last.action, last.rule, dict(last.numbers["recent_window"])
+    return last.action, last.rule, dict(last.numbers["recent_window"]), registry.aliases("loans")
 
 
 def test_a_challenger_worse_on_the_latest_labelled_rows_is_rejected(tmp_path: Path) -> None:
-    action, rule, seen = gate_outcome(tmp_path, shuffled=True)
+    action, rule, seen, aliases = gate_outcome(tmp_path, shuffled=True)
     assert action == "reject"
+    assert aliases == {"champion": 1}  # the pipeline's challenger alias is taken back
     assert "does not beat the stale champion" in rule
     assert seen["labelled"] == 600
     assert float(seen["challenger"]) < float(seen["champion"])  # type: ignore[arg-type]
 
 
 def test_a_challenger_better_on_the_latest_labelled_rows_goes_to_shadow(tmp_path: Path) -> None:
-    action, _, seen = gate_outcome(tmp_path, shuffled=False)
+    action, _, seen, aliases = gate_outcome(tmp_path, shuffled=False)
     assert action == "shadow"
+    assert aliases == {"champion": 1, "challenger": 2}
     assert seen["metric"] == "roc_auc"
 
 
