@@ -18,6 +18,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,7 +70,7 @@ def request_retrain(
             to_version=state.challenger,
             step=state.step,
         )
-        return Decision(**{**decision.__dict__, "id": record(release.conn, decision)})
+        return replace(decision, id=record(release.conn, decision))
 
 
 class LoopController:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from driftloop.core.errors import InvalidParameterError
 from driftloop.registry import loop_decisions
@@ -158,22 +158,38 @@ def history(db: Engine | Connection, model: str, limit: int | None = None) -> li
     return [_decision(row) for row in reversed(rows)]
 
 
+def _rows(db: Engine | Connection, query: Any) -> list[Any]:
+    if isinstance(db, Connection):
+        return list(db.execute(query).all())
+    with db.connect() as conn:
+        return list(conn.execute(query).all())
+
+
 def rollout_state(db: Engine | Connection, model: str) -> RolloutState:
-    """The model's state as its decisions left it (idle when it has none)."""
-    decisions = history(db, model)
-    current: Decision | None = None
-    failed, last_retrain, requested = 0, None, None
-    for d in decisions:
-        if d.action == "request":
-            requested = d.rule
-        elif d.action == "check-failed":
-            failed += 1
-        else:
-            current, failed = d, 0
-            if d.action == "retrain":
-                last_retrain, requested = d.at, None
-    if current is None:
+    """The model's state as its decisions left it (idle when it has none): its last
+    transition, the failed checks and requests after it, and its last retraining; a few
+    indexed reads however long the log grew."""
+    t = loop_decisions
+    mine = select(t).where(t.c.model == model)
+    last = _rows(db, mine.where(t.c.action.not_in(KEEPS_STATE)).order_by(t.c.id.desc()).limit(1))
+    retrain = _rows(db, mine.where(t.c.action == "retrain").order_by(t.c.id.desc()).limit(1))
+    after_retrain = retrain[0].id if retrain else 0
+    request = _rows(
+        db,
+        mine.where(t.c.action == "request", t.c.id > after_retrain)
+        .order_by(t.c.id.desc())
+        .limit(1),
+    )
+    requested = request[0].rule if request else None
+    if not last:
         return RolloutState(model, requested=requested)
+    current = _decision(last[0])
+    failed = _rows(
+        db,
+        select(func.count())
+        .select_from(t)
+        .where(t.c.model == model, t.c.action == "check-failed", t.c.id > current.id),
+    )[0][0]
     return RolloutState(
         model,
         state=current.state,
@@ -181,7 +197,7 @@ def rollout_state(db: Engine | Connection, model: str) -> RolloutState:
         champion=current.from_version,
         challenger=current.to_version,
         since=current.at,
-        failed=failed,
-        last_retrain=last_retrain,
+        failed=int(failed),
+        last_retrain=_utc(retrain[0].at) if retrain else None,
         requested=requested,
     )
