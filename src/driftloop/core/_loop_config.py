@@ -14,9 +14,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
-__all__ = ["LoopPolicy", "RolloutPlan", "Triggers", "parse_duration"]
+__all__ = ["LoopPolicy", "RolloutPlan", "Triggers", "format_duration", "parse_duration"]
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
@@ -45,7 +52,24 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling ``parse_duration`` reads back.
+
+    >>> format_duration(timedelta(hours=36)), format_duration(timedelta(seconds=1.5))
+    ('36h', '1.5s')
+    """
+    seconds = value.total_seconds()
+    for unit, size in (("w", 604_800), ("D", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
 
 
 class _Section(BaseModel):

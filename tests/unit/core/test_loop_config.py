@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from driftloop.core.config import Settings, load_settings
+from driftloop.core.config import LoopPolicy, Settings, load_settings
 from driftloop.core.errors import ConfigError
 
 POLICY = """
@@ -72,3 +73,12 @@ def test_a_bad_policy_value_names_its_key(tmp_path: Path, line: str, message: st
     with pytest.raises(ConfigError) as caught:
         settings_from(tmp_path, line)
     assert message in str(caught.value)
+
+
+def test_a_policy_prints_and_reads_back_the_same(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, POLICY)
+    dumped = json.loads(json.dumps(settings.model_dump()))["loop"]["loans"]
+    assert (dumped["cooldown"], dumped["lookback"], dumped["rollout"]["dwell"]) == (
+        "6h", "4w", "15m",
+    )  # fmt: skip
+    assert LoopPolicy.model_validate(dumped) == settings.loop["loans"]

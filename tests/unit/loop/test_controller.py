@@ -4,6 +4,7 @@ the gate asks the challenger to beat the stale champion on the latest labelled r
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,15 @@ import lightgbm as lgb
 
 from driftloop.audit import AuditRecord, Label, SqliteAuditLog
 from driftloop.core.config import LoopPolicy
-from driftloop.loop import GateWindow, LoopController, Trained, Verdict, request_retrain
+from driftloop.core.errors import BackendUnavailableError
+from driftloop.loop import (
+    Decision,
+    GateWindow,
+    LoopController,
+    Trained,
+    Verdict,
+    request_retrain,
+)
 from driftloop.monitoring import FileAlertSink
 from driftloop.registry import Registry, Signature
 from loop_helpers import (
@@ -142,3 +151,36 @@ def test_the_gate_needs_enough_labelled_rows_to_judge(tmp_path: Path) -> None:
     assert decisions[-1] is not None
     assert decisions[-1].action == "shadow"  # the release gates' own comparison stands
     assert decisions[-1].numbers["recent_window"]["note"] == "fewer than 100 labelled rows"
+
+
+def test_run_makes_passes_until_stopped_and_survives_an_unreachable_database(
+    tmp_path: Path,
+) -> None:
+    registry = registry_with_champion(tmp_path)
+    clock = Clock()
+    controller = LoopController(
+        registry,
+        {"loans": LoopPolicy.model_validate(FAST_NO_SHADOW)},
+        analysis=ScriptedAnalysis(),
+        retrainer=RegisteringRetrainer(registry),
+        holder="ctl",
+        clock=clock,
+    )
+    request_retrain(registry, "loans", "go", who="ana", at=clock())
+    stop, passes = threading.Event(), []
+    real_pass = controller.run_once
+
+    def flaky_pass() -> list[Decision]:
+        if not passes:
+            passes.append("failed")
+            raise BackendUnavailableError("registry database is down")
+        return real_pass()
+
+    def after(decisions: list[Decision]) -> None:
+        passes.append([d.action for d in decisions])
+        stop.set()
+
+    controller.run_once = flaky_pass  # type: ignore[method-assign]
+    controller.run(0.0, stop=stop, on_pass=after)
+    assert passes == ["failed", ["retrain", "trained", "canary", "canary", "promote"]]
+    controller.close()
