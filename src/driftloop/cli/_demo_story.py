@@ -287,7 +287,7 @@ def _replay(
 ) -> None:
     from driftloop.monitoring import project_monitor
 
-    model, ids = story.model, {}
+    model, ids = story.model, dict[Any, str]()
     per_day = plan.slices_per_day
     total = (story.days - plan.train_days) * per_day
     label_cursor = story.day(plan.train_days)

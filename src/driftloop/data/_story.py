@@ -98,7 +98,7 @@ class StoryData:
         """Request instances for ``frame``: the features (missing values as null) and the
         event time (the model's timestamp column, kept in the audit log)."""
         records: list[dict[str, object]] = [
-            {k: (None if v is None or v != v else v) for k, v in row.items()}
+            {str(k): (None if v is None or v != v else v) for k, v in row.items()}
             for row in frame[list(self.features)].to_dict("records")
         ]
         for record, when in zip(records, frame[self.timestamp], strict=True):
