@@ -36,6 +36,7 @@ STORIES: dict[str, Callable[[int], StoryData]] = {
     "regression": lambda seed: delivery_story(seed=seed),
 }
 PLAN = StoryPlan()
+RULE_WIDTH = 90  # the decision log's rules in full: driftloop loop history MODEL
 
 
 @app.command()
@@ -83,18 +84,17 @@ def print_outcome(result: StoryResult, seconds: float) -> None:
     from driftloop.cli._demo_report import write_story_report
 
     story = result.story
-    table = Table("day", "action", "state", "step", "from", "to", "rule", title="Decision log")
+    table = Table("day", "action", "state", "from", "to", "rule", title="Decision log")
     start = story.start.tz_localize("UTC")
     for d in result.decisions:
         day = (d.at - start.to_pydatetime()).total_seconds() / 86_400
         table.add_row(
             f"{day:.2f}",
             d.action,
-            d.state,
-            "" if d.step is None else str(d.step),
+            d.state if d.step is None else f"{d.state} {d.step}",
             "" if d.from_version is None else f"v{d.from_version}",
             "" if d.to_version is None else f"v{d.to_version}",
-            d.rule,
+            d.rule if len(d.rule) <= RULE_WIDTH else d.rule[: RULE_WIDTH - 1] + "…",
         )
     console.print(table)
     answers = result.answers

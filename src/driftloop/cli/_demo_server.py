@@ -64,12 +64,15 @@ class StoryServer:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="demo-client")
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._clients: list[httpx.Client] = []
 
     def _client(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
             client = httpx.Client(base_url=self.base, timeout=60.0)
             self._local.client = client
+            with self._lock:
+                self._clients.append(client)
         return client
 
     def _predict(self, instances: list[dict[str, Any]]) -> list[str | None]:
@@ -146,6 +149,8 @@ class StoryServer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        for client in self._clients:
+            client.close()
 
 
 def free_port() -> int:

@@ -237,8 +237,8 @@ def run_story(
     first = result.version.version
     metric = result.version.signature.metric or ("roc_auc" if story.task == "binary" else "rmse")
     narrate(
-        f"Trained {model} v{first} on days {plan.warmup_days}-{plan.train_days - 1} "
-        f": release gates passed, held-out "
+        f"day {plan.train_days:5.2f}  trained {model} v{first} on days {plan.warmup_days}-"
+        f"{plan.train_days - 1}: release gates passed, held-out "
         f"{metric} {float(result.metrics.get(metric, float('nan'))):.3f}; promoted to champion."
     )
     registry = Registry.from_settings(settings)
@@ -294,6 +294,8 @@ def _replay(
     done = 0
     with project_monitor(settings, models=[model]) as monitor:
         for day in range(plan.train_days, story.days):
+            if day == story.drift_day:
+                narrate(f"day {day:5.2f}  (unseen by the loop) the world changes: {story.drift}")
             if day == plan.broken_day:
                 retrainer.broken_next = True
                 request_retrain(
@@ -303,7 +305,10 @@ def _replay(
                     who="demo",
                     at=now[0],
                 )
-                narrate(f"Day {day}: a hand-built release is offered to the loop.")
+                narrate(
+                    f"day {day:5.2f}  a hand-built release (gate report copied from the "
+                    "champion, scorer broken) is offered to the loop"
+                )
             for part in range(per_day):
                 start = story.day(day + part / per_day)
                 end = story.day(day + (part + 1) / per_day)
@@ -327,7 +332,7 @@ def _replay(
                 if part == per_day - 1:
                     monitor.run_once(now[0], models=[model])
                 for decision in controller.run_once():
-                    narrate(f"Day {day + (part + 1) / per_day:5.2f}: " + describe(decision))
+                    narrate(f"day {day + (part + 1) / per_day:5.2f}  " + describe(decision))
                 state = controller.registry.traffic.get(model)
                 if state is not None:
                     server.follows(state.revision)
@@ -337,10 +342,39 @@ def _replay(
 
 
 def describe(decision: Decision) -> str:
-    """One line of the narrative for a decision."""
-    versions = f"v{decision.from_version} -> v{decision.to_version}"
-    step = f" step {decision.step}" if decision.step is not None else ""
-    return f"loop {decision.action} ({decision.state}{step}, {versions}): {decision.rule}"
+    """One line of the narrative for a decision, with the numbers that decided it."""
+    n, to = decision.numbers, f"v{decision.to_version}"
+    if decision.action == "retrain":
+        checks = [c for c in n.get("checks") or () if c.get("dropped")]
+        if checks:
+            c = checks[0]
+            why = f"{c['metric']} fell from {c['reference']:.3f} to {c['now']:.3f}"
+            why += f" ({c['standard_errors']:.1f} standard errors) on a labelled window"
+        elif n.get("features"):
+            why = f"features drifted: {', '.join(n['features'])}"
+        else:
+            why = decision.rule
+        return f"{n.get('trigger', 'trigger')}: {why}; retraining on the last weeks"
+    if decision.action == "trained":
+        return f"{to} trained and registered ({decision.rule})"
+    if decision.action == "shadow":
+        seen = n.get("recent_window") or {}
+        if "challenger" in seen:
+            return (
+                f"{to} passed the release gates and beats the champion on the latest labelled "
+                f"window ({seen['metric']} {seen['challenger']:.3f} vs {seen['champion']:.3f}): "
+                "shadow"
+            )
+        return f"{to} passed the release gates ({seen.get('note', 'no labelled window')}): shadow"
+    if decision.action == "canary":
+        return f"{to} canary step {(decision.step or 0) + 1}: {decision.rule.rsplit('; ', 1)[-1]}"
+    if decision.action == "promote":
+        return f"{to} promoted to champion"
+    if decision.action in ("rollback", "reject"):
+        return f"{to} {'rolled back' if decision.action == 'rollback' else 'rejected'}: " + (
+            decision.rule
+        )
+    return f"{decision.action}: {decision.rule}"
 
 
 def _label(value: Any) -> float | int:
