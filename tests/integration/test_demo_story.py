@@ -36,7 +36,7 @@ PLAN = StoryPlan(
     policy="""\
 [loop.{model}]
 cooldown = "2D"
-lookback = "10D"
+lookback = "5D"
 [loop.{model}.triggers]
 drift_features = 2
 drift_windows = 2

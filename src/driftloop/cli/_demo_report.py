@@ -125,19 +125,31 @@ def _short(numbers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _timeline(result: StoryResult) -> str:
-    events = _events(result)
-    steps = {"retrain": 1, "shadow": 2, "canary": 3, "promote": 4, "rollback": 0, "reject": 0}
+    """Each challenger's stage over time (0 rolled back or rejected, 1 trained, 2 shadow,
+    3 + a quarter per canary step, 4 promoted); retrainings as dashed lines."""
+    levels = {"trained": 1.0, "shadow": 2.0, "canary": 3.0, "promote": 4.0}
+    days = _day(result.story.start, pd.Series([d.at for d in result.decisions]))
     points: dict[str, list[tuple[float, float]]] = {}
-    for (day, label), d in zip(
-        events, [x for x in result.decisions if x.action in steps], strict=True
-    ):
-        level = steps[d.action] + (0.25 * (d.step or 0) if d.action == "canary" else 0.0)
-        points.setdefault(f"v{d.to_version}" if d.to_version else label, []).append((day, level))
+    retrains: list[tuple[float, str]] = [(float(result.story.drift_day), "drift starts")]
+    for day, d in zip(days, result.decisions, strict=True):
+        if d.action == "retrain":
+            retrains.append((float(day), f"retrain: {d.rule}"))
+            continue
+        if d.to_version is None or d.action in ("request", "check-failed"):
+            continue
+        level = (
+            0.0
+            if d.action in ("rollback", "reject", "retrain-failed")
+            else levels.get(d.action, 1.0)
+        )
+        if d.action == "canary":
+            level += 0.25 * (d.step or 0)
+        points.setdefault(f"v{d.to_version}", []).append((float(day), level))
     return lines(
         points,
         x_max=result.story.days,
-        y_label="0 rolled back, 1 retrain, 2 shadow, 3 canary, 4 promoted",
-        events=[(result.story.drift_day, "drift starts")],
+        y_label="0 out, 1 trained, 2 shadow, 3 canary, 4 promoted",
+        events=retrains,
     )
 
 
@@ -163,7 +175,7 @@ def write_story_report(result: StoryResult, path: Path) -> Path:
             daily_performance(result),
             x_max=story.days,
             y_label=metric,
-            events=drift_marker + _events(result),
+            events=drift_marker + [e for e in _events(result) if e[1][:7] == "promote"],
         ),
         '<p class="note">Estimated performance (before labels) is not drawn: '
         "driftloop.monitoring stores no estimate yet.</p>",

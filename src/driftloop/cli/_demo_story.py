@@ -64,7 +64,7 @@ class StoryPlan:
 DEFAULT_POLICY = """\
 [loop.{model}]
 cooldown = "2D"            # one incident retrains once
-lookback = "14D"           # retrain on the last two weeks (labels known by then)
+lookback = "5D"            # retrain on the last five days (with the labels known by then)
 
 [loop.{model}.triggers]
 drift_features = 2         # 2+ features over their thresholds ...
@@ -348,13 +348,13 @@ def describe(decision: Decision) -> str:
         checks = [c for c in n.get("checks") or () if c.get("dropped")]
         if checks:
             c = checks[0]
-            why = f"{c['metric']} fell from {c['reference']:.3f} to {c['now']:.3f}"
+            why = f"{c['metric']} went from {c['reference']:.3f} to {c['now']:.3f}"
             why += f" ({c['standard_errors']:.1f} standard errors) on a labelled window"
         elif n.get("features"):
             why = f"features drifted: {', '.join(n['features'])}"
         else:
-            why = decision.rule
-        return f"{n.get('trigger', 'trigger')}: {why}; retraining on the last weeks"
+            return f"asked: {decision.rule}"
+        return f"{n.get('trigger', 'trigger')}: {why}; retraining on the lookback"
     if decision.action == "trained":
         return f"{to} trained and registered ({decision.rule})"
     if decision.action == "shadow":
