@@ -26,14 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from driftloop.cli._demo_retrainer import StoryRetrainer
 from driftloop.cli._demo_server import Answers, StoryServer, serving
 from driftloop.core.config import CONFIG_FILENAME, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.data import StoryData
-from driftloop.loop import Decision, LoopController, PipelineRetrainer, Trained, request_retrain
+from driftloop.loop import Decision, LoopController, request_retrain
 from driftloop.registry import AliasEvent, Registry
 
 __all__ = ["MARKER", "StoryPlan", "StoryResult", "fresh_folder", "run_story"]
@@ -130,62 +130,6 @@ def fresh_folder(folder: Path) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("made by driftloop demo; rebuilt on each run\n")
-
-
-class StoryRetrainer:
-    """The project's training pipeline, over the labels known at the end of the window
-    (the label file is rewritten first: no retraining learns a label from the future).
-    When :attr:`broken_next` is set, the next retraining instead registers a broken
-    release (see :func:`register_broken`)."""
-
-    def __init__(self, story: StoryData, settings: Settings, registry: Registry) -> None:
-        self.story = story
-        self.settings = settings
-        self.registry = registry
-        self.pipeline = PipelineRetrainer(settings, registry, check_drift=False)
-        self.broken_next = False
-        self.broken_version: int | None = None
-
-    def retrain(self, model: str, start: datetime, end: datetime) -> Trained:
-        if self.broken_next:
-            self.broken_next = False
-            self.broken_version = register_broken(self.registry, model)
-            report = self.registry.get(model, self.broken_version).gate_report or {}
-            return Trained(self.broken_version, dict(report))
-        known = pd.Timestamp(end).tz_convert(None) if pd.Timestamp(end).tzinfo else end
-        self.story.write_labels(self.settings.root / "data", pd.Timestamp(known))
-        return self.pipeline.retrain(model, start, end)
-
-
-def register_broken(registry: Registry, model: str) -> int:
-    """Register a broken release of ``model``: a rebuild of the champion whose category
-    encoder was fitted on an empty extract (every value missing), so it answers a row of
-    missing values (the server's warm-up) and raises on every real row. It carries the
-    gate report of the champion it was rebuilt from, as a hand-made release would: the
-    offline gates never saw this build."""
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    champion = registry.aliases(model)["champion"]
-    source = registry.get(model, champion)
-    width = len(source.signature.names)
-    empty = np.full((2, width), np.nan)
-    if source.signature.task == "regression":
-        estimator = LinearRegression()
-    else:
-        estimator = LogisticRegression()
-    broken = make_pipeline(OneHotEncoder(handle_unknown="error"), estimator)
-    broken.fit(empty, np.array([0, 1]))
-    version = registry.register(
-        model,
-        broken,
-        signature=source.signature,
-        gate_report=source.gate_report,
-        lineage={"rebuilt_from": champion, "defect": "encoder fitted on an empty extract"},
-        created_by="demo",
-    )
-    return version.version
 
 
 def write_project(story: StoryData, folder: Path, plan: StoryPlan) -> Settings:
