@@ -31,6 +31,8 @@ from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.data import StoryData, delivery_story, fraud_story
 
+__all__ = ["demo", "matches", "print_outcome"]
+
 STORIES: dict[str, Callable[[int], StoryData]] = {
     "fraud": lambda seed: fraud_story(seed=seed),
     "regression": lambda seed: delivery_story(seed=seed),
@@ -129,6 +131,3 @@ def matches(result: StoryResult) -> bool:
         ):
             expected.append(("challenger", None))
     return expected == result.loop_moves()
-
-
-__all__ = ["demo", "matches", "print_outcome"]

@@ -153,6 +153,23 @@ def _timeline(result: StoryResult) -> str:
     )
 
 
+def _rollback_notes(result: StoryResult) -> list[str]:
+    """A rolled-back challenger's failed requests leave no audit rows (no bar): say so."""
+    days = _day(result.story.start, pd.Series([d.at for d in result.decisions]))
+    out = []
+    for day, d in zip(days, result.decisions, strict=True):
+        if d.action != "rollback":
+            continue
+        n = d.numbers
+        out.append(
+            f'<p class="note">v{d.to_version} rolled back on day {day:.2f} in its '
+            f"{escape(str(n.get('stage', '?')))}: it answered {n.get('challenger_rows', '?')} "
+            f"of ~{n.get('expected_rows', '?')} requests sent to it; a failed request leaves "
+            "no row in the audit log, hence no bar.</p>"
+        )
+    return out
+
+
 def write_story_report(result: StoryResult, path: Path) -> Path:
     """Write the story's report to ``path``; the path."""
     story, metric = result.story, metric_of(result)
@@ -181,6 +198,7 @@ def write_story_report(result: StoryResult, path: Path) -> Path:
         "driftloop.monitoring stores no estimate yet.</p>",
         "<h2>Traffic per arm per day (rows)</h2>",
         bars(daily_traffic(result), x_max=story.days, y_label="rows", events=drift_marker),
+        *_rollback_notes(result),
     ]
     html = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>driftloop demo: "

@@ -57,9 +57,6 @@ class StoryPlan:
     broken_day: int = 48
     policy: str = ""  # the [loop.<model>] tables; default: DEFAULT_POLICY
 
-    def slices(self) -> int:
-        return self.slices_per_day
-
 
 DEFAULT_POLICY = """\
 [loop.{model}]
@@ -276,7 +273,8 @@ def _replay(
                 if part == per_day - 1:
                     monitor.run_once(now[0], models=[model])
                 for decision in controller.run_once():
-                    narrate(f"day {day + (part + 1) / per_day:5.2f}  " + describe(decision))
+                    when = day + (part + 1) / per_day
+                    narrate(f"day {when:5.2f}  " + describe(decision, retrainer.broken_version))
                 state = controller.registry.traffic.get(model)
                 if state is not None:
                     server.follows(state.revision)
@@ -285,9 +283,12 @@ def _replay(
                 on_slice(done, total)
 
 
-def describe(decision: Decision) -> str:
-    """One line of the narrative for a decision, with the numbers that decided it."""
+def describe(decision: Decision, broken: int | None = None) -> str:
+    """One line of the narrative for a decision, with the numbers that decided it
+    (``broken``: the version of the demo's broken release, if any)."""
     n, to = decision.numbers, f"v{decision.to_version}"
+    if decision.action == "trained" and decision.to_version == broken:
+        return f"{to} registered: the hand-built release, not trained by the pipeline"
     if decision.action == "retrain":
         checks = [c for c in n.get("checks") or () if c.get("dropped")]
         if checks:
@@ -296,8 +297,10 @@ def describe(decision: Decision) -> str:
             why += f" ({c['standard_errors']:.1f} standard errors) on a labelled window"
         elif n.get("features"):
             why = f"features drifted: {', '.join(n['features'])}"
+        elif n.get("trigger") == "manual":
+            return f"manual request taken: {n.get('reason', decision.rule)}"
         else:
-            return f"asked: {decision.rule}"
+            return decision.rule
         return f"{n.get('trigger', 'trigger')}: {why}; retraining on the lookback"
     if decision.action == "trained":
         return f"{to} trained and registered ({decision.rule})"
@@ -309,7 +312,11 @@ def describe(decision: Decision) -> str:
                 f"window ({seen['metric']} {seen['challenger']:.3f} vs {seen['champion']:.3f}): "
                 "shadow"
             )
-        return f"{to} passed the release gates ({seen.get('note', 'no labelled window')}): shadow"
+        note = seen.get("note", "no labelled window")
+        return (
+            f"{to}: the labelled-window check has no verdict ({note}); its gate report "
+            "stands: shadow"
+        )
     if decision.action == "canary":
         return f"{to} canary step {(decision.step or 0) + 1}: {decision.rule.rsplit('; ', 1)[-1]}"
     if decision.action == "promote":
@@ -352,7 +359,7 @@ def _audit_rows(settings: Settings, model: str, story: StoryData) -> pd.DataFram
 def _quiet_server_logs() -> Callable[[], None]:
     """The broken release's failures are logged by the server at each request; the story
     tells them once (its rollback). Returns the undo."""
-    logger = logging.getLogger("driftloop")
+    logger = logging.getLogger("driftloop.serving")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     return lambda: logger.setLevel(level)
