@@ -47,7 +47,7 @@ shadow_time = "1D"
 canary_steps = [20, 50]
 dwell = "6h"
 min_sample = 60
-max_error_rate = 0.1
+max_error_rate = 0.2
 """,
 )
 
