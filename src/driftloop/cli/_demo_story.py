@@ -33,8 +33,9 @@ from driftloop.cli._demo_server import Answers, StoryServer, serving
 from driftloop.core.config import CONFIG_FILENAME, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError
 from driftloop.data import StoryData
-from driftloop.loop import Decision, LoopController, request_retrain
+from driftloop.loop import Decision, LoopController, history, request_retrain
 from driftloop.registry import AliasEvent, Registry
+from driftloop.stats import TASKS
 
 __all__ = ["MARKER", "StoryPlan", "StoryResult", "fresh_folder", "run_story"]
 
@@ -178,7 +179,7 @@ def run_story(
             f"{result.gate_report.get('checks')}"
         )
     first = result.version.version
-    metric = result.version.signature.metric or ("roc_auc" if story.task == "binary" else "rmse")
+    metric = result.version.signature.metric or TASKS[story.task].default_metric
     narrate(
         f"day {plan.train_days:5.2f}  trained {model} v{first} on days {plan.warmup_days}-"
         f"{plan.train_days - 1}: release gates passed, held-out "
@@ -195,14 +196,12 @@ def run_story(
         with serving(settings, model, threads=plan.client_threads) as server:
             _replay(story, plan, settings, server, controller, retrainer, now, narrate, on_slice)
             answers = server.answers
+        decisions = history(registry.engine, model)
+        alias_history = registry.history(model)
     finally:
         controller.close()
+        registry.close()
         quiet()
-    from driftloop.loop import history
-
-    decisions = history(registry.engine, model)
-    alias_history = registry.history(model)
-    registry.close()
     return StoryResult(
         story=story,
         folder=folder,
