@@ -31,10 +31,17 @@ from driftloop.audit._retention import (
     retain_forever,
 )
 from driftloop.audit._sqlite import SqliteAuditLog
+from driftloop.audit._summary import (
+    LATENCY_EDGES_MS,
+    RouteSummary,
+    newest_predictions,
+    route_summary,
+)
 from driftloop.audit._writer import GroupCommitWriter
 
 __all__ = [
     "FRAME_COLUMNS",
+    "LATENCY_EDGES_MS",
     "AuditBatch",
     "AuditLog",
     "AuditRecord",
@@ -42,9 +49,12 @@ __all__ = [
     "Label",
     "PostgresAuditLog",
     "RetentionReport",
+    "RouteSummary",
     "SqliteAuditLog",
     "enforce_retention",
+    "newest_predictions",
     "open_audit_log",
     "open_retained",
     "retain_forever",
+    "route_summary",
 ]

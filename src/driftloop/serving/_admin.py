@@ -24,7 +24,14 @@ from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
 
-__all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
+__all__ = [
+    "actor_name",
+    "describe",
+    "get_traffic",
+    "put_traffic",
+    "token_digest",
+    "token_matches",
+]
 
 _ACTOR = re.compile(r"^[\w.@+\- ]{1,100}$")
 _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
@@ -39,6 +46,24 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_matches(token: str, digest: str | None) -> bool:
+    """Whether ``token`` is the admin token whose SHA-256 is ``digest``, compared in constant
+    time (always False when there is no digest: the admin API is off).
+
+    >>> token_matches("s3cret", token_digest("s3cret")), token_matches("guess", None)
+    (True, False)
+    """
+    token = token.strip()
+    return digest is not None and bool(token) and hmac.compare_digest(token_digest(token), digest)
+
+
+def actor_name(given: str | None) -> str:
+    """Who makes an admin change, as recorded: ``given`` when it is a plain name (letters,
+    digits, ``.@+-_`` and spaces, at most 100), else ``admin``."""
+    actor = (given or "").strip()
+    return actor if _ACTOR.match(actor) else "admin"
+
+
 def _authorize(request: Request, server: Server) -> str:
     """The actor making an admin call; 401 without a token, 403 with a wrong one."""
     expected = server.admin_digest
@@ -51,10 +76,9 @@ def _authorize(request: Request, server: Server) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HttpError("unauthorized", "The admin API needs 'Authorization: Bearer <token>'.")
-    if not hmac.compare_digest(token_digest(token.strip()), expected):
+    if not token_matches(token, expected):
         raise HttpError("forbidden", "The admin token is not valid.")
-    actor = request.headers.get("x-driftloop-actor", "admin").strip()
-    return actor if _ACTOR.match(actor) else "admin"
+    return actor_name(request.headers.get("x-driftloop-actor"))
 
 
 def _service(request: Request, server: Server) -> Service:
