@@ -1,0 +1,140 @@
+"""Admin actions: roll an alias back, change a model's traffic split.
+
+Each is two steps: a GET page that says what will change and asks for the admin token
+(the serving admin API's token, checked by the same function) with who is acting and
+why; then the POST of that form, which does it and records who. A POST without a valid
+token is refused with a 403 page and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from driftloop.core.config import TrafficPolicy
+from driftloop.core.errors import DriftloopError
+from driftloop.serving import actor_name, token_matches
+from driftloop.ui._project import ProjectReader
+from driftloop.ui._render import message, render
+
+__all__ = ["confirm_rollback", "confirm_split", "do_rollback", "do_split"]
+
+
+def _reader(request: Request) -> ProjectReader:
+    reader: ProjectReader = request.app.state.reader
+    return reader
+
+
+def _refused(request: Request, form: Any) -> Response | None:
+    """A 403 page unless ``form`` carries the admin token."""
+    digest: str | None = request.app.state.admin_digest
+    if digest is None:
+        return message(
+            request,
+            "Admin actions are off",
+            "Set serving.admin_token_sha256 or DRIFTLOOP_ADMIN_TOKEN to allow them.",
+            403,
+        )
+    if not token_matches(str(form.get("token", "")), digest):
+        return message(request, "Refused", "The admin token is missing or not valid.", 403)
+    return None
+
+
+def _previous(request: Request, name: str, alias: str) -> tuple[int, int | None]:
+    history = _reader(request).registry.history(name, alias)
+    stack: list[int] = []
+    for event in history:
+        if event.kind == "rollback" and stack:
+            stack.pop()
+        elif event.version is None:
+            stack.clear()
+        else:
+            stack.append(event.version)
+    if not stack:
+        raise DriftloopError(f"Model '{name}' has no alias '{alias}' to roll back.")
+    return stack[-1], stack[-2] if len(stack) > 1 else None
+
+
+def confirm_rollback(request: Request) -> Response:
+    name = request.path_params["name"]
+    alias = request.query_params.get("alias", "champion")
+    current, previous = _previous(request, name, alias)
+    context = {"name": name, "alias": alias, "current": current, "previous": previous}
+    return render(request, "confirm_rollback.html", context)
+
+
+async def do_rollback(request: Request) -> Response:
+    form = await request.form()
+    refused = _refused(request, form)
+    if refused is not None:
+        return refused
+    name, alias = request.path_params["name"], str(form.get("alias", "champion"))
+    who = actor_name(str(form.get("actor", "")))
+    why = str(form.get("reason", "")).strip()[:1000] or "rollback from the dashboard"
+    registry = _reader(request).registry
+    await _in_thread(lambda: registry.rollback(name, alias, who=who, why=why))
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/models/{name}", 303)
+
+
+def _split(request: Request, params: Any) -> dict[str, Any]:
+    """The policy the form asks for: its arms' weights (alias -> percent) over the
+    current policy's other settings (sticky key, shadow)."""
+    name = request.path_params["name"]
+    state = _reader(request).traffic.get(name)
+    current = dict(state.policy or {}) if state is not None else {}
+    arms: dict[str, float] = {}
+    for key, value in params.items():
+        if key.startswith("arm_") and str(value).strip():
+            arms[key.removeprefix("arm_")] = float(str(value))
+    policy = {**current, "arms": {a: w for a, w in arms.items() if w > 0}}
+    TrafficPolicy.model_validate(policy)
+    return policy
+
+
+def confirm_split(request: Request) -> Response:
+    name = request.path_params["name"]
+    try:
+        policy = _split(request, request.query_params)
+    except (ValidationError, ValueError) as exc:
+        return message(request, "Not a valid split", _reason(exc), 400)
+    state = _reader(request).traffic.get(name)
+    context = {
+        "name": name,
+        "policy": policy,
+        "current": state.policy if state is not None else None,
+        "fields": {k: v for k, v in request.query_params.items() if k.startswith("arm_")},
+    }
+    return render(request, "confirm_split.html", context)
+
+
+async def do_split(request: Request) -> Response:
+    form = await request.form()
+    refused = _refused(request, form)
+    if refused is not None:
+        return refused
+    name = request.path_params["name"]
+    try:
+        policy = _split(request, form)
+    except (ValidationError, ValueError) as exc:
+        return message(request, "Not a valid split", _reason(exc), 400)
+    who = actor_name(str(form.get("actor", "")))
+    why = str(form.get("reason", "")).strip()[:1000] or "split changed from the dashboard"
+    traffic = _reader(request).traffic
+    await _in_thread(lambda: traffic.set(name, policy, who=who, why=why))
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/traffic#{name}", 303)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc']) or 'policy'}: {first['msg']}"
+    return str(exc)
+
+
+async def _in_thread(work: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(work)
