@@ -9,6 +9,7 @@ token is refused with a 403 page and changes nothing.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -21,6 +22,18 @@ from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import message, render
 
 __all__ = ["confirm_rollback", "confirm_split", "do_rollback", "do_split"]
+
+
+_MAX_FORM_BYTES = 64 * 1024
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form (``application/x-www-form-urlencoded``, what the pages' forms send:
+    no multipart parser needed), each field's last value."""
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        return {}
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
 def _reader(request: Request) -> ProjectReader:
@@ -67,7 +80,7 @@ def confirm_rollback(request: Request) -> Response:
 
 
 async def do_rollback(request: Request) -> Response:
-    form = await request.form()
+    form = await _form(request)
     refused = _refused(request, form)
     if refused is not None:
         return refused
@@ -111,7 +124,7 @@ def confirm_split(request: Request) -> Response:
 
 
 async def do_split(request: Request) -> Response:
-    form = await request.form()
+    form = await _form(request)
     refused = _refused(request, form)
     if refused is not None:
         return refused

@@ -114,7 +114,8 @@ def drift(request: Request) -> Response:
 def _feature_charts(
     series: pd.DataFrame, limits: dict[str, float], chosen_end: pd.Timestamp, chosen_id: int
 ) -> list[dict[str, Any]]:
-    """One chart per feature (and the score), drifted ones in the chosen window first."""
+    """One chart per input feature, drifted ones in the chosen window first, then the
+    score's (an output: its drift follows the inputs')."""
     deciding = series[series["statistic"].isin(list(limits)) & (series["feature"] != "")]
     charts = []
     for feature, rows in deciding.groupby("feature", sort=True):
@@ -141,4 +142,7 @@ def _feature_charts(
                 ),
             }
         )
-    return sorted(charts, key=lambda c: (not c["drifted"], -c["windows_over"], c["feature"]))
+    return sorted(
+        charts,
+        key=lambda c: (c["feature"] == "score", not c["drifted"], -c["windows_over"], c["feature"]),
+    )

@@ -173,7 +173,7 @@ def predictions(request: Request) -> Response:
         else:
             found = reader.audit.by_entity(key.strip(), value.strip())
             context["matches"] = found.sort_values("ts", ascending=False).head(200)
-    if not pid:
+    if not pid and not entity:
         context["newest"] = newest_predictions(reader.audit, limit=20)
     return render(request, "predictions.html", context)
 
