@@ -67,10 +67,15 @@ def _inputs(rng: np.random.Generator, n: int, drifted: np.ndarray) -> pd.DataFra
     )
 
 
+def _scores(inputs: pd.DataFrame) -> np.ndarray:
+    """What the generated models answer: a higher income, a higher score."""
+    income = inputs["income"].fillna(36_000).to_numpy(dtype=float)
+    return np.asarray(1 / (1 + np.exp(-(np.log(income) - 10.5) * 2)))
+
+
 def _register(registry: Registry, rng: np.random.Generator) -> None:
     train = _inputs(rng, 3_000, np.zeros(3_000, bool))
-    scores = 1 / (1 + np.exp(-(np.log(train["income"].fillna(36_000)) - 10.5) * 2))
-    profile = Profile.from_frame(train, predictions=scores.to_numpy())
+    profile = Profile.from_frame(train, predictions=_scores(train))
     signature = Signature.from_frame(train)
     metrics = {"rows": 600.0, "positive_rate": 0.3, "roc_auc": 0.81, "recall_at_0.5": 0.6,
                "precision_at_0.5": 0.55, "mean_score": 0.31}  # fmt: skip
@@ -103,7 +108,7 @@ def _audit(settings: Settings, rng: np.random.Generator, n: int, now: datetime) 
     drifted = seconds >= DRIFT_DAY * 86_400
     inputs = _inputs(rng, n, drifted)
     rows = inputs.astype(object).where(inputs.notna(), None).to_dict("records")
-    scores = rng.random(n)
+    scores = _scores(inputs)
     challenger = rng.random(n) < 0.1
     records, labels = [], []
     for i, row in enumerate(rows):

@@ -116,11 +116,13 @@ def _feature_charts(
 ) -> list[dict[str, Any]]:
     """One chart per input feature, drifted ones in the chosen window first, then the
     score's (an output: its drift follows the inputs')."""
-    deciding = series[series["statistic"].isin(list(limits)) & (series["feature"] != "")]
     charts = []
-    for feature, rows in deciding.groupby("feature", sort=True):
-        statistic = "psi" if (rows["statistic"] == "psi").any() else "jensen_shannon"
-        rows = rows[rows["statistic"] == statistic]
+    for feature, every in series[series["feature"] != ""].groupby("feature", sort=True):
+        # numbers are tested with KS, categories with chi-square: each has its deciding one
+        statistic = "psi" if (every["statistic"] == "ks").any() else "jensen_shannon"
+        rows = every[every["statistic"] == statistic]
+        if rows.empty:
+            continue
         now = rows[rows["window_id"] == chosen_id]
         drifted_now = bool(now["drifted"].any())
         windows_over = int(rows["drifted"].sum())

@@ -18,7 +18,7 @@ from driftloop.core.errors import DriftloopError, NotFoundError
 from driftloop.registry import AliasEvent, parse_time
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import render
-from driftloop.ui._svg import Segment, bars, timeline
+from driftloop.ui._svg import Segment, bars, counts, timeline
 
 __all__ = ["features", "model", "models", "overview", "predictions", "traffic", "version"]
 
@@ -41,8 +41,10 @@ def overview(request: Request) -> Response:
         judged = [w for w in windows if w["verdict"] != "insufficient-data"] or windows
         last = judged[0] if judged else None
         summary = json.loads(last["summary"]) if last else {}
-        performance = (summary.get("performance") or {}).get("metrics", {})
         metric = summary.get("metric")
+        labelled = reader.newest_labelled_window(name)
+        realized = json.loads(labelled["summary"]) if labelled else {}
+        performance = (realized.get("performance") or {}).get("metrics", {})
         rows.append(
             {
                 "name": name,
@@ -52,6 +54,7 @@ def overview(request: Request) -> Response:
                 "last": last,
                 "metric": metric,
                 "realized": performance.get(metric) if metric else None,
+                "realized_window": labelled,
                 "reference": ((summary.get("baseline") or {}).get("metrics") or {}).get(metric),
                 "incidents": reader.open_incidents(name),
             }
@@ -190,10 +193,9 @@ def traffic(request: Request) -> Response:
                 "name": name,
                 "arms": arms,
                 "latency": {
-                    f"{s.version}/{s.route}": bars(
+                    f"{s.version}/{s.route}": counts(
                         f"Latency of {name} version {s.version} on {s.route} (requests per bin)",
                         _latency_bins(s.latency_bins),
-                        ordered=True,
                     )
                     for s in arms
                     if s.latency_bins
@@ -207,6 +209,6 @@ def traffic(request: Request) -> Response:
     return render(request, "traffic.html", {"models": per_model, "span": span})
 
 
-def _latency_bins(counts: tuple[int, ...]) -> dict[str, float]:
+def _latency_bins(per_bin: tuple[int, ...]) -> dict[str, int]:
     names = [f"< {e:g} ms" for e in LATENCY_EDGES_MS] + [f">= {LATENCY_EDGES_MS[-1]:g} ms"]
-    return {n: float(c) for n, c in zip(names, counts, strict=True) if c}
+    return {n: c for n, c in zip(names, per_bin, strict=True) if c}

@@ -105,6 +105,21 @@ class ProjectReader:
             rows = [dict(row) for row in conn.execute(query).mappings().all()]
         return sorted(rows, key=lambda r: (r["window_end"], r["rows"]), reverse=True)
 
+    def newest_labelled_window(self, model: str) -> dict[str, Any] | None:
+        """The newest window of ``model`` assessed with labels (realized performance), the
+        one with most labels among those ending last; None when none had labels."""
+        w = self.monitoring.windows
+        columns = [c for c in w.c if c.name != "histograms"]
+        query = (
+            sa.select(*columns)
+            .where(w.c.model == model, w.c.labelled > 0)
+            .order_by(w.c.window_end.desc(), w.c.labelled.desc())
+            .limit(1)
+        )
+        with self.monitoring.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else dict(row)
+
     def windows(self, model: str) -> list[dict[str, Any]]:
         """Every assessed window of ``model`` without its histograms, oldest first."""
         w = self.monitoring.windows

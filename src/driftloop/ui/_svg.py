@@ -14,7 +14,7 @@ from html import escape
 
 from markupsafe import Markup
 
-__all__ = ["Segment", "bars", "histogram", "line_chart", "timeline"]
+__all__ = ["Segment", "bars", "counts", "histogram", "line_chart", "timeline"]
 
 _PALETTE = ("#36c", "#d33", "#2a2", "#e93", "#83c", "#0aa", "#a63", "#666")
 
@@ -127,15 +127,10 @@ def histogram(
     return Markup("".join(out))
 
 
-def bars(
-    label: str, values: Mapping[str, float], *, ordered: bool = False, w: int = 460, row: int = 18
-) -> Markup:
-    """Horizontal bars around zero, largest magnitude first (``ordered``: as given):
-    positive ones red (pushing the score up), negative ones blue; each bar names its
-    feature and value."""
-    items = list(values.items())
-    if not ordered:
-        items.sort(key=lambda kv: -abs(kv[1]))
+def bars(label: str, values: Mapping[str, float], w: int = 460, row: int = 18) -> Markup:
+    """Horizontal bars around zero, largest magnitude first: positive ones red (pushing the
+    score up), negative ones blue; each bar names its feature and value."""
+    items = sorted(values.items(), key=lambda kv: -abs(kv[1]))
     if not items:
         return Markup(f'<p class="empty">{escape(label)}: none.</p>')
     top = max(abs(v) for _, v in items) or 1.0
@@ -154,6 +149,26 @@ def bars(
             f'width="{_n(max(bw, 1))}" height="{row - 5}"><title>{escape(name)}: {v:+.4g}</title>'
             f'</rect><text class="tick" x="{_n(mid + bw + 4 if v >= 0 else mid - bw - 4)}" '
             f'y="{y + row - 6}" text-anchor="{"start" if v >= 0 else "end"}">{v:+.3g}</text>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def counts(label: str, values: Mapping[str, int], w: int = 360, row: int = 16) -> Markup:
+    """Horizontal bars of counts, in the order given (bins), each with its count."""
+    if not values:
+        return Markup(f'<p class="empty">{escape(label)}: none.</p>')
+    top = max(values.values()) or 1
+    name_w, room = 80, w - 80 - 50
+    h = row * len(values) + 4
+    out = [_open(label, w, h, "chart counts")]
+    for i, (name, n) in enumerate(values.items()):
+        y, bw = 2 + i * row, n / top * room
+        out.append(
+            f'<text class="tick" x="{name_w - 6}" y="{y + row - 5}" text-anchor="end">'
+            f'{escape(name)}</text><rect class="ref" x="{name_w}" y="{y + 2}" '
+            f'width="{_n(max(bw, 1))}" height="{row - 4}"><title>{escape(name)}: {n}</title>'
+            f'</rect><text class="tick" x="{_n(name_w + bw + 4)}" y="{y + row - 5}">{n}</text>'
         )
     out.append("</svg>")
     return Markup("".join(out))
