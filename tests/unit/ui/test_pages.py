@@ -185,3 +185,23 @@ def test_serve_mounts_the_dashboard_on_the_same_project(
     page = TestClient(app).get("/ui/")  # the model server is not started: only /ui is asked
     assert page.status_code == 200
     assert 'href="/ui/models"' in page.text
+
+
+def test_driftloop_ui_serves_the_same_project_alone(
+    world: UiWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from driftloop.cli import app
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(
+        uvicorn, "run", lambda dashboard, **options: served.update(options, app=dashboard)
+    )
+    config = str(world.root / "driftloop.toml")
+    result = CliRunner().invoke(app, ["ui", "--port", "8123", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8123
+    page = TestClient(served["app"]).get("/ui/")  # type: ignore[arg-type]
+    assert "loans" in page.text
