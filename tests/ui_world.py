@@ -3,7 +3,7 @@
 Model ``loans`` (a binary task on a number with missing values, a boolean, two text
 columns): version 1 registered and promoted, version 2 promoted over it, version 3 the
 challenger, a traffic policy splitting champion and challenger. The audit log holds
-``predictions`` predictions over ``DAYS`` days ending an hour ago, labelled when older
+``predictions`` predictions over the ``DAYS`` days before today, labelled when older
 than two days; from day ``DRIFT_DAY`` on ``income`` is 80% higher (planted data drift),
 the rest keeps its distribution. The monitor assessed every day; the feature view
 ``applicant_stats`` was materialized (its statistics recorded).
@@ -178,7 +178,8 @@ def fill_project(root: Path, *, predictions: int = 3_000, seed: int = 0) -> UiWo
         'lookback = "30D"\n'
     )
     settings = load_settings(root / "driftloop.toml", environ={})
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    # midnight: the monitor's daily windows hold whole days, whenever the tests run
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     rng = np.random.default_rng(seed)
     registry = Registry.from_settings(settings)
     try:

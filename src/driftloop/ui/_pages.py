@@ -51,6 +51,7 @@ def overview(request: Request) -> Response:
                 "latest": listed["latest_version"],
                 "aliases": listed["aliases"],
                 "traffic": reader.traffic.get(name),
+                "configured": _configured(reader, name),
                 "last": last,
                 "metric": metric,
                 "realized": performance.get(metric) if metric else None,
@@ -60,6 +61,12 @@ def overview(request: Request) -> Response:
             }
         )
     return render(request, "overview.html", {"models": rows})
+
+
+def _configured(reader: ProjectReader, name: str) -> dict[str, Any] | None:
+    """The settings file's traffic policy of ``name`` (None: all to its alias)."""
+    policy = reader.settings.serving.traffic.get(name)
+    return None if policy is None else policy.model_dump(exclude_none=True)
 
 
 def models(request: Request) -> Response:
