@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from driftloop.core.config import TrafficPolicy
-from driftloop.core.errors import DriftloopError
+from driftloop.core.errors import ConflictError
 from driftloop.serving import actor_name, token_matches
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import message, render
@@ -56,25 +56,15 @@ def _refused(request: Request, form: Any) -> Response | None:
     return None
 
 
-def _previous(request: Request, name: str, alias: str) -> tuple[int, int | None]:
-    history = _reader(request).registry.history(name, alias)
-    stack: list[int] = []
-    for event in history:
-        if event.kind == "rollback" and stack:
-            stack.pop()
-        elif event.version is None:
-            stack.clear()
-        else:
-            stack.append(event.version)
-    if not stack:
-        raise DriftloopError(f"Model '{name}' has no alias '{alias}' to roll back.")
-    return stack[-1], stack[-2] if len(stack) > 1 else None
-
-
 def confirm_rollback(request: Request) -> Response:
     name = request.path_params["name"]
     alias = request.query_params.get("alias", "champion")
-    current, previous = _previous(request, name, alias)
+    registry = _reader(request).registry
+    current = registry.alias_version(name, alias)
+    try:
+        previous: int | None = registry.rollback_target(name, alias)
+    except ConflictError:
+        previous = None
     context = {"name": name, "alias": alias, "current": current, "previous": previous}
     return render(request, "confirm_rollback.html", context)
 

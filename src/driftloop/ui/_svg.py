@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -186,7 +187,8 @@ class Segment:
 
 
 def timeline(label: str, segments: Sequence[Segment], now: datetime, w: int = 720) -> Markup:
-    """One lane per alias, one bar per holder: what served when."""
+    """One lane per alias, one bar per holder: what served when. A click on a bar asks the
+    page for every alias's holder at that bar's start (``?at=``)."""
     if not segments:
         return Markup(f'<p class="empty">{escape(label)}: no alias has been set.</p>')
     lanes = list(dict.fromkeys(s.alias for s in segments))
@@ -210,16 +212,18 @@ def timeline(label: str, segments: Sequence[Segment], now: datetime, w: int = 72
         x0, x1 = x(s.start), x(s.end or now)
         color = _PALETTE[versions.index(s.version) % len(_PALETTE)]
         until = f"{s.end:%Y-%m-%d %H:%M:%S}" if s.end else "now"
+        at = quote(f"{s.start:%Y-%m-%dT%H:%M:%S.%f}")
         out.append(
-            f'<rect x="{_n(x0)}" y="{i * lane_h + 3}" width="{_n(max(x1 - x0, 2))}" '
-            f'height="{lane_h - 6}" fill="{color}"><title>{escape(s.alias)} = version '
-            f"{s.version} from {s.start:%Y-%m-%d %H:%M:%S} until {until} (set by "
-            f"{escape(s.who)})</title></rect>"
+            f'<a href="?at={at}#history"><rect x="{_n(x0)}" y="{i * lane_h + 3}" '
+            f'width="{_n(max(x1 - x0, 2))}" height="{lane_h - 6}" fill="{color}"><title>'
+            f"{escape(s.alias)} = version {s.version} from {s.start:%Y-%m-%d %H:%M:%S} until "
+            f"{until} (set by {escape(s.who)})</title></rect>"
         )
         if x1 - x0 > 18:
             out.append(
                 f'<text class="label" x="{_n(x0 + 4)}" y="{i * lane_h + 16}">v{s.version}</text>'
             )
+        out.append("</a>")
     start = datetime.fromtimestamp(t0, now.tzinfo)
     out.append(f'<text class="tick" x="{pad_l}" y="{h - 4}">{start:%Y-%m-%d %H:%M}</text>')
     out.append(f'<text class="tick" x="{w - 8}" y="{h - 4}" text-anchor="end">now</text>')

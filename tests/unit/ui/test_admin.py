@@ -107,3 +107,10 @@ def test_a_split_change_is_confirmed_then_stored_with_who(
 def test_a_split_that_is_not_a_number_is_refused_before_confirmation(client: TestClient) -> None:
     page = client.get(f"/ui/traffic/{MODEL}/split?arm_champion=lots")
     assert page.status_code == 400
+
+
+def test_an_alias_with_no_previous_holder_offers_no_rollback(client: TestClient) -> None:
+    page = client.get(f"/ui/models/{MODEL}/rollback?alias=challenger")
+    assert page.status_code == 200
+    assert "nothing to roll back to" in page.text
+    assert 'id="confirm"' not in page.text

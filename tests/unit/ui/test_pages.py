@@ -161,6 +161,11 @@ def test_model_page_has_versions_timeline_and_alias_at(client: TestClient) -> No
     assert "champion = version 2" in page.text
     asked = client.get(f"/ui/models/{MODEL}?at=2001-01-01T00:00")
     assert "champion = nothing" in text(asked.text)
+    # a click on the first champion bar asks what served when v1 became champion
+    first = re.search(r'<a href="(\?at=[^"]+)"><rect[^>]*><title>champion = version 1', page.text)
+    assert first is not None
+    clicked = text(client.get(f"/ui/models/{MODEL}{first.group(1)}").text)
+    assert "champion = v1" in clicked
 
 
 def test_version_page_shows_card_signature_lineage_and_gates(client: TestClient) -> None:
