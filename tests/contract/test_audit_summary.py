@@ -1,12 +1,15 @@
-"""Aggregates of the prediction log for the dashboard: counted by the database, per model,
-version and route, over the day before the newest prediction unless told otherwise."""
+"""Aggregates of the prediction log for the dashboard, on every backend: counted by the
+database, per model, version and route, over the day before the newest prediction unless
+told otherwise."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from driftloop.audit import (
@@ -14,10 +17,12 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
+    PostgresAuditLog,
     SqliteAuditLog,
     newest_predictions,
     route_summary,
 )
+from driftloop.audit._postgres import libpq_dsn
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -36,9 +41,15 @@ def record(i: int, version: str, route: str, latency_ms: float, hours_ago: float
     )
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit = SqliteAuditLog(tmp_path / "audit.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditLog]:
+    audit: AuditLog
+    schema = f"audit_summary_{uuid.uuid4().hex[:12]}"
+    if request.param == "sqlite":
+        audit = SqliteAuditLog(tmp_path / "audit.db")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        audit = PostgresAuditLog(url, schema=schema)
     audit.write(
         [record(i, "1", "v1", 0.5 + i, hours_ago=i) for i in range(6)]  # 0.5 .. 5.5 ms
         + [record(10, "2", "v1", 150.0, hours_ago=1.5), record(11, "1", "v1:rules", 3.0, 2)]
@@ -47,6 +58,11 @@ def log(tmp_path: Path) -> Iterator[AuditLog]:
     audit.add_labels([Label("p1", 1.0), Label("p2", 0.0), Label("p10", 1.0)])
     yield audit
     audit.close()
+    if request.param == "postgres":
+        with psycopg.connect(
+            libpq_dsn(request.getfixturevalue("postgres_url")), autocommit=True
+        ) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_each_arm_is_counted_with_labels_scores_and_latency(log: AuditLog) -> None:
