@@ -4,13 +4,14 @@ explanation and label, and a rollback needs the admin token."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from driftloop.registry import Registry
 from ui_browser import TOKEN, click_to_next_page, console_errors, screenshot
-from ui_world import MODEL, UiWorld
+from ui_world import DAYS, DRIFT_DAY, MODEL, UiWorld
 
 pytestmark = pytest.mark.browser
 
@@ -23,6 +24,7 @@ PAGES = {
     "features": "/ui/features",
     "predictions": "/ui/predictions",
     "traffic": "/ui/traffic",
+    "split": f"/ui/traffic/{MODEL}/split?arm_champion=50&arm_challenger=50",
 }
 
 
@@ -42,13 +44,20 @@ def test_every_page_loads_without_console_errors(browser: Any, base_url: str, na
     screenshot(browser, name)
 
 
-def test_the_drift_chart_shows_the_planted_drift_on_income(browser: Any, base_url: str) -> None:
+def test_the_drift_chart_shows_the_planted_drift_on_income(
+    browser: Any, base_url: str, world: UiWorld
+) -> None:
     browser.get(f"{base_url}/ui/drift/{MODEL}")
     first = by_css(browser, "#feature-charts .card")
     assert first.get_attribute("data-feature") == "income"
     assert "drifted" in first.get_attribute("class")
     over = first.find_elements("css selector", "circle.over")
     assert over, "no window of income is drawn over its threshold"
+    drift_starts = world.now - timedelta(days=DAYS - DRIFT_DAY)
+    for point in over:  # each names its window's end: after the drift began
+        title = point.find_element("css selector", "title").get_attribute("textContent")
+        end = datetime.strptime(title.split(": ")[0][len("income ") :], "%Y-%m-%d %H:%M")
+        assert end.replace(tzinfo=UTC) > drift_starts, title
     assert by_css(browser, "#drifted").text == "income"
 
 
