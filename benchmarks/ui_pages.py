@@ -43,7 +43,8 @@ def main() -> None:
         "predictions (newest)": "/ui/predictions",
         "prediction by id": f"/ui/predictions?id={world.explained_id}",
         "predictions by entity": f"/ui/predictions?entity=applicant_id={world.entity_value}",
-        "traffic": "/ui/traffic",
+        "traffic (last day)": "/ui/traffic",
+        "traffic (all 12 days)": "/ui/traffic?days=30",
     }
     with TestClient(standalone_ui(world.settings)) as client:
         print(f"{'page':<24}{'median ms':>10}{'max ms':>9}{'KB':>7}")

@@ -53,8 +53,10 @@ class RouteSummary:
         return ":" in self.route
 
 
-def _span(log: SqlAuditLog, start: datetime | None, end: datetime | None) -> tuple[int, int]:
-    """``[start, end)`` in microseconds; without a start, the day before the newest row."""
+def _span(
+    log: SqlAuditLog, start: datetime | None, end: datetime | None, last: timedelta
+) -> tuple[int, int]:
+    """``[start, end)`` in microseconds; without a start, ``last`` before the newest row."""
     if start is not None:
         hi = to_us(end) if end is not None else 2**62
         return to_us(start), hi
@@ -63,18 +65,22 @@ def _span(log: SqlAuditLog, start: datetime | None, end: datetime | None) -> tup
         newest = cur.fetchone()[0]
     hi = int(newest) + 1 if newest is not None else 0
     hi = to_us(end) if end is not None else hi
-    return hi - int(timedelta(days=1).total_seconds() * 1e6), hi
+    return hi - int(last.total_seconds() * 1e6), hi
 
 
 def route_summary(
-    log: AuditLog, start: datetime | None = None, end: datetime | None = None
+    log: AuditLog,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    last: timedelta = timedelta(days=1),
 ) -> list[RouteSummary]:
     """Per model, version and route: requests, labels, mean score, latency (mean, max and
-    a histogram) of predictions with ``start <= ts < end``; without ``start``, the day
-    before the newest prediction. Sorted by model, version, route."""
+    a histogram) of predictions with ``start <= ts < end``; without ``start``, the
+    ``last`` (a day) before the newest prediction. Sorted by model, version, route."""
     if not isinstance(log, SqlAuditLog):
-        return _from_frame(log, start, end)
-    lo, hi = _span(log, start, end)
+        return _from_frame(log, start, end, last)
+    lo, hi = _span(log, start, end, last)
     below = "SUM(CASE WHEN p.latency_ms < {} THEN 1 ELSE 0 END)"
     bins = ", ".join(below.format(edge) for edge in LATENCY_EDGES_MS)
     query = (
@@ -90,7 +96,7 @@ def route_summary(
         rows = list(cur.fetchall())
     out = []
     for row in rows:
-        model, version, route, n, labelled, score, mean_ms, max_ms, first, last = row[:10]
+        model, version, route, n, labelled, score, mean_ms, max_ms, first_us, last_us = row[:10]
         under = [int(c) for c in row[10:]]
         counts = [b - a for a, b in zip([0, *under], under, strict=False)]
         out.append(
@@ -104,19 +110,21 @@ def route_summary(
                 mean_latency_ms=None if mean_ms is None else float(mean_ms),
                 max_latency_ms=None if max_ms is None else float(max_ms),
                 latency_bins=(*counts, int(n) - under[-1]),
-                first=from_us(int(first)),
-                last=from_us(int(last)),
+                first=from_us(int(first_us)),
+                last=from_us(int(last_us)),
             )
         )
     return out
 
 
-def _from_frame(log: AuditLog, start: datetime | None, end: datetime | None) -> list[RouteSummary]:
+def _from_frame(
+    log: AuditLog, start: datetime | None, end: datetime | None, last: timedelta
+) -> list[RouteSummary]:
     lo = utc(start) if start is not None else _EVER[0]
     hi = utc(end) if end is not None else _EVER[1]
     frame = log.window(lo, hi)
     if start is None and not frame.empty:
-        frame = frame[frame["ts"] >= frame["ts"].max() - pd.Timedelta(days=1)]
+        frame = frame[frame["ts"] >= frame["ts"].max() - pd.Timedelta(last)]
     groups = frame.groupby(["model", "version", "route"], sort=True)
     table = groups.agg(
         requests=("prediction_id", "size"),

@@ -7,7 +7,8 @@ loop) that reads through the parts' public faces and renders one template.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -190,7 +191,9 @@ def predictions(request: Request) -> Response:
 
 def traffic(request: Request) -> Response:
     reader = _reader(request)
-    summaries = route_summary(reader.audit)
+    asked = request.query_params.get("days", "1")
+    days = min(max(float(asked), 1 / 24), 3660.0) if _number(asked) else 1.0
+    summaries = route_summary(reader.audit, last=timedelta(days=days))
     names = sorted({*_model_names(reader), *(s.model for s in summaries)})
     per_model = []
     for name in names:
@@ -213,7 +216,15 @@ def traffic(request: Request) -> Response:
             }
         )
     span = (min(s.first for s in summaries), max(s.last for s in summaries)) if summaries else None
-    return render(request, "traffic.html", {"models": per_model, "span": span})
+    context = {"models": per_model, "span": span, "days": days}
+    return render(request, "traffic.html", context)
+
+
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _latency_bins(per_bin: tuple[int, ...]) -> dict[str, int]:

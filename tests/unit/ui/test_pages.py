@@ -11,7 +11,7 @@ from html import unescape
 import pytest
 from starlette.testclient import TestClient
 
-from driftloop.audit import open_audit_log, route_summary
+from driftloop.audit import RouteSummary, open_audit_log, route_summary
 from driftloop.serving import token_digest
 from driftloop.ui import standalone_ui
 from ui_world import DAYS, DRIFT_DAY, MODEL, UiWorld, fill_project
@@ -153,6 +153,19 @@ def test_traffic_page_counts_each_arm_from_the_audit_log(
     assert any(a.fallback for a in arms)
     assert "fallback" in words
     assert "champion 90 (v2) / challenger 10 (v3)" in words
+    every = text(client.get("/ui/traffic?days=30").text)
+    total = sum(a.requests for a in route_summary_all(world))
+    assert total == 3_000
+    assert all(str(n) in every for n in (a.requests for a in route_summary_all(world)))
+    assert client.get("/ui/traffic?days=lots").status_code == 200  # the default day
+
+
+def route_summary_all(world: UiWorld) -> list[RouteSummary]:
+    log = open_audit_log(world.settings.audit.url, root=world.root)
+    try:
+        return route_summary(log, last=timedelta(days=30))
+    finally:
+        log.close()
 
 
 def test_model_page_has_versions_timeline_and_alias_at(client: TestClient) -> None:
