@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -30,9 +31,11 @@ _MAX_FORM_BYTES = 64 * 1024
 async def _form(request: Request) -> dict[str, str]:
     """The posted form (``application/x-www-form-urlencoded``, what the pages' forms send:
     no multipart parser needed), each field's last value."""
-    body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        return {}
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:  # no page posts this much: read no further
+            return {}
     return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
@@ -78,7 +81,7 @@ async def do_rollback(request: Request) -> Response:
     who = actor_name(str(form.get("actor", "")))
     why = str(form.get("reason", "")).strip()[:1000] or "rollback from the dashboard"
     registry = _reader(request).registry
-    await _in_thread(lambda: registry.rollback(name, alias, who=who, why=why))
+    await run_in_threadpool(lambda: registry.rollback(name, alias, who=who, why=why))
     return RedirectResponse(f"{request.scope.get('root_path', '')}/models/{name}", 303)
 
 
@@ -126,7 +129,7 @@ async def do_split(request: Request) -> Response:
     who = actor_name(str(form.get("actor", "")))
     why = str(form.get("reason", "")).strip()[:1000] or "split changed from the dashboard"
     traffic = _reader(request).traffic
-    await _in_thread(lambda: traffic.set(name, policy, who=who, why=why))
+    await run_in_threadpool(lambda: traffic.set(name, policy, who=who, why=why))
     return RedirectResponse(f"{request.scope.get('root_path', '')}/traffic#{name}", 303)
 
 
@@ -135,9 +138,3 @@ def _reason(exc: Exception) -> str:
         first = exc.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc']) or 'policy'}: {first['msg']}"
     return str(exc)
-
-
-async def _in_thread(work: Any) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(work)

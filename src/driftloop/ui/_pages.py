@@ -144,21 +144,24 @@ def version(request: Request) -> Response:
 
 def features(request: Request) -> Response:
     registry = _reader(request).features
-    views = []
+    views, others = [], []
     if registry is not None:
-        for view_name, (view_version, spec) in sorted(registry.active().items()):
-            history = registry.stats_history(view_name, limit=20)
+        for name, (definition_version, spec) in sorted(registry.active().items()):
+            kind = str(spec.get("kind", ""))
+            if not kind.endswith("view"):  # entities, on-demand features: no rows of their own
+                others.append({"name": name, "version": definition_version, "kind": kind})
+                continue
+            history = registry.stats_history(name, limit=20)
             views.append(
                 {
-                    "name": view_name,
-                    "version": view_version,
-                    "kind": spec.get("kind", ""),
-                    "spec": spec,
+                    "name": name,
+                    "version": definition_version,
+                    "kind": kind,
                     "latest": history[0] if history else None,
                     "history": history,
                 }
             )
-    return render(request, "features.html", {"views": views})
+    return render(request, "features.html", {"views": views, "others": others})
 
 
 def predictions(request: Request) -> Response:

@@ -131,7 +131,10 @@ def test_entity_lookup_lists_that_entitys_predictions(client: TestClient, world:
 
 
 def test_features_page_shows_freshness_and_null_rates(client: TestClient) -> None:
-    words = text(client.get("/ui/features").text)
+    page = client.get("/ui/features").text
+    assert 'id="view-applicant"' not in page  # an entity has no rows to describe
+    words = text(page)
+    assert "applicant entity" in words
     assert "applicant_stats" in words
     assert "400 rows" in words
     assert re.search(r"tenure_years \S+ \d+\.\d%", words)
