@@ -266,6 +266,13 @@ class MonitoringConfig(_Section):
     ``max_recall_drop`` (binary), accuracy by ``max_accuracy_drop`` (absolute), an error
     metric (RMSE, MAE, log loss) rising by ``max_error_increase`` of the reference's value
     (relative). Alert sinks are ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
+
+    ``thresholds = "learned"`` judges drift statistics and realized and estimated metrics
+    against bands learned from the reference period (mean ± ``band_sigmas`` standard
+    deviations over reference windows of the same size, from ``reference_windows`` windows
+    at least) instead of the fixed thresholds above, which stay for anything without a band.
+    A binary model's performance is estimated from its scores before labels arrive (CBPE)
+    when its held-out expected calibration error is at most ``estimation_max_ece``.
     """
 
     window_by: Literal["time", "count"] = "time"
@@ -289,6 +296,10 @@ class MonitoringConfig(_Section):
     drop_z: float = Field(default=3.0, ge=0.0)
     min_labelled: int = Field(default=100, ge=1)
     alerts: tuple[str, ...] = ("log",)
+    thresholds: Literal["fixed", "learned"] = "fixed"
+    band_sigmas: float = Field(default=3.0, gt=0.0)
+    reference_windows: int = Field(default=6, ge=2)
+    estimation_max_ece: float = Field(default=0.05, gt=0.0, le=1.0)
 
 
 class Settings(_Section):

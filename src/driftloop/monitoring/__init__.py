@@ -12,9 +12,13 @@ from driftloop.monitoring._alerts import (
     WebhookAlertSink,
     sink_from_spec,
 )
+from driftloop.monitoring._bands import Bands
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
+from driftloop.monitoring._estimated import estimated_performance
+from driftloop.monitoring._frames import drift_report
 from driftloop.monitoring._html import render_html, write_html_report
+from driftloop.monitoring._learn import learn_bands, window_spec
 from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
@@ -42,7 +46,6 @@ from driftloop.monitoring._report import (
     DriftReport,
     Verdict,
     assess,
-    drift_report,
     statistics_for,
 )
 from driftloop.monitoring._store import Incident, MonitoringStore
@@ -53,6 +56,7 @@ __all__ = [
     "AlertManager",
     "AlertSink",
     "AuditRecordSource",
+    "Bands",
     "DriftReport",
     "FileAlertSink",
     "FrameRecordSource",
@@ -77,6 +81,8 @@ __all__ = [
     "baseline_from_metrics",
     "check_records",
     "drift_report",
+    "estimated_performance",
+    "learn_bands",
     "print_report",
     "project_monitor",
     "realized_performance",
@@ -86,6 +92,7 @@ __all__ = [
     "sink_from_spec",
     "statistics_for",
     "window_performance",
+    "window_spec",
     "windows",
     "write_html_report",
 ]

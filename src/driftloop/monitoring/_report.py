@@ -10,6 +10,10 @@ The verdict tells apart the two things a team does differently about:
 * ``"concept-drift"``: the model's own metric fell significantly against the reference
   (see :mod:`driftloop.monitoring._concept`): the relation between inputs and labels
   changed, retrain now;
+* ``"estimated-drop"``: no labels yet to judge realized performance by, but the
+  performance estimated from the scores (CBPE, binary models, see
+  :mod:`driftloop.monitoring._estimated`) fell: the inputs moved to where the model is
+  less sure, expect the realized metric to follow;
 * ``"no-drift"``, and ``"insufficient-data"`` for a window too small to judge.
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +29,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from driftloop.core.config import MonitoringConfig
-from driftloop.monitoring._concept import MetricCheck, check_performance
+from driftloop.monitoring._bands import Bands, apply_drift_bands, band_checks
+from driftloop.monitoring._concept import MetricCheck, check_performance, judged_metrics
+from driftloop.monitoring._estimated import estimated_performance, reference_estimate
 from driftloop.monitoring._inputs import (
     UnseenCategories,
     as_profiled,
@@ -35,7 +41,6 @@ from driftloop.monitoring._inputs import (
 )
 from driftloop.monitoring._outputs import predicted_classes
 from driftloop.monitoring._performance import Performance, metric_label, window_performance
-from driftloop.monitoring._records import record_columns
 from driftloop.monitoring._references import Reference
 from driftloop.stats import (
     CategoricalProfile,
@@ -52,9 +57,9 @@ from driftloop.stats import (
     compare_to_profile,
 )
 
-__all__ = ["PREDICTED_CLASS", "DriftReport", "Verdict", "assess", "drift_report", "statistics_for"]
+__all__ = ["PREDICTED_CLASS", "DriftReport", "Verdict", "assess", "outputs_drift", "statistics_for"]
 
-Verdict = Literal["no-drift", "data-drift", "concept-drift", "insufficient-data"]
+Verdict = Literal["no-drift", "data-drift", "estimated-drop", "concept-drift", "insufficient-data"]
 DECIDING = {"numeric": "psi", "categorical": "jensen_shannon"}
 PREDICTED_CLASS = "predicted_class"
 """The name of a multiclass model's predicted class among the outputs' statistics."""
@@ -67,7 +72,10 @@ class DriftReport:
     ``checks`` compare the judged metrics with the reference (concept drift when one
     ``dropped``); ``missing_rates`` is the share of records missing each feature (the
     audit log's ``missing``; empty for records without it); ``unseen`` the categorical
-    features with values never seen in training.
+    features with values never seen in training. ``estimated`` is the performance
+    estimated from the scores (binary models; ``estimation_note`` says why there is none),
+    ``estimated_checks`` its judged metrics against the reference; ``thresholds`` says what
+    judged the window (``"fixed"``, or ``"learned"`` with its ``bands``).
     """
 
     rows: int
@@ -89,6 +97,11 @@ class DriftReport:
     checks: tuple[MetricCheck, ...] = ()
     missing_rates: Mapping[str, float] = field(default_factory=dict)
     unseen: Mapping[str, UnseenCategories] = field(default_factory=dict)
+    estimated: Performance | None = None
+    estimated_checks: tuple[MetricCheck, ...] = ()
+    estimation_note: str = ""
+    thresholds: str = "fixed"
+    bands: Bands | None = None
 
     @property
     def prediction_drift(self) -> float:
@@ -107,6 +120,11 @@ class DriftReport:
     def dropped_metrics(self) -> tuple[str, ...]:
         """The judged metrics that fell (what made the window concept drift)."""
         return tuple(c.metric for c in self.checks if c.dropped)
+
+    @property
+    def estimated_drops(self) -> tuple[str, ...]:
+        """The estimated metrics that fell."""
+        return tuple(c.metric for c in self.estimated_checks if c.dropped)
 
     def feature_frame(self) -> pd.DataFrame:
         """One row per feature: kind, status, drifted, missing rate (when the records say)
@@ -146,18 +164,11 @@ class DriftReport:
             "metric": self.metric,
             "performance": self.performance.to_dict() if self.performance else None,
             "baseline": self.baseline.to_dict() if self.baseline else None,
-            "checks": [
-                {
-                    "metric": c.metric,
-                    "now": c.now,
-                    "reference": c.reference,
-                    "change": _finite(c.change),
-                    "limit": c.limit,
-                    "standard_errors": _finite(c.z),
-                    "dropped": c.dropped,
-                }
-                for c in self.checks
-            ],
+            "checks": [_check(c) for c in self.checks],
+            "estimated": self.estimated.to_dict() if self.estimated else None,
+            "estimated_checks": [_check(c) for c in self.estimated_checks],
+            "estimation_note": self.estimation_note,
+            "thresholds": self.thresholds,
             "missing_rates": {k: v for k, v in self.missing_rates.items() if v > 0},
             "unseen_categories": {
                 k: {"share": u.share, "categories": list(u.categories[:20])}
@@ -168,6 +179,19 @@ class DriftReport:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _check(c: MetricCheck) -> dict[str, object]:
+    return {
+        "metric": c.metric,
+        "now": c.now,
+        "reference": c.reference,
+        "change": _finite(c.change),
+        "limit": c.limit,
+        "standard_errors": _finite(c.z),
+        "dropped": c.dropped,
+        "basis": c.basis,
+    }
 
 
 def statistics_for(config: MonitoringConfig) -> tuple[DriftStatistic, ...]:
@@ -194,7 +218,7 @@ def _drifted(table: DriftTable) -> list[str]:
     return out
 
 
-def _outputs_drift(
+def outputs_drift(
     reference: Reference,
     window: pd.DataFrame,
     statistics: Sequence[DriftStatistic],
@@ -242,7 +266,11 @@ def assess(
         statistics=stats,
         min_rows=config.min_rows,
     )
-    prediction = _outputs_drift(reference, window, stats, config, score)
+    prediction = outputs_drift(reference, window, stats, config, score)
+    bands = reference.bands if config.thresholds == "learned" else None
+    if bands is not None:
+        features = apply_drift_bands(features, bands)
+        prediction = apply_drift_bands(prediction, bands) if prediction is not None else None
     performance = window_performance(
         window,
         task=reference.task,
@@ -252,11 +280,16 @@ def assess(
         score=score,
         label=label,
     )
-    checks: list[MetricCheck] = []
-    if performance is not None and reference.baseline is not None:
-        checks = check_performance(
-            performance, reference.baseline, config, task=reference.task, metric=reference.metric
-        )
+    checks = _realized_checks(performance, reference, config, bands)
+    estimated, estimation_note = estimated_performance(
+        window,
+        task=reference.task,
+        threshold=config.decision_threshold,
+        score=score,
+        ece=reference.baseline.ece if reference.baseline is not None else math.nan,
+        max_ece=config.estimation_max_ece,
+    )
+    estimated_checks = _estimated_checks(estimated, reference, config, bands)
     signals = _Signals(
         features,
         prediction,
@@ -265,8 +298,13 @@ def assess(
         unseen_categories(features, reference.profile),
     )
     verdict, reasons, drifted = _verdict(
-        len(window), signals, performance, reference, checks, config
+        len(window), signals, performance, reference, (checks, estimated_checks), config
     )
+    if config.thresholds == "learned" and bands is None:
+        reasons.append(
+            "thresholds: no learned bands for this version (no reference period was learned "
+            "from), so the fixed ones judged it"
+        )
     return DriftReport(
         len(window),
         verdict,
@@ -281,7 +319,60 @@ def assess(
         checks=tuple(checks),
         missing_rates=signals.missing_rates,
         unseen=signals.unseen,
+        estimated=estimated,
+        estimated_checks=tuple(estimated_checks),
+        estimation_note=estimation_note,
+        thresholds="learned" if bands is not None else "fixed",
+        bands=bands,
     )
+
+
+def _realized_checks(
+    performance: Performance | None,
+    reference: Reference,
+    config: MonitoringConfig,
+    bands: Bands | None,
+) -> list[MetricCheck]:
+    """The judged metrics against their learned bands, or the fixed thresholds."""
+    if performance is None:
+        return []
+    names = judged_metrics(reference.task, reference.metric, performance, config.decision_threshold)
+    checks, fixed = band_checks(performance, bands.performance, names) if bands else ([], names)
+    if fixed and reference.baseline is not None:
+        checks += [
+            c
+            for c in check_performance(
+                performance,
+                reference.baseline,
+                config,
+                task=reference.task,
+                metric=reference.metric,
+            )
+            if c.metric in fixed
+        ]
+    return checks
+
+
+def _estimated_checks(
+    estimated: Performance | None,
+    reference: Reference,
+    config: MonitoringConfig,
+    bands: Bands | None,
+) -> list[MetricCheck]:
+    """Estimated ROC AUC and recall against their learned bands, or with the fixed
+    thresholds against the estimate on the reference's held-out scores."""
+    if estimated is None:
+        return []
+    names = ["roc_auc", f"recall_at_{config.decision_threshold:g}"]
+    checks, fixed = band_checks(estimated, bands.estimated, names) if bands else ([], names)
+    before = reference_estimate(reference.profile, config.decision_threshold)
+    if fixed and before is not None:
+        checks += [
+            c
+            for c in check_performance(estimated, before, config, task="binary", metric="roc_auc")
+            if c.metric in fixed
+        ]
+    return [replace(c, estimated=True) for c in checks]
 
 
 @dataclass(frozen=True)
@@ -298,14 +389,16 @@ def _verdict(
     signals: _Signals,
     performance: Performance | None,
     reference: Reference,
-    checks: Sequence[MetricCheck],
+    judged: tuple[Sequence[MetricCheck], Sequence[MetricCheck]],
     config: MonitoringConfig,
 ) -> tuple[Verdict, list[str], list[str]]:
     """The verdict, its reasons, and the drifted features: those whose deciding statistic
     passed its threshold, whose values fall in categories never seen in training in more
     than ``max_missing_rate`` of rows (the model reads them as missing), or which are
     missing in more than ``max_missing_rate`` of rows beyond their share of nulls in
-    training."""
+    training. ``judged`` are the realized checks and the estimated ones: an estimated
+    drop counts only while realized performance is not judged."""
+    checks, estimated = judged
     if rows < config.min_rows:
         few = f"{rows:,} record(s), fewer than monitoring.min_rows {config.min_rows}: not judged"
         return "insufficient-data", [few], []
@@ -316,6 +409,8 @@ def _verdict(
         reasons.append(f"missing features: {', '.join(absent)}")
     dropped = [c for c in checks if c.dropped]
     reasons.extend(c.reason() for c in dropped)
+    expected = [c for c in estimated if c.dropped] if not checks else []
+    reasons.extend(c.reason() for c in expected)
     limit = config.max_missing_rate
     unfilled = {
         f: (rate, null_share(reference.profile, f))
@@ -343,8 +438,10 @@ def _verdict(
     reasons.extend(outputs_moved)
     if dropped:
         return "concept-drift", reasons, drifted
+    if expected:
+        return "estimated-drop", reasons, drifted
     if drifted or outputs_moved:
-        reasons.append(_performance_note(performance, reference, checks))
+        reasons.append(_performance_note(performance, reference, checks, estimated))
         return "data-drift", reasons, drifted
     return "no-drift", reasons, drifted
 
@@ -370,10 +467,15 @@ def _outputs_reasons(prediction: DriftTable | None) -> list[str]:
 
 
 def _performance_note(
-    performance: Performance | None, reference: Reference, checks: Sequence[MetricCheck]
+    performance: Performance | None,
+    reference: Reference,
+    checks: Sequence[MetricCheck],
+    estimated: Sequence[MetricCheck],
 ) -> str:
     if performance is None:
-        return "realized performance unknown (no labelled records yet)"
+        known = "realized performance unknown (no labelled records yet)"
+        shown = [c.versus() for c in estimated if not c.dropped]
+        return f"{known}; {'; '.join(shown)}" if shown else known
     if reference.baseline is None:
         return "realized performance not judged (the version has no held-out metrics)"
     if not checks:
@@ -383,58 +485,3 @@ def _performance_note(
             return f"realized performance not judged (the window has no {metric_label(name)})"
         return f"realized performance not judged (the reference has no {metric_label(name)})"
     return f"performance holds ({'; '.join(c.versus() for c in checks)})"
-
-
-def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    score: str | None = "score",
-    label: str | None = "label",
-    features: Sequence[str] | None = None,
-    config: MonitoringConfig | None = None,
-    task: str = "binary",
-    classes: Sequence[str] = (),
-    metric: str | None = None,
-) -> DriftReport:
-    """Drift of ``current`` against ``reference`` (two frames), with drift of outputs and
-    realized performance when both frames have ``score`` (and ``label``) columns; for a
-    ``multiclass`` model of ``classes`` also the predicted-class mix and the class
-    probabilities of their ``outputs`` columns (when they have them).
-
-    ``features`` default to every column that is not a record column.
-    """
-    config = config or MonitoringConfig()
-    skip = set(record_columns()) | {score, label, "outputs", "missing", "served_at", "label_ts"}
-    names = (
-        list(features) if features is not None else [c for c in reference.columns if c not in skip]
-    )
-    has_score = score is not None and score in reference.columns
-    profile = Profile.from_frame(
-        reference[names],
-        predictions=reference[score].to_numpy(dtype=np.float64) if has_score else None,
-        sample_size=max(len(reference), 1),
-    )
-    baseline = None
-    if has_score and label is not None and label in reference.columns:
-        baseline = window_performance(
-            reference,
-            task=task,
-            classes=classes,
-            threshold=config.decision_threshold,
-            score=score or "score",
-            label=label,
-        )
-    mix: dict[str, int] = {}
-    if task == "multiclass":
-        predicted = predicted_classes(reference, classes)
-        if predicted is not None:
-            counts = predicted.value_counts()
-            mix = {str(c): int(counts[c]) for c in classes if c in counts.index}
-    return assess(
-        Reference(profile, baseline, task, tuple(classes), metric, mix),
-        current,
-        config,
-        score=score or "score",
-        label=label or "label",
-    )

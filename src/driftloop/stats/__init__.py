@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from driftloop.stats._bands import Band, BandSide, learn_band
 from driftloop.stats._compare import DriftTable, FeatureStatus, compare_frames, compare_to_profile
 from driftloop.stats._drift import (
     ChiSquare,
@@ -15,6 +16,7 @@ from driftloop.stats._drift import (
     Wasserstein,
     default_statistics,
 )
+from driftloop.stats._estimation import estimate_binary_performance, estimated_roc_auc
 from driftloop.stats._metrics import (
     brier_score,
     demographic_parity_difference,
@@ -47,6 +49,8 @@ from driftloop.stats._tasks import (
 __all__ = [
     "METRICS",
     "TASKS",
+    "Band",
+    "BandSide",
     "Baseline",
     "CategoricalPair",
     "CategoricalProfile",
@@ -79,9 +83,12 @@ __all__ = [
     "demographic_parity_difference",
     "encode_labels",
     "equal_opportunity_difference",
+    "estimate_binary_performance",
+    "estimated_roc_auc",
     "evaluate",
     "expected_calibration_error",
     "infer_task",
+    "learn_band",
     "pr_auc",
     "precision_recall_at",
     "recall_at_fpr",
