@@ -271,8 +271,11 @@ class MonitoringConfig(_Section):
     against bands learned from the reference period (mean ± ``band_sigmas`` standard
     deviations over reference windows of the same size, from ``reference_windows`` windows
     at least) instead of the fixed thresholds above, which stay for anything without a band.
-    A binary model's performance is estimated from its scores before labels arrive (CBPE)
-    when its held-out expected calibration error is at most ``estimation_max_ece``.
+    A binary model's performance is estimated from its scores before labels arrive (CBPE),
+    with the scores mapped to the share of positives seen at them in ``calibration_bins``
+    quantile bins of the reference period when bands were learned from one, else taken as
+    probabilities when the held-out expected calibration error is at most
+    ``estimation_max_ece``.
     """
 
     window_by: Literal["time", "count"] = "time"
@@ -300,6 +303,7 @@ class MonitoringConfig(_Section):
     band_sigmas: float = Field(default=3.0, gt=0.0)
     reference_windows: int = Field(default=6, ge=2)
     estimation_max_ece: float = Field(default=0.05, gt=0.0, le=1.0)
+    calibration_bins: int = Field(default=20, ge=1)
 
 
 class Settings(_Section):

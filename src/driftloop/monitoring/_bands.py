@@ -27,7 +27,7 @@ import numpy as np
 
 from driftloop.monitoring._concept import ERROR_METRICS, MetricCheck
 from driftloop.monitoring._performance import Performance
-from driftloop.stats import Band, BandSide, DriftTable, StatisticResult
+from driftloop.stats import Band, BandSide, Calibration, DriftTable, StatisticResult
 
 __all__ = ["Bands", "apply_drift_bands", "band_checks", "metric_side"]
 
@@ -42,13 +42,15 @@ class Bands:
     """The bands of one version: ``performance`` (realized metrics by name), ``estimated``
     (estimated metrics by name), ``drift`` (by ``(feature, statistic)``; the score is the
     feature ``"score"``), learned on ``windows`` reference windows of ``rows`` records
-    (the median)."""
+    (the median); ``calibration`` maps a binary model's scores to the share of positives
+    seen at them in the reference period, for the estimates (None: not learned)."""
 
     windows: int
     rows: int
     performance: Mapping[str, Band] = field(default_factory=dict)
     estimated: Mapping[str, Band] = field(default_factory=dict)
     drift: Mapping[tuple[str, str], Band] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def describe(self) -> str:
         return f"learned on {self.windows} reference windows of about {self.rows:,} records"
@@ -63,6 +65,7 @@ class Bands:
             "drift": [
                 {"feature": f, "statistic": s, **b.to_dict()} for (f, s), b in self.drift.items()
             ],
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class Bands:
                 (str(d["feature"]), str(d["statistic"])): Band.from_dict(d)
                 for d in data.get("drift", [])
             },
+            Calibration.from_dict(data["calibration"]) if data.get("calibration") else None,
         )
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from driftloop.monitoring._performance import Performance
-from driftloop.stats import Profile, estimate_binary_performance
+from driftloop.stats import Calibration, Profile, estimate_binary_performance
 
 __all__ = ["ESTIMATED", "estimated_performance", "reference_estimate"]
 
@@ -47,9 +47,12 @@ def estimated_performance(
     score: str = "score",
     ece: float = math.nan,
     max_ece: float = 1.0,
+    calibration: Calibration | None = None,
 ) -> tuple[Performance | None, str]:
-    """The window's estimated performance, or None and a note saying why there is none
-    (``ece``: the version's held-out expected calibration error, when known)."""
+    """The window's estimated performance, or None and a note saying why there is none.
+    ``calibration``: learned on the reference period (then ``ece``, the version's held-out
+    expected calibration error, does not matter); without it the scores are taken as
+    probabilities, if ``ece`` is at most ``max_ece``."""
     if task != "binary":
         return None, (
             f"performance estimation does not apply to {task} models (it needs the "
@@ -57,38 +60,45 @@ def estimated_performance(
         )
     if score not in records.columns:
         return None, f"performance not estimated: the records have no '{score}' column"
-    if math.isfinite(ece) and ece > max_ece:
+    if calibration is None and math.isfinite(ece) and ece > max_ece:
         return None, (
             f"performance not estimated: the version's held-out ECE {ece:.3f} is above "
             f"monitoring.estimation_max_ece {max_ece:g} (CBPE needs calibrated scores)"
         )
     scores = records[score].to_numpy(dtype=np.float64, na_value=np.nan)
-    return _estimate(scores, threshold, "scores")
+    return _estimate(scores, threshold, "scores", calibration)
 
 
-def reference_estimate(profile: Profile, threshold: float) -> Performance | None:
+def reference_estimate(
+    profile: Profile, threshold: float, calibration: Calibration | None = None
+) -> Performance | None:
     """The estimate on the held-out scores the reference profile keeps (None without)."""
     if profile.prediction is None or profile.prediction.sample.size == 0:
         return None
-    found, _ = _estimate(profile.prediction.sample, threshold, "held-out scores")
+    found, _ = _estimate(profile.prediction.sample, threshold, "held-out scores", calibration)
     return found
 
 
 def _estimate(
-    scores: NDArray[np.float64], threshold: float, what: str
+    scores: NDArray[np.float64], threshold: float, what: str, calibration: Calibration | None
 ) -> tuple[Performance | None, str]:
     scores = scores[np.isfinite(scores)]
     if scores.size == 0:
         return None, "performance not estimated: no record has a score"
-    if scores.min() < 0.0 or scores.max() > 1.0:
+    if calibration is None and (scores.min() < 0.0 or scores.max() > 1.0):
         return None, (
             "performance not estimated: the scores are not probabilities (from "
             f"{scores.min():g} to {scores.max():g})"
         )
-    metrics = estimate_binary_performance(scores, threshold=threshold)
+    metrics = estimate_binary_performance(scores, threshold=threshold, calibration=calibration)
     rows = int(metrics.pop("rows"))
     kept = {k: v for k, v in metrics.items() if math.isfinite(v)}
-    expected = float(scores.sum())
+    expected = rows * kept.get("positive_rate", 0.0)
     counts = {"0": round(rows - expected), "1": round(expected)}
-    note = f"estimated from {rows:,} {what} (CBPE: assumes the scores are calibrated)"
+    how = (
+        "calibrated on the reference period"
+        if calibration is not None
+        else "assumes the scores are calibrated"
+    )
+    note = f"estimated from {rows:,} {what} (CBPE, {how})"
     return Performance("binary", rows, kept, counts, threshold, note), ""

@@ -49,7 +49,16 @@ from driftloop.monitoring._performance import window_performance
 from driftloop.monitoring._references import Reference
 from driftloop.monitoring._report import outputs_drift, statistics_for
 from driftloop.monitoring._windows import WindowSpec, windows
-from driftloop.stats import Band, BandSide, DriftTable, Profile, compare_to_profile, learn_band
+from driftloop.stats import (
+    Band,
+    BandSide,
+    Calibration,
+    DriftTable,
+    Profile,
+    compare_to_profile,
+    fit_calibration,
+    learn_band,
+)
 
 __all__ = ["learn_bands", "window_spec"]
 
@@ -109,6 +118,7 @@ def learn_bands(
     drift: dict[tuple[str, str], list[float]] = defaultdict(list)
     realized: dict[str, list[float]] = defaultdict(list)
     estimated: dict[str, list[float]] = defaultdict(list)
+    calibrated = reference.task == "binary" and label in records.columns
     for chunk in chunks:
         others = records.drop(index=chunk.index)  # never the window's own records
         profile = Profile.from_frame(
@@ -146,6 +156,7 @@ def learn_bands(
             score=score,
             ece=reference.baseline.ece if reference.baseline is not None else math.nan,
             max_ece=config.estimation_max_ece,
+            calibration=_calibration(others, score, label, config) if calibrated else None,
         )
         if guess is not None:
             for name, value in guess.metrics.items():
@@ -158,7 +169,21 @@ def learn_bands(
         _banded(realized, config, metric_side),
         _banded(estimated, config, metric_side),
         _banded(drift, config, _upper),
+        _calibration(records, score, label, config) if calibrated else None,
     )
+
+
+def _calibration(
+    records: pd.DataFrame, score: str, label: str, config: MonitoringConfig
+) -> Calibration | None:
+    """The scores' calibration on the labelled ``records`` (None with fewer than
+    ``min_labelled`` of them, or with scores or labels of one value only)."""
+    labels = records[label].to_numpy(dtype=np.float64, na_value=np.nan)
+    scores = records[score].to_numpy(dtype=np.float64, na_value=np.nan)
+    known = np.isfinite(labels) & np.isfinite(scores)
+    if int(known.sum()) < config.min_labelled or np.unique(labels[known]).size < 2:
+        return None
+    return fit_calibration(scores[known], labels[known], bins=config.calibration_bins)
 
 
 def _upper(_key: tuple[str, str]) -> BandSide:

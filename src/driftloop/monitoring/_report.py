@@ -288,6 +288,7 @@ def assess(
         score=score,
         ece=reference.baseline.ece if reference.baseline is not None else math.nan,
         max_ece=config.estimation_max_ece,
+        calibration=reference.bands.calibration if reference.bands else None,
     )
     estimated_checks = _estimated_checks(estimated, reference, config, bands)
     signals = _Signals(
@@ -365,7 +366,8 @@ def _estimated_checks(
         return []
     names = ["roc_auc", f"recall_at_{config.decision_threshold:g}"]
     checks, fixed = band_checks(estimated, bands.estimated, names) if bands else ([], names)
-    before = reference_estimate(reference.profile, config.decision_threshold)
+    calibration = reference.bands.calibration if reference.bands else None
+    before = reference_estimate(reference.profile, config.decision_threshold, calibration)
     if fixed and before is not None:
         checks += [
             c

@@ -16,7 +16,12 @@ from driftloop.stats._drift import (
     Wasserstein,
     default_statistics,
 )
-from driftloop.stats._estimation import estimate_binary_performance, estimated_roc_auc
+from driftloop.stats._estimation import (
+    Calibration,
+    estimate_binary_performance,
+    estimated_roc_auc,
+    fit_calibration,
+)
 from driftloop.stats._metrics import (
     brier_score,
     demographic_parity_difference,
@@ -52,6 +57,7 @@ __all__ = [
     "Band",
     "BandSide",
     "Baseline",
+    "Calibration",
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
@@ -87,6 +93,7 @@ __all__ = [
     "estimated_roc_auc",
     "evaluate",
     "expected_calibration_error",
+    "fit_calibration",
     "infer_task",
     "learn_band",
     "pr_auc",
