@@ -18,7 +18,7 @@ from driftloop.monitoring._console import print_report
 from driftloop.monitoring._estimated import estimated_performance
 from driftloop.monitoring._frames import drift_report
 from driftloop.monitoring._html import render_html, write_html_report
-from driftloop.monitoring._learn import learn_bands, window_spec
+from driftloop.monitoring._learn import learn_bands, learn_reference, window_spec
 from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
@@ -83,6 +83,7 @@ __all__ = [
     "drift_report",
     "estimated_performance",
     "learn_bands",
+    "learn_reference",
     "print_report",
     "project_monitor",
     "realized_performance",

@@ -17,7 +17,7 @@ alike.
 >>> window = pd.DataFrame({"score": np.linspace(0.0, 1.0, 101)})
 >>> est, note = estimated_performance(window, task="binary", threshold=0.5)
 >>> round(est.roc_auc, 3), note
-(0.833, '')
+(0.839, '')
 >>> estimated_performance(window, task="regression", threshold=0.5)[1]
 'performance estimation does not apply to regression models (it needs the calibrated scores of a binary classifier)'
 """  # noqa: E501

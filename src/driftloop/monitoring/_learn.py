@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
@@ -60,7 +61,7 @@ from driftloop.stats import (
     learn_band,
 )
 
-__all__ = ["learn_bands", "window_spec"]
+__all__ = ["learn_bands", "learn_reference", "window_spec"]
 
 K = TypeVar("K")
 
@@ -171,6 +172,35 @@ def learn_bands(
         _banded(drift, config, _upper),
         _calibration(records, score, label, config) if calibrated else None,
     )
+
+
+def learn_reference(
+    records: pd.DataFrame,
+    reference: Reference,
+    config: MonitoringConfig | None = None,
+    *,
+    spec: WindowSpec | None = None,
+    score: str = "score",
+    label: str = "label",
+    bins: int = 20,
+) -> Reference:
+    """``reference`` made of its reference period ``records``: their profile (inputs and
+    scores) and, for a multiclass model, predicted-class mix, with the bands of
+    :func:`learn_bands`, so that live windows are compared with the same records the
+    bands were learned on. The task and the registered baseline are kept."""
+    config = config or MonitoringConfig()
+    bands = learn_bands(records, reference, config, spec=spec, score=score, label=label, bins=bins)
+    records = as_profiled(records.reset_index(drop=True), reference.profile)
+    features = [f for f in reference.profile.features if f in records.columns]
+    profile = Profile.from_frame(
+        records[features],
+        predictions=records[score].to_numpy(dtype=np.float64, na_value=np.nan)
+        if score in records.columns
+        else None,
+        bins=bins,
+    )
+    mix = _class_mix(records, reference) or dict(reference.prediction_classes)
+    return replace(reference, profile=profile, prediction_classes=mix, bands=bands)
 
 
 def _calibration(
