@@ -8,7 +8,9 @@ of each statistic over windows of the same size in the version's reference perio
   statistic is banded on its value: KS and chi-square on their statistic, not the
   p-value that becomes tiny for any shift at large sizes);
 * a realized metric falls when it is outside its band on the bad side (below for ROC AUC
-  or recall, above for RMSE or log loss);
+  or recall, above for RMSE or log loss), the band widened to ``drop_z`` standard errors
+  of the window's metric when it is narrower (a few reference windows can understate how
+  much a window of few positives varies);
 * an estimated metric (CBPE, binary models) likewise against the band of the estimates
   on the reference windows, so a bias of the estimator cancels out.
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.monitoring._concept import ERROR_METRICS, MetricCheck
+from driftloop.monitoring._concept import ERROR_METRICS, MetricCheck, standard_error
 from driftloop.monitoring._performance import Performance
 from driftloop.stats import Band, BandSide, Calibration, DriftTable, StatisticResult
 
@@ -112,10 +114,11 @@ def apply_drift_bands(table: DriftTable, bands: Bands) -> DriftTable:
 
 
 def band_checks(
-    current: Performance, bands: Mapping[str, Band], names: Iterable[str]
+    current: Performance, bands: Mapping[str, Band], names: Iterable[str], drop_z: float = 0.0
 ) -> tuple[list[MetricCheck], list[str]]:
-    """The metrics ``names`` of ``current`` against their bands; also the names that have
-    no band (or no value), to be judged by their fixed threshold."""
+    """The metrics ``names`` of ``current`` against their bands (at least ``drop_z``
+    standard errors of ``current``'s metric wide); also the names that have no band (or no
+    value), to be judged by their fixed threshold."""
     checks: list[MetricCheck] = []
     unbanded: list[str] = []
     for name in names:
@@ -125,13 +128,16 @@ def band_checks(
             continue
         relative = name in ERROR_METRICS
         change = now - band.mean if relative else band.mean - now
+        noise = drop_z * standard_error(current, name)
+        if math.isfinite(noise) and noise > band.width:
+            band = replace(band, min_width=noise)
         checks.append(
             MetricCheck(
                 name,
                 now,
                 band.mean,
                 change,
-                band.sigmas * band.std,
+                band.width,
                 False,
                 band.std,
                 band.breached(now),

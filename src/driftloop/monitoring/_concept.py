@@ -43,6 +43,7 @@ __all__ = [
     "check_performance",
     "format_value",
     "judged_metrics",
+    "standard_error",
 ]
 
 ERROR_METRICS = ("rmse", "mae", "log_loss", "brier")
@@ -159,6 +160,11 @@ def check_performance(
         dropped = change > limit and worse > config.drop_z * se
         out.append(MetricCheck(name, now, then, change, limit, relative, se, dropped))
     return out
+
+
+def standard_error(p: Performance, name: str) -> float:
+    """The standard error of ``p``'s value of ``name`` (see the module docs)."""
+    return _se(p, name, p)
 
 
 def _se(p: Performance, name: str, window: Performance) -> float:

@@ -169,7 +169,7 @@ def learn_bands(
         rows,
         _banded(realized, config, metric_side),
         _banded(estimated, config, metric_side),
-        _banded(drift, config, _upper),
+        _banded(drift, config, _upper, lambda key: _floor(key[1], config)),
         _calibration(records, score, label, config) if calibrated else None,
     )
 
@@ -242,11 +242,31 @@ def _statistics(tables: list[DriftTable]) -> Iterator[tuple[tuple[str, str], flo
 
 
 def _banded(
-    values: Mapping[K, list[float]], config: MonitoringConfig, side: Callable[[K], BandSide]
+    values: Mapping[K, list[float]],
+    config: MonitoringConfig,
+    side: Callable[[K], BandSide],
+    floor: Callable[[K], float] = lambda _key: 0.0,
 ) -> dict[K, Band]:
     out: dict[K, Band] = {}
     for key, seen in values.items():
         finite = [v for v in seen if math.isfinite(v)]
         if len(finite) >= config.reference_windows:
-            out[key] = learn_band(finite, sigmas=config.band_sigmas, side=side(key))
+            out[key] = learn_band(
+                finite, sigmas=config.band_sigmas, side=side(key), min_width=floor(key)
+            )
     return out
+
+
+_FIXED = {
+    "psi": "psi_threshold",
+    "jensen_shannon": "js_threshold",
+    "kl_divergence": "kl_threshold",
+    "wasserstein": "wasserstein_threshold",
+}
+
+
+def _floor(statistic: str, config: MonitoringConfig) -> float:
+    """The least width of a drift band: ``band_floor`` of the statistic's fixed threshold
+    (none for KS and chi-square, whose thresholds are p-values)."""
+    name = _FIXED.get(statistic)
+    return config.band_floor * float(getattr(config, name)) if name else 0.0

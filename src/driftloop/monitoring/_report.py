@@ -338,7 +338,9 @@ def _realized_checks(
     if performance is None:
         return []
     names = judged_metrics(reference.task, reference.metric, performance, config.decision_threshold)
-    checks, fixed = band_checks(performance, bands.performance, names) if bands else ([], names)
+    checks, fixed = (
+        band_checks(performance, bands.performance, names, config.drop_z) if bands else ([], names)
+    )
     if fixed and reference.baseline is not None:
         checks += [
             c
@@ -365,7 +367,9 @@ def _estimated_checks(
     if estimated is None:
         return []
     names = ["roc_auc", f"recall_at_{config.decision_threshold:g}"]
-    checks, fixed = band_checks(estimated, bands.estimated, names) if bands else ([], names)
+    checks, fixed = (
+        band_checks(estimated, bands.estimated, names, config.drop_z) if bands else ([], names)
+    )
     calibration = reference.bands.calibration if reference.bands else None
     before = reference_estimate(reference.profile, config.decision_threshold, calibration)
     if fixed and before is not None:

@@ -9,6 +9,10 @@ it is unusual. :func:`learn_band` takes the values of the reference windows and 
 * ``"upper"``: only a rise is bad (PSI, a distance, an error metric);
 * ``"both"``: either way.
 
+A band learned from few windows, or from a statistic that barely moves (a feature that is
+nearly always 0), can be narrower than any real window respects: ``min_width`` sets the
+least distance from the mean to a limit.
+
 >>> band = learn_band([0.90, 0.91, 0.89, 0.90, 0.92, 0.88], side="lower")
 >>> round(band.lower, 3), band.upper
 (0.858, inf)
@@ -35,22 +39,28 @@ BandSide = Literal["lower", "upper", "both"]
 @dataclass(frozen=True)
 class Band:
     """Where a statistic stays on stable windows: ``mean`` and ``std`` of the ``windows``
-    reference values, and the limits ``mean ± sigmas * std`` on ``side`` (the other limit
-    is infinite)."""
+    reference values, and the limits ``mean ± max(sigmas * std, min_width)`` on ``side``
+    (the other limit is infinite)."""
 
     mean: float
     std: float
     sigmas: float
     windows: int
     side: BandSide = "both"
+    min_width: float = 0.0
+
+    @property
+    def width(self) -> float:
+        """The distance from the mean to a limit."""
+        return max(self.sigmas * self.std, self.min_width)
 
     @property
     def lower(self) -> float:
-        return self.mean - self.sigmas * self.std if self.side != "upper" else -math.inf
+        return self.mean - self.width if self.side != "upper" else -math.inf
 
     @property
     def upper(self) -> float:
-        return self.mean + self.sigmas * self.std if self.side != "lower" else math.inf
+        return self.mean + self.width if self.side != "lower" else math.inf
 
     def breached(self, value: float) -> bool:
         """Whether ``value`` is outside the band (NaN never is)."""
@@ -65,7 +75,8 @@ class Band:
             limits = f"<= {self.upper:.3g}"
         else:
             limits = f"{self.lower:.3g} .. {self.upper:.3g}"
-        return f"learned band {limits} (mean ± {self.sigmas:g} sd of {self.windows} windows)"
+        floor = " (its least width)" if self.min_width > self.sigmas * self.std else ""
+        return f"learned band {limits} (mean ± {self.sigmas:g} sd of {self.windows} windows{floor})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -75,6 +86,7 @@ class Band:
             "sigmas": self.sigmas,
             "windows": self.windows,
             "side": self.side,
+            "min_width": self.min_width,
         }
 
     @classmethod
@@ -88,10 +100,17 @@ class Band:
             float(data["sigmas"]),
             int(data["windows"]),
             side,  # type: ignore[arg-type]
+            float(data.get("min_width", 0.0)),
         )
 
 
-def learn_band(values: Sequence[float], *, sigmas: float = 3.0, side: BandSide = "both") -> Band:
+def learn_band(
+    values: Sequence[float],
+    *,
+    sigmas: float = 3.0,
+    side: BandSide = "both",
+    min_width: float = 0.0,
+) -> Band:
     """The band of ``values`` (one per reference window; NaN ones left out). Needs two
     finite values at least."""
     if sigmas <= 0:
@@ -102,4 +121,8 @@ def learn_band(values: Sequence[float], *, sigmas: float = 3.0, side: BandSide =
         raise InvalidParameterError(
             f"A band needs the values of two reference windows at least; got {x.size}."
         )
-    return Band(float(x.mean()), float(x.std(ddof=1)), float(sigmas), int(x.size), side)
+    if min_width < 0:
+        raise InvalidParameterError(f"'min_width' must be >= 0; got {min_width}.")
+    return Band(
+        float(x.mean()), float(x.std(ddof=1)), float(sigmas), int(x.size), side, float(min_width)
+    )
