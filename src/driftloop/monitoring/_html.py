@@ -25,8 +25,9 @@ from driftloop.core.errors import NotFoundError
 from driftloop.monitoring._concept import format_value
 from driftloop.monitoring._estimated import ESTIMATED
 from driftloop.monitoring._performance import Performance, metric_label
-from driftloop.monitoring._report import DECIDING, DriftReport
+from driftloop.monitoring._report import DriftReport
 from driftloop.monitoring._store import MonitoringStore, histograms
+from driftloop.monitoring._verdict import DECIDING
 
 __all__ = ["render_html", "write_html_report"]
 
