@@ -9,17 +9,20 @@ window, so a drop of 0.015 is six standard deviations and a third of the fixed 0
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from scipy.special import expit
 
 from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring import (
     AlertManager,
+    FileAlertSink,
     FrameRecordSource,
     Monitor,
     MonitoringStore,
@@ -256,10 +259,53 @@ def test_until_the_reference_period_is_labelled_the_fixed_thresholds_judge_and_s
 def test_the_console_shows_the_estimate_beside_the_realized_metric(
     learned: Reference, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rich.console import Console
-
     print_report(assess(learned, records(900), LEARNED), Console(width=120))
     out = capsys.readouterr().out
     assert "estimated ROC AUC" in out
     assert "(realized 0.8" in out
     assert "thresholds: learned bands" in out
+
+
+def test_an_estimated_drop_opens_its_own_incident_and_alerts_once(
+    learned: Reference, tmp_path: Path
+) -> None:
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'm.db'}")
+    sink = tmp_path / "alerts.jsonl"
+    manager = AlertManager(store, [FileAlertSink(sink)])
+    for i in range(2):
+        report = assess(learned, records(1000 + i, spread=0.87).assign(label=np.nan), LEARNED)
+        placed = replace(
+            report,
+            model="m",
+            version=1,
+            route="champion",
+            start=START + pd.Timedelta(days=i),
+            end=START + pd.Timedelta(days=i + 1),
+        )
+        store.save(placed)
+        manager.observe(placed)
+    sent = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [a["kind"] for a in sent] == ["estimated-drop"]
+    assert "estimated ROC AUC" in sent[0]["message"]
+    store.dispose()
+
+
+def test_a_learned_reference_survives_its_json_form(learned: Reference) -> None:
+    again = Reference.from_dict(json.loads(json.dumps(learned.to_dict())))
+    assert again.bands is not None
+    assert again.bands.drift == learned.bands.drift  # type: ignore[union-attr]
+    window = records(1100)
+    assert assess(again, window, LEARNED).estimated == assess(learned, window, LEARNED).estimated
+
+
+def test_the_html_report_shows_the_estimate_before_labels_and_says_when_there_is_none(
+    learned: Reference, tmp_path: Path
+) -> None:
+    unlabelled = assess(learned, records(1200).assign(label=np.nan), LEARNED)
+    page = write_html_report(tmp_path / "b.html", reports=[unlabelled]).read_text()
+    assert "no labels yet" in page
+    assert "<th>estimated</th>" in page
+    regression = Reference(learned.profile, task="regression")
+    other = assess(regression, records(1201).assign(label=np.nan), FIXED)
+    page = write_html_report(tmp_path / "r.html", reports=[other]).read_text()
+    assert "performance estimation does not apply to regression models" in page
