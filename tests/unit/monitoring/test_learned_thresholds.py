@@ -309,3 +309,16 @@ def test_the_html_report_shows_the_estimate_before_labels_and_says_when_there_is
     other = assess(regression, records(1201).assign(label=np.nan), FIXED)
     page = write_html_report(tmp_path / "r.html", reports=[other]).read_text()
     assert "performance estimation does not apply to regression models" in page
+
+
+def test_drift_report_learns_its_bands_from_the_reference_frame() -> None:
+    config = MonitoringConfig(thresholds="learned", alerts=())
+    period = reference_period(8)
+    report = drift_report(period, records(1300, concept=0.88), config=config)
+    assert report.thresholds == "learned"
+    assert report.bands is not None
+    assert report.bands.windows == 8  # cut into windows of the current frame's size
+    assert report.verdict == "concept-drift", report.reasons
+    short = drift_report(reference_period(2), records(1301), config=config)
+    assert short.thresholds == "fixed"
+    assert "monitoring.reference_windows 6" in short.reasons[-1]
