@@ -33,8 +33,13 @@ from driftloop.core.config import MonitoringConfig
 from driftloop.core.migrations import upgrade_schema
 from driftloop.features import DefinitionRegistry, Entity, FeatureView, Field
 from driftloop.features._registry import BRANCH as FEATURES
+from driftloop.loop import Lease, history, request_retrain
 from driftloop.monitoring import MonitoringStore, Reference, drift_report, learn_reference
 from driftloop.monitoring._schema import branch as monitoring_branch
+from driftloop.registry import Registry, Signature, artifact_store_from_url
+from driftloop.registry._db import BRANCH as REGISTRY
+from driftloop.registry._db import make_engine
+from driftloop.registry._schema import metadata as registry_metadata
 from driftloop.stats import Profile
 from legacy_schemas import (
     audit_ddl,
@@ -43,6 +48,7 @@ from legacy_schemas import (
     postgres_schema,
     shape,
 )
+from registry_helpers import toy_lightgbm
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -580,3 +586,45 @@ def test_features_revision_1_is_exactly_the_schema_made_before_migrations(
     finally:
         old_engine.dispose()
         new_engine.dispose()
+
+
+# -- registry ---------------------------------------------------------------------------
+def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
+    db: Db, tmp_path: Path
+) -> None:
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0002")
+    assert "driftloop_loop_decisions" not in sa.inspect(engine).get_table_names()
+    old = Registry(engine, artifact_store_from_url(str(tmp_path / "a")), migrate=False)
+    model, X = toy_lightgbm()
+    old.register("loans", model, signature=Signature.from_frame(X), alias="champion")
+    old.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
+    old.close()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == ["r0003"]
+        assert registry.aliases("loans") == {"champion": 1}
+        assert registry.traffic.get("loans").reason == "before"
+        request_retrain(registry, "loans", "after the upgrade", who="ana")
+        assert [d.rule for d in history(registry.engine, "loans")] == ["after the upgrade"]
+        assert Lease(registry, "ctl", timedelta(seconds=5)).acquire("loans")
+    finally:
+        registry.close()
+
+
+def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
+    db: Db, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    migrated = db.engine()
+    upgrade_schema(migrated, REGISTRY)
+    declared_db = make_db(request, tmp_path, db.kind, "declared")
+    declared = declared_db.engine()
+    registry_metadata.create_all(declared)
+    try:
+        tables = ("driftloop_loop_decisions", "driftloop_loop_leases")
+        got, want = shape(migrated), shape(declared)
+        assert {t: got[t] for t in tables} == {t: want[t] for t in tables}
+    finally:
+        migrated.dispose()
+        declared.dispose()

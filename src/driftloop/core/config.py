@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._loop_config import LoopPolicy, RolloutPlan, Triggers
 from driftloop.core._model_config import (
     DecisionPolicy,
     FallbackPolicy,
@@ -44,14 +45,17 @@ __all__ = [
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
+    "LoopPolicy",
     "MissingPolicy",
     "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
     "RegistryConfig",
+    "RolloutPlan",
     "ServingConfig",
     "Settings",
     "TrafficPolicy",
+    "Triggers",
     "load_settings",
 ]
 
@@ -368,6 +372,7 @@ class Settings(_Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    loop: dict[str, LoopPolicy] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
