@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring._bands import Bands, apply_drift_bands, band_checks
 from driftloop.monitoring._concept import MetricCheck, check_performance, judged_metrics
-from driftloop.monitoring._estimated import estimated_performance, reference_estimate
+from driftloop.monitoring._estimated import ESTIMATED, estimated_performance, reference_estimate
 from driftloop.monitoring._inputs import (
     UnseenCategories,
     as_profiled,
@@ -125,6 +125,20 @@ class DriftReport:
         """The estimated metrics that fell."""
         return tuple(c.metric for c in self.estimated_checks if c.dropped)
 
+    def _estimate_signal(self) -> dict[str, object] | None:
+        """What the loop's ``estimated_performance`` trigger reads: ``dropped`` when an
+        estimated metric fell while realized performance was not judged (the
+        ``estimated-drop`` verdict's rule), with the estimated metrics and those that fell."""
+        if self.estimated is None:
+            return None
+        shown = {n: self.estimated.get(n) for n in ESTIMATED}
+        return {
+            "dropped": bool(self.estimated_drops) and not self.checks,
+            "dropped_metrics": list(self.estimated_drops),
+            "metrics": {n: v for n, v in shown.items() if math.isfinite(v)},
+            "thresholds": self.thresholds,
+        }
+
     def feature_frame(self) -> pd.DataFrame:
         """One row per feature: kind, status, drifted, missing rate (when the records say)
         and one column per statistic."""
@@ -166,6 +180,7 @@ class DriftReport:
             "checks": [_check(c) for c in self.checks],
             "estimated": self.estimated.to_dict() if self.estimated else None,
             "estimated_checks": [_check(c) for c in self.estimated_checks],
+            "estimated_performance": self._estimate_signal(),
             "estimation_note": self.estimation_note,
             "thresholds": self.thresholds,
             "missing_rates": {k: v for k, v in self.missing_rates.items() if v > 0},

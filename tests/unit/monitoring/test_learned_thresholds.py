@@ -19,7 +19,8 @@ import pytest
 from rich.console import Console
 from scipy.special import expit
 
-from driftloop.core.config import MonitoringConfig
+from driftloop.core.config import LoopPolicy, MonitoringConfig, Triggers
+from driftloop.loop import RolloutState, due_trigger
 from driftloop.monitoring import (
     AlertManager,
     FileAlertSink,
@@ -287,6 +288,21 @@ def test_an_estimated_drop_opens_its_own_incident_and_alerts_once(
     sent = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [a["kind"] for a in sent] == ["estimated-drop"]
     assert "estimated ROC AUC" in sent[0]["message"]
+    # the loop's estimated-performance trigger reads the stored window
+    policy = LoopPolicy(
+        triggers=Triggers(drift_features=0, performance_windows=0, estimated_performance=True)
+    )
+    trigger = due_trigger(
+        policy,
+        RolloutState("m"),
+        windows=store.window_rows("m"),
+        champion=1,
+        champion_since=None,
+        now=(START + pd.Timedelta(days=3)).to_pydatetime(),
+    )
+    assert trigger is not None
+    assert trigger.kind == "estimated-performance"
+    assert "roc_auc" in trigger.numbers["estimate"]["dropped_metrics"]
     store.dispose()
 
 
