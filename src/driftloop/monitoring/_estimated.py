@@ -6,7 +6,10 @@ gives the expected ROC AUC, precision and recall at the decision threshold
 ``labelled`` is the number of scores it read. It does not apply, and says why, to
 regression and multiclass models, to records without scores, to scores outside [0, 1],
 and to a version whose held-out expected calibration error is above ``max_ece`` (its
-scores are not probabilities to be trusted one by one).
+scores are not probabilities to be trusted one by one). Without a calibration the monitor
+also backtests the estimator on the version's held-out scores (:func:`held_out_gap`): an
+estimate that misses the ROC AUC realized there by more than ``max_auc_drop`` is not
+made.
 
 :func:`reference_estimate` gives the same estimate on the reference's held-out scores (the
 sample its profile keeps): with fixed thresholds a window's estimate is compared with it,
@@ -33,7 +36,7 @@ from numpy.typing import NDArray
 from driftloop.monitoring._performance import Performance
 from driftloop.stats import Calibration, Profile, estimate_binary_performance
 
-__all__ = ["ESTIMATED", "estimated_performance", "reference_estimate"]
+__all__ = ["ESTIMATED", "estimated_performance", "held_out_gap", "reference_estimate"]
 
 ESTIMATED = ("roc_auc", "precision", "recall")
 """What a report shows of an estimate (precision and recall at the decision threshold)."""
@@ -77,6 +80,14 @@ def reference_estimate(
         return None
     found, _ = _estimate(profile.prediction.sample, threshold, "held-out scores", calibration)
     return found
+
+
+def held_out_gap(estimate: Performance | None, realized: Performance) -> float:
+    """How far the estimated ROC AUC on held-out scores is from the one realized there
+    (NaN when either is unknown): the estimator's own backtest."""
+    if estimate is None:
+        return math.nan
+    return abs(estimate.roc_auc - realized.roc_auc)
 
 
 def _estimate(

@@ -31,7 +31,12 @@ from numpy.typing import NDArray
 from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring._bands import Bands, apply_drift_bands, band_checks
 from driftloop.monitoring._concept import MetricCheck, check_performance, judged_metrics
-from driftloop.monitoring._estimated import ESTIMATED, estimated_performance, reference_estimate
+from driftloop.monitoring._estimated import (
+    ESTIMATED,
+    estimated_performance,
+    held_out_gap,
+    reference_estimate,
+)
 from driftloop.monitoring._inputs import (
     UnseenCategories,
     as_profiled,
@@ -304,6 +309,7 @@ def assess(
         max_ece=config.estimation_max_ece,
         calibration=reference.bands.calibration if reference.bands else None,
     )
+    estimated, estimation_note = _trusted(estimated, estimation_note, reference, config)
     estimated_checks = _estimated_checks(estimated, reference, config, bands)
     signals = Signals(
         features,
@@ -368,6 +374,27 @@ def _realized_checks(
             if c.metric in fixed
         ]
     return checks
+
+
+def _trusted(
+    estimated: Performance | None, note: str, reference: Reference, config: MonitoringConfig
+) -> tuple[Performance | None, str]:
+    """Raw scores (no calibration learned) are trusted as probabilities only when their
+    estimate on the version's held-out scores comes within ``max_auc_drop`` of the ROC
+    AUC realized there."""
+    if estimated is None or reference.bands is not None or reference.baseline is None:
+        return estimated, note
+    before = reference_estimate(reference.profile, config.decision_threshold)
+    gap = held_out_gap(before, reference.baseline)
+    if before is not None and gap > config.max_auc_drop:
+        return None, (
+            f"performance not estimated: on the version's held-out scores the estimated ROC "
+            f"AUC {before.roc_auc:.3f} is {gap:.3f} from the realized "
+            f"{reference.baseline.roc_auc:.3f} (more than monitoring.max_auc_drop "
+            f"{config.max_auc_drop:g}), so the scores are not calibrated probabilities; learn "
+            "a reference period to calibrate them (driftloop monitor learn)"
+        )
+    return estimated, note
 
 
 def _estimated_checks(

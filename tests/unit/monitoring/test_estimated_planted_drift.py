@@ -28,6 +28,7 @@ from driftloop.monitoring import (
     Monitor,
     MonitoringStore,
     StaticReferences,
+    assess,
 )
 from simulated_world import World
 
@@ -95,3 +96,18 @@ def test_a_new_fraud_pattern_is_seen_by_labels_not_by_the_estimate(
     realized = pd.Series([r.performance.roc_auc for r in reports])  # type: ignore[union-attr]
     assert estimated.max() - estimated.min() < 0.05  # the scores look as before
     assert realized.iloc[len(before) :].mean() < realized.iloc[: len(before)].mean() - 0.15
+
+
+def test_without_a_reference_period_the_estimate_is_backtested_on_held_out_scores(
+    inflation_world: World,
+) -> None:
+    """The simulator's model has a held-out ECE of 0.004, yet its raw scores estimate a
+    ROC AUC of 0.96 where 0.76 is realized: the frauds it cannot see hide among its tiny
+    scores. The monitor refuses such an estimate, and says so."""
+    window = inflation_world.records.iloc[:10_000]
+    report = assess(inflation_world.reference, window, MonitoringConfig())
+    assert inflation_world.reference.baseline is not None
+    assert inflation_world.reference.baseline.ece < 0.05
+    assert report.estimated is None
+    assert "on the version's held-out scores the estimated ROC AUC" in report.estimation_note
+    assert "driftloop monitor learn" in report.estimation_note

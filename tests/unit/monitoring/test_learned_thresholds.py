@@ -338,3 +338,13 @@ def test_drift_report_learns_its_bands_from_the_reference_frame() -> None:
     short = drift_report(reference_period(2), records(1301), config=config)
     assert short.thresholds == "fixed"
     assert "monitoring.reference_windows 6" in short.reasons[-1]
+
+
+def test_raw_calibrated_scores_are_estimated_without_a_reference_period() -> None:
+    """With fixed thresholds and no reference period, scores that estimate the held-out
+    ROC AUC well are trusted as probabilities."""
+    period = reference_period(2)
+    report = drift_report(period, records(1400), config=FIXED)
+    assert report.estimated is not None, report.estimation_note
+    assert report.performance is not None
+    assert abs(report.estimated.roc_auc - report.performance.roc_auc) < 0.01
