@@ -27,6 +27,12 @@ from driftloop.stats._metrics import (
 )
 from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
+from driftloop.stats._sequential import (
+    Decision,
+    SequentialTest,
+    sequential_means,
+    sequential_proportions,
+)
 from driftloop.stats._tasks import (
     METRICS,
     TASKS,
@@ -51,6 +57,7 @@ __all__ = [
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
+    "Decision",
     "DriftStatistic",
     "DriftTable",
     "EcdfSummary",
@@ -65,6 +72,7 @@ __all__ = [
     "Outputs",
     "PopulationStabilityIndex",
     "Profile",
+    "SequentialTest",
     "StatisticResult",
     "TaskName",
     "TaskSpec",
@@ -86,5 +94,7 @@ __all__ = [
     "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
+    "sequential_means",
+    "sequential_proportions",
     "skill",
 ]

@@ -1,0 +1,134 @@
+"""The always-valid sequential test keeps its promise under continuous peeking: no more
+false alarms than alpha when the arms are alike, and a real difference is found."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from driftloop.core.errors import InvalidParameterError
+from driftloop.stats import sequential_means, sequential_proportions
+
+RUNS = 300
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.2, 0.03])
+def test_alike_proportions_raise_few_false_alarms_when_peeking_after_every_row(
+    rate: float,
+) -> None:
+    """Every prefix of the merged stream is evaluated (a peek after each row), with a 5%
+    canary's uneven arms: the always-valid p-value still falls under alpha in at most
+    alpha of the runs."""
+    rng = np.random.default_rng(13)
+    alarms = 0
+    for _ in range(RUNS):
+        champion, challenger = rng.random(1_900) < rate, rng.random(300) < rate
+        test = sequential_proportions(
+            champion,
+            challenger,
+            champion_order=rng.random(1_900),
+            challenger_order=rng.random(300),
+        )
+        alarms += test.p_value < 0.05
+    assert alarms / RUNS <= 0.05
+
+
+@pytest.mark.parametrize("draw", ["normal", "exponential", "lognormal"])
+def test_alike_means_raise_few_false_alarms_when_peeking_after_every_row(draw: str) -> None:
+    rng = np.random.default_rng(17)
+    sample = {
+        "normal": lambda n: rng.normal(3.0, 2.0, n),
+        "exponential": lambda n: rng.exponential(1.0, n),  # absolute errors are skewed
+        "lognormal": lambda n: rng.lognormal(0.0, 1.0, n),
+    }[draw]
+    alarms = sum(sequential_means(sample(800), sample(800)).p_value < 0.05 for _ in range(RUNS))
+    assert alarms / RUNS <= 0.05
+
+
+def test_a_challenger_right_less_often_is_found_worse_with_enough_rows() -> None:
+    rng = np.random.default_rng(3)
+    champion, challenger = rng.random(4_000) < 0.85, rng.random(4_000) < 0.5
+    few = sequential_proportions(champion[:10], challenger[:10])
+    assert few.decision == "undecided"  # fewer than min_rows per arm: nothing is claimed
+    test = sequential_proportions(champion, challenger, margin=0.02)
+    assert test.decision == "challenger_worse"
+    assert test.upper < 0
+    assert test.p_value < 1e-6
+    assert test.lower <= test.difference <= test.upper
+
+
+def test_a_larger_error_is_worse_when_lower_is_better() -> None:
+    rng = np.random.default_rng(5)
+    champion, challenger = rng.exponential(1.0, 2_000), rng.exponential(1.3, 2_000)
+    worse = sequential_means(champion, challenger, higher_is_better=False, margin=0.05)
+    assert worse.decision == "challenger_worse"
+    # the same numbers read as a score where higher is better: the challenger is better
+    better = sequential_means(champion, challenger, higher_is_better=True, margin=0.05)
+    assert better.decision == "challenger_not_worse"
+
+
+def test_an_equal_challenger_is_not_worse_within_the_margin_and_not_before() -> None:
+    rng = np.random.default_rng(11)
+    champion, challenger = rng.random(20_000) < 0.9, rng.random(20_000) < 0.9
+    assert sequential_proportions(champion[:50], challenger[:50], margin=0.02).decision == (
+        "undecided"
+    )
+    assert sequential_proportions(champion, challenger, margin=0.02).decision == (
+        "challenger_not_worse"
+    )
+
+
+def test_arms_without_any_error_are_not_worse_and_one_that_always_fails_is() -> None:
+    none = np.zeros(500)
+    quiet = sequential_proportions(none, none, higher_is_better=False, margin=0.01)
+    assert quiet.decision == "challenger_not_worse"
+    assert quiet.p_value == 1.0
+    failing = sequential_proportions(none, np.ones(30), higher_is_better=False)
+    assert failing.decision == "challenger_worse"
+
+
+def test_unknown_values_are_left_out_and_the_result_is_json_ready() -> None:
+    rng = np.random.default_rng(2)
+    champion = np.where(rng.random(300) < 0.3, np.nan, rng.random(300) < 0.8)
+    test = sequential_proportions(champion, [True] * 5)
+    assert test.n_champion == int((~np.isnan(champion)).sum())
+    data = json.loads(json.dumps(test.to_dict()))
+    assert data["lower"] is None
+    assert data["decision"] == "undecided"
+
+
+def test_arrival_times_decide_how_the_arms_interleave() -> None:
+    """The same outcomes in both arms, right first and wrong later; but the challenger's
+    were served in the reverse order. Merged by time, the early moments (one arm always
+    right, the other always wrong) are seen, not only the equal totals."""
+    outcomes = np.concatenate([np.ones(200), np.zeros(200)])
+    stamps = np.datetime64("2026-01-01T00:00:00") + np.arange(400).astype("timedelta64[s]")
+    in_order = sequential_proportions(outcomes, outcomes)
+    assert in_order.p_value == 1.0
+    by_time = sequential_proportions(
+        outcomes, outcomes, champion_order=stamps, challenger_order=stamps[::-1]
+    )
+    assert by_time.difference == 0.0
+    assert by_time.p_value < 0.05
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": 1.5}, "'alpha'"),
+        ({"effect": 0.0}, "'effect'"),
+        ({"margin": -0.1}, "'margin'"),
+        ({"min_rows": 1}, "'min_rows'"),
+        ({"champion_order": [1, 2]}, "one entry per value"),
+    ],
+)
+def test_bad_parameters_are_refused_by_name(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        sequential_proportions([0, 1, 1], [1, 1, 0], **kwargs)  # type: ignore[arg-type]
+
+
+def test_proportions_must_be_zero_or_one() -> None:
+    with pytest.raises(InvalidParameterError, match="0 or 1"):
+        sequential_proportions([0.5] * 30, [1.0] * 30)
