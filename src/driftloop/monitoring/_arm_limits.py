@@ -3,6 +3,7 @@ compare_arms` and :func:`~driftloop.monitoring.verdict` are taken with."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,13 @@ class ArmLimits:
             raise InvalidParameterError(
                 f"'min_shift_rows' must be >= 1; got {self.min_shift_rows}."
             )
+
+    def margin(self, test: str, champion: float) -> float:
+        """The non-inferiority margin of a sequential test: ``error_margin`` for
+        ``errors``, else ``metric_margin`` times the champion's value of the metric."""
+        if test == "errors":
+            return self.error_margin
+        return self.metric_margin * abs(champion) if math.isfinite(champion) else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -120,7 +120,8 @@ class ScoreShift:
 class ArmComparison:
     """The challenger against the champion over ``[since, until)`` (see the module docs).
     ``tests`` are the sequential tests by name: ``errors`` (canary), then the task's
-    label metrics (``accuracy``, ``log_loss``, ``absolute_error``, ``squared_error``)."""
+    label metrics (``accuracy``, ``log_loss``, ``absolute_error``, ``squared_error``),
+    taken with ``limits`` (their level and margins)."""
 
     model: str
     stage: Stage
@@ -131,6 +132,7 @@ class ArmComparison:
     challenger: ArmStats
     shift: ScoreShift
     tests: Mapping[str, SequentialTest] = field(default_factory=dict)
+    limits: ArmLimits = field(default_factory=ArmLimits)
     primary: int = 0
     paired: int = 0
     disagreement: float = math.nan
@@ -148,6 +150,7 @@ class ArmComparison:
             "challenger": self.challenger.to_dict(),
             "shift": self.shift.to_dict(),
             "tests": {name: test.to_dict() for name, test in self.tests.items()},
+            "limits": self.limits.to_dict(),
             "primary": self.primary,
             "paired": self.paired,
             "disagreement": finite(self.disagreement),
@@ -217,7 +220,7 @@ def compare_arms(
             _failures(champ, champ_failed),
             _failures(live, live_failed),
             higher_is_better=False,
-            margin=limits.error_margin,
+            margin=limits.margin("errors", 0.0),
             alpha=limits.alpha,
             champion_order=_order(pd.concat([champ, champ_failed])),
             challenger_order=_order(pd.concat([live, live_failed])),
@@ -233,6 +236,7 @@ def compare_arms(
         challenger=_arm(mine, challenger_rows, failed, task, classes, threshold),
         shift=_shift(champ["score"], challenger_rows["score"], limits.min_shift_rows),
         tests=tests,
+        limits=limits,
         primary=primary,
         paired=paired,
         disagreement=disagreement,
@@ -377,12 +381,12 @@ def _label_tests(
         if a is None or b is None:
             continue
         run = sequential_proportions if name == "accuracy" else sequential_means
-        base = abs(float(a.mean())) if len(a) else 0.0  # margins relative to the champion
+        base = float(a.mean()) if len(a) else 0.0
         tests[name] = run(
             a,
             b,
             higher_is_better=name == "accuracy",
-            margin=limits.metric_margin * base,
+            margin=limits.margin(name, base),
             alpha=limits.alpha,
             champion_order=_order(left),
             challenger_order=_order(right),

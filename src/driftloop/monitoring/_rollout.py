@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from driftloop.monitoring._arm_limits import ArmLimits
 from driftloop.monitoring._arms import ArmComparison, finite
+from driftloop.stats import Decision, SequentialTest
 
 __all__ = ["ArmVerdict", "verdict"]
 
@@ -65,9 +66,10 @@ class ArmVerdict:
 
 
 def verdict(comparison: ArmComparison, limits: ArmLimits | None = None) -> ArmVerdict:
-    """The verdict on ``comparison`` under ``limits`` (the ones the comparison was made
-    with: its sequential tests' margins and level are theirs)."""
-    limits = limits or ArmLimits()
+    """The verdict on ``comparison`` under ``limits`` (None: the comparison's own). The
+    sequential tests are decided again with these limits' margins; their level (``alpha``)
+    is the comparison's, fixed when their confidence sequences were computed."""
+    limits = limits or comparison.limits
     found = _rollback(comparison, limits) or _waiting(comparison, limits)
     if found is not None:
         action, rule, reason, numbers = found
@@ -104,7 +106,7 @@ def _rollback(c: ArmComparison, limits: ArmLimits) -> _Found:
              "error_rate": challenger.error_rate, "max_error_rate": limits.max_error_rate},
         )  # fmt: skip
     errors = c.tests.get("errors")
-    if errors is not None and errors.decision == "challenger_worse":
+    if errors is not None and _decision("errors", errors, limits) == "challenger_worse":
         return (
             "rollback",
             "errors-worse",
@@ -137,7 +139,7 @@ def _rollback(c: ArmComparison, limits: ArmLimits) -> _Found:
              "max_p99_ratio": ratio},
         )  # fmt: skip
     for name, test in c.tests.items():
-        if name != "errors" and test.decision == "challenger_worse":
+        if name != "errors" and _decision(name, test, limits) == "challenger_worse":
             return (
                 "rollback",
                 "performance-drop",
@@ -204,13 +206,18 @@ def _waiting(c: ArmComparison, limits: ArmLimits) -> _Found:
             {"labelled": least, "min_labelled": limits.min_labelled},
         )
     for name, test in c.tests.items():
-        if test.decision != "challenger_not_worse" and (name == "errors" or limits.min_labelled):
+        decided = _decision(name, test, limits)
+        if decided != "challenger_not_worse" and (name == "errors" or limits.min_labelled):
             return (
                 "continue",
                 "undecided",
                 f"{name.replace('_', ' ')}: not yet shown to be within the margin "
-                f"{test.margin:.4g} of the champion (difference in [{test.lower:.4g}, "
-                f"{test.upper:.4g}])",
-                {name: test.to_dict()},
+                f"{limits.margin(name, test.champion):.4g} of the champion (difference in "
+                f"[{test.lower:.4g}, {test.upper:.4g}])",
+                {name: test.to_dict(), "margin": limits.margin(name, test.champion)},
             )
     return None
+
+
+def _decision(name: str, test: SequentialTest, limits: ArmLimits) -> Decision:
+    return test.decide(limits.margin(name, test.champion))

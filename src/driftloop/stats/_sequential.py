@@ -52,7 +52,7 @@ non-inferiority test), else ``undecided``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -89,6 +89,17 @@ class SequentialTest:
     margin: float
     higher_is_better: bool
     decision: Decision
+
+    def decide(self, margin: float) -> Decision:
+        """The decision with another non-inferiority ``margin`` (the same sequence)."""
+        gain_lo, gain_hi = (
+            (self.lower, self.upper) if self.higher_is_better else (-self.upper, -self.lower)
+        )
+        if gain_hi < 0:
+            return "challenger_worse"
+        if gain_lo > -margin:
+            return "challenger_not_worse"
+        return "undecided"
 
     @property
     def significant(self) -> bool:
@@ -194,13 +205,7 @@ def _test(
     mean_a = float(a.mean()) if len(a) else math.nan
     mean_b = float(b.mean()) if len(b) else math.nan
     lower, upper, p_value = _sequence(kind, a, b, order_a, order_b, alpha, effect, min_rows)
-    gain_lo, gain_hi = (lower, upper) if higher_is_better else (-upper, -lower)
-    decision: Decision = "undecided"
-    if gain_hi < 0:
-        decision = "challenger_worse"
-    elif gain_lo > -margin:
-        decision = "challenger_not_worse"
-    return SequentialTest(
+    test = SequentialTest(
         kind=kind,
         n_champion=len(a),
         n_challenger=len(b),
@@ -213,8 +218,9 @@ def _test(
         alpha=alpha,
         margin=margin,
         higher_is_better=higher_is_better,
-        decision=decision,
+        decision="undecided",
     )
+    return replace(test, decision=test.decide(margin))
 
 
 def _check(*, alpha: float, effect: float, margin: float, min_rows: int) -> None:
