@@ -23,9 +23,11 @@ prefix is evaluated, so a decision taken at any peek is covered.
 ``tau`` is the mixture's spread, in standard deviations of one row (``tau = effect *
 s``, ``s`` the pooled row standard deviation): differences near ``effect`` standard
 deviations are found fastest. Variances are plug-in estimates (a proportion's smoothed
-by one success and one failure, so an arm without errors yet has a positive variance),
-and no prefix with fewer than ``min_rows`` rows per arm is evaluated: the guarantee is
-the normal approximation's, checked by simulation in the tests.
+by one success and one failure, so an arm without errors yet has a positive variance;
+``V_k`` the larger of the unpooled and the pooled estimate, which keeps a small arm of
+skewed values honest), and no prefix with fewer than ``min_rows`` rows per arm is
+evaluated: the guarantee is the normal approximation's, checked by simulation in the
+tests.
 
 Decisions, with ``gain`` the difference oriented so that positive is better for the
 challenger (``d`` when higher is better, ``-d`` otherwise) and ``[lo, hi]`` its
@@ -296,7 +298,14 @@ def _sequence(
     pooled = (var_a * (n_a - 1) + var_b * (n_b - 1)) / (n_a + n_b - 2)
     floor = 1e-12 * np.maximum(1.0, (mean_a**2 + mean_b**2))  # constant arms: no 0/0
     tau2 = effect**2 * np.maximum(pooled, floor)
-    v = np.maximum(var_a / n_a + var_b / n_b, floor / np.minimum(n_a, n_b))
+    # the larger of the unpooled and the pooled variance of the difference: with a small
+    # arm of skewed values (a 5% canary's squared errors), its own variance is mostly
+    # underestimated and the pooled one ignores its rare large values; either alone
+    # raised false alarms several-fold in simulation, the larger of the two does not
+    v = np.maximum(
+        np.maximum(var_a / n_a + var_b / n_b, pooled * (1.0 / n_a + 1.0 / n_b)),
+        floor / np.minimum(n_a, n_b),
+    )
     d = mean_b - mean_a
     log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * d**2 / (2.0 * v * (v + tau2))
     p_value = float(min(1.0, math.exp(-float(log_ratio.max()))))

@@ -47,6 +47,29 @@ def test_alike_means_raise_few_false_alarms_when_peeking_after_every_row(draw: s
     assert alarms / RUNS <= 0.05
 
 
+@pytest.mark.parametrize("draw", ["squared", "lognormal"])
+def test_a_small_canary_of_skewed_errors_raises_few_false_alarms(draw: str) -> None:
+    """A 5% canary's squared errors: few rows of a skewed metric in one arm, many in the
+    other; a small arm's own variance alone, or the pooled one alone, let false alarms
+    run to 10-35% here."""
+    rng = np.random.default_rng(23)
+    sample = {
+        "squared": lambda n: rng.normal(0.0, 1.0, n) ** 2,
+        "lognormal": lambda n: rng.lognormal(0.0, 2.0, n),
+    }[draw]
+    alarms = 0
+    for _ in range(RUNS):
+        test = sequential_means(
+            sample(3_000),
+            sample(150),
+            higher_is_better=False,
+            champion_order=rng.random(3_000),
+            challenger_order=rng.random(150),
+        )
+        alarms += test.p_value < 0.05
+    assert alarms / RUNS <= 0.05
+
+
 def test_a_challenger_right_less_often_is_found_worse_with_enough_rows() -> None:
     rng = np.random.default_rng(3)
     champion, challenger = rng.random(4_000) < 0.85, rng.random(4_000) < 0.5
