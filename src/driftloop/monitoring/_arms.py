@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from driftloop.audit import AuditLog
 from driftloop.core.errors import InvalidParameterError
 from driftloop.monitoring._arm_limits import ArmLimits
-from driftloop.monitoring._outputs import predicted_classes
+from driftloop.monitoring._arm_rows import label_tests, pair_disagreement, served_order
 from driftloop.monitoring._performance import window_performance
 from driftloop.stats import (
     TASKS,
@@ -47,14 +47,12 @@ from driftloop.stats import (
     PopulationStabilityIndex,
     SequentialTest,
     compare_frames,
-    sequential_means,
     sequential_proportions,
 )
 
 __all__ = ["ArmComparison", "ArmStats", "ScoreShift", "compare_arms", "finite"]
 
 Stage = Literal["canary", "shadow", "none"]
-_EPS = 1e-15
 
 
 def finite(value: float) -> float | None:
@@ -210,7 +208,7 @@ def compare_arms(
         primary = len(champ)
         champ, challenger_rows = _pairs(champ, copies)
         paired, coverage = len(champ), len(champ) / primary if primary else math.nan
-        disagreement = _disagreement(
+        disagreement = pair_disagreement(
             champ, challenger_rows, task, classes, threshold, limits.disagreement_tolerance
         )
         failed = 0
@@ -222,10 +220,10 @@ def compare_arms(
             higher_is_better=False,
             margin=limits.margin("errors", 0.0),
             alpha=limits.alpha,
-            champion_order=_order(pd.concat([champ, champ_failed])),
-            challenger_order=_order(pd.concat([live, live_failed])),
+            champion_order=np.concatenate([served_order(champ), served_order(champ_failed)]),
+            challenger_order=np.concatenate([served_order(live), served_order(live_failed)]),
         )
-    tests.update(_label_tests(champ, challenger_rows, task, classes, threshold, limits))
+    tests.update(label_tests(champ, challenger_rows, task, classes, threshold, limits))
     return ArmComparison(
         model=model,
         stage=stage,
@@ -261,14 +259,8 @@ def _classes_of(frame: pd.DataFrame) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _order(rows: pd.DataFrame) -> NDArray[np.int64]:
-    """When each row was served (its event time for rows from before that was kept)."""
-    served = rows["served_at"].where(rows["served_at"].notna(), rows["ts"])
-    order: NDArray[np.int64] = pd.to_datetime(served, utc=True).to_numpy(np.int64)
-    return order
-
-
 def _failures(answered: pd.DataFrame, failed: pd.DataFrame) -> NDArray[np.float64]:
+    """0 per answered request, 1 per failed one (in that order, as their orders are)."""
     return np.concatenate([np.zeros(len(answered)), np.ones(len(failed))])
 
 
@@ -281,37 +273,6 @@ def _pairs(primary: pd.DataFrame, copies: pd.DataFrame) -> tuple[pd.DataFrame, p
     matched = keyed.set_index("_primary").loc[found["prediction_id"].to_numpy()]
     matched = matched.assign(label=found["label"].to_numpy(), label_ts=found["label_ts"].to_numpy())
     return found, matched.reset_index(drop=True)
-
-
-def _disagreement(
-    champ: pd.DataFrame,
-    chall: pd.DataFrame,
-    task: str,
-    classes: Sequence[str],
-    threshold: float,
-    tolerance: float,
-) -> float:
-    if not len(champ):
-        return math.nan
-    if task == "regression":
-        a, b = champ["score"].to_numpy(np.float64), chall["score"].to_numpy(np.float64)
-        spread = float(np.std(a)) if len(a) > 1 else 0.0
-        return float(np.mean(np.abs(a - b) > tolerance * max(spread, _EPS)))
-    if task == "multiclass":
-        left, right = predicted_classes(champ, classes), predicted_classes(chall, classes)
-        if left is None or right is None:
-            return math.nan
-        return float(np.mean(left.to_numpy(dtype=object) != right.to_numpy(dtype=object)))
-    decided = (champ["decision"].astype(str) != "").all() and (
-        chall["decision"].astype(str) != ""
-    ).all()
-    if decided:  # the decision policy's answers
-        return float(np.mean(champ["decision"].to_numpy() != chall["decision"].to_numpy()))
-    return float(
-        np.mean(
-            (champ["score"].to_numpy() >= threshold) != (chall["score"].to_numpy() >= threshold)
-        )
-    )
 
 
 def _arm(
@@ -354,69 +315,3 @@ def _shift(champion: pd.Series, challenger: pd.Series, min_rows: int) -> ScoreSh
     ks = table.results["ks"]
     p_values = ks.p_values if ks.p_values is not None else np.array([math.nan])
     return ScoreShift(table.value("psi", "score"), table.value("ks", "score"), float(p_values[0]))
-
-
-# the per-row label metrics tested, by task (accuracy: a proportion, higher is better;
-# the others: means, lower is better)
-_PER_ROW = {
-    "binary": ("accuracy", "log_loss"),
-    "multiclass": ("accuracy",),
-    "regression": ("absolute_error", "squared_error"),
-}
-
-
-def _label_tests(
-    champ: pd.DataFrame,
-    chall: pd.DataFrame,
-    task: str,
-    classes: Sequence[str],
-    threshold: float,
-    limits: ArmLimits,
-) -> dict[str, SequentialTest]:
-    tests: dict[str, SequentialTest] = {}
-    left, right = champ[champ["label"].notna()], chall[chall["label"].notna()]
-    for name in _PER_ROW[task]:
-        a = _per_row(name, left, task, classes, threshold)
-        b = _per_row(name, right, task, classes, threshold)
-        if a is None or b is None:
-            continue
-        run = sequential_proportions if name == "accuracy" else sequential_means
-        base = float(a.mean()) if len(a) else 0.0
-        tests[name] = run(
-            a,
-            b,
-            higher_is_better=name == "accuracy",
-            margin=limits.margin(name, base),
-            alpha=limits.alpha,
-            champion_order=_order(left),
-            challenger_order=_order(right),
-        )
-    return tests
-
-
-def _per_row(
-    name: str, rows: pd.DataFrame, task: str, classes: Sequence[str], threshold: float
-) -> NDArray[np.float64] | None:
-    """One value per labelled record: right or wrong, its log loss, its error; None when
-    the records cannot say (a multiclass model's records without its classes)."""
-    y: NDArray[np.float64] = rows["label"].to_numpy(np.float64)
-    score: NDArray[np.float64] = rows["score"].to_numpy(np.float64)
-    values: NDArray[np.float64]
-    if task == "regression":
-        values = np.abs(score - y) if name == "absolute_error" else (score - y) ** 2
-    elif task == "binary":
-        positive = y > 0.5
-        if name == "accuracy":
-            values = ((score >= threshold) == positive).astype(np.float64)
-        else:
-            p = np.clip(score, _EPS, 1 - _EPS)
-            values = -np.where(positive, np.log(p), np.log(1 - p))
-    elif not len(rows):
-        values = np.zeros(0)
-    else:
-        names = predicted_classes(rows, classes)
-        if names is None:
-            return None
-        index = pd.Index(list(classes), dtype=object).get_indexer(pd.Index(names.to_numpy(object)))
-        values = (index == y).astype(np.float64)
-    return values

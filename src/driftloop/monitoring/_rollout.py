@@ -70,14 +70,21 @@ def verdict(comparison: ArmComparison, limits: ArmLimits | None = None) -> ArmVe
     sequential tests are decided again with these limits' margins; their level (``alpha``)
     is the comparison's, fixed when their confidence sequences were computed."""
     limits = limits or comparison.limits
+    if comparison.stage == "none":
+        return ArmVerdict(
+            "continue", "no-traffic", "the challenger has no record in the window yet",
+            {}, comparison,
+        )  # fmt: skip
     found = _rollback(comparison, limits) or _waiting(comparison, limits)
     if found is not None:
         action, rule, reason, numbers = found
     else:
         action, rule = "promote", "not-worse"
-        reason = (
-            f"the challenger served {comparison.challenger.requests} requests and is not worse "
-            f"than the champion on {', '.join(comparison.tests) or 'any test'}"
+        tested = ", ".join(comparison.tests)
+        reason = f"the challenger served {comparison.challenger.requests} requests and " + (
+            f"is not worse than the champion on {tested}"
+            if tested
+            else "no rollback rule fired (no sequential test applies)"
         )
         numbers = {
             "requests": comparison.challenger.requests,
@@ -92,8 +99,6 @@ _Found = tuple[Action, str, str, dict[str, Any]] | None
 
 def _rollback(c: ArmComparison, limits: ArmLimits) -> _Found:
     champion, challenger = c.champion, c.challenger
-    if c.stage == "none":
-        return "continue", "no-traffic", "the challenger has no record in the window yet", {}
     if challenger.requests >= limits.min_error_requests and (
         challenger.error_rate > limits.max_error_rate
     ):
