@@ -30,6 +30,7 @@ __all__ = [
     "Answer",
     "Deployment",
     "Item",
+    "Matrix",
     "Scored",
     "ServedModel",
     "audit_batches",
@@ -85,6 +86,7 @@ class Item:
     ids: list[str] | None = None  # given (a shadow's), else made when scored
     degraded: str | None = None  # why the answer is not the model's usual one
     fallback: bool = False  # the model cannot answer it: the fallback chain must
+    heavy: bool = False  # batched alone and scored off the event loop (big, or explained)
 
 
 @dataclass
