@@ -1,6 +1,6 @@
 """What the records of two arms say row by row: the per-row label metrics the sequential
-tests compare (right or wrong, log loss, absolute and squared error) and how often a
-shadow's answers differ from its primary's."""
+tests compare (right or wrong, log loss, absolute and squared error; pair by pair for a
+shadow and its primary) and how often a shadow's answers differ from its primary's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from numpy.typing import NDArray
 
 from driftloop.monitoring._arm_limits import ArmLimits
 from driftloop.monitoring._outputs import predicted_classes
-from driftloop.stats import SequentialTest, sequential_means, sequential_proportions
+from driftloop.stats import (
+    SequentialTest,
+    sequential_means,
+    sequential_paired,
+    sequential_proportions,
+)
 
 __all__ = ["label_tests", "pair_disagreement", "served_order"]
 
@@ -77,8 +82,12 @@ def label_tests(
     classes: Sequence[str],
     threshold: float,
     limits: ArmLimits,
+    *,
+    paired: bool = False,
 ) -> dict[str, SequentialTest]:
-    """The sequential tests of the task's per-row label metrics on the labelled rows."""
+    """The sequential tests of the task's per-row label metrics on the labelled rows;
+    ``paired``: the two frames are the same rows, aligned (a shadow and its primary),
+    tested pair by pair."""
     tests: dict[str, SequentialTest] = {}
     left, right = champ[champ["label"].notna()], chall[chall["label"].notna()]
     for name in _PER_ROW[task]:
@@ -86,13 +95,19 @@ def label_tests(
         b = _per_row(name, right, task, classes, threshold)
         if a is None or b is None:
             continue
+        higher, margin = name == "accuracy", limits.margin(name, float(a.mean()) if len(a) else 0.0)
+        if paired:
+            tests[name] = sequential_paired(
+                a, b, higher_is_better=higher, margin=margin, alpha=limits.alpha,
+                order=served_order(left),
+            )  # fmt: skip
+            continue
         run = sequential_proportions if name == "accuracy" else sequential_means
-        base = float(a.mean()) if len(a) else 0.0
         tests[name] = run(
             a,
             b,
-            higher_is_better=name == "accuracy",
-            margin=limits.margin(name, base),
+            higher_is_better=higher,
+            margin=margin,
             alpha=limits.alpha,
             champion_order=served_order(left),
             challenger_order=served_order(right),

@@ -18,9 +18,10 @@ from one window of records:
 Per arm: requests, errors, latency percentiles, mean score and, once labels arrived, the
 task's realized metrics (:func:`~driftloop.monitoring.window_performance`). Between arms:
 the score distribution's shift (PSI and KS from :mod:`driftloop.stats`) and always-valid
-sequential tests (:func:`~driftloop.stats.sequential_proportions`, ``..._means``) of the
-error rate and of per-row label metrics: accuracy and log loss (binary), accuracy
-(multiclass), absolute and squared error (regression). The verdict is
+sequential tests (:func:`~driftloop.stats.sequential_proportions`, ``..._means``; for a
+shadow, pair by pair, :func:`~driftloop.stats.sequential_paired`) of the error rate and of
+per-row label metrics: accuracy and log loss (binary), accuracy (multiclass), absolute and
+squared error (regression). The verdict is
 :func:`~driftloop.monitoring.verdict`'s (``_rollout.py``).
 """
 
@@ -223,7 +224,11 @@ def compare_arms(
             champion_order=np.concatenate([served_order(champ), served_order(champ_failed)]),
             challenger_order=np.concatenate([served_order(live), served_order(live_failed)]),
         )
-    tests.update(label_tests(champ, challenger_rows, task, classes, threshold, limits))
+    tests.update(
+        label_tests(
+            champ, challenger_rows, task, classes, threshold, limits, paired=stage == "shadow"
+        )
+    )
     return ArmComparison(
         model=model,
         stage=stage,

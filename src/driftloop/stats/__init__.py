@@ -25,6 +25,7 @@ from driftloop.stats._metrics import (
     recall_at_fpr,
     roc_auc,
 )
+from driftloop.stats._paired import sequential_paired
 from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
 from driftloop.stats._sequential import (
@@ -95,6 +96,7 @@ __all__ = [
     "recall_at_fpr",
     "roc_auc",
     "sequential_means",
+    "sequential_paired",
     "sequential_proportions",
     "skill",
 ]

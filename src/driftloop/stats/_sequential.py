@@ -62,7 +62,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from driftloop.core.errors import InvalidParameterError
 
-__all__ = ["Decision", "SequentialTest", "sequential_means", "sequential_proportions"]
+__all__ = [
+    "Decision",
+    "SequentialTest",
+    "check_parameters",
+    "mixture",
+    "sequential_means",
+    "sequential_proportions",
+]
 
 Decision = Literal["challenger_worse", "challenger_not_worse", "undecided"]
 FloatArray = NDArray[np.float64]
@@ -78,7 +85,7 @@ class SequentialTest:
     the always-valid p-value of "no difference".
     """
 
-    kind: Literal["proportion", "mean"]
+    kind: Literal["proportion", "mean", "paired"]
     n_champion: int
     n_challenger: int
     champion: float
@@ -199,7 +206,7 @@ def _test(
     min_rows: int,
     orders: tuple[ArrayLike | None, ArrayLike | None],
 ) -> SequentialTest:
-    _check(alpha=alpha, effect=effect, margin=margin, min_rows=min_rows)
+    check_parameters(alpha=alpha, effect=effect, margin=margin, min_rows=min_rows)
     a, order_a = _values(champion, orders[0], "champion")
     b, order_b = _values(challenger, orders[1], "challenger")
     if kind == "proportion" and (np.any((a != 0) & (a != 1)) or np.any((b != 0) & (b != 1))):
@@ -225,7 +232,7 @@ def _test(
     return replace(test, decision=test.decide(margin))
 
 
-def _check(*, alpha: float, effect: float, margin: float, min_rows: int) -> None:
+def check_parameters(*, alpha: float, effect: float, margin: float, min_rows: int) -> None:
     if not 0.0 < alpha < 1.0:
         raise InvalidParameterError(f"'alpha' must be in (0, 1); got {alpha}.")
     if not effect > 0.0:
@@ -306,7 +313,15 @@ def _sequence(
         np.maximum(var_a / n_a + var_b / n_b, pooled * (1.0 / n_a + 1.0 / n_b)),
         floor / np.minimum(n_a, n_b),
     )
-    d = mean_b - mean_a
+    return mixture(mean_b - mean_a, v, tau2, alpha)
+
+
+def mixture(
+    d: FloatArray, v: FloatArray, tau2: FloatArray, alpha: float
+) -> tuple[float, float, float]:
+    """The normal-mixture SPRT over a sequence of estimates ``d`` with variances ``v``
+    and mixture variances ``tau2``: the intersected confidence sequence's bounds and the
+    always-valid p-value of ``d = 0``."""
     log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * d**2 / (2.0 * v * (v + tau2))
     p_value = float(min(1.0, math.exp(-float(log_ratio.max()))))
     radius = np.sqrt(v * (v + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + np.log((v + tau2) / v)))

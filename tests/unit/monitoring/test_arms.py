@@ -30,6 +30,7 @@ INPUTS = ["income", "age", "owns_home", "channel", "region"]
 SINCE = datetime(2026, 3, 1)
 UNTIL = datetime(2026, 4, 1)
 CANARY = TrafficPolicy(arms={"champion": 50, "challenger": 50}, sticky_key="application_id")
+SHADOW = TrafficPolicy(shadow="challenger", shadow_sample=1.0)
 _T = TypeVar("_T")
 
 
@@ -234,10 +235,10 @@ def test_a_shadow_is_paired_with_its_primary_and_a_failing_one_is_rolled_back(
     trained: tuple[Registry, pd.DataFrame], audit: SqliteAuditLog, tmp_path: Path
 ) -> None:
     registry, traffic = trained
-    shadow = TrafficPolicy(shadow="challenger", shadow_sample=1.0)
     rows = traffic.iloc[:400]
-    with serve(registry, challenger_of(registry, None), audit, shadow) as client:
-        send(client, rows)
+    challenger = challenger_of(registry, None)
+    with serve(registry, challenger, audit, SHADOW) as client:
+        ids = send(client, rows)
         compared = eventually(lambda: all_paired(audit, 400))
     assert compared.stage == "shadow"
     assert compared.coverage == 1.0
@@ -246,9 +247,17 @@ def test_a_shadow_is_paired_with_its_primary_and_a_failing_one_is_rolled_back(
     assert compared.challenger.requests == 400
     limits = ArmLimits(min_sample=100, min_labelled=0, min_coverage=0.9)
     assert verdict(compared, limits).action == "promote"
+    # with labels, pair by pair: 400 pairs are enough to show it within a 5% margin
+    # (two independent samples would need thousands)
+    label(audit, ids, rows, challenger)
+    labelled = ArmLimits(min_sample=100, min_labelled=300, min_coverage=0.9)
+    compared = compare_arms(audit, "loans", 1, 2, SINCE, UNTIL, limits=labelled)
+    assert {t.kind for t in compared.tests.values()} == {"paired"}
+    judged = verdict(compared)
+    assert (judged.action, judged.rule) == ("promote", "not-worse"), judged.reason
     failing = SqliteAuditLog(tmp_path / "failing.db", synchronous="normal")
     try:
-        with serve(registry, challenger_of(registry, raising), failing, shadow) as client:
+        with serve(registry, challenger_of(registry, raising), failing, SHADOW) as client:
             send(client, rows)
         compared = compare_arms(failing, "loans", 1, 2, SINCE, UNTIL, stage="shadow")
     finally:
@@ -256,3 +265,20 @@ def test_a_shadow_is_paired_with_its_primary_and_a_failing_one_is_rolled_back(
     assert (compared.primary, compared.paired) == (400, 0)
     judged = verdict(compared, limits)
     assert (judged.action, judged.rule) == ("rollback", "shadow-coverage")
+
+
+def test_a_shadow_scoring_at_random_is_rolled_back_on_its_labelled_pairs(
+    trained: tuple[Registry, pd.DataFrame], audit: SqliteAuditLog
+) -> None:
+    registry, traffic = trained
+    rows = traffic.iloc[:400]
+    challenger = challenger_of(registry, scoring_at_random)
+    with serve(registry, challenger, audit, SHADOW) as client:
+        ids = send(client, rows)
+        eventually(lambda: all_paired(audit, 400))
+    label(audit, ids, rows, challenger)
+    compared = compare_arms(audit, "loans", 1, 2, SINCE, UNTIL)
+    if challenger.task == "binary":
+        assert compared.disagreement > 0.3  # random scores fall on either side of 0.5
+    judged = verdict(compared)
+    assert (judged.action, judged.rule) == ("rollback", "performance-drop")

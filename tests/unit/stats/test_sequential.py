@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from driftloop.core.errors import InvalidParameterError
-from driftloop.stats import sequential_means, sequential_proportions
+from driftloop.stats import sequential_means, sequential_paired, sequential_proportions
 
 RUNS = 300
 
@@ -135,6 +135,61 @@ def test_arrival_times_decide_how_the_arms_interleave() -> None:
     )
     assert by_time.difference == 0.0
     assert by_time.p_value < 0.05
+
+
+@pytest.mark.parametrize(("rate", "redrawn"), [(0.8, 0.0), (0.8, 0.01), (0.97, 0.1), (0.8, 1.0)])
+def test_paired_outcomes_of_equal_models_raise_few_false_alarms(
+    rate: float, redrawn: float
+) -> None:
+    """A shadow and its primary on the same rows: the challenger's outcome is the
+    champion's except on a share ``redrawn`` of rows, drawn afresh there (equal accuracy,
+    from identical models to independent ones), peeking after every row (1,000 runs:
+    independent outcomes alarm about 3.6% of the time, and 300 runs could stray)."""
+    rng = np.random.default_rng(29)
+    alarms, runs = 0, 1_000
+    for _ in range(runs):
+        champion = (rng.random(1_000) < rate).astype(float)
+        fresh = (rng.random(1_000) < rate).astype(float)
+        challenger = np.where(rng.random(1_000) < redrawn, fresh, champion)
+        alarms += sequential_paired(champion, challenger).p_value < 0.05
+    assert alarms / runs <= 0.05
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.3, 1.0])
+def test_paired_errors_of_equal_models_raise_few_false_alarms(noise: float) -> None:
+    """Squared errors sharing each row's difficulty, plus each model's own noise (1,000
+    runs: with independent noise the rate is about 2.5%, and 300 runs could stray)."""
+    rng = np.random.default_rng(31)
+    alarms, runs = 0, 1_000
+    for _ in range(runs):
+        shared = rng.normal(0.0, 1.0, 1_000) ** 2
+        champion = shared + noise * rng.normal(0.0, 1.0, 1_000) ** 2
+        challenger = shared + noise * rng.normal(0.0, 1.0, 1_000) ** 2
+        alarms += sequential_paired(champion, challenger, higher_is_better=False).p_value < 0.05
+    assert alarms / runs <= 0.05
+
+
+def test_pairs_decide_with_far_fewer_rows_than_two_samples() -> None:
+    """The same model twice is within a 4-point margin after 50 pairs (two independent
+    samples need about 2,000 rows each); 5% of answers flipped (3 points of accuracy
+    lost) is found worse."""
+    rng = np.random.default_rng(37)
+    champion = (rng.random(3_000) < 0.8).astype(float)
+    assert sequential_paired(champion[:50], champion[:50], margin=0.04).decision == (
+        "challenger_not_worse"
+    )
+    assert sequential_proportions(champion[:50], champion[:50], margin=0.04).decision == (
+        "undecided"
+    )
+    flipped = np.where(rng.random(3_000) < 0.05, 1.0 - champion, champion)
+    assert sequential_paired(champion, flipped, margin=0.04).decision == "challenger_worse"
+    unknown = np.where(rng.random(3_000) < 0.5, np.nan, flipped)  # labels not all in
+    assert sequential_paired(champion, unknown).n_challenger < 2_000
+
+
+def test_a_paired_test_needs_one_value_per_row_on_each_side() -> None:
+    with pytest.raises(InvalidParameterError, match="one champion and one challenger"):
+        sequential_paired([1, 0, 1], [1, 0])
 
 
 @pytest.mark.parametrize(
