@@ -18,14 +18,27 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from driftloop.audit import AuditBatch, AuditLog, Label, PostgresAuditLog, SqliteAuditLog
+from driftloop.audit import (
+    AuditBatch,
+    AuditLog,
+    Label,
+    PostgresAuditLog,
+    SqliteAuditLog,
+    idempotency_store,
+    label_store,
+)
 from driftloop.audit import _schema as audit_schema
 from driftloop.audit._postgres import libpq_dsn
 from driftloop.core.migrations import upgrade_schema
 from driftloop.features import DefinitionRegistry, Entity, FeatureView, Field
 from driftloop.features._registry import BRANCH as FEATURES
+from driftloop.loop import Lease, history, request_retrain
 from driftloop.monitoring import MonitoringStore, drift_report
 from driftloop.monitoring._schema import branch as monitoring_branch
+from driftloop.registry import Registry, Signature, artifact_store_from_url
+from driftloop.registry._db import BRANCH as REGISTRY
+from driftloop.registry._db import make_engine
+from driftloop.registry._schema import metadata as registry_metadata
 from legacy_schemas import (
     audit_ddl,
     create_old_features,
@@ -33,6 +46,7 @@ from legacy_schemas import (
     postgres_schema,
     shape,
 )
+from registry_helpers import toy_lightgbm
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -156,7 +170,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
     _old_audit_rows(db)
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
         frame = log.window(T0, T0 + timedelta(hours=1))
         assert frame["prediction_id"].tolist() == [f"old{i}" for i in range(6)]
         assert frame["amount"].tolist() == [10.0 * i for i in range(6)]
@@ -213,9 +227,49 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
             "old5",
             "new0",
         ]
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
     finally:
         again.close()
+
+
+def test_an_audit_log_at_revision_2_upgrades_keeping_rows_and_gains_relabels_and_keys(
+    db: Db,
+) -> None:
+    audit_schema.upgrade(db.url, schema=db.schema, revision="a0002")
+    prefix = f'"{db.schema}".' if db.schema else ""
+    ts_us = int(T0.timestamp()) * US
+    db.run_audit_sql(
+        [
+            (
+                f"INSERT INTO {prefix}audit_predictions (prediction_id, ts_us, model, version, "
+                "route, score, decision, latency_ms, entity_keys, features, feature_ts, "
+                "served_us) VALUES (?, ?, 'fraud', '2', 'v1', 0.4, '', 1.0, '{}', ?, '{}', ?)",
+                [pid, ts_us, json.dumps({"amount": 5.0}), ts_us],
+            )
+            for pid in ("r2a", "r2b")
+        ]
+        + [
+            (
+                f"INSERT INTO {prefix}audit_labels (prediction_id, label, label_ts_us) "
+                "VALUES (?, ?, ?)",
+                ["r2a", 1.0, ts_us],
+            )
+        ]
+    )
+    log = db.audit_log()
+    try:
+        assert db.version("alembic_version_audit") == ["a0003"]
+        assert log.window(T0, T0 + timedelta(hours=1))["prediction_id"].tolist() == ["r2a", "r2b"]
+        labels, keys = label_store(log), idempotency_store(log)
+        assert labels is not None
+        assert keys is not None
+        refused = labels.set_labels([Label("r2a", 0.0)], relabel=False, actor="x", now=T0)
+        assert refused.conflicts == ["r2a"]  # the label kept before the upgrade counts
+        labels.set_labels([Label("r2a", 0.0)], relabel=True, actor="x", now=T0)
+        assert [(r.old_label, r.new_label) for r in labels.relabels("r2a")] == [(1.0, 0.0)]
+        assert keys.claim("s", "k", "sha", now=T0, ttl_s=60, lease_s=30).state == "new"
+    finally:
+        log.close()
 
 
 def test_audit_revision_1_is_exactly_the_schema_made_before_migrations(
@@ -257,7 +311,7 @@ def test_workers_opening_one_audit_log_at_once_migrate_it_once(db: Db) -> None:
         thread.join()
     try:
         assert errors == []
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
         assert all(len(log.window(T0, T0 + timedelta(hours=1))) == 6 for log in logs)
     finally:
         for log in logs:
@@ -369,7 +423,7 @@ def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db)
         return
     log = db.audit_log()
     log.close()
-    assert db.version("alembic_version_audit") == ["a0002"]
+    assert db.version("alembic_version_audit") == ["a0003"]
     assert db.version("alembic_version_monitoring") == ["m0001"]
 
 
@@ -460,3 +514,45 @@ def test_features_revision_1_is_exactly_the_schema_made_before_migrations(
     finally:
         old_engine.dispose()
         new_engine.dispose()
+
+
+# -- registry ---------------------------------------------------------------------------
+def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
+    db: Db, tmp_path: Path
+) -> None:
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0002")
+    assert "driftloop_loop_decisions" not in sa.inspect(engine).get_table_names()
+    old = Registry(engine, artifact_store_from_url(str(tmp_path / "a")), migrate=False)
+    model, X = toy_lightgbm()
+    old.register("loans", model, signature=Signature.from_frame(X), alias="champion")
+    old.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
+    old.close()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == ["r0003"]
+        assert registry.aliases("loans") == {"champion": 1}
+        assert registry.traffic.get("loans").reason == "before"
+        request_retrain(registry, "loans", "after the upgrade", who="ana")
+        assert [d.rule for d in history(registry.engine, "loans")] == ["after the upgrade"]
+        assert Lease(registry, "ctl", timedelta(seconds=5)).acquire("loans")
+    finally:
+        registry.close()
+
+
+def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
+    db: Db, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    migrated = db.engine()
+    upgrade_schema(migrated, REGISTRY)
+    declared_db = make_db(request, tmp_path, db.kind, "declared")
+    declared = declared_db.engine()
+    registry_metadata.create_all(declared)
+    try:
+        tables = ("driftloop_loop_decisions", "driftloop_loop_leases")
+        got, want = shape(migrated), shape(declared)
+        assert {t: got[t] for t in tables} == {t: want[t] for t in tables}
+    finally:
+        migrated.dispose()
+        declared.dispose()

@@ -65,11 +65,13 @@ class AlertSink(Protocol):
 
 
 class LogAlertSink:
-    """Logs alerts at warning level on the ``driftloop.monitoring`` logger."""
+    """Logs alerts at warning level on the ``driftloop.monitoring`` logger (``drift
+    alert: ...``; the loop controller's promotions and rollbacks: ``loop alert: ...``)."""
 
     def send(self, alert: Alert) -> None:
         logger.warning(
-            "drift alert: %s v%s (%s) %s: %s",
+            "%s alert: %s v%s (%s) %s: %s",
+            "drift" if alert.kind in ALERTING else alert.route,
             alert.model,
             alert.version,
             alert.route,
