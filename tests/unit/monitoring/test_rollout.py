@@ -15,6 +15,7 @@ import pytest
 
 from driftloop.audit import AuditRecord, Label, SqliteAuditLog
 from driftloop.core.errors import InvalidParameterError
+from driftloop.loop import Analysis, Verdict
 from driftloop.monitoring import ArmLimits, compare_arms, verdict
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -171,3 +172,40 @@ def test_regression_shadow_pairs_disagree_by_the_tolerance_in_standard_deviation
 def test_limits_out_of_range_are_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(InvalidParameterError, match=f"'{field}'"):
         ArmLimits(**{field: value})  # type: ignore[arg-type]
+
+
+class ArmAnalysis:
+    """The loop controller's analysis seam judged by the per-arm comparison (the example
+    of docs/loop-analysis.md)."""
+
+    def __init__(self, audit: Any, limits: ArmLimits, clock: Any) -> None:
+        self.audit, self.limits, self.clock = audit, limits, clock
+
+    def judge(
+        self, model: str, champion_version: int, challenger_version: int, since: datetime
+    ) -> Verdict:
+        found = verdict(
+            compare_arms(
+                self.audit, model, champion_version, challenger_version, since, self.clock(),
+                limits=self.limits,
+            )
+        )  # fmt: skip
+        action = "promote_step" if found.action == "promote" else found.action
+        return Verdict(action, f"{found.rule}: {found.reason}", found.to_dict())
+
+
+def test_the_verdict_plugs_into_the_loop_controllers_analysis_seam(
+    audit: SqliteAuditLog,
+) -> None:
+    failing = records("1", 60, route="v1:champion", prefix="f", start=5_000)
+    audit.write(records("1", 600) + records("2", 600, start=1_000) + failing)
+    analysis = ArmAnalysis(audit, ArmLimits(min_sample=100, min_labelled=0), lambda: END)
+    assert isinstance(analysis, Analysis)
+    judged = analysis.judge("loans", 1, 2, T0)
+    assert (judged.action, judged.rule.split(":")[0]) == ("rollback", "error-rate")
+    json.dumps(judged.numbers, allow_nan=False)  # the decision log keeps them as JSON
+    # before the failures began: no error in 600 requests per arm, the step passes
+    before = T0 + timedelta(seconds=4_000)
+    healthy = ArmAnalysis(audit, ArmLimits(min_sample=100, min_labelled=0), lambda: before)
+    passed = healthy.judge("loans", 1, 2, T0)
+    assert (passed.action, passed.rule.split(":")[0]) == ("promote_step", "not-worse")
