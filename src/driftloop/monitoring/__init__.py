@@ -12,6 +12,8 @@ from driftloop.monitoring._alerts import (
     WebhookAlertSink,
     sink_from_spec,
 )
+from driftloop.monitoring._arm_limits import ArmLimits
+from driftloop.monitoring._arms import ArmComparison, ArmStats, ScoreShift, compare_arms
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
 from driftloop.monitoring._html import render_html, write_html_report
@@ -45,6 +47,7 @@ from driftloop.monitoring._report import (
     drift_report,
     statistics_for,
 )
+from driftloop.monitoring._rollout import ArmVerdict, verdict
 from driftloop.monitoring._store import Incident, MonitoringStore
 from driftloop.monitoring._windows import Window, WindowSpec, windows
 
@@ -52,6 +55,10 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AlertSink",
+    "ArmComparison",
+    "ArmLimits",
+    "ArmStats",
+    "ArmVerdict",
     "AuditRecordSource",
     "DriftReport",
     "FileAlertSink",
@@ -66,6 +73,7 @@ __all__ = [
     "Reference",
     "ReferenceSource",
     "RegistryReferences",
+    "ScoreShift",
     "Skipped",
     "StaticReferences",
     "Verdict",
@@ -76,6 +84,7 @@ __all__ = [
     "assess",
     "baseline_from_metrics",
     "check_records",
+    "compare_arms",
     "drift_report",
     "print_report",
     "project_monitor",
@@ -85,6 +94,7 @@ __all__ = [
     "served_profile",
     "sink_from_spec",
     "statistics_for",
+    "verdict",
     "window_performance",
     "windows",
     "write_html_report",

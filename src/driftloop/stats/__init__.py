@@ -25,8 +25,15 @@ from driftloop.stats._metrics import (
     recall_at_fpr,
     roc_auc,
 )
+from driftloop.stats._paired import sequential_paired
 from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
+from driftloop.stats._sequential import (
+    Decision,
+    SequentialTest,
+    sequential_means,
+    sequential_proportions,
+)
 from driftloop.stats._tasks import (
     METRICS,
     TASKS,
@@ -51,6 +58,7 @@ __all__ = [
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
+    "Decision",
     "DriftStatistic",
     "DriftTable",
     "EcdfSummary",
@@ -65,6 +73,7 @@ __all__ = [
     "Outputs",
     "PopulationStabilityIndex",
     "Profile",
+    "SequentialTest",
     "StatisticResult",
     "TaskName",
     "TaskSpec",
@@ -86,5 +95,8 @@ __all__ = [
     "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
+    "sequential_means",
+    "sequential_paired",
+    "sequential_proportions",
     "skill",
 ]
