@@ -12,6 +12,8 @@ from driftloop.monitoring._alerts import (
     WebhookAlertSink,
     sink_from_spec,
 )
+from driftloop.monitoring._arm_limits import ArmLimits
+from driftloop.monitoring._arms import ArmComparison, ArmStats, ScoreShift, compare_arms
 from driftloop.monitoring._bands import Bands
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
@@ -48,6 +50,7 @@ from driftloop.monitoring._report import (
     assess,
     statistics_for,
 )
+from driftloop.monitoring._rollout import ArmVerdict, verdict
 from driftloop.monitoring._store import Incident, MonitoringStore
 from driftloop.monitoring._windows import Window, WindowSpec, windows
 
@@ -55,6 +58,10 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AlertSink",
+    "ArmComparison",
+    "ArmLimits",
+    "ArmStats",
+    "ArmVerdict",
     "AuditRecordSource",
     "Bands",
     "DriftReport",
@@ -70,6 +77,7 @@ __all__ = [
     "Reference",
     "ReferenceSource",
     "RegistryReferences",
+    "ScoreShift",
     "Skipped",
     "StaticReferences",
     "Verdict",
@@ -80,6 +88,7 @@ __all__ = [
     "assess",
     "baseline_from_metrics",
     "check_records",
+    "compare_arms",
     "drift_report",
     "estimated_performance",
     "learn_bands",
@@ -92,6 +101,7 @@ __all__ = [
     "served_profile",
     "sink_from_spec",
     "statistics_for",
+    "verdict",
     "window_performance",
     "window_spec",
     "windows",

@@ -32,8 +32,15 @@ from driftloop.stats._metrics import (
     recall_at_fpr,
     roc_auc,
 )
+from driftloop.stats._paired import sequential_paired
 from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
+from driftloop.stats._sequential import (
+    Decision,
+    SequentialTest,
+    sequential_means,
+    sequential_proportions,
+)
 from driftloop.stats._tasks import (
     METRICS,
     TASKS,
@@ -61,6 +68,7 @@ __all__ = [
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
+    "Decision",
     "DriftStatistic",
     "DriftTable",
     "EcdfSummary",
@@ -75,6 +83,7 @@ __all__ = [
     "Outputs",
     "PopulationStabilityIndex",
     "Profile",
+    "SequentialTest",
     "StatisticResult",
     "TaskName",
     "TaskSpec",
@@ -100,5 +109,8 @@ __all__ = [
     "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
+    "sequential_means",
+    "sequential_paired",
+    "sequential_proportions",
     "skill",
 ]
