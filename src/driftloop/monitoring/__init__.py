@@ -14,9 +14,13 @@ from driftloop.monitoring._alerts import (
 )
 from driftloop.monitoring._arm_limits import ArmLimits
 from driftloop.monitoring._arms import ArmComparison, ArmStats, ScoreShift, compare_arms
+from driftloop.monitoring._bands import Bands
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
+from driftloop.monitoring._estimated import estimated_performance
+from driftloop.monitoring._frames import drift_report
 from driftloop.monitoring._html import render_html, write_html_report
+from driftloop.monitoring._learn import learn_bands, learn_reference, window_spec
 from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
@@ -44,7 +48,6 @@ from driftloop.monitoring._report import (
     DriftReport,
     Verdict,
     assess,
-    drift_report,
     statistics_for,
 )
 from driftloop.monitoring._rollout import ArmVerdict, verdict
@@ -60,6 +63,7 @@ __all__ = [
     "ArmStats",
     "ArmVerdict",
     "AuditRecordSource",
+    "Bands",
     "DriftReport",
     "FileAlertSink",
     "FrameRecordSource",
@@ -86,6 +90,9 @@ __all__ = [
     "check_records",
     "compare_arms",
     "drift_report",
+    "estimated_performance",
+    "learn_bands",
+    "learn_reference",
     "print_report",
     "project_monitor",
     "realized_performance",
@@ -96,6 +103,7 @@ __all__ = [
     "statistics_for",
     "verdict",
     "window_performance",
+    "window_spec",
     "windows",
     "write_html_report",
 ]

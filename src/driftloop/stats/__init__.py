@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from driftloop.stats._bands import Band, BandSide, learn_band
 from driftloop.stats._compare import DriftTable, FeatureStatus, compare_frames, compare_to_profile
 from driftloop.stats._drift import (
     ChiSquare,
@@ -14,6 +15,12 @@ from driftloop.stats._drift import (
     StatisticResult,
     Wasserstein,
     default_statistics,
+)
+from driftloop.stats._estimation import (
+    Calibration,
+    estimate_binary_performance,
+    estimated_roc_auc,
+    fit_calibration,
 )
 from driftloop.stats._metrics import (
     brier_score,
@@ -54,7 +61,10 @@ from driftloop.stats._tasks import (
 __all__ = [
     "METRICS",
     "TASKS",
+    "Band",
+    "BandSide",
     "Baseline",
+    "Calibration",
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
@@ -88,9 +98,13 @@ __all__ = [
     "demographic_parity_difference",
     "encode_labels",
     "equal_opportunity_difference",
+    "estimate_binary_performance",
+    "estimated_roc_auc",
     "evaluate",
     "expected_calibration_error",
+    "fit_calibration",
     "infer_task",
+    "learn_band",
     "pr_auc",
     "precision_recall_at",
     "recall_at_fpr",
