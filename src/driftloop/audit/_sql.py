@@ -152,6 +152,10 @@ class SqlAuditLog:
     def _begin_write(self, cur: Any) -> None:
         """Start a write transaction (the driver's implicit one, unless a backend says)."""
 
+    def _lock_labels(self, cur: Any) -> None:
+        """Serialise label writers for the rest of the transaction (SQLite's write lock,
+        taken by ``_begin_write``, does already)."""
+
     # -- writing --------------------------------------------------------------------
     def write(self, records: Sequence[AuditRecord]) -> None:
         self.write_batches((), records)

@@ -3,8 +3,8 @@ metrics and a durable audit trail, as a Starlette app (``create_app``)."""
 
 from __future__ import annotations
 
-from driftloop.serving._admin import actor_name, token_digest, token_matches
 from driftloop.serving._app import create_app
+from driftloop.serving._auth import actor_name, token_digest, token_matches
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._feature_store import FeatureStoreSource

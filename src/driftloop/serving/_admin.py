@@ -9,9 +9,6 @@ and applied here at once; requests in flight finish on the version they started 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,49 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.core.config import TrafficPolicy
+from driftloop.serving._auth import actor_of, check_bearer, token_digest
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
 
-__all__ = [
-    "actor_name",
-    "describe",
-    "get_traffic",
-    "put_traffic",
-    "token_digest",
-    "token_matches",
-]
+__all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
 
-_ACTOR = re.compile(r"^[\w.@+\- ]{1,100}$")
 _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
-
-
-def token_digest(token: str) -> str:
-    """The SHA-256 (hex) of an admin token, as ``serving.admin_token_sha256`` holds it.
-
-    >>> token_digest("s3cret")[:16]
-    '1ec1c26b50d5d3c5'
-    """
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(token: str, digest: str | None) -> bool:
-    """Whether ``token`` is the admin token whose SHA-256 is ``digest``, compared in constant
-    time (always False when there is no digest: the admin API is off).
-
-    >>> token_matches("s3cret", token_digest("s3cret")), token_matches("guess", None)
-    (True, False)
-    """
-    token = token.strip()
-    return digest is not None and bool(token) and hmac.compare_digest(token_digest(token), digest)
-
-
-def actor_name(given: str | None) -> str:
-    """Who makes an admin change, as recorded: ``given`` when it is a plain name (letters,
-    digits, ``.@+-_`` and spaces, at most 100), else ``admin``."""
-    actor = (given or "").strip()
-    return actor if _ACTOR.match(actor) else "admin"
 
 
 def _authorize(request: Request, server: Server) -> str:
@@ -72,13 +35,8 @@ def _authorize(request: Request, server: Server) -> str:
             "forbidden",
             "The admin API is off: set serving.admin_token_sha256 or DRIFTLOOP_ADMIN_TOKEN.",
         )
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HttpError("unauthorized", "The admin API needs 'Authorization: Bearer <token>'.")
-    if not token_matches(token, expected):
-        raise HttpError("forbidden", "The admin token is not valid.")
-    return actor_name(request.headers.get("x-driftloop-actor"))
+    check_bearer(request, (expected,), "The admin API")
+    return actor_of(request, "admin")
 
 
 def _service(request: Request, server: Server) -> Service:

@@ -159,14 +159,26 @@ _SCHEMAS: dict[str, Any] = {
                         "ts": {"type": "string", "format": "date-time"},
                     },
                 },
-            }
+            },
+            "relabel": {
+                "type": "boolean",
+                "description": "Replace labels that differ from the stored ones (audited); "
+                "without it such a label is a 409.",
+            },
         },
     },
     "FeedbackResponse": {
         "type": "object",
+        "required": ["accepted", "unknown_count"],
         "properties": {
             "accepted": {"type": "integer"},
-            "unknown": {"type": "array", "items": {"type": "string"}},
+            "unknown_count": {"type": "integer"},
+            "unknown": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The unknown ids: only to a caller that showed a token.",
+            },
+            "relabelled": {"type": "integer"},
         },
     },
     "Tensor": {

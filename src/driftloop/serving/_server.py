@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
-from driftloop.audit import AuditLog, GroupCommitWriter
+from driftloop.audit import AuditLog, GroupCommitWriter, idempotency_store, label_store
 from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
 from driftloop.registry import TrafficState, TrafficStore
@@ -54,10 +54,15 @@ class Server:
         traffic: TrafficStore | None = None,
         admin_digest: str | None = None,
         spool: Path | None = None,
+        feedback_digest: str | None = None,
     ) -> None:
         self.tune_gc = tune_gc
         self.traffic = traffic
         self.admin_digest = admin_digest or settings.admin_token_sha256
+        self.feedback_digest = feedback_digest or settings.feedback_token_sha256
+        self.labels = label_store(audit)  # labels with relabels refused unless asked
+        self.keys = idempotency_store(audit)  # answers kept per Idempotency-Key
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set it
         self.spool = spool
         self._traffic_seen = -1
         self.feature_breaker: CircuitBreaker | None = None

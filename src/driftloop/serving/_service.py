@@ -17,6 +17,7 @@ import numpy as np
 from driftloop.audit import AuditBatch, GroupCommitWriter
 from driftloop.core.config import BreakerConfig, CacheConfig, TrafficPolicy
 from driftloop.core.errors import InvalidParameterError
+from driftloop.core.ids import new_ids
 from driftloop.registry import InvalidValue, LoadedModel
 from driftloop.serving import _chain
 from driftloop.serving._batcher import DynamicBatcher
@@ -41,7 +42,6 @@ from driftloop.serving._scored import (
     crashed,
     entity_key,
     explain,
-    next_id,
     outputs_for,
 )
 from driftloop.serving._shadow import Shadow
@@ -372,7 +372,7 @@ class Service:
         if explained is None and it.options.explain:
             explained = explain(model, it.parsed.matrix, it.options)
         return Scored(
-            it.ids if it.ids is not None else [next_id() for _ in range(it.n)],
+            it.ids if it.ids is not None else new_ids(it.n),
             task,
             model.classes,
             raw,
