@@ -2,7 +2,8 @@
 
 Model ``loans`` (a binary task on a number with missing values, a boolean, two text
 columns): version 1 registered and promoted, version 2 promoted over it, version 3 the
-challenger, a traffic policy splitting champion and challenger. The audit log holds
+challenger, a traffic policy splitting champion and challenger, and the loop
+controller's decisions that brought version 3 to its first canary step. The audit log holds
 ``predictions`` predictions over the ``DAYS`` days before today, labelled when older
 than two days; from day ``DRIFT_DAY`` on ``income`` is 80% higher (planted data drift),
 the rest keeps its distribution. The monitor assessed every day; the feature view
@@ -21,6 +22,8 @@ import pandas as pd
 from driftloop.audit import AuditRecord, Label, open_audit_log
 from driftloop.core.config import Settings, load_settings
 from driftloop.features import FeatureStore, load_definitions
+from driftloop.loop import Decision
+from driftloop.loop._decisions import record  # the controller's writer: no public one
 from driftloop.monitoring import project_monitor
 from driftloop.registry import Registry, Signature
 from driftloop.stats import Profile
@@ -94,6 +97,20 @@ def _register(registry: Registry, rng: np.random.Generator) -> None:
             alias="champion" if version < 3 else "challenger",
             alias_reason=f"version {version} passed its gates",
         )
+    start = datetime.now(UTC) - timedelta(hours=3)
+    steps = [  # the loop controller retrained, gated, shadowed and is canarying version 3
+        ("retraining", "retrain", "drift", {"drifted": ["income"]}, None),
+        ("gated", "gate", "beats-champion", {"roc_auc": 0.82, "champion_roc_auc": 0.81}, None),
+        ("shadow", "shadow", "gates-passed", {"share": 0.1}, None),
+        ("canary", "step", "no-regression", {"requests": 412, "error_rate": 0.0}, 1),
+    ]
+    with registry.engine.begin() as conn:
+        for k, (state, action, rule, numbers, step) in enumerate(steps):
+            record(
+                conn,
+                Decision(start + timedelta(minutes=30 * k), MODEL, state, action, rule,
+                         "loop", from_version=2, to_version=3, step=step, numbers=numbers),
+            )  # fmt: skip
     registry.traffic.set(
         MODEL,
         {"arms": {"champion": 90, "challenger": 10}, "sticky_key": "applicant_id"},

@@ -21,6 +21,7 @@ PAGES = {
     "model": f"/ui/models/{MODEL}",
     "version": f"/ui/models/{MODEL}/v/2",
     "drift": f"/ui/drift/{MODEL}",
+    "loop": f"/ui/loop/{MODEL}",
     "features": "/ui/features",
     "predictions": "/ui/predictions",
     "traffic": "/ui/traffic",

@@ -21,6 +21,7 @@ from driftloop.core.errors import (
 from driftloop.registry import TrafficStore
 from driftloop.ui import _actions, _pages
 from driftloop.ui._drift import drift
+from driftloop.ui._loop import loop
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import message
 
@@ -63,6 +64,7 @@ def create_ui(
         Route("/models/{name}/rollback", _actions.confirm_rollback, methods=["GET"]),
         Route("/models/{name}/rollback", _actions.do_rollback, methods=["POST"]),
         Route("/drift/{name}", drift, name="drift"),
+        Route("/loop/{name}", loop, name="loop"),
         Route("/features", _pages.features, name="features"),
         Route("/predictions", _pages.predictions, name="predictions"),
         Route("/traffic", _pages.traffic, name="traffic"),

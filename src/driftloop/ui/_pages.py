@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from driftloop.audit import LATENCY_EDGES_MS, newest_predictions, route_summary
 from driftloop.core.errors import DriftloopError, NotFoundError
+from driftloop.loop import rollout_state
 from driftloop.registry import AliasEvent, parse_time
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import render
@@ -59,6 +60,7 @@ def overview(request: Request) -> Response:
                 "realized_window": labelled,
                 "reference": ((summary.get("baseline") or {}).get("metrics") or {}).get(metric),
                 "incidents": reader.open_incidents(name),
+                "rollout": rollout_state(reader.registry.engine, name),
             }
         )
     return render(request, "overview.html", {"models": rows})

@@ -15,7 +15,16 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-__all__ = ["Segment", "bars", "counts", "histogram", "line_chart", "timeline"]
+__all__ = [
+    "Event",
+    "Segment",
+    "bars",
+    "counts",
+    "events",
+    "histogram",
+    "line_chart",
+    "timeline",
+]
 
 _PALETTE = ("#36c", "#d33", "#2a2", "#e93", "#83c", "#0aa", "#a63", "#666")
 
@@ -224,6 +233,55 @@ def timeline(label: str, segments: Sequence[Segment], now: datetime, w: int = 72
                 f'<text class="label" x="{_n(x0 + 4)}" y="{i * lane_h + 16}">v{s.version}</text>'
             )
         out.append("</a>")
+    start = datetime.fromtimestamp(t0, now.tzinfo)
+    out.append(f'<text class="tick" x="{pad_l}" y="{h - 4}">{start:%Y-%m-%d %H:%M}</text>')
+    out.append(f'<text class="tick" x="{w - 8}" y="{h - 4}" text-anchor="end">now</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened at ``at`` in ``lane``, of ``kind`` (its colour), described
+    by ``text``."""
+
+    at: datetime
+    lane: str
+    kind: str
+    text: str
+
+
+def events(
+    label: str, happened: Sequence[Event], *, lanes: Sequence[str], now: datetime, w: int = 720
+) -> Markup:
+    """One lane per name of ``lanes`` (in that order), a dot per event: what happened when."""
+    if not happened:
+        return Markup(f'<p class="empty">{escape(label)}: nothing yet.</p>')
+    t0 = min(e.at for e in happened).timestamp()
+    t1 = max(now.timestamp(), max(e.at for e in happened).timestamp(), t0 + 1)
+    pad_l, lane_h = 90, 20
+    h = lane_h * len(lanes) + 22
+    kinds = sorted({e.kind for e in happened})
+
+    def x(t: datetime) -> float:
+        return pad_l + (t.timestamp() - t0) / (t1 - t0) * (w - pad_l - 12)
+
+    out = [_open(label, w, h, "chart events")]
+    for i, lane in enumerate(lanes):
+        y = i * lane_h + lane_h / 2
+        out.append(
+            f'<text class="tick" x="{pad_l - 6}" y="{_n(y + 4)}" text-anchor="end">'
+            f'{escape(lane)}</text><line class="mark" x1="{pad_l}" y1="{_n(y)}" '
+            f'x2="{w - 8}" y2="{_n(y)}"/>'
+        )
+    for e in happened:
+        i = lanes.index(e.lane) if e.lane in lanes else len(lanes) - 1
+        color = _PALETTE[kinds.index(e.kind) % len(_PALETTE)]
+        out.append(
+            f'<circle cx="{_n(x(e.at))}" cy="{_n(i * lane_h + lane_h / 2)}" r="4" '
+            f'fill="{color}"><title>{e.at:%Y-%m-%d %H:%M:%S} {escape(e.lane)}: '
+            f"{escape(e.text)}</title></circle>"
+        )
     start = datetime.fromtimestamp(t0, now.tzinfo)
     out.append(f'<text class="tick" x="{pad_l}" y="{h - 4}">{start:%Y-%m-%d %H:%M}</text>')
     out.append(f'<text class="tick" x="{w - 8}" y="{h - 4}" text-anchor="end">now</text>')

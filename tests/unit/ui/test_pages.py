@@ -22,6 +22,7 @@ PAGES = [
     f"/ui/models/{MODEL}",
     f"/ui/models/{MODEL}/v/2",
     f"/ui/drift/{MODEL}",
+    f"/ui/loop/{MODEL}",
     "/ui/features",
     "/ui/predictions",
     "/ui/traffic",
@@ -64,6 +65,7 @@ def test_overview_shows_aliases_split_verdict_and_performance(client: TestClient
     row = words[words.index(MODEL) :]
     assert row.startswith(f"{MODEL} (latest v3) v2 v3")  # champion v2, challenger v3
     assert "champion 90 / challenger 10" in row
+    assert "canary 1 v3 since" in row  # the loop's rollout
     assert "by alice" in row
     assert "data-drift" in row  # the last judged window saw the planted drift
     assert re.search(r"roc_auc 0\.\d+ \d+ labels", row), row  # the newest labelled window
@@ -90,6 +92,17 @@ def test_drift_page_puts_the_drifted_feature_first_with_its_threshold(
             assert not over, end
         elif end >= drift_starts + timedelta(days=1):
             assert over, end
+
+
+def test_loop_page_shows_the_rollout_and_the_numbers_of_each_decision(client: TestClient) -> None:
+    page = client.get(f"/ui/loop/{MODEL}")
+    words = text(page.text)
+    assert "Rollout: canary (canary step 1) · champion v2 · challenger v3" in words
+    assert 'aria-label="Decisions of the loop controller for loans"' in page.text
+    rows = re.findall(r"<tr><td>[^<]+</td><td>(\w+)[^<]*</td><td>(\w+)</td>", page.text)
+    assert rows == [("canary", "step"), ("shadow", "shadow"), ("gated", "gate"),
+                    ("retraining", "retrain")]  # fmt: skip
+    assert '{"champion_roc_auc": 0.81, "roc_auc": 0.82}' in unescape(page.text)
 
 
 def test_drift_page_shows_the_chosen_windows_histograms(client: TestClient) -> None:
