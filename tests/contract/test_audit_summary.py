@@ -78,6 +78,8 @@ def test_each_arm_is_counted_with_labels_scores_and_latency(log: AuditLog) -> No
     assert one.latency_bins[:4] == (1, 1, 3, 1)  # <1, <2, <5, <10 ms
     assert arms[("2", "v1")].latency_bins[LATENCY_EDGES_MS.index(200.0)] == 1
     assert arms[("1", "v1:rules")].fallback
+    assert arms[("1", "v1:rules")].link == "rules"
+    assert one.link == "model"
     assert not one.fallback
 
 

@@ -49,8 +49,15 @@ class RouteSummary:
 
     @property
     def fallback(self) -> bool:
-        """Answered by a link of the fallback chain, not by the model's version."""
+        """Answered by a link of the fallback chain, not by the model's version: the arm
+        routed to failed (``champion``: a failed challenger's requests answered by the
+        champion; ``rules``, ``default``: the model's own fallback)."""
         return ":" in self.route
+
+    @property
+    def link(self) -> str:
+        """Who answered: ``model`` (the routed version itself) or the fallback link."""
+        return self.route.partition(":")[2] or "model"
 
 
 def _span(

@@ -58,6 +58,9 @@ def overview(request: Request) -> Response:
                 "metric": metric,
                 "realized": performance.get(metric) if metric else None,
                 "realized_window": labelled,
+                "estimated": (
+                    ((summary.get("estimated_performance") or {}).get("metrics") or {}).get(metric)
+                ),
                 "reference": ((summary.get("baseline") or {}).get("metrics") or {}).get(metric),
                 "incidents": reader.open_incidents(name),
                 "rollout": rollout_state(reader.registry.engine, name),
