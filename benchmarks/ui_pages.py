@@ -39,6 +39,7 @@ def main() -> None:
         "model": f"/ui/models/{MODEL}",
         "version": f"/ui/models/{MODEL}/v/2",
         "drift": f"/ui/drift/{MODEL}",
+        "loop": f"/ui/loop/{MODEL}",
         "features": "/ui/features",
         "predictions (newest)": "/ui/predictions",
         "prediction by id": f"/ui/predictions?id={world.explained_id}",

@@ -239,3 +239,33 @@ def test_driftloop_ui_serves_the_same_project_alone(
     assert served["port"] == 8123
     page = TestClient(served["app"]).get("/ui/")  # type: ignore[arg-type]
     assert "loans" in page.text
+
+
+def test_overview_shows_the_estimated_performance_when_monitoring_estimated_it(
+    client: TestClient, world: UiWorld
+) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from driftloop.monitoring import MonitoringStore
+
+    store = MonitoringStore(world.settings.audit.url, root=world.root)
+    w = store.windows
+    try:
+        with store.engine.begin() as conn:
+            newest = conn.execute(
+                sa.select(w.c.id, w.c.summary)
+                .where(w.c.verdict != "insufficient-data")
+                .order_by(w.c.window_end.desc(), w.c.rows.desc())
+                .limit(1)
+            ).one()
+            summary = json.loads(newest.summary)
+            summary["estimated_performance"] = {"dropped": False, "metrics": {"roc_auc": 0.777}}
+            conn.execute(w.update().where(w.c.id == newest.id).values(summary=json.dumps(summary)))
+        words = text(client.get("/ui/").text)
+        assert "0.777 last window, before labels" in words
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(w.update().where(w.c.id == newest.id).values(summary=newest.summary))
+        store.dispose()
