@@ -16,7 +16,7 @@ from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.registry import TrafficStore
 from driftloop.serving import _admin, _v1, _v2
-from driftloop.serving._errors import json_response
+from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._model import ModelSource
@@ -25,6 +25,8 @@ from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
 __all__ = ["create_app"]
+
+_UNROUTED = "unrouted"  # the metrics label of answers given outside every endpoint
 
 
 def create_app(
@@ -126,7 +128,24 @@ def create_app(
             if close_audit and audit is not None:
                 audit.close()
 
-    app = ServingApp(routes=routes, lifespan=lifespan)
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        """No route (404) or not its method (405): a JSON error, counted."""
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            error = HttpError("method-not-allowed", f"{request.method} is not allowed here.")
+        else:
+            error = HttpError("not-found", "No such endpoint; GET /openapi.json lists them.")
+        server.count(_UNROUTED, error.status)
+        return error_response(error)
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        """Outside every handler (they answer their own failures): 500, counted, logged."""
+        server.errors.report(_UNROUTED, exc)
+        server.count(_UNROUTED, 500)
+        return error_response(INTERNAL)
+
+    handlers = {404: unrouted, 405: unrouted, Exception: failed}
+    app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.server = server
     app.state.server = server
     return app

@@ -30,6 +30,7 @@ from driftloop.serving._validation import (
     parse_body,
     parse_instances,
     request_time,
+    valid_key,
 )
 
 __all__ = ["infer", "live", "model_metadata", "model_ready", "ready", "server_metadata"]
@@ -116,6 +117,9 @@ async def infer(request: Request, server: Server) -> Response:
     assert current is not None
     spec = current.spec
     instances = _instances(body, list(spec.inputs), server.settings.max_instances)
+    request_id = body.get("id")
+    if request_id is not None and not (isinstance(request_id, str) and valid_key(request_id)):
+        raise _bad("id", "must be a string of 1 to 256 characters without NUL")  # not scored
     parameters = body.get("parameters")
     event_time = None
     if isinstance(parameters, dict) and parameters.get(EVENT_TIME) is not None:
@@ -151,7 +155,7 @@ async def infer(request: Request, server: Server) -> Response:
     answer: dict[str, Any] = {
         "model_name": request.path_params["name"],
         "model_version": answered.version,
-        "id": body.get("id") or uuid.uuid4().hex,
+        "id": request_id or uuid.uuid4().hex,
         "outputs": outputs,
         "parameters": {"route": answered.route()},
     }

@@ -25,9 +25,10 @@ import functools
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "Options",
     "ParsedInstances",
     "RowSpec",
+    "event_time_of",
     "instances_of",
     "parse_body",
     "parse_instances",
@@ -175,11 +177,50 @@ _DEFAULT_OPTIONS = Options()
 _BODY_FIELDS = frozenset({"instances", "options", EVENT_TIME})
 
 
+MAX_DEPTH = 32
+"""The deepest a request body may nest arrays and objects (driftloop's own bodies nest 5)."""
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
 def parse_body(raw: bytes) -> Any:
+    """The JSON body; 400 when it is not JSON (where, not the parser's words) or nests
+    deeper than :data:`MAX_DEPTH` (checked before parsing: nothing deeper reaches a
+    handler, an error echoing it or the JSON writer).
+
+    >>> parse_body(b'{"instances": [{"a": "[[[["}]}')
+    {'instances': [{'a': '[[[['}]}
+    >>> try:
+    ...     parse_body(b"[" * 40 + b"]" * 40)
+    ... except HttpError as exc:
+    ...     exc.message
+    'The body nests arrays and objects 40 deep; the limit is 32.'
+    """
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        depth = _depth(raw)
+        if depth > MAX_DEPTH:
+            raise HttpError(
+                "body-invalid",
+                f"The body nests arrays and objects {depth} deep; the limit is {MAX_DEPTH}.",
+            )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise HttpError("body-invalid", f"The body is not valid JSON: {exc}.") from None
+        raise HttpError(
+            "body-invalid",
+            f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).",
+        ) from None
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings, vectorised (the body may hold a
+    megabyte)."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS).translate(_OPEN_CLOSE)
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets, dtype=np.int8).astype(np.int32)
+    return int(np.cumsum(steps).max())
 
 
 def valid_key(value: Any) -> bool:
@@ -230,13 +271,28 @@ def instances_of(body: Any, max_instances: int) -> list[Any]:
     return instances
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Event and label times are within these (what every audit backend and monitoring's
+frames can hold, far from any overflow)."""
+
+
+def event_time_of(value: Any) -> datetime:
+    """An event or label time: :func:`parse_time`, within ``EARLIEST``..``LATEST``;
+    raises :class:`InvalidValue`."""
+    when = parse_time(value)
+    if not EARLIEST <= when < LATEST:
+        raise InvalidValue("must be a date-time from 1900-01-01 to 2199-12-31 (UTC)")
+    return when
+
+
 def request_time(body: Mapping[str, Any]) -> datetime | None:
     """The body's ``event_time`` (every instance's, unless an instance gives its own)."""
     value = body.get(EVENT_TIME)
     if value is None:
         return None
     try:
-        return parse_time(value)
+        return event_time_of(value)
     except InvalidValue as exc:
         raise _one(EVENT_TIME, exc.rule, value) from None
 
@@ -319,7 +375,7 @@ def _all_typed(
     times: list[datetime | None] | None = None
     if any(len(i) > n_features for i in instances):
         try:
-            times = [parse_time(i[event]) if event in i else event_time for i in instances]
+            times = [event_time_of(i[event]) if event in i else event_time for i in instances]
         except (InvalidValue, TypeError):
             return None
     elif event_time is not None:
@@ -486,7 +542,7 @@ class _Parser:
         if value is None:
             return
         try:
-            when = parse_time(value)
+            when = event_time_of(value)
         except InvalidValue as exc:
             self._bad(i, name, f"(the event time) {exc.rule}", value)
             return
