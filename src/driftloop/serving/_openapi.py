@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftloop import __version__
-from driftloop.serving._validation import RowSpec
+from driftloop.serving._validation import MAX_DEPTH, MAX_KEY_LENGTH, RowSpec
 
 __all__ = ["openapi"]
 
@@ -20,17 +20,27 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    "400": _json(_ref("Error"), "The body is not JSON."),
-    "404": _json(_ref("Error"), "Unknown model."),
-    "413": _json(_ref("Error"), "The body is larger than serving.max_body_bytes."),
-    "422": _json(_ref("Error"), "A value breaks a rule; violations name instance, field, rule."),
-    "503": _json(_ref("Error"), "The model is not loaded yet."),
-}
+def _errors(error: str, *, body: bool, admin: bool) -> dict[str, Any]:
+    """The error answers of an operation, each with the body schema ``error`` (v1's
+    ``Error`` or the v2 protocol's ``V2Error``)."""
+    out = {
+        "404": _json(_ref(error), "Unknown model (or, for an admin call, endpoint)."),
+        "422": _json(_ref(error), "A value breaks a rule; violations name instance, field, rule."),
+        "500": _json(_ref(error), "The server failed; the failure is logged."),
+        "503": _json(_ref(error), "The model is not loaded yet, or a backend is unavailable."),
+    }
+    if body:
+        out["400"] = _json(_ref(error), f"The body is not JSON, or nests deeper than {MAX_DEPTH}.")
+        out["413"] = _json(_ref(error), "The body is larger than serving.max_body_bytes.")
+        out["415"] = _json(_ref(error), "The body is not declared application/json.")
+    if admin:
+        out["401"] = _json(_ref(error), "No admin token.")
+        out["403"] = _json(_ref(error), "A wrong admin token, or the admin API is off.")
+    return dict(sorted(out.items()))
 
 
 def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool = False,
-        errors: bool = False) -> dict[str, Any]:  # fmt: skip
+        errors: bool = False, v2: bool = False, admin: bool = False) -> dict[str, Any]:  # fmt: skip
     op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
     if name:
         op["parameters"] = [
@@ -41,19 +51,31 @@ def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool
             "required": True,
             "content": {"application/json": {"schema": _ref(body)}},
         }
-    if errors:
-        op["responses"].update(_ERRORS)
+    if errors or admin:
+        error = "V2Error" if v2 else "Error"
+        op["responses"].update(_errors(error, body=body is not None, admin=admin))
     return op
 
 
 _VALUE = {"type": ["number", "boolean", "string", "null"]}
+_LENGTH = {"minLength": 1, "maxLength": MAX_KEY_LENGTH}
+_KEY_STRING = {"type": "string", **_LENGTH, "pattern": "^[^\\u0000]*$"}
+_KEY = {**_KEY_STRING, "type": ["string", "integer"], "minimum": -(2**63) + 1, "maximum": 2**63 - 1}
 _NAME_SCHEMA: dict[str, Any] = {"type": "string"}
 _SCHEMAS: dict[str, Any] = {
+    "V2Error": {
+        "type": "object",
+        "description": "An error as the Open Inference Protocol wants it, with driftloop's code.",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+    },
     "Error": {
         "type": "object",
+        "required": ["error"],
         "properties": {
             "error": {
                 "type": "object",
+                "required": ["code", "message"],
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
@@ -72,9 +94,9 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {"type": "object", "additionalProperties": _VALUE},
             },
-            "event_time": {"type": ["string", "number"], "format": "date-time"},
+            "event_time": {"type": ["string", "number", "null"], "format": "date-time"},
             "options": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": False,
                 "properties": {
                     "explain": {"type": "boolean"},
@@ -154,9 +176,13 @@ _SCHEMAS: dict[str, Any] = {
                     "required": ["prediction_id", "label"],
                     "additionalProperties": False,
                     "properties": {
-                        "prediction_id": {"type": "string", "minLength": 1},
-                        "label": {"type": ["string", "boolean", "number"]},
-                        "ts": {"type": "string", "format": "date-time"},
+                        "prediction_id": _KEY_STRING,
+                        "label": {"type": ["string", "boolean", "number"], **_LENGTH},
+                        "ts": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "When the label was known (null: now).",
+                        },
                     },
                 },
             }
@@ -234,10 +260,17 @@ def _instance(spec: RowSpec) -> dict[str, Any]:
             if encoder.spec.categories:
                 schema["examples"] = list(encoder.spec.categories[:20])
             properties[name] = schema
-    for key in (*spec.entity_keys, *spec.keys, *([spec.id_field] if spec.id_field else [])):
-        properties[key] = {"type": ["string", "integer"]}
+    for key in (*spec.entity_keys, *([spec.id_field] if spec.id_field else [])):
+        properties[key] = _KEY
+    for key in spec.keys:  # the router's sticky key: any value
+        properties[key] = {}
     properties.setdefault(spec.event_field, {**_TIME, "description": "The event time."})
     return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _not_ready(op: dict[str, Any]) -> dict[str, Any]:
+    op["responses"]["503"] = _json({"type": "object"}, "Not ready.")
+    return op
 
 
 def openapi(
@@ -273,29 +306,32 @@ def openapi(
                 "(admin token).",
                 _json(obj, "The policy."),
                 name=True,
-                errors=True,
+                admin=True,
             ),
             "put": _op(
                 "Change the traffic policy at run time (admin token; every worker follows).",
                 _json(obj, "The policy now."),
                 body="TrafficRequest",
                 name=True,
-                errors=True,
+                admin=True,
             ),
         },
         "/v2": {"get": _op("KServe v2 server metadata.", _json(obj, "Metadata."))},
         "/v2/health/live": {"get": _op("KServe v2 liveness.", _json(obj, "Live."))},
-        "/v2/health/ready": {"get": _op("KServe v2 readiness.", _json(obj, "Ready."))},
+        "/v2/health/ready": {"get": _not_ready(_op("KServe v2 readiness.", _json(obj, "Ready.")))},
         "/v2/models/{name}": {
             "get": _op(
                 "KServe v2 model metadata, with the runtime in parameters.",
                 _json(_ref("ModelMetadata"), "Metadata."),
                 name=True,
                 errors=True,
+                v2=True,
             )
         },
         "/v2/models/{name}/ready": {
-            "get": _op("KServe v2 model readiness.", _json(obj, "Ready."), name=True, errors=True)
+            "get": _op(
+                "KServe v2 model readiness.", _json(obj, "Ready."), name=True, errors=True, v2=True
+            )
         },
         "/v2/models/{name}/infer": {
             "post": _op(
@@ -304,11 +340,12 @@ def openapi(
                 body="InferRequest",
                 name=True,
                 errors=True,
+                v2=True,
             )
         },
         "/metrics": {"get": _op("Prometheus metrics, summed over workers.", text)},
         "/healthz": {"get": _op("Liveness.", _json(obj, "Alive."))},
-        "/readyz": {"get": _op("Readiness: every model loaded.", _json(obj, "Ready."))},
+        "/readyz": {"get": _not_ready(_op("Readiness: every model loaded.", _json(obj, "Ready.")))},
         "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
     }
     schemas = dict(_SCHEMAS)

@@ -172,11 +172,14 @@ def _bad(field: str, rule: str) -> HttpError:
     return HttpError("data-invalid", f"{field} {rule}.", [{"field": field, "rule": rule}])
 
 
-def _flat(data: Any) -> list[Any]:
+def _flat(data: Any, rank: int) -> list[Any]:
+    """The values of a tensor given flat or nested (at most ``rank`` deep), row-major."""
     if not isinstance(data, list):
         raise _bad("inputs.data", "must be a list")
     if data and isinstance(data[0], list):
-        return [x for row in data for x in _flat(row)]
+        if rank <= 1:
+            raise _bad("inputs.data", "nests lists deeper than the tensor's shape")
+        return [x for row in data for x in _flat(row, rank - 1)]
     return data
 
 
@@ -202,7 +205,7 @@ def _instances(body: Any, features: list[str], max_instances: int) -> list[dict[
             raise _bad(f"{where}.shape", "must be a list of non-negative integers")
         if dtype not in _NUMERIC and dtype != "BYTES":
             raise _bad(f"{where}.datatype", f"must be a KServe v2 datatype, got {dtype!r}")
-        data = _flat(tensor.get("data"))
+        data = _flat(tensor.get("data"), len(shape))
         size = 1
         for d in shape:
             size *= d
