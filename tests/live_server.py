@@ -63,10 +63,13 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(root: Path) -> Iterator[LiveServer]:
-    """The server, its state in ``root``; killed on exit."""
-    models = root / "models"
-    DirectoryModelSource.save(models, "fraud", "1", train(1), aliases=["champion"])
+def live_server(root: Path, args: list[str] | None = None) -> Iterator[LiveServer]:
+    """The server, run in ``root`` with ``args`` (default: a LightGBM model ``fraud`` from
+    a models folder in ``root``); killed on exit."""
+    if args is None:
+        models = root / "models"
+        DirectoryModelSource.save(models, "fraud", "1", train(1), aliases=["champion"])
+        args = ["--models", str(models)]
     port = free_port()
     env = {
         **os.environ,
@@ -74,7 +77,7 @@ def live_server(root: Path) -> Iterator[LiveServer]:
         "DRIFTLOOP_SERVING__BATCHING__MAX_WAIT_MS": "1",
         **LIMITS,
     }
-    cmd = [sys.executable, "-m", "driftloop", "serve", "--models", str(models)]
+    cmd = [sys.executable, "-m", "driftloop", "serve", *args]
     cmd += ["--port", str(port), "--workers", "1", "--host", "127.0.0.1"]
     log = root / "server.log"
     with log.open("wb") as out:

@@ -105,6 +105,9 @@ NASTY: list[tuple[str, str, Any, int, str]] = [
     ("a 100 kB key", PREDICT, {"instances": [{**row(1), "k" * 100_000: 1}]}, 422, "unknown"),
     ("a 100 kB value", PREDICT, {"instances": [{**row(1), "amount": "v" * 100_000}]}, 422,
      "amount"),
+    ("v2 datatype an object (found by fuzzing)", INFER,
+     {"inputs": [{"name": "", "shape": [0], "datatype": {}, "data": [None]}]}, 422,
+     "datatype"),
     ("bracket soup", PREDICT, b"[" * 100_000, 400, "limit is 32"),
     ("not JSON", PREDICT, b"{'instances': }", 400, "not valid JSON"),
 ]  # fmt: skip

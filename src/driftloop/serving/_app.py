@@ -91,8 +91,8 @@ def create_app(
         """Built from the versions served now (each model's inputs typed), kept per set."""
         services = sorted(server.services.items())
         served = tuple(s.current.model.version if s.current else None for _, s in services)
-        if served not in documents:
-            specs = {p: s.current.spec for p, s in services if s.current is not None}
+        if served not in documents:  # every name a model answers to, with its inputs
+            specs = {n: s.current.spec for n, s in server.by_name.items() if s.current is not None}
             documents.clear()
             documents[served] = orjson.dumps(openapi(names, specs))
         return Response(documents[served], media_type="application/json")
@@ -100,12 +100,17 @@ def create_app(
     def route(path: str, name: str, handler: Handler, method: str, v2: bool = False) -> Route:
         return Route(path, endpoint(server, name, handler, v2=v2), methods=[method])
 
+    read_traffic = endpoint(server, "traffic", _admin.get_traffic)
+    set_traffic = endpoint(server, "traffic-set", _admin.put_traffic)
+
+    async def traffic_policy(request: Request) -> Response:
+        return await (set_traffic if request.method == "PUT" else read_traffic)(request)
+
     routes = [
         route("/v1/models", "models", _v1.list_models, "GET"),
         route("/v1/models/{name}/predict", "predict", _v1.predict, "POST"),
         route("/v1/feedback", "feedback", _v1.feedback, "POST"),
-        route("/v1/models/{name}/traffic", "traffic", _admin.get_traffic, "GET"),
-        route("/v1/models/{name}/traffic", "traffic-set", _admin.put_traffic, "PUT"),
+        Route("/v1/models/{name}/traffic", traffic_policy, methods=["GET", "PUT"]),  # one Allow
         route("/v2", "v2-server", _v2.server_metadata, "GET", True),
         route("/v2/health/live", "v2-live", _v2.live, "GET", True),
         route("/v2/health/ready", "v2-ready", _v2.ready, "GET", True),
@@ -136,7 +141,9 @@ def create_app(
         else:
             error = HttpError("not-found", "No such endpoint; GET /openapi.json lists them.")
         server.count(_UNROUTED, error.status)
-        return error_response(error)
+        response = error_response(error)
+        response.headers.update(getattr(exc, "headers", None) or {})  # 405's Allow
+        return response
 
     async def failed(request: Request, exc: Exception) -> Response:
         """Outside every handler (they answer their own failures): 500, counted, logged."""

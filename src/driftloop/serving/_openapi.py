@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftloop import __version__
-from driftloop.serving._validation import MAX_DEPTH, MAX_KEY_LENGTH, RowSpec
+from driftloop.serving._v2 import DATATYPES
+from driftloop.serving._validation import EARLIEST, LATEST, MAX_DEPTH, MAX_KEY_LENGTH, RowSpec
 
 __all__ = ["openapi"]
 
@@ -62,6 +63,20 @@ _LENGTH = {"minLength": 1, "maxLength": MAX_KEY_LENGTH}
 _KEY_STRING = {"type": "string", **_LENGTH, "pattern": "^[^\\u0000]*$"}
 _KEY = {**_KEY_STRING, "type": ["string", "integer"], "minimum": -(2**63) + 1, "maximum": 2**63 - 1}
 _NAME_SCHEMA: dict[str, Any] = {"type": "string"}
+# Years 1901-2198 (any offset stays within the server's 1900-2199 in UTC), days to the 28th
+_YEAR = "(19[0-9][1-9]|19[1-9]0|20[0-9][0-9]|21[0-8][0-9]|219[0-8])"
+_DATE_TIME = (
+    f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+_TIME = {
+    "type": ["string", "number", "null"],
+    "pattern": _DATE_TIME,
+    "minimum": EARLIEST.timestamp(),
+    "exclusiveMaximum": LATEST.timestamp(),
+    "description": "ISO 8601 date-time, or epoch seconds (UTC, 1900 to 2199); null: none.",
+}
+
 _SCHEMAS: dict[str, Any] = {
     "V2Error": {
         "type": "object",
@@ -94,7 +109,7 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {"type": "object", "additionalProperties": _VALUE},
             },
-            "event_time": {"type": ["string", "number", "null"], "format": "date-time"},
+            "event_time": _TIME,
             "options": {
                 "type": ["object", "null"],
                 "additionalProperties": False,
@@ -180,8 +195,9 @@ _SCHEMAS: dict[str, Any] = {
                         "label": {"type": ["string", "boolean", "number"], **_LENGTH},
                         "ts": {
                             "type": ["string", "null"],
-                            "format": "date-time",
-                            "description": "When the label was known (null: now).",
+                            "pattern": _DATE_TIME,
+                            "description": "When the label was known, ISO 8601 (UTC, 1900 to "
+                            "2199); null: now.",
                         },
                     },
                 },
@@ -206,13 +222,29 @@ _SCHEMAS: dict[str, Any] = {
             "parameters": {"type": "object"},
         },
     },
+    "InputTensor": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "items": {"type": "integer", "minimum": 0},
+            },
+            "datatype": {"enum": sorted(DATATYPES)},
+            "data": {"type": "array"},
+            "parameters": {"type": ["object", "null"]},
+        },
+    },
     "InferRequest": {
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "id": {"type": "string"},
-            "parameters": {"type": "object"},
-            "inputs": {"type": "array", "items": _ref("Tensor")},
+            "id": {**_KEY_STRING, "type": ["string", "null"]},
+            "parameters": {"type": ["object", "null"]},
+            "inputs": {"type": "array", "minItems": 1, "items": _ref("InputTensor")},
             "outputs": {"type": "array", "items": {"type": "object"}},
         },
     },
@@ -242,9 +274,8 @@ _SCHEMAS: dict[str, Any] = {
 _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "number": {"type": ["number", "null"]},
     "boolean": {"type": ["boolean", "null"]},
-    "category": {"type": ["string", "integer", "null"]},
+    "category": {"type": ["string", "integer", "null"], "minimum": 1 - 2**63, "maximum": 2**63 - 1},
 }
-_TIME = {"type": ["string", "number", "null"], "format": "date-time"}
 
 
 def _instance(spec: RowSpec) -> dict[str, Any]:
@@ -277,8 +308,9 @@ def openapi(
     model_names: Sequence[str] = (), specs: Mapping[str, RowSpec] | None = None
 ) -> dict[str, Any]:
     """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``).
-    ``specs`` (public name to a loaded model's :class:`RowSpec`) add one predict path per
-    model whose body schema types every field."""
+    ``specs`` (a name to its loaded model's :class:`RowSpec`) add one predict path per name
+    whose body schema types every field (the untyped ``{name}`` path goes when every name
+    has one)."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -349,9 +381,13 @@ def openapi(
         "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
     }
     schemas = dict(_SCHEMAS)
+    if specs and set(model_names) <= set(specs):  # every name has its own, typed path
+        del paths["/v1/models/{name}/predict"]
     for public, spec in sorted((specs or {}).items()):
         request = copy.deepcopy(_SCHEMAS["PredictRequest"])
         request["properties"]["instances"]["items"] = _instance(spec)
+        top_k = request["properties"]["options"]["properties"]["top_k"]
+        top_k["maximum"] = max(1, len(spec.features))
         schemas[f"PredictRequest.{public}"] = request
         paths[f"/v1/models/{public}/predict"] = {
             "post": _op(

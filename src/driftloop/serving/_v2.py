@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop import __version__
-from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._scored import audit_outputs
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._validation import (
@@ -33,12 +33,21 @@ from driftloop.serving._validation import (
     valid_key,
 )
 
-__all__ = ["infer", "live", "model_metadata", "model_ready", "ready", "server_metadata"]
+__all__ = [
+    "DATATYPES",
+    "infer",
+    "live",
+    "model_metadata",
+    "model_ready",
+    "ready",
+    "server_metadata",
+]
 
 _NUMERIC = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
      "FP16", "FP32", "FP64"}
 )  # fmt: skip
+DATATYPES = _NUMERIC | {"BYTES"}
 
 
 async def server_metadata(request: Request, server: Server) -> Response:
@@ -203,8 +212,8 @@ def _instances(body: Any, features: list[str], max_instances: int) -> list[dict[
             isinstance(shape, list) and shape and all(type(d) is int and d >= 0 for d in shape)
         ):
             raise _bad(f"{where}.shape", "must be a list of non-negative integers")
-        if dtype not in _NUMERIC and dtype != "BYTES":
-            raise _bad(f"{where}.datatype", f"must be a KServe v2 datatype, got {dtype!r}")
+        if not isinstance(dtype, str) or dtype not in DATATYPES:
+            raise _bad(f"{where}.datatype", f"must be a KServe v2 datatype, got {shown(dtype)!r}")
         data = _flat(tensor.get("data"), len(shape))
         size = 1
         for d in shape:

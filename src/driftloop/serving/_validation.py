@@ -245,6 +245,8 @@ def parse_options(raw: Any, n_features: int) -> Options:
     if not isinstance(explain, bool):
         raise _one("options.explain", "must be true or false", explain)
     top_k = raw.get("top_k", 5)
+    if isinstance(top_k, float) and top_k.is_integer() and abs(top_k) < 2**31:
+        top_k = int(top_k)  # 3.0 is an integer to JSON Schema
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_features:
         raise _one("options.top_k", f"must be an integer from 1 to {n_features}", top_k)
     return Options(explain, top_k)
@@ -477,6 +479,8 @@ class _Parser:
             elif name in spec.keys:
                 continue  # read by the router, not by the model
             elif name in keys or name == id_field:
+                if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                    value = int(value)  # 7.0 is an integer to JSON (Schema)
                 if not valid_key(value):
                     what = "entity key" if name in keys else "id"
                     self._bad(
@@ -509,6 +513,13 @@ class _Parser:
     def _value(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
         encoder = slot.encoder
         assert encoder is not None
+        if encoder.spec.kind == "category" and isinstance(value, int | float):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # a whole number (3.0 is an integer to JSON Schema)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                self._bad(i, name, "must be a string, a whole number within 64 bits, or null",
+                          value)  # fmt: skip
+                return
         try:
             number = encoder.encode(value)
         except InvalidValue as exc:
