@@ -135,3 +135,20 @@ def test_a_stalled_body_is_408_and_an_idle_keep_alive_connection_is_closed(
     assert closed_by_server(silent) == b""
     for sock in (stalled, idle, silent):
         sock.close()
+
+
+def test_a_flood_of_malformed_requests_is_answered_400_json_and_logged_once(
+    live_server: LiveServer,
+) -> None:
+    before = live_server.count("connection", 400)
+    for i in range(200):
+        sock = connect(live_server)
+        sock.sendall(b"GARBAGE %d \x00\x01 HTTP/9\r\n\r\n" % i)
+        end = closed_by_server(sock)
+        sock.close()
+        assert end is not None
+        assert end.startswith(b"HTTP/1.1 400")
+        assert b'"code":"bad-request"' in end
+    assert live_server.count("connection", 400) - before == 200
+    assert live_server.log.read_text().count("Invalid HTTP request") == 1  # not 200
+    assert live_server.probe() == 200

@@ -23,6 +23,8 @@ Each refusal is a JSON error body, counted in ``driftloop_requests{endpoint="con
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +54,34 @@ class _Connections:
 _TABLES: weakref.WeakKeyDictionary[ServerState, _Connections] = weakref.WeakKeyDictionary()
 
 
+class _OncePerMinute(logging.Filter):
+    """Lets one record of each message through per minute (a flood of malformed requests
+    would write a warning each), saying how many were held back."""
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self.seen: dict[str, list[float]] = {}  # message -> [let through at, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now, key = self.clock(), str(record.msg)[:200]
+        seen = self.seen.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg = f"{record.msg} ({int(seen[1])} more like it not logged)"
+        if len(self.seen) >= 256:
+            self.seen.clear()
+        self.seen[key] = [now, 0]
+        return True
+
+
+_LOG = logging.getLogger("uvicorn.error.driftloop")  # uvicorn's handlers, rate-limited
+_LOG.addFilter(_OncePerMinute())
+_LOG.setLevel(logging.INFO)  # not uvicorn's per-connection trace lines
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with head size, head and body deadlines, keep-alive
     and connection limits (module docstring)."""
@@ -64,6 +94,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.logger = _LOG  # its warnings (malformed requests) and failed requests' errors
         self.serving = self.app if isinstance(self.app, ServingApp) else None
         self.limits = self.serving.server.settings if self.serving else ServingConfig()
         self.timeout_keep_alive = self.limits.keep_alive_s  # type: ignore[assignment]
