@@ -82,6 +82,15 @@ _LOG.addFilter(_OncePerMinute())
 _LOG.setLevel(logging.INFO)  # not uvicorn's per-connection trace lines
 
 
+def _serving_app(app: Any) -> ServingApp | None:
+    """The driftloop app under uvicorn's middleware (each keeps the next as ``app``)."""
+    for _ in range(8):
+        if isinstance(app, ServingApp):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with head size, head and body deadlines, keep-alive
     and connection limits (module docstring)."""
@@ -95,7 +104,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.logger = _LOG  # its warnings (malformed requests) and failed requests' errors
-        self.serving = self.app if isinstance(self.app, ServingApp) else None
+        self.serving = _serving_app(self.app)
         self.limits = self.serving.server.settings if self.serving else ServingConfig()
         self.timeout_keep_alive = self.limits.keep_alive_s  # type: ignore[assignment]
         self.table = _TABLES.setdefault(server_state, _Connections())
