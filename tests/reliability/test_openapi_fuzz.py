@@ -62,7 +62,9 @@ def test_fuzzing_the_published_openapi_finds_no_5xx_and_no_disagreement(
         "--generation-database", "none",
         "--no-color",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(  # in tmp_path: schemathesis keeps a cache folder where it runs
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6_000:]
     generated = re.search(r"(\d+) generated", report)
