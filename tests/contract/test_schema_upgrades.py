@@ -18,7 +18,15 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from driftloop.audit import AuditBatch, AuditLog, Label, PostgresAuditLog, SqliteAuditLog
+from driftloop.audit import (
+    AuditBatch,
+    AuditLog,
+    Label,
+    PostgresAuditLog,
+    SqliteAuditLog,
+    idempotency_store,
+    label_store,
+)
 from driftloop.audit import _schema as audit_schema
 from driftloop.audit._postgres import libpq_dsn
 from driftloop.core.migrations import upgrade_schema
@@ -156,7 +164,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
     _old_audit_rows(db)
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
         frame = log.window(T0, T0 + timedelta(hours=1))
         assert frame["prediction_id"].tolist() == [f"old{i}" for i in range(6)]
         assert frame["amount"].tolist() == [10.0 * i for i in range(6)]
@@ -213,9 +221,49 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
             "old5",
             "new0",
         ]
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
     finally:
         again.close()
+
+
+def test_an_audit_log_at_revision_2_upgrades_keeping_rows_and_gains_relabels_and_keys(
+    db: Db,
+) -> None:
+    audit_schema.upgrade(db.url, schema=db.schema, revision="a0002")
+    prefix = f'"{db.schema}".' if db.schema else ""
+    ts_us = int(T0.timestamp()) * US
+    db.run_audit_sql(
+        [
+            (
+                f"INSERT INTO {prefix}audit_predictions (prediction_id, ts_us, model, version, "
+                "route, score, decision, latency_ms, entity_keys, features, feature_ts, "
+                "served_us) VALUES (?, ?, 'fraud', '2', 'v1', 0.4, '', 1.0, '{}', ?, '{}', ?)",
+                [pid, ts_us, json.dumps({"amount": 5.0}), ts_us],
+            )
+            for pid in ("r2a", "r2b")
+        ]
+        + [
+            (
+                f"INSERT INTO {prefix}audit_labels (prediction_id, label, label_ts_us) "
+                "VALUES (?, ?, ?)",
+                ["r2a", 1.0, ts_us],
+            )
+        ]
+    )
+    log = db.audit_log()
+    try:
+        assert db.version("alembic_version_audit") == ["a0003"]
+        assert log.window(T0, T0 + timedelta(hours=1))["prediction_id"].tolist() == ["r2a", "r2b"]
+        labels, keys = label_store(log), idempotency_store(log)
+        assert labels is not None
+        assert keys is not None
+        refused = labels.set_labels([Label("r2a", 0.0)], relabel=False, actor="x", now=T0)
+        assert refused.conflicts == ["r2a"]  # the label kept before the upgrade counts
+        labels.set_labels([Label("r2a", 0.0)], relabel=True, actor="x", now=T0)
+        assert [(r.old_label, r.new_label) for r in labels.relabels("r2a")] == [(1.0, 0.0)]
+        assert keys.claim("s", "k", "sha", now=T0, ttl_s=60, lease_s=30).state == "new"
+    finally:
+        log.close()
 
 
 def test_audit_revision_1_is_exactly_the_schema_made_before_migrations(
@@ -257,7 +305,7 @@ def test_workers_opening_one_audit_log_at_once_migrate_it_once(db: Db) -> None:
         thread.join()
     try:
         assert errors == []
-        assert db.version("alembic_version_audit") == ["a0002"]
+        assert db.version("alembic_version_audit") == ["a0003"]
         assert all(len(log.window(T0, T0 + timedelta(hours=1))) == 6 for log in logs)
     finally:
         for log in logs:
@@ -369,7 +417,7 @@ def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db)
         return
     log = db.audit_log()
     log.close()
-    assert db.version("alembic_version_audit") == ["a0002"]
+    assert db.version("alembic_version_audit") == ["a0003"]
     assert db.version("alembic_version_monitoring") == ["m0001"]
 
 

@@ -4,6 +4,7 @@ back, without restarting anything."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -122,3 +123,71 @@ def _wait_for(condition: Any, bound_s: float = 180.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition never held")
+
+
+def test_a_redis_restarted_empty_is_reported_until_it_is_materialized_again(
+    tmp_path: Path,
+) -> None:
+    """A Redis that comes back without its data answers every read with nulls, which
+    look like ordinary missing values: /readyz and /metrics must say so, and
+    `materialize` (incremental: its watermark went with the data) must fill it again."""
+    import pandas as pd
+
+    redis = OwnRedis(tmp_path / "redis")
+    redis.start()
+    try:
+        pd.DataFrame(
+            {
+                "card_id": [f"c{i}" for i in range(8)],
+                "ts": [T.replace(tzinfo=None)] * 8,
+                "count_1d": [3.0] * 8,
+                "amount_7d": [25.0] * 8,
+            }
+        ).to_parquet(tmp_path / "cards.parquet")
+        store = card_store(redis.url, tmp_path)
+        store.materialize_incremental(progress=False)
+        source = InMemoryModelSource()
+        source.add("fraud", "1", train(1), aliases=["champion"])
+        audit = SqliteAuditLog(tmp_path / "audit.db")
+        app = create_app(
+            [ServedModel("fraud", entity_keys=("card_id",))],
+            source,
+            settings=ServingConfig.model_validate({"cache": {"enabled": False}}),
+            audit=audit,
+            features=FeatureStoreSource(store),
+            refresh_s=0,
+        )
+        inline = {k: v for k, v in row(4).items() if k not in ("count_1d", "amount_7d")}
+        body = {"instances": [{**inline, "card_id": "c1"}]}
+
+        def problems(client: TestClient) -> list[str]:
+            ready = client.get("/readyz")
+            assert ready.status_code == 200
+            return [p for p in ready.json()["degraded"] if "holds no feature rows" in p]
+
+        def empty_gauge(client: TestClient) -> str:
+            lines = client.get("/metrics").text.splitlines()
+            return next(ln for ln in lines if ln.startswith("driftloop_feature_store_empty"))
+
+        with TestClient(app) as client:
+            _wait_for(lambda: app.state.server.feature_problem is None and not problems(client))
+            first = client.post("/v1/models/fraud/predict", json=body).json()
+            assert first["predictions"][0].get("missing") is None
+            redis.stop()
+            shutil.rmtree(redis.folder)  # its append-only file: it comes back empty
+            redis.start()
+            _wait_for(lambda: bool(problems(client)))
+            assert empty_gauge(client).endswith(" 1.0")
+            lost = client.post("/v1/models/fraud/predict", json=body).json()
+            assert lost["predictions"][0]["missing"] == ["count_1d", "amount_7d"]
+            results = store.materialize_incremental(progress=False)
+            assert sum(r.rows for r in results) == 8  # from the start: the watermark was lost
+            _wait_for(lambda: not problems(client))
+            assert empty_gauge(client).endswith(" 0.0")
+            again = client.post("/v1/models/fraud/predict", json=body).json()
+            assert again["predictions"][0].get("missing") is None
+            assert again["predictions"][0]["score"] == first["predictions"][0]["score"]
+        audit.close()
+        store.close()
+    finally:
+        redis.stop()

@@ -20,10 +20,18 @@ compaction to Parquet.
 from __future__ import annotations
 
 from driftloop.audit._batch import AuditBatch
+from driftloop.audit._keys import Claim, IdempotencyStore, idempotency_store
 from driftloop.audit._open import open_audit_log
 from driftloop.audit._postgres import PostgresAuditLog
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import FRAME_COLUMNS, AuditRecord, Label
+from driftloop.audit._relabel import LabelOutcome, LabelStore, Relabel, label_store
+from driftloop.audit._retention import (
+    RetentionReport,
+    enforce_retention,
+    open_retained,
+    retain_forever,
+)
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._writer import GroupCommitWriter
 
@@ -32,9 +40,20 @@ __all__ = [
     "AuditBatch",
     "AuditLog",
     "AuditRecord",
+    "Claim",
     "GroupCommitWriter",
+    "IdempotencyStore",
     "Label",
+    "LabelOutcome",
+    "LabelStore",
     "PostgresAuditLog",
+    "Relabel",
+    "RetentionReport",
     "SqliteAuditLog",
+    "enforce_retention",
+    "idempotency_store",
+    "label_store",
     "open_audit_log",
+    "open_retained",
+    "retain_forever",
 ]

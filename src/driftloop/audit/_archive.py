@@ -81,6 +81,19 @@ class ParquetArchive:
                 files.extend(sorted(part.glob("part-*.parquet")))
         return files
 
+    def prune(self, before: date) -> list[date]:
+        """Delete the days before ``before`` (whole partitions); the days deleted."""
+        gone = []
+        for part in sorted(self.folder.glob("date=*")) if self.folder.is_dir() else []:
+            day = date.fromisoformat(part.name.removeprefix("date="))
+            if day >= before:
+                break
+            for path in part.iterdir():
+                path.unlink()
+            part.rmdir()
+            gone.append(day)
+        return gone
+
     def rows(
         self, start: datetime, end: datetime, model: str | None, version: str | None
     ) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ def open_audit_log(url: str, *, root: Path = Path("."), archive: Path | None = N
     ``sqlite:///.driftloop/audit.db?synchronous=full`` fsyncs each commit so they survive a
     power cut too;
     ``postgresql://.../db?schema=name`` picks the schema. Compacted Parquet goes to
-    ``archive`` (default: ``audit-archive/`` beside a SQLite file, or none).
+    ``archive``, else the ``?archive=FOLDER`` of the URL (relative to ``root``), else
+    ``audit-archive/`` beside a SQLite file (a PostgreSQL log has none by default).
 
     >>> import tempfile
     >>> log = open_audit_log("sqlite:///audit.db", root=Path(tempfile.mkdtemp()))
@@ -44,6 +45,9 @@ def open_audit_log(url: str, *, root: Path = Path("."), archive: Path | None = N
         )
     base, _, query = url.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
+    named = options.pop("archive", None)
+    if archive is None and named is not None:
+        archive = local_path(named, root)
     if backend is SqliteAuditLog:
         path = local_path(base, root)
         sync = options.pop("synchronous", "normal").lower()

@@ -14,6 +14,7 @@ from driftloop.core.migrations import sqlalchemy_url
 __all__ = ["PostgresAuditLog"]
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_LABELS_LOCK = 0x64726C6C  # "drll": label writers of every schema, one at a time
 _PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
 
 
@@ -108,6 +109,9 @@ class PostgresAuditLog(SqlAuditLog):
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return BackendUnavailableError(f"Audit log database at {self.url} failed: {exc}")
         return None
+
+    def _lock_labels(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LABELS_LOCK])
 
     def _broken(self, conn: Any) -> bool:
         return bool(conn.closed or conn.broken)

@@ -152,6 +152,10 @@ class SqlAuditLog:
     def _begin_write(self, cur: Any) -> None:
         """Start a write transaction (the driver's implicit one, unless a backend says)."""
 
+    def _lock_labels(self, cur: Any) -> None:
+        """Serialise label writers for the rest of the transaction (SQLite's write lock,
+        taken by ``_begin_write``, does already)."""
+
     # -- writing --------------------------------------------------------------------
     def write(self, records: Sequence[AuditRecord]) -> None:
         self.write_batches((), records)
@@ -417,6 +421,30 @@ class SqlAuditLog:
         return records_frame(self._select(where, [name, str(value), lo, hi]))
 
     # -- compaction -----------------------------------------------------------------
+    def hot_rows(self) -> int:
+        """How many predictions the database holds (compacted ones not counted)."""
+        with self._transaction(write=False) as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {self._t('predictions')}")
+            return int(cur.fetchone()[0])
+
+    def nth_oldest(self, n: int) -> datetime | None:
+        """The event time of the ``n``-th oldest prediction in the database (0: the
+        oldest), None when it holds no more than ``n``: where compacting ``n`` rows ends."""
+        with self._transaction(write=False) as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT ts_us FROM {self._t('predictions')} ORDER BY ts_us LIMIT 1 OFFSET ?"
+                ),
+                [n],
+            )
+            row = cur.fetchone()
+        return None if row is None else from_us(int(row[0]))
+
+    @property
+    def archive(self) -> ParquetArchive | None:
+        """Where compacted rows go (None: this log cannot compact)."""
+        return self._archive
+
     def compact(self, before: datetime) -> list[Path]:
         if self._archive is None:
             raise InvalidParameterError(

@@ -16,6 +16,7 @@ Everything lives in one folder (``.driftloop/demo`` by default), rebuilt on each
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -128,7 +129,7 @@ def _serve_and_replay(
 
     from driftloop.audit import open_audit_log
     from driftloop.registry import Registry
-    from driftloop.serving import RegistryModelSource, ServedModel, create_app
+    from driftloop.serving import RegistryModelSource, ServedModel, create_app, token_digest
 
     config = settings.model("fraud")
     source = training_source(config.data, root=settings.root)
@@ -152,12 +153,14 @@ def _serve_and_replay(
     )
     audit = open_audit_log(settings.audit.url, root=settings.root)
     served = ServedModel("fraud", decision=config.decision, missing=config.missing)
+    token = secrets.token_urlsafe(32)  # the in-process server's own: a project's may be set
     application = create_app(
         [served],
         RegistryModelSource(registry),
         settings=settings.serving,
         audit=audit,
         close_audit=True,
+        feedback_digest=token_digest(token),
     )
     ids: list[str] = []
     started = time.perf_counter()
@@ -182,7 +185,11 @@ def _serve_and_replay(
             for pid, label in zip(ids, picked["is_fraud"], strict=True)
         ]
         for chunk_start in range(0, len(labels), 500):
-            client.post("/v1/feedback", json={"labels": labels[chunk_start : chunk_start + 500]})
+            client.post(
+                "/v1/feedback",
+                json={"labels": labels[chunk_start : chunk_start + 500]},
+                headers={"Authorization": f"Bearer {token}"},
+            ).raise_for_status()
         metadata = client.get("/v2/models/fraud").json()
     registry.close()
     picked["prediction_id"] = ids

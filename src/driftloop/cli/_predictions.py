@@ -22,7 +22,16 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from driftloop.audit import FRAME_COLUMNS, AuditLog, AuditRecord, open_audit_log
+from driftloop.audit import (
+    FRAME_COLUMNS,
+    AuditLog,
+    AuditRecord,
+    Relabel,
+    enforce_retention,
+    label_store,
+    open_audit_log,
+    open_retained,
+)
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, time_option
 from driftloop.core.config import load_settings
@@ -128,15 +137,18 @@ def show(
     as_json: bool = _JSON,
     config_file: Path | None = _CONFIG,
 ) -> None:
-    """One prediction with its features, label and explanation.
+    """One prediction with its features, label, explanation and relabels.
 
-    When, which model and version, what it answered and decided, its label if known, the
-    features it saw (and which were missing) and its explanation.
+    When, which model and version, what it answered and decided, its label if known (and
+    every earlier label it replaced: who, when), the features it saw (and which were
+    missing) and its explanation.
     """
     with exit_on_error(), _audit_log(config_file) as log:
         record = log.get(prediction_id)
+        labels = label_store(log)
+        relabels = labels.relabels(prediction_id) if labels is not None else []
     if as_json:
-        typer.echo(json.dumps(record_json(record), indent=2))
+        typer.echo(json.dumps({**record_json(record), "relabels": _relabels(relabels)}, indent=2))
         return
     about = Table(title=f"Prediction {escape(record.prediction_id)}", show_header=False)
     about.add_column("field", style="bold")
@@ -179,6 +191,24 @@ def show(
         for name, contribution in top:
             explanation.add_row(escape(name), f"{contribution:+.4f}")
         console.print(explanation)
+    if relabels:
+        history = Table("when (UTC)", "old label", "new label", "by", title="Relabels")
+        for change in relabels:
+            history.add_row(
+                _time(change.ts),
+                _label(change.old_label),
+                _label(change.new_label),
+                escape(change.actor),
+            )
+        console.print(history)
+
+
+def _relabels(relabels: list[Relabel]) -> list[dict[str, Any]]:
+    """Each change of the prediction's label: old and new label, who and when."""
+    return [
+        {"ts": _iso(r.ts), "old_label": r.old_label, "new_label": r.new_label, "actor": r.actor}
+        for r in relabels
+    ]
 
 
 def _utc(value: pd.Timestamp) -> datetime:
@@ -311,3 +341,33 @@ def list_predictions(
     console.print(table)
     if len(shown) < total:
         console.print(f"[dim]The latest {len(shown)} of {total:,}; --limit N for more.[/]")
+
+
+@predictions_app.command("compact")
+def compact(
+    config_file: Path | None = _CONFIG,
+) -> None:
+    """Apply [audit.retention] once: old predictions to Parquet, old archive days deleted.
+
+    `driftloop serve` does the same every `every_s` seconds; this is for cron or a
+    one-off. Windows and lookups still read compacted predictions.
+    """
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        policy = settings.audit.retention
+        if not policy.enabled:
+            raise InvalidParameterError(
+                "audit.retention sets no limit: set hot_days, hot_max_rows or archive_days "
+                "under [audit.retention] in driftloop.toml."
+            )
+        with _audit_log(config_file):  # an embedded log must exist already
+            pass
+        audit = open_retained(settings.audit.url, settings.root)
+        try:
+            report = enforce_retention(audit, policy)
+        finally:
+            audit.close()
+    console.print(
+        f"{report.compacted:,} prediction(s) compacted to Parquet in {report.files} file(s); "
+        f"{len(report.pruned)} archived day(s) deleted; {report.hot_rows:,} in the database."
+    )

@@ -12,13 +12,14 @@ import os
 import resource
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 from starlette.applications import Starlette
 
-from driftloop.audit import open_audit_log
+from driftloop.audit import open_audit_log, open_retained, retain_forever
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import ModelConfig, Settings, load_settings
@@ -114,6 +115,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         traffic=traffic,
         admin_digest=token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None,
         spool=settings.state_dir() / "audit-spool",
+        feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
     )
 
 
@@ -187,6 +189,19 @@ def serve(
         bind_host, bind_port = host or settings.serving.host, port or settings.serving.port
         _raise_fd_limit(settings.serving.max_connections)
         console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s)")
+        retention = settings.audit.retention
+        stop_retention = threading.Event()
+        if retention.enabled and not no_audit:  # one pass at a time, in this process only
+            threading.Thread(
+                target=retain_forever,
+                args=(
+                    lambda: open_retained(settings.audit.url, settings.root),
+                    retention,
+                    stop_retention,
+                ),
+                name="audit-retention",
+                daemon=True,
+            ).start()
         try:
             uvicorn.run(
                 "driftloop.cli._serve:build_app",
@@ -205,6 +220,7 @@ def serve(
                 log_level="warning",
             )
         finally:
+            stop_retention.set()
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 

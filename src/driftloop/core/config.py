@@ -59,7 +59,12 @@ CONFIG_FILENAME = "driftloop.toml"
 ENV_PREFIX = "DRIFTLOOP_"
 # DRIFTLOOP_* variables that are not settings (no "__" in them are never settings either).
 _NON_SETTING_ENV = frozenset(
-    {"DRIFTLOOP_CONFIG", "DRIFTLOOP_REQUIRE_SERVICES", "DRIFTLOOP_ADMIN_TOKEN"}
+    {
+        "DRIFTLOOP_CONFIG",
+        "DRIFTLOOP_REQUIRE_SERVICES",
+        "DRIFTLOOP_ADMIN_TOKEN",
+        "DRIFTLOOP_FEEDBACK_TOKEN",
+    }
 )
 
 
@@ -142,12 +147,48 @@ class GatesConfig(_Section):
         return data
 
 
+class RetentionConfig(_Section):
+    """How much of the audit log its database keeps (``[audit.retention]``).
+
+    Predictions older than ``hot_days``, or beyond the newest ``hot_max_rows``, are
+    compacted to Parquet day partitions in the log's archive folder (``audit-archive/``
+    beside a SQLite file, or ``?archive=FOLDER`` in ``audit.url``), which windows and
+    lookups still read; archived days older than ``archive_days`` are deleted. ``driftloop serve``
+    applies it every ``every_s`` seconds, ``driftloop predictions compact`` once. Unset
+    limits keep everything (the default).
+    """
+
+    hot_max_rows: int | None = Field(default=None, ge=1_000)
+    hot_days: float | None = Field(default=None, gt=0.0)
+    archive_days: float | None = Field(default=None, gt=0.0)
+    every_s: float = Field(default=300.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _archive_outlives_hot(self) -> RetentionConfig:
+        hot, kept = self.hot_days, self.archive_days
+        if hot is not None and kept is not None and kept < hot:
+            raise ValueError(
+                f"archive_days ({kept:g}) must be at least hot_days ({hot:g}): rows would be "
+                "deleted before they are archived"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.hot_max_rows is not None
+            or self.hot_days is not None
+            or (self.archive_days is not None)
+        )
+
+
 class AuditConfig(_Section):
     """The prediction log (and the monitoring tables beside it)."""
 
     url: Annotated[str, _schemes("sqlite", "postgresql", "postgresql+psycopg")] = (
         "sqlite:///.driftloop/audit.db"
     )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 class BatchingConfig(_Section):
@@ -219,10 +260,13 @@ class ServingConfig(_Section):
 
     ``admin_token_sha256`` is the SHA-256 (hex) of the token that the admin API (traffic
     changes) asks for; the environment variable ``DRIFTLOOP_ADMIN_TOKEN`` gives the token
-    itself instead, and the server keeps only its hash. ``feature_timeout_ms`` bounds one
-    online feature read, ``audit_timeout_s`` one audit commit (past it, the rows are
-    spooled to local disk and replayed later), ``shadow_queue`` the requests waiting for
-    a shadow (more are dropped and counted).
+    itself instead, and the server keeps only its hash. ``feedback_token_sha256`` (or
+    ``DRIFTLOOP_FEEDBACK_TOKEN``) is the token feedback asks for (the admin token works
+    too); without one feedback is open, for a laptop. ``idempotency_ttl_s`` is how long
+    the answer to a request with an ``Idempotency-Key`` is kept. ``feature_timeout_ms``
+    bounds one online feature read, ``audit_timeout_s`` one audit commit (past it, the
+    rows are spooled to local disk and replayed later), ``shadow_queue`` the requests
+    waiting for a shadow (more are dropped and counted).
 
     Hostile clients (per worker process, enforced by ``driftloop serve``): a request's
     head (request line and headers) must fit in ``max_header_bytes`` (else 431) and
@@ -244,6 +288,8 @@ class ServingConfig(_Section):
     traffic: dict[str, TrafficPolicy] = Field(default_factory=dict)
     breaker: BreakerConfig = BreakerConfig()
     admin_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    feedback_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0.0, le=31 * 86_400.0)
     feature_timeout_ms: float = Field(default=250.0, gt=0.0)
     audit_timeout_s: float = Field(default=5.0, gt=0.0)
     shadow_queue: int = Field(default=1_000, ge=1)

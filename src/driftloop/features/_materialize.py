@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from driftloop.core.errors import InvalidParameterError
+from driftloop.core.errors import BackendUnavailableError, InvalidParameterError
 from driftloop.features._definitions import FeatureView
 from driftloop.features._offline import events_sql, latest_rows_sql
 from driftloop.features._online import OnlineRow
 from driftloop.features._stats import view_stats
-from driftloop.features._store import FeatureStore, _events, _plain, entity_key
+from driftloop.features._store import WRITTEN_KEY, FeatureStore, _events, _plain, entity_key
 from driftloop.features._time import from_us, now_utc, to_us
 from driftloop.features._windows import StreamFeatureView
 
@@ -43,6 +43,30 @@ class MaterializationResult:
 
 def _watermark_key(view: str) -> str:
     return f"materialized:{view}"
+
+
+def online_problem(store: FeatureStore) -> str | None:
+    """Why ``store``'s online store cannot serve its features now, or None.
+
+    An online store that holds no rows (new, or a Redis restarted without persistence)
+    answers every read with nulls, which look like ordinary missing values: here it is
+    told apart by the marker every materialization and push writes (or, in a store
+    written before the marker, any view's watermark).
+    """
+    if not store.catalog.views:
+        return None
+    online = store.online
+    try:
+        if online.get_meta(WRITTEN_KEY) is not None:
+            return None
+        if any(online.get_meta(_watermark_key(name)) for name in store.catalog.views):
+            return None
+    except BackendUnavailableError:
+        return "unreachable"
+    return (
+        "holds no feature rows (new, or restarted without its data): run "
+        "`driftloop features materialize`"
+    )
 
 
 def _run_key(view: str) -> str:
@@ -132,6 +156,7 @@ def _one(
     if store.registry is not None:
         store.registry.record_stats(view_stats(store.offline, view, until=end))
     online.set_meta(_watermark_key(view.name), end.isoformat())
+    online.set_meta(WRITTEN_KEY, now_utc().isoformat())
     online.set_meta(_run_key(view.name), json.dumps({"run": run_id, "batches_done": batches}))
     return MaterializationResult(view.name, start, end, total_rows, skipped)
 

@@ -30,7 +30,7 @@ from driftloop.features._online import (
 )
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
-from driftloop.features._time import from_us, to_us
+from driftloop.features._time import from_us, now_utc, to_us
 from driftloop.features._windows import (
     CREATED_KEY,
     StreamFeatureView,
@@ -39,6 +39,8 @@ from driftloop.features._windows import (
 )
 
 __all__ = ["ONLINE_STORES", "FeatureStore", "OnlineFeatures", "online_store_from_url"]
+
+WRITTEN_KEY = "written"  # online meta: when rows were last written (materialize, push)
 
 
 def _redis_store(url: str, root: Path) -> OnlineStore:
@@ -109,6 +111,7 @@ class FeatureStore:
         self.catalog = Catalog(definitions)
         self._offline = OfflineStore(connection, self.root) if connection is not None else None
         self._online = online_store
+        self._written = False  # this object marked the online store as holding rows
         self._registry = registry
 
     def _connect_offline(self) -> duckdb.DuckDBPyConnection:
@@ -318,7 +321,17 @@ class FeatureStore:
                     for r in records
                 ]
             )
+        if not self._written:  # once per store object: the mark says rows were written
+            self.online.set_meta(WRITTEN_KEY, now_utc().isoformat())
+            self._written = True
         return len(records)
+
+    def online_problem(self) -> str | None:
+        """Why the online store cannot serve features now (None: it can): unreachable,
+        or holding no rows (new, or a Redis restarted without its data)."""
+        from driftloop.features._materialize import online_problem
+
+        return online_problem(self)
 
     def materialize(
         self,

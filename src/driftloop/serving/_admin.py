@@ -9,9 +9,6 @@ and applied here at once; requests in flight finish on the version they started 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.core.config import TrafficPolicy
+from driftloop.serving._auth import actor_of, check_bearer, token_digest
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
@@ -26,17 +24,7 @@ from driftloop.serving._validation import parse_body
 
 __all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
 
-_ACTOR = re.compile(r"^[\w.@+\- ]{1,100}$")
 _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
-
-
-def token_digest(token: str) -> str:
-    """The SHA-256 (hex) of an admin token, as ``serving.admin_token_sha256`` holds it.
-
-    >>> token_digest("s3cret")[:16]
-    '1ec1c26b50d5d3c5'
-    """
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _authorize(request: Request, server: Server) -> str:
@@ -47,14 +35,8 @@ def _authorize(request: Request, server: Server) -> str:
             "forbidden",
             "The admin API is off: set serving.admin_token_sha256 or DRIFTLOOP_ADMIN_TOKEN.",
         )
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HttpError("unauthorized", "The admin API needs 'Authorization: Bearer <token>'.")
-    if not hmac.compare_digest(token_digest(token.strip()), expected):
-        raise HttpError("forbidden", "The admin token is not valid.")
-    actor = request.headers.get("x-driftloop-actor", "admin").strip()
-    return actor if _ACTOR.match(actor) else "admin"
+    check_bearer(request, (expected,), "The admin API")
+    return actor_of(request, "admin")
 
 
 def _service(request: Request, server: Server) -> Service:

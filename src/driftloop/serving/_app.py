@@ -19,6 +19,8 @@ from driftloop.serving import _admin, _v1, _v2
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
+from driftloop.serving._feedback import feedback_caller
+from driftloop.serving._idempotency import idempotent
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._scored import ServedModel
@@ -43,6 +45,7 @@ def create_app(
     traffic: TrafficStore | None = None,
     admin_digest: str | None = None,
     spool: Path | None = None,
+    feedback_digest: str | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -56,7 +59,9 @@ def create_app(
     serves). ``traffic`` holds the run-time traffic policies every worker follows (None:
     a change applies to this process only); ``admin_digest`` is the admin token's SHA-256
     (default ``settings.admin_token_sha256``); ``spool`` is the folder where audit rows
-    wait while the audit store is down (None: a failed commit fails its requests).
+    wait while the audit store is down (None: a failed commit fails its requests);
+    ``feedback_digest`` is the feedback token's SHA-256 (default
+    ``settings.feedback_token_sha256``; neither: feedback is open).
     """
     server = Server(
         models,
@@ -70,6 +75,7 @@ def create_app(
         traffic=traffic,
         admin_digest=admin_digest,
         spool=spool,
+        feedback_digest=feedback_digest,
     )
     names = [n for m in models for n in m.public_names]
     documents: dict[tuple[str | None, ...], bytes] = {}
@@ -108,15 +114,15 @@ def create_app(
 
     routes = [
         route("/v1/models", "models", _v1.list_models, "GET"),
-        route("/v1/models/{name}/predict", "predict", _v1.predict, "POST"),
-        route("/v1/feedback", "feedback", _v1.feedback, "POST"),
+        route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST"),
+        route("/v1/feedback", "feedback", idempotent(_v1.feedback, feedback_caller), "POST"),
         Route("/v1/models/{name}/traffic", traffic_policy, methods=["GET", "PUT"]),  # one Allow
         route("/v2", "v2-server", _v2.server_metadata, "GET", True),
         route("/v2/health/live", "v2-live", _v2.live, "GET", True),
         route("/v2/health/ready", "v2-ready", _v2.ready, "GET", True),
         route("/v2/models/{name}", "v2-model", _v2.model_metadata, "GET", True),
         route("/v2/models/{name}/ready", "v2-model-ready", _v2.model_ready, "GET", True),
-        route("/v2/models/{name}/infer", "infer", _v2.infer, "POST", True),
+        route("/v2/models/{name}/infer", "infer", idempotent(_v2.infer), "POST", True),
         route("/metrics", "metrics", metrics, "GET"),
         route("/healthz", "healthz", healthz, "GET"),
         route("/readyz", "readyz", readyz, "GET"),

@@ -5,6 +5,10 @@ rows counts 300) or when ``max_wait_s`` passed while earlier batches were still 
 When the server is idle a request runs at once: only requests already waiting on the
 event loop join it. Batches overlap: while one waits for its audit commit the next one
 is scored. Each caller gets back exactly the results of its own items, in order.
+
+Items marked ``alone`` (a big request, or one asking for explanations) are a batch of
+their own, started at once beside the queue: the small requests queued after them are
+never held in their batch, so one large caller cannot set everyone's latency.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ class DynamicBatcher(Generic[T, R]):
         size: Callable[[T], int],
         max_rows: int,
         max_wait_s: float,
+        alone: Callable[[T], bool] | None = None,
     ) -> None:
         self._run = run
         self._size = size
+        self._alone = alone
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
         self._queue: list[tuple[T, int, asyncio.Future[R]]] = []
@@ -55,6 +61,9 @@ class DynamicBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         rows = self._size(item)
+        if self._alone is not None and self._alone(item):
+            self._start([(item, rows, future)], queued=False)
+            return await future
         self._queue.append((item, rows, future))
         self._rows += rows
         if self._rows >= self.max_rows and self._full is not None and not self._full.done():
@@ -77,15 +86,20 @@ class DynamicBatcher(Generic[T, R]):
                 finally:
                     timer.cancel()
                     self._full = None
-            batch = self._take()
-            self._inflight += 1
-            task = loop.create_task(self._run_batch(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._finished)
+            self._start(self._take())
             await asyncio.sleep(0)  # let the batch start (its model call) before the next
 
+    def _start(self, batch: list[tuple[T, int, asyncio.Future[R]]], *, queued: bool = True) -> None:
+        """Run ``batch`` as a task; ``queued`` batches count as in flight, which opens the
+        joining window for the next (one running alone does not)."""
+        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if queued:
+            self._inflight += 1
+            task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self._inflight -= 1
 
     def _take(self) -> list[tuple[T, int, asyncio.Future[R]]]:

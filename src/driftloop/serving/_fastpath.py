@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from driftloop.core.errors import DriftloopError
 from driftloop.serving import _v1
 from driftloop.serving._errors import INTERNAL, HttpError, error_body
+from driftloop.serving._idempotency import keyed
 from driftloop.serving._server import Server, receive_body
 
 __all__ = ["ServingApp"]
@@ -41,7 +42,7 @@ class ServingApp(Starlette):
             path: str = scope["path"]
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                 name = path[len(_PREFIX) : -len(_SUFFIX)]
-                if name and "/" not in name:
+                if name and "/" not in name and not keyed(scope):  # keyed: the checked route
                     await _predict(self.server, name, scope, receive, send)
                     return
         try:

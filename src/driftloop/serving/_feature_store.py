@@ -25,6 +25,9 @@ class FeatureStoreSource:
         self.defined = {f for v in catalog.views.values() for f in v.feature_names}
         self.defined.update(catalog.on_demand)
 
+    def problem(self) -> str | None:
+        return self.store.online_problem()
+
     def read(
         self, entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str]
     ) -> list[EnrichedRow]:

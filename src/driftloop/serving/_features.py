@@ -33,6 +33,11 @@ class FeatureSource(Protocol):
         """One :class:`EnrichedRow` per entity row; unknown values are ``None``."""
         ...
 
+    def problem(self) -> str | None:
+        """Why the source cannot serve features now (None: it can), e.g. a store that
+        lost its rows; checked every few seconds off the request path."""
+        ...
+
 
 class InMemoryFeatureSource:
     """Feature rows held in a dict, keyed by one entity key (embedding, tests).
@@ -70,3 +75,6 @@ class InMemoryFeatureSource:
                     )
                 )
         return out
+
+    def problem(self) -> str | None:
+        return None  # held in this process: nothing to lose

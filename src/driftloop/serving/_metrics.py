@@ -98,6 +98,12 @@ class ServingMetrics:
             "Circuit breaker of the online feature store: 0 closed, 1 half-open, 2 open.",
             registry=r, multiprocess_mode="liveall",
         )  # fmt: skip
+        self.feature_store_empty = Gauge(
+            "driftloop_feature_store_empty",
+            "1 when the online feature store holds no rows (new, or restarted without "
+            "its data): enriched requests get nulls until it is materialized again.",
+            registry=r, multiprocess_mode="liveall",
+        )  # fmt: skip
         self.fallbacks = Counter(
             "driftloop_fallbacks",
             "Requests a link of the fallback chain passed on, by model, alias or version, "

@@ -34,9 +34,11 @@ def _errors(error: str, *, body: bool, admin: bool) -> dict[str, Any]:
         out["400"] = _json(_ref(error), f"The body is not JSON, or nests deeper than {MAX_DEPTH}.")
         out["413"] = _json(_ref(error), "The body is larger than serving.max_body_bytes.")
         out["415"] = _json(_ref(error), "The body is not declared application/json.")
+        out["409"] = _json(_ref(error), "A conflict: an Idempotency-Key whose first request "
+                           "is still running, a label differing from the stored one.")  # fmt: skip
     if admin:
-        out["401"] = _json(_ref(error), "No admin token.")
-        out["403"] = _json(_ref(error), "A wrong admin token, or the admin API is off.")
+        out["401"] = _json(_ref(error), "No token (admin, or feedback when one is set).")
+        out["403"] = _json(_ref(error), "A wrong token, or the admin API is off.")
     return dict(sorted(out.items()))
 
 
@@ -201,14 +203,26 @@ _SCHEMAS: dict[str, Any] = {
                         },
                     },
                 },
-            }
+            },
+            "relabel": {
+                "type": "boolean",
+                "description": "Replace labels that differ from the stored ones (audited); "
+                "without it such a label is a 409.",
+            },
         },
     },
     "FeedbackResponse": {
         "type": "object",
+        "required": ["accepted", "unknown_count"],
         "properties": {
             "accepted": {"type": "integer"},
-            "unknown": {"type": "array", "items": {"type": "string"}},
+            "unknown_count": {"type": "integer"},
+            "unknown": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The unknown ids: only to a caller that showed a token.",
+            },
+            "relabelled": {"type": "integer"},
         },
     },
     "Tensor": {
@@ -330,6 +344,7 @@ def openapi(
                 _json(_ref("FeedbackResponse"), "Accepted and unknown ids."),
                 body="FeedbackRequest",
                 errors=True,
+                admin=True,  # the feedback token, when one is set
             )
         },
         "/v1/models/{name}/traffic": {

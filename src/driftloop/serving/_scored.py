@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import numpy.typing as npt
 
 from driftloop.audit import AuditBatch
 from driftloop.core.config import DecisionPolicy, FallbackPolicy, MissingPolicy, TrafficPolicy
+from driftloop.core.ids import new_id as next_id  # UUIDv7s: unguessable, time-ordered
 from driftloop.registry import LoadedModel
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._breaker import CircuitBreaker
@@ -30,6 +29,7 @@ __all__ = [
     "Answer",
     "Deployment",
     "Item",
+    "Matrix",
     "Scored",
     "ServedModel",
     "audit_batches",
@@ -85,6 +85,7 @@ class Item:
     ids: list[str] | None = None  # given (a shadow's), else made when scored
     degraded: str | None = None  # why the answer is not the model's usual one
     fallback: bool = False  # the model cannot answer it: the fallback chain must
+    heavy: bool = False  # batched alone and scored off the event loop (big, or explained)
 
 
 @dataclass
@@ -167,24 +168,6 @@ class Deployment:
 
 NO_OUTPUTS: Matrix = np.empty(0)
 NO_OPTIONS = Options()
-
-
-_ID_PREFIX = os.urandom(8).hex()  # random per process: ids never collide across workers
-_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
-    global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = os.urandom(8).hex()
-    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-os.register_at_fork(after_in_child=_reseed_ids)
-
-
-def next_id() -> str:
-    """A unique prediction id (32 hex digits): cheaper than uuid4 on the hot path."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def explain(model: LoadedModel, rows: Matrix, options: Options) -> list[dict[str, float]]:

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
-from driftloop.audit import AuditLog, GroupCommitWriter
+from driftloop.audit import AuditLog, GroupCommitWriter, idempotency_store, label_store
 from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
 from driftloop.registry import TrafficState, TrafficStore
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 _FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
+_FEATURES_CHECK_S = 5.0  # how often the online store is asked whether it still holds rows
 
 
 class Server:
@@ -54,10 +55,15 @@ class Server:
         traffic: TrafficStore | None = None,
         admin_digest: str | None = None,
         spool: Path | None = None,
+        feedback_digest: str | None = None,
     ) -> None:
         self.tune_gc = tune_gc
         self.traffic = traffic
         self.admin_digest = admin_digest or settings.admin_token_sha256
+        self.feedback_digest = feedback_digest or settings.feedback_token_sha256
+        self.labels = label_store(audit)  # labels with relabels refused unless asked
+        self.keys = idempotency_store(audit)  # answers kept per Idempotency-Key
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set it
         self.spool = spool
         self._traffic_seen = -1
         self.feature_breaker: CircuitBreaker | None = None
@@ -74,6 +80,8 @@ class Server:
         self.by_name: dict[str, Service] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.feature_problem: str | None = None  # the online store's, as last checked
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
         self.errors = ErrorLog(log)
@@ -131,11 +139,13 @@ class Server:
             sys.setswitchinterval(0.0005)
         if self.refresh_s > 0:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+        if self._features is not None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_features())
         if self.metrics.multiprocess_dir is not None:  # another worker may answer a scrape
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def stop(self) -> None:
-        for task in (self._refresher, self._poller, self._flusher):
+        for task in (self._refresher, self._poller, self._flusher, self._watcher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +163,28 @@ class Server:
                 await service.refresh()
             except Exception as exc:
                 log.warning("Could not refresh model %s: %s", service.served.name, exc)
+
+    async def check_features(self) -> None:
+        """Ask the online store whether it can serve (off the event loop, bounded)."""
+        assert self._features is not None
+        try:
+            problem = await asyncio.wait_for(
+                asyncio.to_thread(self._features.problem), _FEATURES_CHECK_S
+            )
+        except Exception as exc:  # the breaker reports an outage; this only logs it
+            log.debug("Online feature store check failed: %s", exc)
+            problem = "unreachable"
+        if problem != self.feature_problem and problem is not None:
+            log.warning("Online feature store %s.", problem)
+        self.feature_problem = problem
+        self.metrics.feature_store_empty.set(
+            0 if problem is None or problem == "unreachable" else 1
+        )
+
+    async def _watch_features(self) -> None:
+        while True:
+            await self.check_features()
+            await asyncio.sleep(_FEATURES_CHECK_S)
 
     async def _flush_forever(self) -> None:
         while True:
@@ -230,6 +262,8 @@ class Server:
             out.append(f"audit store: {self.writer.spooled} row(s) spooled to local disk")
         if self.feature_breaker is not None and self.feature_breaker.state != "closed":
             out.append(f"online feature store: breaker {self.feature_breaker.state}")
+        if self.feature_problem is not None:
+            out.append(f"online feature store: {self.feature_problem}")
         for public, service in sorted(self.services.items()):
             for target, deployment in sorted(service.deployments.items()):
                 if deployment.breaker.state != "closed":

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +17,15 @@ import numpy as np
 from driftloop.audit import AuditBatch, GroupCommitWriter
 from driftloop.core.config import BreakerConfig, CacheConfig, TrafficPolicy
 from driftloop.core.errors import InvalidParameterError
+from driftloop.core.ids import new_ids
 from driftloop.registry import InvalidValue, LoadedModel
 from driftloop.serving import _chain
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._cache import PredictionCache
+from driftloop.serving._enrichment import Enricher
 from driftloop.serving._errors import HttpError, Violation
-from driftloop.serving._features import EnrichedRow, FeatureSource
+from driftloop.serving._features import FeatureSource
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._rules import RulesModel
@@ -34,13 +35,13 @@ from driftloop.serving._scored import (
     Answer,
     Deployment,
     Item,
+    Matrix,
     Scored,
     ServedModel,
     audit_batches,
     crashed,
     entity_key,
     explain,
-    next_id,
     outputs_for,
 )
 from driftloop.serving._shadow import Shadow
@@ -50,6 +51,10 @@ from driftloop.serving._validation import Options, ParsedInstances, RowSpec, aud
 __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
+
+# a request with more rows to score than this, or asking for explanations, is batched
+# alone and scored off the event loop: small requests are not held behind it
+_INLINE_ROWS = 64
 
 
 class Service:
@@ -75,7 +80,13 @@ class Service:
     ) -> None:
         self.served = served
         self.source = source
-        self.features = features
+        self.enricher = (
+            None
+            if features is None
+            else Enricher(
+                served, features, metrics, breaker=feature_breaker, timeout_s=feature_timeout_s
+            )
+        )
         self.writer = writer
         self.metrics = metrics
         self.cache_config = cache
@@ -83,8 +94,6 @@ class Service:
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
         self.breaker_config = breaker or BreakerConfig()
-        self.feature_breaker = feature_breaker
-        self.feature_timeout_s = feature_timeout_s
         self.current: Deployment | None = None  # the served alias's version: the champion
         self.deployments: dict[str, Deployment] = {}  # by alias or version
         self.traffic = ActivePolicy(served.traffic)
@@ -97,11 +106,12 @@ class Service:
         self.arm_metrics: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self._shown: set[tuple[str, str]] = set()
         self._pool: ThreadPoolExecutor | None = None
-        self._warned = -math.inf
+        self._heavy: ThreadPoolExecutor | None = None
         self.warned: dict[str, float] = {}  # alias or version -> when its failure was logged
         self.batcher: DynamicBatcher[Item, Scored] = DynamicBatcher(
             self._run,
             size=lambda item: len(item.todo),
+            alone=lambda item: item.heavy,
             max_rows=max_rows,
             max_wait_s=max_wait_s,
         )
@@ -211,6 +221,13 @@ class Service:
                         f"cannot be loaded: {exc}"
                     ) from None
 
+    def _heavy_pool(self) -> ThreadPoolExecutor:
+        """Large batches and explanations: scored in a thread (the model runtimes release
+        the GIL), so the event loop keeps answering small requests meanwhile."""
+        if self._heavy is None:
+            self._heavy = ThreadPoolExecutor(1, thread_name_prefix=f"heavy-{self.served.name}")
+        return self._heavy
+
     def _offload_pool(self) -> ThreadPoolExecutor:
         """The shadow's own thread: a shadow that hangs holds it, and nothing else."""
         if self._pool is None:
@@ -219,8 +236,9 @@ class Service:
 
     async def close(self) -> None:
         await self.shadow.stop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._heavy):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _defaults(self, model: LoadedModel, spec: RowSpec) -> dict[int, tuple[float, Any]]:
         """The missing policy's defaults, encoded; a default that breaks its feature's
@@ -286,10 +304,10 @@ class Service:
         model = deployment.model
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
-        if wanted and self.features is not None:
+        if wanted and self.enricher is not None:
             stamps = [[{} for _ in range(it.n)] for it in items]
-            if not await self._enrich(deployment, items, wanted, stamps):
-                self._degrade(deployment, items)
+            if not await self.enricher.read(deployment, items, wanted, stamps):
+                self.enricher.degrade(deployment, items)
         else:
             stamps = [[{}] * it.n for it in items]  # shared, never written
         for it in items:
@@ -301,31 +319,43 @@ class Service:
             for it in live
             if it.todo
         ]
-        if parts:
-            rows = np.vstack(parts) if len(parts) > 1 else parts[0]
-            self._batch_rows.observe(len(rows))
-            raw = (
-                await asyncio.get_running_loop().run_in_executor(
-                    self._offload_pool(), model.predict, rows
+        wanted_explained = [it for it in live if it.options.explain]
+        explained: dict[int, list[dict[str, float]]] = {}
+        if parts or wanted_explained:
+            rows = (np.vstack(parts) if len(parts) > 1 else parts[0]) if parts else None
+            if rows is not None:
+                self._batch_rows.observe(len(rows))
+            pool = self._offload_pool() if deployment.offload else None
+            if pool is None and (wanted_explained or any(it.heavy for it in live)):
+                pool = self._heavy_pool()
+            if pool is None:  # small: a thread hop would cost more than the call
+                raw = model.predict(rows) if rows is not None else None
+            else:
+                raw, explained = await asyncio.get_running_loop().run_in_executor(
+                    pool, _infer, model, rows, wanted_explained
                 )
-                if deployment.offload
-                else model.predict(rows)
-            )
             start = 0
             for it in live:
                 n = len(it.todo)
+                if raw is None or not n:
+                    continue
                 if n == it.n:
                     it.raw = raw[start : start + n]
-                elif n:
+                else:
                     assert it.raw is not None  # cache hits filled it
                     it.raw[it.todo] = raw[start : start + n]
                 start += n
-        out = [self.scored(deployment, it) for it in items]
+        out = [self.scored(deployment, it, explained.get(id(it))) for it in items]
         done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
         batches = audit_batches(deployment, items, stamps, out, done) if done else []
         return out, batches, sum(items[k].n for k in done)
 
-    def scored(self, deployment: Deployment, it: Item) -> Scored:
+    def scored(
+        self,
+        deployment: Deployment,
+        it: Item,
+        explained: list[dict[str, float]] | None = None,
+    ) -> Scored:
         model = deployment.model
         task = deployment.task
         raw = it.raw if it.raw is not None else NO_OUTPUTS
@@ -339,9 +369,10 @@ class Service:
         if policy is not None and task != "multiclass":
             decide = policy.decide
             decisions = [decide(s) for s in raw.tolist()]
-        explained = explain(model, it.parsed.matrix, it.options) if it.options.explain else None
+        if explained is None and it.options.explain:
+            explained = explain(model, it.parsed.matrix, it.options)
         return Scored(
-            it.ids if it.ids is not None else [next_id() for _ in range(it.n)],
+            it.ids if it.ids is not None else new_ids(it.n),
             task,
             model.classes,
             raw,
@@ -359,105 +390,6 @@ class Service:
             child = self.metrics.predictions.labels(self.served.name, model.version)
             self._predictions[model.version] = child
         return child
-
-    async def _enrich(
-        self,
-        deployment: Deployment,
-        items: Sequence[Item],
-        wanted: list[tuple[int, int, tuple[str, ...]]],
-        stamps: list[list[dict[str, datetime | None]]],
-    ) -> bool:
-        """Read the batch's online features; False when the store could not answer in
-        time (its breaker open, an error, or past ``feature_timeout_s``)."""
-        assert self.features is not None
-        breaker = self.feature_breaker
-        if breaker is not None and not breaker.allow():
-            return False
-        names = sorted({name for _, _, fs in wanted for name in fs})
-        features = deployment.spec.features
-        entity_rows = []
-        for k, i, absent in wanted:
-            parsed = items[k].parsed
-            values = parsed.raw[i] if parsed.raw is not None else parsed.matrix[i].tolist()
-            entity_rows.append(
-                {
-                    **{
-                        f: v
-                        for f, v in zip(features, values, strict=True)
-                        if f not in absent and v is not None and v == v
-                    },
-                    **parsed.entity_rows[i],
-                }
-            )  # request values too: on-demand features may use them
-        started = time.perf_counter()
-        try:
-            read = await asyncio.wait_for(
-                asyncio.to_thread(self.features.read, entity_rows, names),
-                self.feature_timeout_s,
-            )
-        except Exception as exc:  # down, hung or broken: the batch is answered degraded
-            if breaker is not None:
-                breaker.record(False, time.perf_counter() - started)
-            if time.monotonic() - self._warned > 10.0:  # once per 10 s, not per batch
-                self._warned = time.monotonic()
-                log.warning("Online features unavailable for %s: %s", self.served.name, exc)
-            return False
-        if breaker is not None:
-            breaker.record(True, time.perf_counter() - started)
-        self._fill(deployment, items, wanted, read, stamps)
-        return True
-
-    def _degrade(self, deployment: Deployment, items: Sequence[Item]) -> None:
-        """The online store did not answer: rows needing it keep their features missing.
-        With declared default values the model answers with them; otherwise the
-        fallback chain answers (when the model has one), flagged degraded either way."""
-        for it in items:
-            if not it.parsed.enrich:
-                continue
-            it.degraded = "features-unavailable"
-            self.metrics.degraded.labels(self.served.name, it.degraded).inc()
-            if self.served.missing.policy == "default":
-                continue
-            if deployment.rules is not None:
-                it.fallback = True
-            elif self.served.missing.policy == "reject":
-                it.error = HttpError(
-                    "unavailable",
-                    f"The online feature store did not answer, and model "
-                    f"'{self.served.name}' rejects rows with missing features and declares "
-                    f"no fallback ([models.{self.served.name}.fallback]).",
-                )
-
-    def _fill(
-        self,
-        deployment: Deployment,
-        items: Sequence[Item],
-        wanted: list[tuple[int, int, tuple[str, ...]]],
-        read: list[EnrichedRow],
-        stamps: list[list[dict[str, datetime | None]]],
-    ) -> None:
-        """Put read values in the rows, encoded by each feature's rule; a value that breaks
-        it (a store out of step with the model) stays null and is flagged missing."""
-        spec = deployment.spec
-        slots = spec.slots
-        for (k, i, names), enriched in zip(wanted, read, strict=True):
-            parsed = items[k].parsed
-            for name in names:
-                value = enriched.values.get(name)
-                stamps[k][i][name] = enriched.timestamps.get(name)
-                slot = slots.get(name)
-                if value is None or slot is None or slot.encoder is None:
-                    continue
-                try:
-                    number = slot.encoder.encode(value)
-                except InvalidValue:
-                    log.warning("Feature %s read %r, which %s", name, value, slot.encoder.rule)
-                    continue
-                parsed.matrix[i, slot.column] = number
-                if parsed.raw is not None:
-                    parsed.raw[i][slot.column] = audited(slot.encoder, value, number)
-                if number != number and slot.encoder.unseen(value):
-                    parsed.unseen.setdefault(i, []).append(name)
 
     def _settle(self, deployment: Deployment, it: Item, rows: Iterable[int]) -> HttpError | None:
         """Apply the missing policy to ``rows`` of a request: name each row's features
@@ -570,6 +502,7 @@ class Service:
             item.todo, keys = self._lookup(model, item)
         else:
             item.todo = list(range(n))  # every row is scored
+        item.heavy = options.explain or len(item.todo) > _INLINE_ROWS
         scored = await deployment.batcher.submit(item)
         if scored.crash is not None:
             raise scored.crash
@@ -598,3 +531,12 @@ class Service:
         self._hits.inc(n - len(todo))
         self._misses.inc(len(todo))
         return todo, keys
+
+
+def _infer(
+    model: LoadedModel, rows: Matrix | None, explaining: list[Item]
+) -> tuple[Matrix | None, dict[int, list[dict[str, float]]]]:
+    """A batch's model call and the explanations asked for (by ``id`` of their item), in
+    one thread hop."""
+    raw = model.predict(rows) if rows is not None else None
+    return raw, {id(it): explain(model, it.parsed.matrix, it.options) for it in explaining}

@@ -11,10 +11,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from driftloop.audit import Label
+from driftloop.audit import Label, LabelOutcome
 from driftloop.core.errors import NotFoundError
 from driftloop.registry import InvalidValue
 from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._feedback import feedback_answer, feedback_caller
 from driftloop.serving._scored import Scored, audit_outputs
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
@@ -109,19 +110,32 @@ def predictions(scored: Scored) -> list[dict[str, Any]]:
 async def feedback(request: Request, server: Server) -> Response:
     """Labels for earlier predictions. A label is the class's name (or ``true``/``false``
     for a binary model), or a number: binary 0/1, a regression's value. Names are matched
-    against the classes of the prediction's model, read from its audit record."""
-    if server.audit is None:
+    against the classes of the prediction's model, read from its audit record. Who may
+    send them, relabels and what the answer names: :mod:`._feedback`."""
+    if server.audit is None or server.labels is None:
         raise HttpError("not-ready", "Feedback needs the audit log, which is off.")
+    caller = feedback_caller(request, server)
     body = parse_body(await read_body(request, server.settings.max_body_bytes))
     labels = body.get("labels") if isinstance(body, dict) else None
     if not isinstance(labels, list) or not labels:
         raise _bad(None, "labels", "must be a non-empty list of {prediction_id, label[, ts]}")
     if len(labels) > server.settings.max_instances:
         raise _bad(None, "labels", f"must hold at most {server.settings.max_instances} labels")
+    relabel = body.get("relabel", False)
+    if not isinstance(relabel, bool):
+        raise _bad(None, "relabel", "must be true or false")
     given = [_label(i, item) for i, item in enumerate(labels)]
     parsed, missing = await asyncio.to_thread(_resolve, server, given)
-    late = await asyncio.to_thread(server.audit.add_labels, parsed) if parsed else []
-    return json_response({"accepted": len(parsed) - len(set(late)), "unknown": missing + late})
+    outcome = LabelOutcome(0)
+    if parsed:
+        outcome = await asyncio.to_thread(
+            server.labels.set_labels,
+            parsed,
+            relabel=relabel,
+            actor=caller.actor,
+            now=server.clock(),
+        )
+    return json_response(feedback_answer(caller, outcome, missing, [g[0] for g in given]))
 
 
 def _label(i: int, item: Any) -> tuple[str, Any, datetime | None]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from driftloop.audit import AuditRecord, Label, SqliteAuditLog
+from driftloop.audit import AuditRecord, Label, SqliteAuditLog, label_store
 from driftloop.cli import app
 
 runner = CliRunner()
@@ -56,6 +56,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     log.write(records)
     log.add_labels([Label("p4", 1.0, T0 + timedelta(days=7))])
+    labels = label_store(log)
+    assert labels is not None
+    labels.set_labels([Label("p5", 0.0)], relabel=False, actor="svc", now=T0)
+    labels.set_labels([Label("p5", 1.0)], relabel=True, actor="alice", now=T0 + timedelta(days=9))
     log.close()
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -99,6 +103,18 @@ def test_show_json_is_the_whole_record_for_scripts(project: Path) -> None:
     shown = runner.invoke(app, ["predictions", "show", "p20"])
     assert "gold (0.7000)" in shown.output
     assert "not known yet" in shown.output
+    assert record["relabels"] == []
+
+
+def test_show_lists_every_relabel_with_who_and_when(project: Path) -> None:
+    result = runner.invoke(app, ["predictions", "show", "p5", "--json"])
+    assert json.loads(result.output)["relabels"] == [
+        {"ts": "2026-03-17T10:00:00+00:00", "old_label": 0.0, "new_label": 1.0, "actor": "alice"}
+    ]
+    shown = runner.invoke(app, ["predictions", "show", "p5"]).output
+    assert "Relabels" in shown
+    assert "alice" in shown
+    assert "2026-03-17 10:00:00" in shown
 
 
 def test_list_shows_a_models_latest_predictions_first_within_since_and_until(
@@ -181,3 +197,23 @@ def test_a_project_that_never_served_says_so_and_makes_no_audit_file(tmp_path: P
     assert result.exit_code == 2
     assert "There is no audit log at" in " ".join(result.output.split())
     assert not (tmp_path / ".driftloop" / "audit.db").exists()
+
+
+def test_compact_applies_the_retention_policy_and_show_still_finds_old_ones(
+    project: Path,
+) -> None:
+    refused = runner.invoke(app, ["predictions", "compact"])
+    assert refused.exit_code != 0
+    assert "hot_days" in refused.output
+    (project / "driftloop.toml").write_text(
+        '[project]\nname = "t"\n'
+        '\n[audit]\nurl = "sqlite:///.driftloop/audit.db?archive=cold"\n'
+        "\n[audit.retention]\nhot_days = 1\n"
+    )
+    result = runner.invoke(app, ["predictions", "compact"])
+    assert result.exit_code == 0, result.output
+    assert "11 prediction(s) compacted" in result.output  # all of them are from March
+    assert list((project / "cold").glob("date=*/part-*.parquet"))
+    shown = runner.invoke(app, ["predictions", "show", "p4", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["label"] == 1.0

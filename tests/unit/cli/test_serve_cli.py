@@ -41,6 +41,23 @@ def test_worker_app_serves_a_models_folder_and_audits_to_the_configured_log(
     log.close()
 
 
+def test_worker_app_takes_the_feedback_token_from_the_environment(tmp_path: Path) -> None:
+    DirectoryModelSource.save(tmp_path / "models", "fraud", "7", train(1), aliases=["champion"])
+    env: dict[str, Any] = {
+        "DRIFTLOOP_SERVE_MODELS_DIR": str(tmp_path / "models"),
+        "DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "DRIFTLOOP_FEEDBACK_TOKEN": "from-env",
+    }
+    with TestClient(build_app(env)) as client:
+        body = client.post("/v1/models/fraud/predict", json={"instances": [row(1)]}).json()
+        labels = {
+            "labels": [{"prediction_id": body["predictions"][0]["prediction_id"], "label": 1}]
+        }
+        assert client.post("/v1/feedback", json=labels).status_code == 401
+        token = {"Authorization": "Bearer from-env"}
+        assert client.post("/v1/feedback", json=labels, headers=token).status_code == 200
+
+
 def test_serve_exits_at_start_naming_the_known_models_when_one_cannot_be_resolved(
     tmp_path: Path,
 ) -> None:

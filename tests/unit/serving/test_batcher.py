@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import httpx2
 import numpy as np
+import pytest
 
 from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import ServingConfig
+from driftloop.registry import LoadedModel
 from driftloop.serving import DynamicBatcher, InMemoryModelSource, ServedModel, create_app
 from serving_helpers import FEATURES, row
 
@@ -114,3 +117,85 @@ def test_many_concurrent_http_requests_get_their_own_scores(
     assert batches < len(rows)
     for p, r in zip(predictions[::20], rows[::20], strict=True):
         assert audit.get(p["prediction_id"]).features == r
+
+
+def test_an_item_marked_alone_does_not_hold_the_queue() -> None:
+    """A big request is a batch of its own, started at once: requests that come after it
+    are answered while it still runs."""
+    calls: list[list[int]] = []
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def run(items: Sequence[int]) -> list[int]:
+            calls.append(list(items))
+            if 1000 in items:
+                await release.wait()
+            return list(items)
+
+        batcher = DynamicBatcher(
+            run, size=lambda x: x, max_rows=64, max_wait_s=0.001, alone=lambda x: x > 64
+        )
+        big = asyncio.ensure_future(batcher.submit(1000))
+        await asyncio.sleep(0)
+        small = await asyncio.wait_for(asyncio.gather(*(batcher.submit(1) for _ in range(5))), 30)
+        assert small == [1] * 5
+        assert not big.done()  # the small ones did not wait for it
+        release.set()
+        assert await big == 1000
+
+    asyncio.run(main())
+    assert [1000] in calls  # alone in its batch
+    assert all(1000 not in c for c in calls if c != [1000])
+
+
+@pytest.mark.parametrize("heavy", ["explain", "rows"])
+def test_a_small_request_is_answered_while_a_heavy_one_is_scored(
+    boosters: dict[str, Any], audit: SqliteAuditLog, monkeypatch: pytest.MonkeyPatch, heavy: str
+) -> None:
+    """Explanations and big batches run off the event loop: a 1-row request is answered
+    while a 1,000-row request is still being scored (held here until that is seen)."""
+    entered, gate, left = threading.Event(), threading.Event(), threading.Event()
+    method = "contributions" if heavy == "explain" else "predict"
+    original = getattr(LoadedModel, method)
+
+    def held(self: LoadedModel, matrix: Any, *args: Any) -> Any:
+        if len(matrix) >= 1_000:
+            entered.set()
+            gate.wait(timeout=20)  # a guard: the test fails rather than hangs
+            left.set()
+        return original(self, matrix, *args)
+
+    monkeypatch.setattr(LoadedModel, method, held)
+    source = InMemoryModelSource()
+    source.add("fraud", "1", boosters["1"], aliases=["champion"])
+    settings = ServingConfig.model_validate({"cache": {"enabled": False}})
+    app = create_app([ServedModel("fraud")], source, settings=settings, audit=audit, refresh_s=0)
+    server = app.state.server
+    big_body: dict[str, Any] = {"instances": [row(i) for i in range(1_000)]}
+    if heavy == "explain":
+        big_body["options"] = {"explain": True, "top_k": 2}
+
+    async def main() -> tuple[int, bool, Any]:
+        await server.start()
+        try:
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+                big = asyncio.ensure_future(client.post("/v1/models/fraud/predict", json=big_body))
+                assert await asyncio.to_thread(entered.wait, 60), "the big request never ran"
+                small = await asyncio.wait_for(
+                    client.post("/v1/models/fraud/predict", json={"instances": [row(5)]}), 60
+                )
+                still_held = not left.is_set()
+                gate.set()
+                return small.status_code, still_held, (await big).json()
+        finally:
+            gate.set()
+            await server.stop()
+
+    status, still_held, big = asyncio.run(main())
+    assert status == 200
+    assert still_held  # answered while the heavy request was still being scored
+    assert len(big["predictions"]) == 1_000
+    if heavy == "explain":
+        assert all(len(p["explanation"]) == 2 for p in big["predictions"])

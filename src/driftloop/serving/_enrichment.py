@@ -1,0 +1,142 @@
+"""Online features for a batch: one read per batch through the store's circuit breaker
+and deadline; what it returns goes into the rows by each feature's rule, and a store that
+cannot answer leaves the rows degraded (declared defaults, or the fallback chain)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from driftloop.registry import InvalidValue
+from driftloop.serving._breaker import CircuitBreaker
+from driftloop.serving._errors import HttpError
+from driftloop.serving._features import EnrichedRow, FeatureSource
+from driftloop.serving._metrics import ServingMetrics
+from driftloop.serving._scored import Deployment, Item, ServedModel
+from driftloop.serving._validation import audited
+
+__all__ = ["Enricher"]
+
+log = logging.getLogger(__name__)
+
+
+class Enricher:
+    """Reads a served model's online features for its batches."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        features: FeatureSource,
+        metrics: ServingMetrics,
+        *,
+        breaker: CircuitBreaker | None,
+        timeout_s: float,
+    ) -> None:
+        self.served = served
+        self.features = features
+        self.metrics = metrics
+        self.breaker = breaker
+        self.timeout_s = timeout_s
+        self._warned = -math.inf  # when an outage was last logged
+
+    async def read(
+        self,
+        deployment: Deployment,
+        items: Sequence[Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> bool:
+        """Read the batch's online features; False when the store could not answer in
+        time (its breaker open, an error, or past ``feature_timeout_s``)."""
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            return False
+        names = sorted({name for _, _, fs in wanted for name in fs})
+        features = deployment.spec.features
+        entity_rows = []
+        for k, i, absent in wanted:
+            parsed = items[k].parsed
+            values = parsed.raw[i] if parsed.raw is not None else parsed.matrix[i].tolist()
+            entity_rows.append(
+                {
+                    **{
+                        f: v
+                        for f, v in zip(features, values, strict=True)
+                        if f not in absent and v is not None and v == v
+                    },
+                    **parsed.entity_rows[i],
+                }
+            )  # request values too: on-demand features may use them
+        started = time.perf_counter()
+        try:
+            read = await asyncio.wait_for(
+                asyncio.to_thread(self.features.read, entity_rows, names),
+                self.timeout_s,
+            )
+        except Exception as exc:  # down, hung or broken: the batch is answered degraded
+            if breaker is not None:
+                breaker.record(False, time.perf_counter() - started)
+            if time.monotonic() - self._warned > 10.0:  # once per 10 s, not per batch
+                self._warned = time.monotonic()
+                log.warning("Online features unavailable for %s: %s", self.served.name, exc)
+            return False
+        if breaker is not None:
+            breaker.record(True, time.perf_counter() - started)
+        self._fill(deployment, items, wanted, read, stamps)
+        return True
+
+    def degrade(self, deployment: Deployment, items: Sequence[Item]) -> None:
+        """The online store did not answer: rows needing it keep their features missing.
+        With declared default values the model answers with them; otherwise the
+        fallback chain answers (when the model has one), flagged degraded either way."""
+        for it in items:
+            if not it.parsed.enrich:
+                continue
+            it.degraded = "features-unavailable"
+            self.metrics.degraded.labels(self.served.name, it.degraded).inc()
+            if self.served.missing.policy == "default":
+                continue
+            if deployment.rules is not None:
+                it.fallback = True
+            elif self.served.missing.policy == "reject":
+                it.error = HttpError(
+                    "unavailable",
+                    f"The online feature store did not answer, and model "
+                    f"'{self.served.name}' rejects rows with missing features and declares "
+                    f"no fallback ([models.{self.served.name}.fallback]).",
+                )
+
+    def _fill(
+        self,
+        deployment: Deployment,
+        items: Sequence[Item],
+        wanted: list[tuple[int, int, tuple[str, ...]]],
+        read: list[EnrichedRow],
+        stamps: list[list[dict[str, datetime | None]]],
+    ) -> None:
+        """Put read values in the rows, encoded by each feature's rule; a value that breaks
+        it (a store out of step with the model) stays null and is flagged missing."""
+        spec = deployment.spec
+        slots = spec.slots
+        for (k, i, names), enriched in zip(wanted, read, strict=True):
+            parsed = items[k].parsed
+            for name in names:
+                value = enriched.values.get(name)
+                stamps[k][i][name] = enriched.timestamps.get(name)
+                slot = slots.get(name)
+                if value is None or slot is None or slot.encoder is None:
+                    continue
+                try:
+                    number = slot.encoder.encode(value)
+                except InvalidValue:
+                    log.warning("Feature %s read %r, which %s", name, value, slot.encoder.rule)
+                    continue
+                parsed.matrix[i, slot.column] = number
+                if parsed.raw is not None:
+                    parsed.raw[i][slot.column] = audited(slot.encoder, value, number)
+                if number != number and slot.encoder.unseen(value):
+                    parsed.unseen.setdefault(i, []).append(name)
