@@ -68,7 +68,8 @@ def test_slowloris_connections_are_cut_and_clients_are_still_served(
     timed_out = [end for end in ends if end]
     assert timed_out  # the ones still open at the deadline were told why
     assert all(b" 408 " in end and b"header_timeout_s" in end for end in timed_out)
-    assert live_server.count("connection", 408) - before == len(timed_out)
+    # (>=: a reset may cost a client the bytes of its 408, never the server its count)
+    assert live_server.count("connection", 408) - before >= len(timed_out)
 
 
 def test_a_connection_flood_keeps_descriptors_bounded_and_clients_served(
@@ -105,7 +106,7 @@ def test_an_endless_header_is_cut_at_the_limit_and_memory_stays_flat(
                 sock.sendall(b"a" * 65_536)
                 sent += 65_536
         sock.close()
-        assert sent < 10_000_000  # refused long before: the server stopped reading
+        assert sent < 20_000_000  # refused long before (what socket buffers took aside)
     big = httpx2.get(f"{live_server.base}/healthz", headers={"X-Big": "a" * 20_000}, timeout=10)
     assert big.status_code == 431
     assert big.json()["error"]["code"] == "headers-too-large"
