@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
+from driftloop.loop import LoopController
 from driftloop.registry import Registry, TrafficStore
 from driftloop.serving import (
     DirectoryModelSource,
@@ -158,6 +160,12 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default serving.port)."),
     workers: int | None = typer.Option(None, help="Worker processes (default serving.workers)."),
     no_audit: bool = typer.Option(False, "--no-audit", help="Do not log predictions.", metavar=""),
+    loop: bool = typer.Option(
+        False, "--loop", help="Also run the loop controller ([loop.<model>]).", metavar=""
+    ),
+    loop_interval: float = typer.Option(
+        30.0, "--loop-interval", help="Seconds between the loop controller's passes.", min=0.1
+    ),
     config: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Serve models over HTTP (v1 predict, KServe v2, feedback, metrics)."""
@@ -169,6 +177,11 @@ def serve(
             env["DRIFTLOOP_CONFIG"] = str(config.resolve())
         settings = load_settings(environ=env)
         parse_served(model)  # refuse a bad --model before starting workers
+        if loop and not settings.loop:
+            raise InvalidParameterError(
+                "--loop: no model has a loop policy; add a [loop.<model>] section to "
+                "driftloop.toml (see docs/loop.md)."
+            )
         if models_dir is not None:
             if not models_dir.is_dir():
                 raise InvalidParameterError(f"--models {models_dir} is not a folder.")
@@ -190,14 +203,23 @@ def serve(
         _raise_fd_limit(settings.serving.max_connections)
         console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s)")
         retention = settings.audit.retention
-        stop_retention = threading.Event()
+        stop_background = threading.Event()
+        controller = _loop_controller(settings, bind_port) if loop else None
+        if controller is not None:  # this process leads the loop (one per server)
+            threading.Thread(
+                target=controller.run,
+                args=(loop_interval,),
+                kwargs={"stop": stop_background},
+                name="loop-controller",
+                daemon=True,
+            ).start()
         if retention.enabled and not no_audit:  # one pass at a time, in this process only
             threading.Thread(
                 target=retain_forever,
                 args=(
                     lambda: open_retained(settings.audit.url, settings.root),
                     retention,
-                    stop_retention,
+                    stop_background,
                 ),
                 name="audit-retention",
                 daemon=True,
@@ -220,7 +242,9 @@ def serve(
                 log_level="warning",
             )
         finally:
-            stop_retention.set()
+            stop_background.set()
+            if controller is not None:
+                controller.close()
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -241,3 +265,11 @@ def _raise_fd_limit(max_connections: int) -> None:
                 f"[yellow]open files limit {new} < serving.max_connections + {_SPARE_FDS}: "
                 "lower max_connections or raise the limit (ulimit -n)[/yellow]"
             )
+
+
+def _loop_controller(settings: Settings, port: int) -> LoopController:
+    """The loop controller ``serve --loop`` runs beside the server: it acts only through
+    the registry's aliases and the traffic policy, never by calling the server."""
+    return LoopController.from_settings(
+        settings, holder=f"serve:{socket.gethostname()}:{port}:{os.getpid()}"
+    )

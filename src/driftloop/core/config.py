@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._loop_config import LoopPolicy, RolloutPlan, Triggers
 from driftloop.core._model_config import (
     DecisionPolicy,
     FallbackPolicy,
@@ -44,14 +45,17 @@ __all__ = [
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
+    "LoopPolicy",
     "MissingPolicy",
     "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
     "RegistryConfig",
+    "RolloutPlan",
     "ServingConfig",
     "Settings",
     "TrafficPolicy",
+    "Triggers",
     "load_settings",
 ]
 
@@ -326,6 +330,19 @@ class MonitoringConfig(_Section):
     ``max_recall_drop`` (binary), accuracy by ``max_accuracy_drop`` (absolute), an error
     metric (RMSE, MAE, log loss) rising by ``max_error_increase`` of the reference's value
     (relative). Alert sinks are ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
+
+    ``thresholds = "learned"`` judges drift statistics and realized and estimated metrics
+    against bands learned from the reference period (mean ± ``band_sigmas`` standard
+    deviations over reference windows of the same size, from ``reference_windows`` windows
+    at least) instead of the fixed thresholds above, which stay for anything without a band.
+    A learned drift band is never narrower than ``band_floor`` times the statistic's fixed
+    threshold (PSI, Jensen-Shannon, KL, Wasserstein), a metric's band never narrower than
+    ``drop_z`` standard errors of the window's metric.
+    A binary model's performance is estimated from its scores before labels arrive (CBPE),
+    with the scores mapped to the share of positives seen at them in ``calibration_bins``
+    quantile bins of the reference period when bands were learned from one, else taken as
+    probabilities when the held-out expected calibration error is at most
+    ``estimation_max_ece``.
     """
 
     window_by: Literal["time", "count"] = "time"
@@ -349,6 +366,12 @@ class MonitoringConfig(_Section):
     drop_z: float = Field(default=3.0, ge=0.0)
     min_labelled: int = Field(default=100, ge=1)
     alerts: tuple[str, ...] = ("log",)
+    thresholds: Literal["fixed", "learned"] = "fixed"
+    band_sigmas: float = Field(default=3.0, gt=0.0)
+    reference_windows: int = Field(default=6, ge=2)
+    band_floor: float = Field(default=0.1, ge=0.0)
+    estimation_max_ece: float = Field(default=0.05, gt=0.0, le=1.0)
+    calibration_bins: int = Field(default=20, ge=1)
 
 
 class Settings(_Section):
@@ -363,6 +386,7 @@ class Settings(_Section):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    loop: dict[str, LoopPolicy] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -1,5 +1,5 @@
 """Model registry: versions, aliases with history, lineage, cards, verified artifacts,
-traffic policies."""
+traffic policies, the loop controller's decision log and leases."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from driftloop.registry._flavors import FLAVORS, Flavor, LightGBMFlavor, Sklearn
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._onnx import Runtime, lightgbm_runtime, onnx_session, probe_rows
 from driftloop.registry._registry import Registry
+from driftloop.registry._release import Release
 from driftloop.registry._rows import parse_ref
+from driftloop.registry._schema import loop_decisions, loop_leases
 from driftloop.registry._signature import PARTS, FeatureSpec, InputKind, Signature, column_kind
 from driftloop.registry._store import (
     ArtifactStore,
@@ -45,6 +47,7 @@ __all__ = [
     "LocalArtifactStore",
     "ModelVersion",
     "Registry",
+    "Release",
     "Runtime",
     "Signature",
     "SklearnFlavor",
@@ -57,6 +60,8 @@ __all__ = [
     "feature_frame",
     "flavor_for",
     "lightgbm_runtime",
+    "loop_decisions",
+    "loop_leases",
     "onnx_session",
     "parse_ref",
     "parse_time",

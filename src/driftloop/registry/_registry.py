@@ -16,7 +16,8 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from driftloop.registry._card import model_card
 from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._flavors import FLAVORS, flavor_for, with_task
 from driftloop.registry._model import LoadedModel
+from driftloop.registry._release import Release
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
 from driftloop.registry._schema import alias_events, model_versions, models
 from driftloop.registry._signature import Signature
@@ -76,6 +78,13 @@ class Registry:
     def traffic(self) -> TrafficStore:
         """The served models' traffic policies, kept in this registry's database."""
         return TrafficStore(self.engine)
+
+    @contextmanager
+    def release(self) -> Iterator[Release]:
+        """One write transaction for alias moves and traffic policies (and the caller's
+        rows, through ``release.conn``): all of them commit together or none does."""
+        with writing(self.engine) as conn:
+            yield Release(conn, self._move)
 
     # -- registering ---------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
 __all__ = [
     "VERSION_TABLE",
     "alias_events",
+    "loop_decisions",
+    "loop_leases",
     "metadata",
     "model_versions",
     "models",
@@ -110,3 +112,36 @@ traffic_events = Table(
 )
 
 Index("ix_traffic_events_model", traffic_events.c.model, traffic_events.c.revision)
+
+# The loop controller's decision log: one row per decision (a rollout's transitions, failed
+# checks, retraining requests), written in the transaction that makes the decision's
+# alias and traffic changes, so the last row of a model is its rollout state.
+loop_decisions = Table(
+    "driftloop_loop_decisions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("state", String(40), nullable=False),
+    Column("step", Integer, nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("numbers", JSON, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("who", String(200), nullable=False),
+)
+
+Index("ix_loop_decisions_model", loop_decisions.c.model, loop_decisions.c.id)
+
+# One row per model led by a loop controller: ``holder`` acts on the model until
+# ``expires_at``; taken over only by a conditional write once it expired.
+loop_leases = Table(
+    "driftloop_loop_leases",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select, text
+from sqlalchemy import Connection, Engine, Row, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core.errors import InvalidParameterError
@@ -37,7 +37,7 @@ from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._rows import check_name, jsonable, utc
 from driftloop.registry._schema import traffic_events, traffic_policies
 
-__all__ = ["TrafficState", "TrafficStore"]
+__all__ = ["TrafficState", "TrafficStore", "write_policy"]
 
 # Serialises PostgreSQL writers between reading MAX(revision) and committing ("drtf").
 _LOCK_KEY = 0x64727466
@@ -95,40 +95,8 @@ class TrafficStore:
     ) -> TrafficState:
         """Make ``policy`` the model's traffic policy (None: clear it), recorded with who
         and why; the current policy and its history entry commit together."""
-        check_name("Model", model)
-        if policy is not None and not isinstance(policy, dict):
-            raise InvalidParameterError(
-                f"The traffic policy of model '{model}' must be a JSON object or None; "
-                f"got {type(policy).__name__}."
-            )
-        if not who or len(who) > 200:
-            raise InvalidParameterError(
-                f"Who changes the traffic policy of model '{model}' must be named in 1-200 "
-                f"characters; got {who!r}."
-            )
-        values = {
-            "model": model,
-            "policy": jsonable(policy),
-            "changed_by": who,
-            "changed_at": datetime.now(UTC),
-            "reason": why,
-        }
-        postgres = self.engine.dialect.name == "postgresql"
-        insert = postgresql.insert if postgres else sqlite.insert
         with writing(self.engine) as conn:
-            if postgres:  # SQLite's writers already queue on BEGIN IMMEDIATE
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-            current = conn.execute(select(func.max(traffic_policies.c.revision))).scalar()
-            values["revision"] = int(current or 0) + 1
-            upsert = insert(traffic_policies).values(**values)
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["model"],
-                    set_={k: upsert.excluded[k] for k in _FIELDS if k != "model"},
-                )
-            )
-            conn.execute(traffic_events.insert().values(**values))
-        return TrafficState(**values)
+            return write_policy(conn, model, policy, who=who, why=why)
 
     def get(self, model: str) -> TrafficState | None:
         """The model's current state (policy None when cleared); None if never set."""
@@ -162,3 +130,43 @@ class TrafficStore:
         )
         with self.engine.connect() as conn:
             return [_state(row) for row in conn.execute(query)]
+
+
+def write_policy(
+    conn: Connection, model: str, policy: dict[str, Any] | None, *, who: str, why: str
+) -> TrafficState:
+    """:meth:`TrafficStore.set` inside the write transaction ``conn`` (see :func:`writing`),
+    so a caller commits a policy change together with rows of its own."""
+    check_name("Model", model)
+    if policy is not None and not isinstance(policy, dict):
+        raise InvalidParameterError(
+            f"The traffic policy of model '{model}' must be a JSON object or None; "
+            f"got {type(policy).__name__}."
+        )
+    if not who or len(who) > 200:
+        raise InvalidParameterError(
+            f"Who changes the traffic policy of model '{model}' must be named in 1-200 "
+            f"characters; got {who!r}."
+        )
+    values = {
+        "model": model,
+        "policy": jsonable(policy),
+        "changed_by": who,
+        "changed_at": datetime.now(UTC),
+        "reason": why,
+    }
+    postgres = conn.dialect.name == "postgresql"
+    insert = postgresql.insert if postgres else sqlite.insert
+    if postgres:  # SQLite's writers already queue on BEGIN IMMEDIATE
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    current = conn.execute(select(func.max(traffic_policies.c.revision))).scalar()
+    values["revision"] = int(current or 0) + 1
+    upsert = insert(traffic_policies).values(**values)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["model"],
+            set_={k: upsert.excluded[k] for k in _FIELDS if k != "model"},
+        )
+    )
+    conn.execute(traffic_events.insert().values(**values))
+    return TrafficState(**values)
