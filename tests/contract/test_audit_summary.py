@@ -4,12 +4,9 @@ told otherwise."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import pytest
 
 from driftloop.audit import (
@@ -17,12 +14,9 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
-    PostgresAuditLog,
-    SqliteAuditLog,
     newest_predictions,
     route_summary,
 )
-from driftloop.audit._postgres import libpq_dsn
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -41,28 +35,17 @@ def record(i: int, version: str, route: str, latency_ms: float, hours_ago: float
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditLog]:
-    audit: AuditLog
-    schema = f"audit_summary_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        audit = SqliteAuditLog(tmp_path / "audit.db")
-    else:
-        url = request.getfixturevalue("postgres_url")
-        audit = PostgresAuditLog(url, schema=schema)
+@pytest.fixture
+def log(make_log: Callable[[], AuditLog]) -> AuditLog:
+    """On every backend (the contract tests' shared factory)."""
+    audit = make_log()
     audit.write(
         [record(i, "1", "v1", 0.5 + i, hours_ago=i) for i in range(6)]  # 0.5 .. 5.5 ms
         + [record(10, "2", "v1", 150.0, hours_ago=1.5), record(11, "1", "v1:rules", 3.0, 2)]
         + [record(20, "1", "v1", 1.0, hours_ago=30)]  # older than the newest's day
     )
     audit.add_labels([Label("p1", 1.0), Label("p2", 0.0), Label("p10", 1.0)])
-    yield audit
-    audit.close()
-    if request.param == "postgres":
-        with psycopg.connect(
-            libpq_dsn(request.getfixturevalue("postgres_url")), autocommit=True
-        ) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return audit
 
 
 def test_each_arm_is_counted_with_labels_scores_and_latency(log: AuditLog) -> None:
