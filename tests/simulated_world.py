@@ -26,6 +26,7 @@ class World:
     records: pd.DataFrame  # days 28..41, record columns + features
     reference: Reference  # profile and baseline from held-out days 24..27
     drift_start: pd.Timestamp
+    held_out: pd.DataFrame | None = None  # days 24..27 as records: the reference period
 
 
 def _terminal_risk(tx: pd.DataFrame, terminals: int) -> np.ndarray:
@@ -86,6 +87,12 @@ def make_world(kind: str) -> World:
     live["route"] = "champion"
     live["decision"] = np.where(live["score"] >= 0.5, "decline", "approve")
     start = pd.Timestamp(sim.scenario.start_date, tz="UTC") + pd.Timedelta(days=DRIFT_DAY)
+    period = held_out.drop(columns=["day"]).assign(
+        model="fraud", version=1, route="champion", decision="approve"
+    )
     return World(
-        live.drop(columns=["day"]).reset_index(drop=True), Reference(profile, baseline), start
+        live.drop(columns=["day"]).reset_index(drop=True),
+        Reference(profile, baseline),
+        start,
+        period.reset_index(drop=True),
     )

@@ -29,16 +29,18 @@ from driftloop.audit import (
 )
 from driftloop.audit import _schema as audit_schema
 from driftloop.audit._postgres import libpq_dsn
+from driftloop.core.config import MonitoringConfig
 from driftloop.core.migrations import upgrade_schema
 from driftloop.features import DefinitionRegistry, Entity, FeatureView, Field
 from driftloop.features._registry import BRANCH as FEATURES
 from driftloop.loop import Lease, history, request_retrain
-from driftloop.monitoring import MonitoringStore, drift_report
+from driftloop.monitoring import MonitoringStore, Reference, drift_report, learn_reference
 from driftloop.monitoring._schema import branch as monitoring_branch
 from driftloop.registry import Registry, Signature, artifact_store_from_url
 from driftloop.registry._db import BRANCH as REGISTRY
 from driftloop.registry._db import make_engine
 from driftloop.registry._schema import metadata as registry_metadata
+from driftloop.stats import Profile
 from legacy_schemas import (
     audit_ddl,
     create_old_features,
@@ -384,9 +386,11 @@ def test_monitoring_tables_made_before_migrations_keep_windows_results_and_incid
 
     store = MonitoringStore(db.url)
     try:
-        assert db.version("alembic_version_monitoring") == ["m0001"]
+        assert db.version("alembic_version_monitoring") == ["m0002"]
         assert [w["verdict"] for w in store.window_rows("m")] == ["data-drift"]
-        assert store.series("m", "psi")["value"].tolist() == [0.3]
+        old_rows = store.series("m", "psi")
+        assert old_rows["value"].tolist() == [0.3]
+        assert old_rows[["lower", "upper"]].isna().all().all()  # judged by fixed thresholds
         incident = store.open_incident("m", 1, "champion", "data-drift")
         assert incident is not None
         opened = T0 + timedelta(days=1)  # SQLite hands times back naive (as before)
@@ -418,13 +422,81 @@ def test_monitoring_revision_1_is_exactly_the_schema_made_before_migrations(
 def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db) -> None:
     store = MonitoringStore(db.url)
     store.dispose()
-    assert db.version("alembic_version_monitoring") == ["m0001"]
+    assert db.version("alembic_version_monitoring") == ["m0002"]
     if db.kind == "postgres":  # the audit log's tables are in their own schema there
         return
     log = db.audit_log()
     log.close()
     assert db.version("alembic_version_audit") == ["a0003"]
-    assert db.version("alembic_version_monitoring") == ["m0001"]
+    assert db.version("alembic_version_monitoring") == ["m0002"]
+
+
+def test_monitoring_revision_2_keeps_the_windows_and_results_of_revision_1(db: Db) -> None:
+    """A store of revision m0001 with results upgrades to m0002: the rows stay (their band
+    limits NULL) and learned references can be kept."""
+    engine = db.engine()
+    upgrade_schema(engine, monitoring_branch(), revision="m0001")
+    engine.dispose()
+    old = MonitoringStore.__new__(MonitoringStore)  # the m0001 tables, without upgrading
+    metadata = monitoring_metadata()
+    old.engine = db.engine()
+    old.windows, old.results, old.incidents = (
+        metadata.tables[f"monitoring_{n}"] for n in _MONITORING
+    )
+    first = _report(0, pd.Timestamp(T0))
+    with old.engine.begin() as conn:
+        window_id = conn.execute(
+            old.windows.insert().values(
+                model="m",
+                version=1,
+                route="champion",
+                window_start=T0,
+                window_end=T0 + timedelta(days=1),
+                computed_at=T0,
+                rows=first.rows,
+                labelled=0,
+                verdict=first.verdict,
+                summary=json.dumps(first.summary()),
+                histograms="{}",
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            old.results.insert().values(
+                window_id=window_id,
+                model="m",
+                version=1,
+                route="champion",
+                window_end=T0 + timedelta(days=1),
+                feature="x",
+                statistic="psi",
+                value=0.4,
+                p_value=None,
+                drifted=True,
+            )
+        )
+    old.engine.dispose()
+
+    store = MonitoringStore(db.url)
+    try:
+        assert db.version("alembic_version_monitoring") == ["m0002"]
+        kept = store.series("m", "psi")
+        assert kept["value"].tolist() == [0.4]
+        assert kept[["lower", "upper"]].isna().all().all()
+        reference = _learned_reference()
+        store.save_reference("m", 1, "champion", reference, (T0, T0 + timedelta(days=6)))
+        again = store.learned_reference("m", 1, "champion")
+        assert again is not None
+        assert again.bands is not None
+        assert again.bands.drift.keys() == reference.bands.drift.keys()  # type: ignore[union-attr]
+    finally:
+        store.dispose()
+
+
+def _learned_reference() -> Any:
+    rng = np.random.default_rng(1)
+    period = pd.DataFrame({"x": rng.normal(0, 1, 3_000)})
+    config = MonitoringConfig(window_by="count", window_size="500", min_rows=100)
+    return learn_reference(period, Reference(Profile.from_frame(period)), config)
 
 
 # -- feature definitions ----------------------------------------------------------------

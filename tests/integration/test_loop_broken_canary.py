@@ -24,7 +24,7 @@ import uvicorn
 from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import LoopPolicy, ServingConfig
 from driftloop.loop import (
-    AuditArmAnalysis,
+    ArmAnalysis,
     LoopController,
     Trained,
     history,
@@ -108,7 +108,7 @@ def test_a_broken_challenger_is_rolled_back_at_its_first_step_with_no_failed_res
     controller = LoopController(
         registry,
         plans,
-        analysis=AuditArmAnalysis(audit, registry.traffic, {"fraud": plans["fraud"].rollout}),
+        analysis=ArmAnalysis(audit, registry.traffic, {"fraud": plans["fraud"].rollout}),
         retrainer=Retrain(registry),
         holder="loop-test",
         lease_ttl=timedelta(seconds=30),
@@ -138,9 +138,10 @@ def test_a_broken_challenger_is_rolled_back_at_its_first_step_with_no_failed_res
         ("rollback", None),
     ]  # fmt: skip
     rollback = decisions[-1]
-    assert rollback.rule.startswith("error rate"), rollback.rule
-    assert rollback.numbers["error_rate"] > 0.9
-    assert rollback.numbers["share"] == 0.25
+    assert rollback.rule.startswith("error-rate"), rollback.rule  # the default analysis
+    challenger = rollback.numbers["comparison"]["challenger"]
+    assert challenger["error_rate"] > 0.9
+    assert rollback.numbers["stage"] == "canary"
     assert statuses
     assert set(statuses) == {200}  # every request was answered
     assert registry.aliases("fraud") == {"champion": 1}

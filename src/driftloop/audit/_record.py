@@ -21,6 +21,7 @@ FRAME_COLUMNS = (
     "route",
     "score",
     "decision",
+    "latency_ms",
     "label",
     "label_ts",
     "served_at",
@@ -100,6 +101,7 @@ def records_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frame["served_at"] = pd.to_datetime(frame["served_at"], utc=True)
     frame["label"] = pd.to_numeric(frame["label"]).astype("float64")
     frame["score"] = frame["score"].astype("float64")
+    frame["latency_ms"] = frame["latency_ms"].astype("float64")
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row["features"]))

@@ -16,6 +16,7 @@ from driftloop.cli._console import console, exit_on_error, progress_bar
 from driftloop.core.config import load_settings
 from driftloop.core.errors import DataValidationError, InvalidParameterError, NotFoundError
 from driftloop.monitoring import (
+    Bands,
     DriftReport,
     FrameRecordSource,
     Monitor,
@@ -24,6 +25,7 @@ from driftloop.monitoring import (
     Skipped,
     StaticReferences,
     drift_report,
+    learn_reference,
     print_report,
     project_monitor,
     write_html_report,
@@ -154,6 +156,59 @@ def _hint(mon: Monitor, skipped: Skipped) -> str:
             "or --now after its end"
         )
     return f"the results so far: `driftloop monitor report --model {skipped.model}`"
+
+
+@monitor.command("learn")
+def learn(
+    model: str = typer.Option(..., "--model", "-m", help="Model name."),
+    version: int = typer.Option(..., "--version", help="Model version."),
+    start: datetime = typer.Option(..., "--from", help="Start of the reference period (UTC)."),
+    end: datetime = typer.Option(..., "--to", help="End of the reference period (UTC)."),
+    route: str = typer.Option("champion", "--route", help="Traffic arm whose records to use."),
+    records: Path | None = typer.Option(
+        None, "--records", help="Offline: a Parquet file or folder of prediction records."
+    ),
+    reference: list[Path] = typer.Option(
+        [], "--reference", help="Offline: a reference JSON of the version (repeatable)."
+    ),
+    config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
+) -> None:
+    """Learn a version's reference (profile, alert bands, score calibration) from its
+    records of a reference period, and keep it for `monitor run` with
+    [monitoring] thresholds = "learned" (it replaces one learned before)."""
+    with exit_on_error():
+        settings = load_settings(config_file, environ=os.environ)
+        with project_monitor(
+            settings,
+            models=[model],
+            source=FrameRecordSource(_read_parquet(records, "--records")) if records else None,
+            references=_references(reference) if reference else None,
+        ) as mon:
+            base = mon.references.reference(model, version)
+            if base is None:
+                raise NotFoundError(f"Model '{model}' version {version} has no reference profile.")
+            period = (_utc(start), _utc(end))
+            found = mon.source.read(model, *period)
+            mine = found[(found["version"].astype(str) == str(version)) & (found["route"] == route)]
+            learned = learn_reference(mine, base, mon.config, spec=mon.spec)
+            mon.store.save_reference(model, version, route, learned, period)
+    bands = learned.bands or Bands(0, 0)  # learn_reference always learns them
+    console.print(
+        f"Learned the reference of {model} v{version} ({route}) {bands.describe()}: "
+        f"{len(bands.drift)} drift, {len(bands.performance)} realized and "
+        f"{len(bands.estimated)} estimated metric band(s)"
+        + (", scores calibrated" if bands.calibration is not None else "")
+        + "."
+    )
+    if mon.config.thresholds != "learned":
+        console.print(
+            'Used by `monitor run` with [monitoring] thresholds = "learned" (now: fixed).',
+            markup=False,
+        )
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 @monitor.command("report")

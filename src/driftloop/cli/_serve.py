@@ -9,7 +9,9 @@ thread trap in BENCHMARKING.md).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -24,16 +26,19 @@ from driftloop.cli._console import console, exit_on_error
 from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
+from driftloop.loop import LoopController
 from driftloop.registry import Registry, TrafficStore
 from driftloop.serving import (
     DirectoryModelSource,
     FeatureStoreSource,
+    GuardedHttpProtocol,
     ModelSource,
     RegistryModelSource,
     ServedModel,
     create_app,
     token_digest,
 )
+from driftloop.ui import create_ui
 
 __all__ = ["build_app", "check_served", "parse_served", "serve"]
 
@@ -101,7 +106,8 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
     if env.get("DRIFTLOOP_SERVE_AUDIT", "1") == "1":
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
-    return create_app(
+    digest = token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None
+    served_app = create_app(
         served,
         source,
         settings=settings.serving,
@@ -111,10 +117,13 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         close_audit=True,
         tune_gc=True,
         traffic=traffic,
-        admin_digest=token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None,
+        admin_digest=digest,
         spool=settings.state_dir() / "audit-spool",
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
     )
+    # the dashboard of the same project, with the same admin token (docs/ui.md)
+    served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
+    return served_app
 
 
 def check_served(settings: Settings, specs: list[str]) -> None:
@@ -156,6 +165,12 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default serving.port)."),
     workers: int | None = typer.Option(None, help="Worker processes (default serving.workers)."),
     no_audit: bool = typer.Option(False, "--no-audit", help="Do not log predictions.", metavar=""),
+    loop: bool = typer.Option(
+        False, "--loop", help="Also run the loop controller ([loop.<model>]).", metavar=""
+    ),
+    loop_interval: float = typer.Option(
+        30.0, "--loop-interval", help="Seconds between the loop controller's passes.", min=0.1
+    ),
     config: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Serve models over HTTP (v1 predict, KServe v2, feedback, metrics)."""
@@ -167,6 +182,11 @@ def serve(
             env["DRIFTLOOP_CONFIG"] = str(config.resolve())
         settings = load_settings(environ=env)
         parse_served(model)  # refuse a bad --model before starting workers
+        if loop and not settings.loop:
+            raise InvalidParameterError(
+                "--loop: no model has a loop policy; add a [loop.<model>] section to "
+                "driftloop.toml (see docs/loop.md)."
+            )
         if models_dir is not None:
             if not models_dir.is_dir():
                 raise InvalidParameterError(f"--models {models_dir} is not a folder.")
@@ -185,16 +205,26 @@ def serve(
             env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ.update(env)  # the entry point hands its environment to the workers
         bind_host, bind_port = host or settings.serving.host, port or settings.serving.port
+        _raise_fd_limit(settings.serving.max_connections)
         console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s)")
         retention = settings.audit.retention
-        stop_retention = threading.Event()
+        stop_background = threading.Event()
+        controller = _loop_controller(settings, bind_port) if loop else None
+        if controller is not None:  # this process leads the loop (one per server)
+            threading.Thread(
+                target=controller.run,
+                args=(loop_interval,),
+                kwargs={"stop": stop_background},
+                name="loop-controller",
+                daemon=True,
+            ).start()
         if retention.enabled and not no_audit:  # one pass at a time, in this process only
             threading.Thread(
                 target=retain_forever,
                 args=(
                     lambda: open_retained(settings.audit.url, settings.root),
                     retention,
-                    stop_retention,
+                    stop_background,
                 ),
                 name="audit-retention",
                 daemon=True,
@@ -207,7 +237,8 @@ def serve(
                 port=bind_port,
                 workers=n_workers,
                 loop="uvloop",
-                http="httptools",
+                # httptools with the [serving] head size, deadlines and connection limit
+                http=GuardedHttpProtocol,
                 access_log=False,
                 # nothing reads the client address (no access log), so X-Forwarded-For
                 # parsing would only cost a middleware call per request
@@ -216,6 +247,34 @@ def serve(
                 log_level="warning",
             )
         finally:
-            stop_retention.set()
+            stop_background.set()
+            if controller is not None:
+                controller.close()
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+_SPARE_FDS = 256  # files, sockets to the stores, the listening socket, per worker
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Lift the soft open-files limit toward the hard one so ``max_connections`` fit (the
+    workers inherit it); say so when the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            console.print(
+                f"[yellow]open files limit {new} < serving.max_connections + {_SPARE_FDS}: "
+                "lower max_connections or raise the limit (ulimit -n)[/yellow]"
+            )
+
+
+def _loop_controller(settings: Settings, port: int) -> LoopController:
+    """The loop controller ``serve --loop`` runs beside the server: it acts only through
+    the registry's aliases and the traffic policy, never by calling the server."""
+    return LoopController.from_settings(
+        settings, holder=f"serve:{socket.gethostname()}:{port}:{os.getpid()}"
+    )

@@ -113,7 +113,10 @@ class RolloutPlan(_Section):
     the challenger for at least ``dwell`` and ``min_sample`` of its rows; then promote.
     Every check is judged by the analysis; a failed check counts, and ``threshold``
     failed checks in one step roll back (1: at once). ``max_error_rate`` and
-    ``max_p99_latency_ms`` are the rollback limits of the challenger's arm.
+    ``max_p99_latency_ms`` are the rollback limits of the challenger's arm; a label
+    metric significantly worse than the champion's by more than ``metric_margin`` (a
+    share of the champion's value) rolls back too. ``min_labelled``: labelled answers
+    each arm needs before a step passes (0: steps do not wait for labels).
     """
 
     shadow_requests: int = Field(default=500, ge=0)
@@ -125,6 +128,8 @@ class RolloutPlan(_Section):
     threshold: int = Field(default=1, ge=1)
     max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     max_p99_latency_ms: float | None = Field(default=None, gt=0.0)
+    min_labelled: int = Field(default=0, ge=0)
+    metric_margin: float = Field(default=0.05, ge=0.0, le=1.0)
 
     @field_validator("canary_steps")
     @classmethod

@@ -271,6 +271,15 @@ class ServingConfig(_Section):
     bounds one online feature read, ``audit_timeout_s`` one audit commit (past it, the
     rows are spooled to local disk and replayed later), ``shadow_queue`` the requests
     waiting for a shadow (more are dropped and counted).
+
+    Hostile clients (per worker process, enforced by ``driftloop serve``): a request's
+    head (request line and headers) must fit in ``max_header_bytes`` (else 431) and
+    arrive within ``header_timeout_s`` of the connection opening or of its first byte;
+    its body within ``body_timeout_s`` after the head (else 408 and the connection is
+    closed); an idle keep-alive connection is closed after ``keep_alive_s``; at most
+    ``max_connections`` connections are open: a new one beyond closes the connection idle
+    the longest (a flood of idle or half-sent connections cannot lock clients out), or is
+    refused with 503 when every connection has a request in progress.
     """
 
     host: str = "127.0.0.1"
@@ -288,6 +297,11 @@ class ServingConfig(_Section):
     feature_timeout_ms: float = Field(default=250.0, gt=0.0)
     audit_timeout_s: float = Field(default=5.0, gt=0.0)
     shadow_queue: int = Field(default=1_000, ge=1)
+    max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
+    header_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    body_timeout_s: float = Field(default=30.0, gt=0.0, le=3_600.0)
+    keep_alive_s: float = Field(default=5.0, gt=0.0, le=3_600.0)
+    max_connections: int = Field(default=1_000, ge=1, le=1_000_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -316,6 +330,19 @@ class MonitoringConfig(_Section):
     ``max_recall_drop`` (binary), accuracy by ``max_accuracy_drop`` (absolute), an error
     metric (RMSE, MAE, log loss) rising by ``max_error_increase`` of the reference's value
     (relative). Alert sinks are ``"log"``, ``"file:PATH"`` or a webhook ``"http(s)://..."``.
+
+    ``thresholds = "learned"`` judges drift statistics and realized and estimated metrics
+    against bands learned from the reference period (mean ± ``band_sigmas`` standard
+    deviations over reference windows of the same size, from ``reference_windows`` windows
+    at least) instead of the fixed thresholds above, which stay for anything without a band.
+    A learned drift band is never narrower than ``band_floor`` times the statistic's fixed
+    threshold (PSI, Jensen-Shannon, KL, Wasserstein), a metric's band never narrower than
+    ``drop_z`` standard errors of the window's metric.
+    A binary model's performance is estimated from its scores before labels arrive (CBPE),
+    with the scores mapped to the share of positives seen at them in ``calibration_bins``
+    quantile bins of the reference period when bands were learned from one, else taken as
+    probabilities when the held-out expected calibration error is at most
+    ``estimation_max_ece``.
     """
 
     window_by: Literal["time", "count"] = "time"
@@ -339,6 +366,12 @@ class MonitoringConfig(_Section):
     drop_z: float = Field(default=3.0, ge=0.0)
     min_labelled: int = Field(default=100, ge=1)
     alerts: tuple[str, ...] = ("log",)
+    thresholds: Literal["fixed", "learned"] = "fixed"
+    band_sigmas: float = Field(default=3.0, gt=0.0)
+    reference_windows: int = Field(default=6, ge=2)
+    band_floor: float = Field(default=0.1, ge=0.0)
+    estimation_max_ece: float = Field(default=0.05, gt=0.0, le=1.0)
+    calibration_bins: int = Field(default=20, ge=1)
 
 
 class Settings(_Section):

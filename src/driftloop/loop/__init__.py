@@ -5,6 +5,7 @@ canary -> promote or roll back, every decision recorded, one leader per model
 from __future__ import annotations
 
 from driftloop.loop._analysis import VERDICTS, Analysis, Verdict
+from driftloop.loop._arm_analysis import ArmAnalysis, limits_of
 from driftloop.loop._audit_analysis import AuditArmAnalysis, arm_share
 from driftloop.loop._controller import LoopController, request_retrain
 from driftloop.loop._decisions import STATES, Decision, RolloutState, history, rollout_state
@@ -17,6 +18,7 @@ __all__ = [
     "STATES",
     "VERDICTS",
     "Analysis",
+    "ArmAnalysis",
     "AuditArmAnalysis",
     "Decision",
     "GateWindow",
@@ -34,6 +36,7 @@ __all__ = [
     "beats_champion",
     "due_trigger",
     "history",
+    "limits_of",
     "request_retrain",
     "rollout_state",
 ]

@@ -28,7 +28,7 @@ from driftloop.audit import AuditLog, open_audit_log
 from driftloop.core.config import LoopPolicy, Settings
 from driftloop.core.errors import BackendUnavailableError, DriftloopError, InvalidParameterError
 from driftloop.loop._analysis import Analysis
-from driftloop.loop._audit_analysis import AuditArmAnalysis
+from driftloop.loop._arm_analysis import ArmAnalysis
 from driftloop.loop._decisions import Decision, RolloutState, record, rollout_state
 from driftloop.loop._lease import Lease, LeaseLostError
 from driftloop.loop._retrain import PipelineRetrainer, Retrainer
@@ -133,15 +133,13 @@ class LoopController:
     ) -> LoopController:
         """The controller of the project's ``[loop.<model>]`` policies: its registry,
         audit log, monitoring windows and alert sinks, judged by
-        :class:`~driftloop.loop.AuditArmAnalysis` unless ``analysis=`` is given."""
+        :class:`~driftloop.loop.ArmAnalysis` unless ``analysis=`` is given."""
         registry = Registry.from_settings(settings)
         audit = open_audit_log(settings.audit.url, root=settings.root)
         store = MonitoringStore(settings.audit.url, root=settings.root)
         policies = settings.loop
         plans = {m: p.rollout for m, p in policies.items()}
-        options.setdefault(
-            "analysis", AuditArmAnalysis(audit, registry.traffic, plans, clock=clock)
-        )
+        options.setdefault("analysis", ArmAnalysis(audit, registry.traffic, plans, clock=clock))
         options.setdefault("retrainer", PipelineRetrainer(settings, registry))
         mon = settings.monitoring
         window = pd.Timedelta(mon.window_size) if mon.window_by == "time" else pd.Timedelta("1D")

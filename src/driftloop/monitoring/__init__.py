@@ -12,9 +12,15 @@ from driftloop.monitoring._alerts import (
     WebhookAlertSink,
     sink_from_spec,
 )
+from driftloop.monitoring._arm_limits import ArmLimits
+from driftloop.monitoring._arms import ArmComparison, ArmStats, ScoreShift, compare_arms
+from driftloop.monitoring._bands import Bands
 from driftloop.monitoring._concept import MetricCheck
 from driftloop.monitoring._console import print_report
+from driftloop.monitoring._estimated import estimated_performance
+from driftloop.monitoring._frames import drift_report
 from driftloop.monitoring._html import render_html, write_html_report
+from driftloop.monitoring._learn import learn_bands, learn_reference, window_spec
 from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
@@ -42,9 +48,9 @@ from driftloop.monitoring._report import (
     DriftReport,
     Verdict,
     assess,
-    drift_report,
     statistics_for,
 )
+from driftloop.monitoring._rollout import ArmVerdict, verdict
 from driftloop.monitoring._store import Incident, MonitoringStore
 from driftloop.monitoring._windows import Window, WindowSpec, windows
 
@@ -52,7 +58,12 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AlertSink",
+    "ArmComparison",
+    "ArmLimits",
+    "ArmStats",
+    "ArmVerdict",
     "AuditRecordSource",
+    "Bands",
     "DriftReport",
     "FileAlertSink",
     "FrameRecordSource",
@@ -66,6 +77,7 @@ __all__ = [
     "Reference",
     "ReferenceSource",
     "RegistryReferences",
+    "ScoreShift",
     "Skipped",
     "StaticReferences",
     "Verdict",
@@ -76,7 +88,11 @@ __all__ = [
     "assess",
     "baseline_from_metrics",
     "check_records",
+    "compare_arms",
     "drift_report",
+    "estimated_performance",
+    "learn_bands",
+    "learn_reference",
     "print_report",
     "project_monitor",
     "realized_performance",
@@ -85,7 +101,9 @@ __all__ = [
     "served_profile",
     "sink_from_spec",
     "statistics_for",
+    "verdict",
     "window_performance",
+    "window_spec",
     "windows",
     "write_html_report",
 ]

@@ -1,8 +1,9 @@
 """Alerts on drift: sinks (log, file, webhook) and one alert per open incident.
 
-An incident opens with the first window whose verdict is data or concept drift for a model
-version and route, stays open (no new alert) while later windows keep the verdict, and
-closes with the first window judged ``"no-drift"``; the next drift opens a new incident.
+An incident opens with the first window whose verdict is data drift, an estimated
+performance drop or concept drift for a model version and route, stays open (no new alert)
+while later windows keep the verdict, and closes with the first window judged
+``"no-drift"``; the next drift opens a new incident.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("driftloop.monitoring")
-ALERTING = ("data-drift", "concept-drift")
+ALERTING = ("data-drift", "estimated-drop", "concept-drift")
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,17 @@ from driftloop.core.config import MonitoringConfig
 from driftloop.monitoring._performance import Performance, metric_label
 from driftloop.stats import METRICS, TASKS, auc_standard_error
 
-__all__ = ["MetricCheck", "check_performance", "format_value", "judged_metrics"]
+__all__ = [
+    "ERROR_METRICS",
+    "MetricCheck",
+    "check_performance",
+    "format_value",
+    "judged_metrics",
+    "standard_error",
+]
 
-_ERRORS = ("rmse", "mae", "log_loss", "brier")
+ERROR_METRICS = ("rmse", "mae", "log_loss", "brier")
+_ERRORS = ERROR_METRICS
 _ABSOLUTE = {"roc_auc": "max_auc_drop", "accuracy": "max_accuracy_drop"}
 
 
@@ -55,7 +63,10 @@ class MetricCheck:
     """One metric of a window against the reference: ``change`` is how much worse it is
     (an absolute drop, or for an error metric the relative increase), ``limit`` the bar
     it must pass, ``standard_error`` that of the difference; ``dropped`` when both the
-    bar and ``drop_z`` standard errors are passed."""
+    bar and ``drop_z`` standard errors are passed. Against a learned band (``basis`` says
+    which), ``reference`` is the band's mean, ``change`` the absolute move the bad way,
+    ``limit`` the band's half-width and ``standard_error`` its spread: ``dropped`` when
+    outside it. ``estimated``: ``now`` is estimated from the scores (CBPE), not realized."""
 
     metric: str
     now: float
@@ -65,6 +76,8 @@ class MetricCheck:
     relative: bool
     standard_error: float
     dropped: bool
+    basis: str = ""
+    estimated: bool = False
 
     @property
     def label(self) -> str:
@@ -73,7 +86,10 @@ class MetricCheck:
     @property
     def z(self) -> float:
         """How many standard errors worse (negative: better)."""
-        worse = self.now - self.reference if self.relative else self.reference - self.now
+        if self.basis:
+            worse = self.change
+        else:
+            worse = self.now - self.reference if self.relative else self.reference - self.now
         return (
             worse / self.standard_error
             if self.standard_error > 0
@@ -81,10 +97,16 @@ class MetricCheck:
         )
 
     def versus(self) -> str:
-        return f"{self.label} {format_value(self.now)} vs reference {format_value(self.reference)}"
+        kind = "estimated " if self.estimated else ""
+        return (
+            f"{kind}{self.label} {format_value(self.now)} "
+            f"vs reference {format_value(self.reference)}"
+        )
 
     def reason(self) -> str:
         """What a verdict says about it."""
+        if self.basis:
+            return f"{self.versus()} (outside its {self.basis}, {self.z:.1f} sd)"
         if self.relative:
             change = f"up {self.change:.0%} > {self.limit:.0%}"
         else:
@@ -138,6 +160,11 @@ def check_performance(
         dropped = change > limit and worse > config.drop_z * se
         out.append(MetricCheck(name, now, then, change, limit, relative, se, dropped))
     return out
+
+
+def standard_error(p: Performance, name: str) -> float:
+    """The standard error of ``p``'s value of ``name`` (see the module docs)."""
+    return _se(p, name, p)
 
 
 def _se(p: Performance, name: str, window: Performance) -> float:

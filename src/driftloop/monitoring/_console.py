@@ -8,12 +8,18 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from driftloop.monitoring._concept import format_value
+from driftloop.monitoring._estimated import ESTIMATED
 from driftloop.monitoring._performance import Performance, metric_label
 from driftloop.monitoring._report import DriftReport
 
 __all__ = ["print_report"]
 
-_STYLE = {"concept-drift": "bold red", "data-drift": "bold yellow", "no-drift": "green"}
+_STYLE = {
+    "concept-drift": "bold red",
+    "estimated-drop": "bold magenta",
+    "data-drift": "bold yellow",
+    "no-drift": "green",
+}
 
 
 def _cell(x: object) -> str:
@@ -33,6 +39,22 @@ def _performance_line(performance: Performance, base: Performance | None, metric
     return f"realized {shown} on {performance.labelled:,} labelled"
 
 
+def _estimated_line(report: DriftReport) -> str:
+    """The estimated metrics (CBPE), each beside the realized one when labels are in, or
+    why there are none."""
+    if report.estimated is None:
+        return f"({report.estimation_note})" if report.estimation_note else ""
+    parts = []
+    for name in ESTIMATED:
+        value = report.estimated.get(name)
+        if not math.isfinite(value):
+            continue
+        known = report.performance.get(name) if report.performance else math.nan
+        beside = f" (realized {format_value(known)})" if math.isfinite(known) else ""
+        parts.append(f"{metric_label(name)} {format_value(value)}{beside}")
+    return f"estimated {', '.join(parts) or 'nothing'}: {report.estimated.note}"
+
+
 def print_report(report: DriftReport, console: Console | None = None, *, top: int = 20) -> None:
     """The verdict with its reasons, the task's metrics against the reference (the model's
     own metric first), drift of outputs, and the ``top`` features by PSI with every
@@ -48,6 +70,11 @@ def print_report(report: DriftReport, console: Console | None = None, *, top: in
         console.print(f"  {line}")
         if report.performance.note:
             console.print(f"  ({report.performance.note})")
+    estimated = _estimated_line(report)
+    if estimated:
+        console.print(f"  {estimated}")
+    if report.bands is not None:
+        console.print(f"  thresholds: learned bands, {report.bands.describe()}")
     if math.isfinite(report.prediction_drift):
         console.print(f"  score PSI {_cell(report.prediction_drift)}")
     if math.isfinite(report.class_mix_drift):

@@ -4,7 +4,9 @@ The headline is the most recent window with enough records to judge (newer windo
 small to judge are named under it). Per feature of that window: reference-vs-current
 histogram and the deciding statistic over time (and the share of records missing it, when
 the records say); for the model: the window's metrics of its task against the reference
-(its own metric first), and every window's verdict, score drift and own metric over time.
+(its own metric first) and, for a binary model, the metrics estimated from its scores before
+labels (CBPE) beside the realized ones, and every window's verdict, score drift, own metric
+and estimated ROC AUC over time.
 Each feature costs about a kilobyte, so 500 features stay well under a megabyte.
 """
 
@@ -21,9 +23,11 @@ import pandas as pd
 
 from driftloop.core.errors import NotFoundError
 from driftloop.monitoring._concept import format_value
+from driftloop.monitoring._estimated import ESTIMATED
 from driftloop.monitoring._performance import Performance, metric_label
-from driftloop.monitoring._report import DECIDING, DriftReport
+from driftloop.monitoring._report import DriftReport
 from driftloop.monitoring._store import MonitoringStore, histograms
+from driftloop.monitoring._verdict import DECIDING
 
 __all__ = ["render_html", "write_html_report"]
 
@@ -32,6 +36,7 @@ _CSS = (
     "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #eee;"
     "text-align:right}td:first-child,th:first-child{text-align:left}"
     ".d{background:#fde8e8}.v-concept-drift{color:#b00;font-weight:bold}"
+    ".v-estimated-drop{color:#a0a;font-weight:bold}.q-estimated-drop{fill:#b5b}"
     ".v-data-drift{color:#c60;font-weight:bold}.v-no-drift{color:#080}"
     "svg{vertical-align:middle}.r{fill:#9ab}.c{fill:none;stroke:#d33;stroke-width:1.5}"
     ".s{fill:none;stroke:#36c;stroke-width:1.2}.p{fill:#36c}"
@@ -162,25 +167,51 @@ def _performance(data: dict[str, Any] | None) -> Performance | None:
 
 
 def _performance_table(summary: dict[str, Any]) -> str:
-    """The latest window's metrics of the model's task beside the reference's."""
+    """The latest window's metrics of the model's task beside the reference's, with the
+    estimated ones (CBPE) beside them, or why there are none."""
     current = _performance(summary.get("performance"))
-    if current is None:
-        return "<p>Realized performance: no labelled records yet.</p>"
+    estimated = _performance(summary.get("estimated"))
+    why = summary.get("estimation_note") or ""
+    if current is None and estimated is None:
+        said = f" {html.escape(why)}." if why else ""
+        return f"<p>Realized performance: no labelled records yet.{said}</p>"
     base = _performance(summary.get("baseline"))
     metric = summary.get("metric") or "roc_auc"
-    dropped = {c["metric"] for c in summary.get("checks", []) if c.get("dropped")}
+    dropped = {
+        c["metric"]
+        for c in (*summary.get("checks", []), *summary.get("estimated_checks", []))
+        if c.get("dropped")
+    }
+    names = current.display(metric) if current is not None else []
+    if estimated is not None:
+        names += [n for n in ESTIMATED if n not in names and math.isfinite(estimated.get(n))]
     rows = "".join(
-        f"<tr{' class=d' if name in dropped else ''}><td>{html.escape(metric_label(name))}</td>"
-        f"<td>{format_value(current.get(name))}</td>"
+        f"<tr{' class=d' if _key(name, current or estimated) in dropped else ''}>"
+        f"<td>{html.escape(metric_label(name))}</td>"
+        f"<td>{format_value(current.get(name) if current else math.nan)}</td>"
+        f"<td>{format_value(estimated.get(name) if estimated else math.nan)}</td>"
         f"<td>{format_value(base.get(name) if base else math.nan)}</td></tr>"
-        for name in current.display(metric)
+        for name in names
     )
-    note = f" ({html.escape(current.note)})" if current.note else ""
+    notes = [p.note for p in (current, estimated) if p is not None and p.note]
+    if estimated is None and why:
+        notes.append(why)
+    if summary.get("thresholds") == "learned":
+        notes.append("judged against bands learned from the reference period")
+    labelled = f"{current.labelled:,} labelled" if current is not None else "no labels yet"
+    task = (current or estimated).task  # type: ignore[union-attr]
     return (
-        f"<h2>Performance ({html.escape(current.task)}, {current.labelled:,} labelled)</h2>"
-        f"<table><tr><th>metric</th><th>realized</th><th>reference</th></tr>{rows}</table>"
-        f"<p>{note}</p>"
+        f"<h2>Performance ({html.escape(task)}, {labelled})</h2>"
+        "<table><tr><th>metric</th><th>realized</th><th>estimated</th><th>reference</th></tr>"
+        f"{rows}</table><p>{html.escape('; '.join(notes))}</p>"
     )
+
+
+def _key(name: str, performance: Performance | None) -> str:
+    """The name a check gives a metric (recall and precision at the threshold)."""
+    if name in ("recall", "precision") and performance is not None:
+        return f"{name}_at_{performance.threshold:g}"
+    return name
 
 
 def _timeline(summaries: Sequence[dict[str, Any]]) -> str:
@@ -188,26 +219,33 @@ def _timeline(summaries: Sequence[dict[str, Any]]) -> str:
     (one slot per window) and as a table."""
     psi = [s["prediction_psi"] if s["prediction_psi"] is not None else math.nan for s in summaries]
     metrics = [s.get("metric") or "roc_auc" for s in summaries]
-    values = []
+    values, estimates = [], []
     for s, metric in zip(summaries, metrics, strict=True):
         performance = _performance(s["performance"])
         values.append(performance.get(metric) if performance is not None else math.nan)
+        estimated = _performance(s.get("estimated"))
+        estimates.append(estimated.roc_auc if estimated is not None else math.nan)
+    shown = any(math.isfinite(v) for v in estimates)
     names = {metric_label(m) for m in metrics}
     title = html.escape(names.pop() if len(names) == 1 else "model's metric")
     rows = "".join(
         f"<tr><td>{_time(s['end']) if s.get('end') else '-'}</td><td>{s['version']}</td>"
         f"<td>{_fmt(s['route'])}</td><td>{s['rows']:,}</td><td>{_fmt(s['prediction_psi'])}</td>"
         f"<td>{_fmt(value)}</td>"
-        f"<td class='v-{s['verdict']}'>{s['verdict']}</td></tr>"
-        for s, value in zip(summaries, values, strict=True)
+        + (f"<td>{_fmt(estimate)}</td>" if shown else "")
+        + f"<td class='v-{s['verdict']}'>{s['verdict']}</td></tr>"
+        for s, value, estimate in zip(summaries, values, estimates, strict=True)
     )
+    estimated_chart = f" &nbsp; estimated ROC AUC {_sparkline(estimates, 300, 40)}" if shown else ""
     return (
         f"<h2>Over time ({len(summaries)} window{'s' if len(summaries) != 1 else ''})</h2>"
         f"<p>verdicts {_verdict_strip([s['verdict'] for s in summaries])}</p>"
         f"<p>score PSI {_sparkline(psi, 300, 40)} &nbsp; realized {title} "
-        f"{_sparkline(values, 300, 40)}</p>"
+        f"{_sparkline(values, 300, 40)}{estimated_chart}</p>"
         "<table><tr><th>window end</th><th>version</th><th>route</th><th>rows</th>"
-        f"<th>score PSI</th><th>{title}</th><th>verdict</th></tr>{rows}</table>"
+        f"<th>score PSI</th><th>{title}</th>"
+        + ("<th>estimated ROC AUC</th>" if shown else "")
+        + f"<th>verdict</th></tr>{rows}</table>"
     )
 
 

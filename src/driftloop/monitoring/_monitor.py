@@ -5,6 +5,13 @@ Labels arrive late: a window already stored is assessed again on later runs whil
 number of labelled records grows, so its realized performance (and a concept-drift
 verdict) appears once the labels are in.
 
+With ``[monitoring] thresholds = "learned"`` and a reference without learned bands, the
+first ``reference_windows`` complete windows of each version and route (in what the
+monitor reads) are its reference period: once each has ``min_labelled`` labels, the
+reference is learned from them (:func:`~driftloop.monitoring.learn_reference`), kept in
+the monitoring store and used from then on; until then the fixed thresholds judge, and
+the reasons say how far the period is.
+
 A run that assesses nothing says why: each model, version and route that gave no new
 assessment leaves a :class:`Skipped` in :attr:`Monitor.skipped` (no records in the
 lookback, no reference, a window still filling, nothing new since the last run).
@@ -21,10 +28,11 @@ from typing import Any, Literal, cast
 import pandas as pd
 
 from driftloop.core.config import MonitoringConfig
-from driftloop.core.errors import SchemaMismatchError
+from driftloop.core.errors import InvalidParameterError, SchemaMismatchError
 from driftloop.monitoring._alerts import AlertManager, sink_from_spec
+from driftloop.monitoring._learn import learn_reference, window_spec
 from driftloop.monitoring._records import RecordSource, check_records
-from driftloop.monitoring._references import ReferenceSource
+from driftloop.monitoring._references import Reference, ReferenceSource
 from driftloop.monitoring._report import DriftReport, assess
 from driftloop.monitoring._store import MonitoringStore
 from driftloop.monitoring._windows import Window, WindowSpec, windows
@@ -72,13 +80,7 @@ class Monitor:
         self.alerts = alerts or AlertManager(
             store, [sink_from_spec(spec) for spec in self.config.alerts]
         )
-        step = self.config.window_step
-        if self.config.window_by == "count":
-            self.spec = WindowSpec(
-                "count", int(self.config.window_size), int(step) if step is not None else None
-            )
-        else:
-            self.spec = WindowSpec("time", self.config.window_size, step)
+        self.spec = window_spec(self.config)
 
     def run_once(
         self,
@@ -132,6 +134,7 @@ class Monitor:
                 message = f"{where}: no reference profile for this version, so not monitored"
                 self.skipped.append(Skipped(model, "no-reference", message))
                 continue
+            reference, note = self._learned(model, version, str(route), reference, group, cutoff)
             unchanged = 0
             last_end: pd.Timestamp | None = None
             for window in windows(group, self.spec):
@@ -144,9 +147,12 @@ class Monitor:
                         continue
                     partial_note = (f"partial window: records up to {cutoff:%Y-%m-%d %H:%M} UTC",)
                 report = assess(reference, window.records, self.config)
+                reasons = report.reasons
+                if note:
+                    reasons = (*(r for r in reasons if not r.startswith("thresholds: ")), note)
                 report = replace(
                     report,
-                    reasons=(*report.reasons, *partial_note),
+                    reasons=(*reasons, *partial_note),
                     model=model,
                     version=version,
                     route=str(route),
@@ -169,6 +175,51 @@ class Monitor:
                 )
                 self.skipped.append(Skipped(model, "unchanged", message))
         return out
+
+    def _learned(
+        self,
+        model: str,
+        version: int,
+        route: str,
+        reference: Reference,
+        group: pd.DataFrame,
+        cutoff: pd.Timestamp | None,
+    ) -> tuple[Reference, str]:
+        """The reference with learned bands: the version's own, the one learned before, or
+        one learned now from the first complete windows; else ``reference`` and why."""
+        if self.config.thresholds != "learned" or reference.bands is not None:
+            return reference, ""
+        stored = self.store.learned_reference(model, version, route)
+        if stored is not None:
+            return stored, ""
+        wanted, least = self.config.reference_windows, self.config.min_labelled
+        first: list[Window] = []
+        for window in windows(group, self.spec):
+            if len(first) == wanted or (cutoff is not None and window.end > cutoff):
+                break
+            first.append(window)
+        ready = sum(int(w.records["label"].notna().sum()) >= least for w in first)
+        if ready < wanted:
+            return reference, (
+                "thresholds: fixed until the reference period is learned: "
+                f"{ready} of its monitoring.reference_windows {wanted} first windows are "
+                f"complete with monitoring.min_labelled {least} labels"
+            )
+        period = pd.concat([w.records for w in first])
+        period = period[~period.index.duplicated()]
+        try:
+            learned = learn_reference(period, reference, self.config, spec=self.spec)
+        except InvalidParameterError as exc:
+            return (
+                reference,
+                f"thresholds: fixed, no bands learned from the reference period: {exc}",
+            )
+        key = (model, version, route)
+        self.store.save_reference(*key, learned, (first[0].start, first[-1].end))
+        logger.info(
+            "learned the reference of %s v%s (%s) from %d windows", model, version, route, wanted
+        )
+        return learned, ""
 
     def _no_records(self, model: str, start: pd.Timestamp, now: pd.Timestamp) -> Skipped:
         """No records in the lookback: say so, and whether some are later than ``now``

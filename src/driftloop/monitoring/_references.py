@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.core.errors import ModelNotFoundError
+from driftloop.monitoring._bands import Bands
 from driftloop.monitoring._performance import Performance
 from driftloop.registry import Registry, Signature
 from driftloop.stats import METRICS, TASKS, NumericProfile, Profile
@@ -56,7 +57,9 @@ __all__ = [
 class Reference:
     """What a model version is compared against (see the module docs). ``metric`` None
     is the task's default (``roc_auc``, ``log_loss``, ``rmse``); ``prediction_classes``
-    counts the held-out rows per predicted class (multiclass)."""
+    counts the held-out rows per predicted class (multiclass); ``bands`` are the alert
+    bands learned from the version's reference period (:func:`~driftloop.monitoring.
+    learn_bands`), used with ``[monitoring] thresholds = "learned"``."""
 
     profile: Profile
     baseline: Performance | None = None
@@ -64,6 +67,7 @@ class Reference:
     classes: tuple[str, ...] = ()
     metric: str | None = None
     prediction_classes: Mapping[str, int] = field(default_factory=dict)
+    bands: Bands | None = None
 
     @property
     def judged_metric(self) -> str:
@@ -79,12 +83,13 @@ class Reference:
             "classes": list(self.classes),
             "metric": self.metric,
             "prediction_classes": dict(self.prediction_classes),
+            "bands": self.bands.to_dict() if self.bands else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reference:
         """Read what :meth:`to_dict` wrote (files of earlier versions: binary)."""
-        base = data.get("baseline")
+        base, bands = data.get("baseline"), data.get("bands")
         return cls(
             Profile.from_dict(data["profile"]),
             Performance.from_dict(base) if base else None,
@@ -92,6 +97,7 @@ class Reference:
             tuple(str(c) for c in data.get("classes") or ()),
             data.get("metric"),
             _class_counts(data.get("prediction_classes")),
+            Bands.from_dict(bands) if bands else None,
         )
 
 

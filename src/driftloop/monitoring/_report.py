@@ -10,6 +10,10 @@ The verdict tells apart the two things a team does differently about:
 * ``"concept-drift"``: the model's own metric fell significantly against the reference
   (see :mod:`driftloop.monitoring._concept`): the relation between inputs and labels
   changed, retrain now;
+* ``"estimated-drop"``: no labels yet to judge realized performance by, but the
+  performance estimated from the scores (CBPE, binary models, see
+  :mod:`driftloop.monitoring._estimated`) fell: the inputs moved to where the model is
+  less sure, expect the realized metric to follow;
 * ``"no-drift"``, and ``"insufficient-data"`` for a window too small to judge.
 """
 
@@ -17,26 +21,33 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from driftloop.core.config import MonitoringConfig
-from driftloop.monitoring._concept import MetricCheck, check_performance
+from driftloop.monitoring._bands import Bands, apply_drift_bands, band_checks
+from driftloop.monitoring._concept import MetricCheck, check_performance, judged_metrics
+from driftloop.monitoring._estimated import (
+    ESTIMATED,
+    estimated_performance,
+    held_out_gap,
+    reference_estimate,
+)
 from driftloop.monitoring._inputs import (
     UnseenCategories,
     as_profiled,
     missing_rates,
-    null_share,
     unseen_categories,
 )
 from driftloop.monitoring._outputs import predicted_classes
-from driftloop.monitoring._performance import Performance, metric_label, window_performance
-from driftloop.monitoring._records import record_columns
+from driftloop.monitoring._performance import Performance, window_performance
 from driftloop.monitoring._references import Reference
+from driftloop.monitoring._verdict import DECIDING, Signals, Verdict
+from driftloop.monitoring._verdict import verdict as judge
 from driftloop.stats import (
     CategoricalProfile,
     ChiSquare,
@@ -52,10 +63,8 @@ from driftloop.stats import (
     compare_to_profile,
 )
 
-__all__ = ["PREDICTED_CLASS", "DriftReport", "Verdict", "assess", "drift_report", "statistics_for"]
+__all__ = ["PREDICTED_CLASS", "DriftReport", "Verdict", "assess", "outputs_drift", "statistics_for"]
 
-Verdict = Literal["no-drift", "data-drift", "concept-drift", "insufficient-data"]
-DECIDING = {"numeric": "psi", "categorical": "jensen_shannon"}
 PREDICTED_CLASS = "predicted_class"
 """The name of a multiclass model's predicted class among the outputs' statistics."""
 
@@ -67,7 +76,10 @@ class DriftReport:
     ``checks`` compare the judged metrics with the reference (concept drift when one
     ``dropped``); ``missing_rates`` is the share of records missing each feature (the
     audit log's ``missing``; empty for records without it); ``unseen`` the categorical
-    features with values never seen in training.
+    features with values never seen in training. ``estimated`` is the performance
+    estimated from the scores (binary models; ``estimation_note`` says why there is none),
+    ``estimated_checks`` its judged metrics against the reference; ``thresholds`` says what
+    judged the window (``"fixed"``, or ``"learned"`` with its ``bands``).
     """
 
     rows: int
@@ -89,6 +101,11 @@ class DriftReport:
     checks: tuple[MetricCheck, ...] = ()
     missing_rates: Mapping[str, float] = field(default_factory=dict)
     unseen: Mapping[str, UnseenCategories] = field(default_factory=dict)
+    estimated: Performance | None = None
+    estimated_checks: tuple[MetricCheck, ...] = ()
+    estimation_note: str = ""
+    thresholds: str = "fixed"
+    bands: Bands | None = None
 
     @property
     def prediction_drift(self) -> float:
@@ -107,6 +124,25 @@ class DriftReport:
     def dropped_metrics(self) -> tuple[str, ...]:
         """The judged metrics that fell (what made the window concept drift)."""
         return tuple(c.metric for c in self.checks if c.dropped)
+
+    @property
+    def estimated_drops(self) -> tuple[str, ...]:
+        """The estimated metrics that fell."""
+        return tuple(c.metric for c in self.estimated_checks if c.dropped)
+
+    def _estimate_signal(self) -> dict[str, object] | None:
+        """What the loop's ``estimated_performance`` trigger reads: ``dropped`` when an
+        estimated metric fell while realized performance was not judged (the
+        ``estimated-drop`` verdict's rule), with the estimated metrics and those that fell."""
+        if self.estimated is None:
+            return None
+        shown = {n: self.estimated.get(n) for n in ESTIMATED}
+        return {
+            "dropped": bool(self.estimated_drops) and not self.checks,
+            "dropped_metrics": list(self.estimated_drops),
+            "metrics": {n: v for n, v in shown.items() if math.isfinite(v)},
+            "thresholds": self.thresholds,
+        }
 
     def feature_frame(self) -> pd.DataFrame:
         """One row per feature: kind, status, drifted, missing rate (when the records say)
@@ -146,18 +182,12 @@ class DriftReport:
             "metric": self.metric,
             "performance": self.performance.to_dict() if self.performance else None,
             "baseline": self.baseline.to_dict() if self.baseline else None,
-            "checks": [
-                {
-                    "metric": c.metric,
-                    "now": c.now,
-                    "reference": c.reference,
-                    "change": _finite(c.change),
-                    "limit": c.limit,
-                    "standard_errors": _finite(c.z),
-                    "dropped": c.dropped,
-                }
-                for c in self.checks
-            ],
+            "checks": [_check(c) for c in self.checks],
+            "estimated": self.estimated.to_dict() if self.estimated else None,
+            "estimated_checks": [_check(c) for c in self.estimated_checks],
+            "estimated_performance": self._estimate_signal(),
+            "estimation_note": self.estimation_note,
+            "thresholds": self.thresholds,
             "missing_rates": {k: v for k, v in self.missing_rates.items() if v > 0},
             "unseen_categories": {
                 k: {"share": u.share, "categories": list(u.categories[:20])}
@@ -168,6 +198,19 @@ class DriftReport:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _check(c: MetricCheck) -> dict[str, object]:
+    return {
+        "metric": c.metric,
+        "now": c.now,
+        "reference": c.reference,
+        "change": _finite(c.change),
+        "limit": c.limit,
+        "standard_errors": _finite(c.z),
+        "dropped": c.dropped,
+        "basis": c.basis,
+    }
 
 
 def statistics_for(config: MonitoringConfig) -> tuple[DriftStatistic, ...]:
@@ -194,7 +237,7 @@ def _drifted(table: DriftTable) -> list[str]:
     return out
 
 
-def _outputs_drift(
+def outputs_drift(
     reference: Reference,
     window: pd.DataFrame,
     statistics: Sequence[DriftStatistic],
@@ -242,7 +285,11 @@ def assess(
         statistics=stats,
         min_rows=config.min_rows,
     )
-    prediction = _outputs_drift(reference, window, stats, config, score)
+    prediction = outputs_drift(reference, window, stats, config, score)
+    bands = reference.bands if config.thresholds == "learned" else None
+    if bands is not None:
+        features = apply_drift_bands(features, bands)
+        prediction = apply_drift_bands(prediction, bands) if prediction is not None else None
     performance = window_performance(
         window,
         task=reference.task,
@@ -252,21 +299,33 @@ def assess(
         score=score,
         label=label,
     )
-    checks: list[MetricCheck] = []
-    if performance is not None and reference.baseline is not None:
-        checks = check_performance(
-            performance, reference.baseline, config, task=reference.task, metric=reference.metric
-        )
-    signals = _Signals(
+    checks = _realized_checks(performance, reference, config, bands)
+    estimated, estimation_note = estimated_performance(
+        window,
+        task=reference.task,
+        threshold=config.decision_threshold,
+        score=score,
+        ece=reference.baseline.ece if reference.baseline is not None else math.nan,
+        max_ece=config.estimation_max_ece,
+        calibration=reference.bands.calibration if reference.bands else None,
+    )
+    estimated, estimation_note = _trusted(estimated, estimation_note, reference, config)
+    estimated_checks = _estimated_checks(estimated, reference, config, bands)
+    signals = Signals(
         features,
         prediction,
         _drifted(features),
         missing_rates(window),
         unseen_categories(features, reference.profile),
     )
-    verdict, reasons, drifted = _verdict(
-        len(window), signals, performance, reference, checks, config
+    verdict, reasons, drifted = judge(
+        len(window), signals, performance, reference, (checks, estimated_checks), config
     )
+    if config.thresholds == "learned" and bands is None:
+        reasons.append(
+            "thresholds: no learned bands for this version (no reference period was learned "
+            "from), so the fixed ones judged it"
+        )
     return DriftReport(
         len(window),
         verdict,
@@ -281,160 +340,83 @@ def assess(
         checks=tuple(checks),
         missing_rates=signals.missing_rates,
         unseen=signals.unseen,
+        estimated=estimated,
+        estimated_checks=tuple(estimated_checks),
+        estimation_note=estimation_note,
+        thresholds="learned" if bands is not None else "fixed",
+        bands=bands,
     )
 
 
-@dataclass(frozen=True)
-class _Signals:
-    features: DriftTable
-    prediction: DriftTable | None
-    drifted: list[str]
-    missing_rates: dict[str, float]
-    unseen: dict[str, UnseenCategories]
-
-
-def _verdict(
-    rows: int,
-    signals: _Signals,
+def _realized_checks(
     performance: Performance | None,
     reference: Reference,
-    checks: Sequence[MetricCheck],
     config: MonitoringConfig,
-) -> tuple[Verdict, list[str], list[str]]:
-    """The verdict, its reasons, and the drifted features: those whose deciding statistic
-    passed its threshold, whose values fall in categories never seen in training in more
-    than ``max_missing_rate`` of rows (the model reads them as missing), or which are
-    missing in more than ``max_missing_rate`` of rows beyond their share of nulls in
-    training."""
-    if rows < config.min_rows:
-        few = f"{rows:,} record(s), fewer than monitoring.min_rows {config.min_rows}: not judged"
-        return "insufficient-data", [few], []
-    reasons: list[str] = []
-    status = signals.features.status
-    absent = [f for f, s in status.items() if s == "missing"]
-    if absent:
-        reasons.append(f"missing features: {', '.join(absent)}")
-    dropped = [c for c in checks if c.dropped]
-    reasons.extend(c.reason() for c in dropped)
-    limit = config.max_missing_rate
-    unfilled = {
-        f: (rate, null_share(reference.profile, f))
-        for f, rate in signals.missing_rates.items()
-        if rate - null_share(reference.profile, f) > limit
-    }
-    for f, (rate, nulls) in unfilled.items():
-        trained = f" ({nulls:.0%} null in training)" if nulls > 0 else ""
-        reasons.append(f"{f} missing in {rate:.0%} of rows{trained}")
-    unseen = {f: u for f, u in signals.unseen.items() if u.share > limit}
-    listed = set(signals.drifted)
-    drifted = [
-        *signals.drifted,
-        *(f for f in reference.profile.features if f not in listed and f in unseen),
-        *(f for f in unfilled if f not in listed and f not in unseen),
-    ]
-    if drifted:
-        shown = ", ".join(drifted[:10]) + (" ..." if len(drifted) > 10 else "")
-        reasons.append(f"{len(drifted)} drifted feature(s): {shown}")
-    for f, u in signals.unseen.items():
-        if f in listed or f in unseen:
-            names = ", ".join(u.categories[:5]) + (", ..." if len(u.categories) > 5 else "")
-            reasons.append(f"{f}: {u.share:.0%} of values in categories never seen ({names})")
-    outputs_moved = _outputs_reasons(signals.prediction)
-    reasons.extend(outputs_moved)
-    if dropped:
-        return "concept-drift", reasons, drifted
-    if drifted or outputs_moved:
-        reasons.append(_performance_note(performance, reference, checks))
-        return "data-drift", reasons, drifted
-    return "no-drift", reasons, drifted
-
-
-def _outputs_reasons(prediction: DriftTable | None) -> list[str]:
-    if prediction is None:
-        return []
-    out = []
-    psi = prediction.results.get("psi")
-    if psi is not None and bool(psi.drifted.any()):
-        out.append(f"score PSI {prediction.value('psi', 'score'):.3f}")
-    pair = prediction.categorical
-    js = prediction.categorical_results.get(DECIDING["categorical"])
-    if pair is not None and js is not None and bool(js.drifted.any()):
-        ref = pair.ref_counts[0] / max(pair.ref_counts[0].sum(), 1.0)
-        cur = pair.cur_counts[0] / max(pair.cur_counts[0].sum(), 1.0)
-        i = int(np.argmax(np.abs(cur - ref) * pair.mask[0]))
-        out.append(
-            f"predicted-class mix moved (JS {float(js.values[0]):.3f}): "
-            f"{pair.categories[0][i]} {cur[i]:.0%} vs reference {ref[i]:.0%}"
-        )
-    return out
-
-
-def _performance_note(
-    performance: Performance | None, reference: Reference, checks: Sequence[MetricCheck]
-) -> str:
+    bands: Bands | None,
+) -> list[MetricCheck]:
+    """The judged metrics against their learned bands, or the fixed thresholds."""
     if performance is None:
-        return "realized performance unknown (no labelled records yet)"
-    if reference.baseline is None:
-        return "realized performance not judged (the version has no held-out metrics)"
-    if not checks:
-        name = reference.judged_metric
-        if math.isfinite(reference.baseline.get(name)) and not math.isfinite(performance.get(name)):
-            # e.g. multiclass records without their class probabilities
-            return f"realized performance not judged (the window has no {metric_label(name)})"
-        return f"realized performance not judged (the reference has no {metric_label(name)})"
-    return f"performance holds ({'; '.join(c.versus() for c in checks)})"
-
-
-def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    *,
-    score: str | None = "score",
-    label: str | None = "label",
-    features: Sequence[str] | None = None,
-    config: MonitoringConfig | None = None,
-    task: str = "binary",
-    classes: Sequence[str] = (),
-    metric: str | None = None,
-) -> DriftReport:
-    """Drift of ``current`` against ``reference`` (two frames), with drift of outputs and
-    realized performance when both frames have ``score`` (and ``label``) columns; for a
-    ``multiclass`` model of ``classes`` also the predicted-class mix and the class
-    probabilities of their ``outputs`` columns (when they have them).
-
-    ``features`` default to every column that is not a record column.
-    """
-    config = config or MonitoringConfig()
-    skip = set(record_columns()) | {score, label, "outputs", "missing", "served_at", "label_ts"}
-    names = (
-        list(features) if features is not None else [c for c in reference.columns if c not in skip]
+        return []
+    names = judged_metrics(reference.task, reference.metric, performance, config.decision_threshold)
+    checks, fixed = (
+        band_checks(performance, bands.performance, names, config.drop_z) if bands else ([], names)
     )
-    has_score = score is not None and score in reference.columns
-    profile = Profile.from_frame(
-        reference[names],
-        predictions=reference[score].to_numpy(dtype=np.float64) if has_score else None,
-        sample_size=max(len(reference), 1),
-    )
-    baseline = None
-    if has_score and label is not None and label in reference.columns:
-        baseline = window_performance(
-            reference,
-            task=task,
-            classes=classes,
-            threshold=config.decision_threshold,
-            score=score or "score",
-            label=label,
+    if fixed and reference.baseline is not None:
+        checks += [
+            c
+            for c in check_performance(
+                performance,
+                reference.baseline,
+                config,
+                task=reference.task,
+                metric=reference.metric,
+            )
+            if c.metric in fixed
+        ]
+    return checks
+
+
+def _trusted(
+    estimated: Performance | None, note: str, reference: Reference, config: MonitoringConfig
+) -> tuple[Performance | None, str]:
+    """Raw scores (no calibration learned) are trusted as probabilities only when their
+    estimate on the version's held-out scores comes within ``max_auc_drop`` of the ROC
+    AUC realized there."""
+    if estimated is None or reference.bands is not None or reference.baseline is None:
+        return estimated, note
+    before = reference_estimate(reference.profile, config.decision_threshold)
+    gap = held_out_gap(before, reference.baseline)
+    if before is not None and gap > config.max_auc_drop:
+        return None, (
+            f"performance not estimated: on the version's held-out scores the estimated ROC "
+            f"AUC {before.roc_auc:.3f} is {gap:.3f} from the realized "
+            f"{reference.baseline.roc_auc:.3f} (more than monitoring.max_auc_drop "
+            f"{config.max_auc_drop:g}), so the scores are not calibrated probabilities; learn "
+            "a reference period to calibrate them (driftloop monitor learn)"
         )
-    mix: dict[str, int] = {}
-    if task == "multiclass":
-        predicted = predicted_classes(reference, classes)
-        if predicted is not None:
-            counts = predicted.value_counts()
-            mix = {str(c): int(counts[c]) for c in classes if c in counts.index}
-    return assess(
-        Reference(profile, baseline, task, tuple(classes), metric, mix),
-        current,
-        config,
-        score=score or "score",
-        label=label or "label",
+    return estimated, note
+
+
+def _estimated_checks(
+    estimated: Performance | None,
+    reference: Reference,
+    config: MonitoringConfig,
+    bands: Bands | None,
+) -> list[MetricCheck]:
+    """Estimated ROC AUC and recall against their learned bands, or with the fixed
+    thresholds against the estimate on the reference's held-out scores."""
+    if estimated is None:
+        return []
+    names = ["roc_auc", f"recall_at_{config.decision_threshold:g}"]
+    checks, fixed = (
+        band_checks(estimated, bands.estimated, names, config.drop_z) if bands else ([], names)
     )
+    calibration = reference.bands.calibration if reference.bands else None
+    before = reference_estimate(reference.profile, config.decision_threshold, calibration)
+    if fixed and before is not None:
+        checks += [
+            c
+            for c in check_performance(estimated, before, config, task="binary", metric="roc_auc")
+            if c.metric in fixed
+        ]
+    return [replace(c, estimated=True) for c in checks]

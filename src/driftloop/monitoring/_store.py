@@ -8,7 +8,12 @@ Tables (created and upgraded by the monitoring migrations, :mod:`._schema`):
 * ``monitoring_results``: one row per window, feature and statistic (long format, so
   trends chart with one query);
 * ``monitoring_incidents``: open and closed drift incidents, so an alert is sent once per
-  incident and not once per window.
+  incident and not once per window;
+* ``monitoring_references``: per model version and route, the reference learned from its
+  reference period (``[monitoring] thresholds = "learned"``), learned once.
+
+A result row judged against a learned band keeps the band's limits (``lower``,
+``upper``); estimated metrics are rows named ``estimated_<metric>``.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ from sqlalchemy.engine import Connection, Engine
 from driftloop.core.errors import BackendUnavailableError
 from driftloop.core.migrations import upgrade_schema
 from driftloop.core.urls import local_path
+from driftloop.monitoring._bands import Bands
+from driftloop.monitoring._references import Reference
 from driftloop.monitoring._report import DriftReport
 from driftloop.monitoring._schema import branch
+from driftloop.stats import Band
 
 __all__ = ["Incident", "MonitoringStore"]
 
 
-def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.Table]:
+def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
     """The tables as the code uses them; a change here goes with a new migration."""
 
     def key() -> list[sa.Column[Any]]:
@@ -71,6 +79,8 @@ def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.
         sa.Column("value", sa.Float, nullable=True),
         sa.Column("p_value", sa.Float, nullable=True),
         sa.Column("drifted", sa.Boolean, nullable=False),
+        sa.Column("lower", sa.Float, nullable=True),
+        sa.Column("upper", sa.Float, nullable=True),
         sa.Index(f"{prefix}results_series", "model", "feature", "statistic", "window_end"),
     )
     incidents = sa.Table(
@@ -83,7 +93,18 @@ def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
     )
-    return windows, results, incidents
+    references = sa.Table(
+        f"{prefix}references",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        *key(),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("learned_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reference", sa.Text, nullable=False),
+        sa.UniqueConstraint("model", "version", "route"),
+    )
+    return windows, results, incidents, references
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,9 @@ class MonitoringStore:
             url = f"sqlite:///{path}"
         self.engine: Engine = sa.create_engine(url)
         self._metadata = sa.MetaData()
-        self.windows, self.results, self.incidents = _tables(self._metadata, table_prefix)
+        self.windows, self.results, self.incidents, self.references = _tables(
+            self._metadata, table_prefix
+        )
         upgrade_schema(self.engine, branch(table_prefix, self._metadata))
 
     @contextmanager
@@ -191,6 +214,42 @@ class MonitoringStore:
         query = sa.select(w).where(w.c.model == model).order_by(w.c.window_end, w.c.version)
         with self._begin() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
+
+    def learned_reference(self, model: str, version: int, route: str) -> Reference | None:
+        """The reference learned for this model version and route, if any."""
+        t = self.references
+        query = sa.select(t.c.reference).where(
+            t.c.model == model, t.c.version == version, t.c.route == route
+        )
+        with self._begin() as conn:
+            found = conn.execute(query).first()
+        return None if found is None else Reference.from_dict(json.loads(found[0]))
+
+    def save_reference(
+        self,
+        model: str,
+        version: int,
+        route: str,
+        reference: Reference,
+        period: tuple[datetime | pd.Timestamp, datetime | pd.Timestamp],
+    ) -> None:
+        """Keep (or replace) the reference learned from ``period`` (start, end)."""
+        t = self.references
+        with self._begin() as conn:
+            conn.execute(
+                t.delete().where(t.c.model == model, t.c.version == version, t.c.route == route)
+            )
+            conn.execute(
+                t.insert().values(
+                    model=model,
+                    version=version,
+                    route=route,
+                    period_start=_utc(period[0]),
+                    period_end=_utc(period[1]),
+                    learned_at=datetime.now(UTC),
+                    reference=json.dumps(reference.to_dict()),
+                )
+            )
 
     def open_incident(self, model: str, version: int, route: str, kind: str) -> Incident | None:
         """The open incident of this kind, if any."""
@@ -271,6 +330,12 @@ def _num(x: Any) -> float | None:
 _NAME_LENGTH, _STATISTIC_LENGTH = 200, 40  # of the results' feature and statistic columns
 
 
+def _limits(band: Band | None) -> dict[str, float | None]:
+    if band is None:
+        return {"lower": None, "upper": None}
+    return {"lower": _num(band.lower), "upper": _num(band.upper)}
+
+
 def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
     base = {
         "window_id": window_id,
@@ -279,6 +344,7 @@ def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
         "route": report.route,
         "window_end": _utc(report.end),
     }
+    bands = report.bands or Bands(0, 0)
     rows: list[dict[str, Any]] = []
     for table in (report.features, report.prediction):
         if table is None:
@@ -292,6 +358,7 @@ def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
                 "value": _num(rec["value"]),
                 "p_value": _num(rec["p_value"]),
                 "drifted": bool(rec["drifted"]),
+                **_limits(bands.drift.get((str(rec["feature"]), str(rec["statistic"])))),
             }
             for rec in long.to_dict("records")
         )
@@ -304,25 +371,33 @@ def _result_rows(report: DriftReport, window_id: int) -> list[dict[str, Any]]:
             "value": rate,
             "p_value": None,
             "drifted": name in drifted,
+            **_limits(None),
         }
         for name, rate in report.missing_rates.items()
         if rate > 0 and len(name) <= _NAME_LENGTH
     )
-    if report.performance is not None:
-        # The task's metrics by name (their standard errors stay in the window's summary).
-        performance = report.performance
-        values = {"labelled": float(performance.labelled), **performance.metrics}
+    # The task's metrics by name (their standard errors stay in the window's summary), and
+    # the estimated ones as estimated_<name>.
+    for prefix, performance, dropped, banded in (
+        ("", report.performance, report.dropped_metrics, bands.performance),
+        ("estimated_", report.estimated, report.estimated_drops, bands.estimated),
+    ):
+        if performance is None:
+            continue
+        values = {"labelled" if not prefix else "rows": float(performance.labelled)}
+        values.update(performance.metrics)
         rows.extend(
             {
                 **base,
                 "feature": "",
-                "statistic": name,
+                "statistic": prefix + name,
                 "value": _num(value),
                 "p_value": None,
-                "drifted": name in report.dropped_metrics,
+                "drifted": name in dropped,
+                **_limits(banded.get(name)),
             }
             for name, value in values.items()
-            if not name.endswith("_se") and len(name) <= _STATISTIC_LENGTH
+            if not name.endswith("_se") and len(prefix + name) <= _STATISTIC_LENGTH
         )
     return rows
 

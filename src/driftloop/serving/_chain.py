@@ -55,8 +55,11 @@ async def answer(
             breaker.cancel()
             raise
         t0 = time.perf_counter()
+        # the champion answering for a picked arm that failed is audited apart: the arm's
+        # errors are counted from the audit log (monitoring's compare_arms)
+        route = proto if link is chosen else f"{proto}:champion"
         try:
-            scored = await service.score_on(link, parsed, options, route=proto, started=started)
+            scored = await service.score_on(link, parsed, options, route=route, started=started)
         except HttpError:  # the caller's request, or a refusal no link would change
             breaker.cancel()
             raise

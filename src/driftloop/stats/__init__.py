@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from driftloop.stats._bands import Band, BandSide, learn_band
 from driftloop.stats._compare import DriftTable, FeatureStatus, compare_frames, compare_to_profile
 from driftloop.stats._drift import (
     ChiSquare,
@@ -15,6 +16,12 @@ from driftloop.stats._drift import (
     Wasserstein,
     default_statistics,
 )
+from driftloop.stats._estimation import (
+    Calibration,
+    estimate_binary_performance,
+    estimated_roc_auc,
+    fit_calibration,
+)
 from driftloop.stats._metrics import (
     brier_score,
     demographic_parity_difference,
@@ -25,8 +32,15 @@ from driftloop.stats._metrics import (
     recall_at_fpr,
     roc_auc,
 )
+from driftloop.stats._paired import sequential_paired
 from driftloop.stats._pairs import CategoricalPair, EcdfSummary, NumericPair
 from driftloop.stats._profile import CategoricalProfile, NumericProfile, Profile
+from driftloop.stats._sequential import (
+    Decision,
+    SequentialTest,
+    sequential_means,
+    sequential_proportions,
+)
 from driftloop.stats._tasks import (
     METRICS,
     TASKS,
@@ -47,10 +61,14 @@ from driftloop.stats._tasks import (
 __all__ = [
     "METRICS",
     "TASKS",
+    "Band",
+    "BandSide",
     "Baseline",
+    "Calibration",
     "CategoricalPair",
     "CategoricalProfile",
     "ChiSquare",
+    "Decision",
     "DriftStatistic",
     "DriftTable",
     "EcdfSummary",
@@ -65,6 +83,7 @@ __all__ = [
     "Outputs",
     "PopulationStabilityIndex",
     "Profile",
+    "SequentialTest",
     "StatisticResult",
     "TaskName",
     "TaskSpec",
@@ -79,12 +98,19 @@ __all__ = [
     "demographic_parity_difference",
     "encode_labels",
     "equal_opportunity_difference",
+    "estimate_binary_performance",
+    "estimated_roc_auc",
     "evaluate",
     "expected_calibration_error",
+    "fit_calibration",
     "infer_task",
+    "learn_band",
     "pr_auc",
     "precision_recall_at",
     "recall_at_fpr",
     "roc_auc",
+    "sequential_means",
+    "sequential_paired",
+    "sequential_proportions",
     "skill",
 ]

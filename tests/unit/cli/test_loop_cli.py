@@ -73,3 +73,42 @@ def test_a_bad_history_limit_is_refused(project: Path) -> None:
     result = runner.invoke(app, ["loop", "history", "loans", "--limit", "0"])
     assert result.exit_code == 2
     assert "--limit must be at least 1" in result.output
+
+
+def test_serve_with_loop_runs_the_controller_beside_the_server(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --loop` leads the loop from the serving process: a requested retraining is
+    taken up by a controller named after the server, while the server runs."""
+    import time
+
+    import uvicorn
+
+    from driftloop.loop import history
+
+    runner.invoke(app, ["loop", "retrain", "loans", "--reason", "try one", "--by", "ana"])
+    seen: list[str] = []
+
+    def server(*args: object, **kwargs: object) -> None:  # stands in for uvicorn's loop
+        registry = Registry.from_settings(load_settings(root=project, environ={}))
+        deadline = time.monotonic() + 120  # a bound for a controller that never acts
+        while time.monotonic() < deadline and not seen:
+            seen.extend(d.who for d in history(registry.engine, "loans") if d.action != "request")
+            time.sleep(0.1)
+        registry.close()
+
+    monkeypatch.setattr(uvicorn, "run", server)
+    result = runner.invoke(app, ["serve", "--loop", "--loop-interval", "0.2", "--no-audit"])
+    assert result.exit_code == 0, result.output
+    assert seen
+    assert seen[0].startswith("serve:")
+
+
+def test_serve_with_loop_but_no_policy_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "driftloop.toml").write_text("", encoding="utf-8")
+    result = runner.invoke(app, ["serve", "--loop"])
+    assert result.exit_code == 2
+    assert "no model has a loop policy" in " ".join(result.output.split())

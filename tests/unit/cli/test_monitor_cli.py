@@ -225,3 +225,51 @@ def test_monitor_compare_of_a_missing_or_unreadable_file_names_it(tmp_path: Path
     )
     assert records.exit_code == 2
     assert "--records /nope.parquet does not exist." in records.output
+
+
+def test_monitor_learn_keeps_a_reference_period_that_monitor_run_then_judges_by(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(3)
+    n, days = 1_000, 9
+    day = np.repeat(np.arange(days), n)
+    x = rng.normal(0, 1, n * days) + (day == days - 1) * 0.5  # the last day moves a little
+    score = 1 / (1 + np.exp(-(x - 1)))
+    records = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(n * days)],
+            "ts": pd.Timestamp("2025-05-01", tz="UTC") + pd.to_timedelta(day * 86_400 + 1, "s"),
+            "model": "fraud",
+            "version": 1,
+            "route": "champion",
+            "score": score,
+            "decision": "approve",
+            "label": (rng.random(n * days) < score).astype(float),
+            "x": x,
+        }
+    )
+    records.to_parquet(tmp_path / "records.parquet")
+    reference = Reference(Profile.from_frame(records[["x"]].iloc[:n]))
+    ref_file = tmp_path / "ref.json"
+    ref_file.write_text(json.dumps({"model": "fraud", "version": 1, **reference.to_dict()}))
+    config = tmp_path / "driftloop.toml"
+    config.write_text('[monitoring]\nthresholds = "learned"\nalerts = []\n')
+    env = {"DRIFTLOOP_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}"}
+    offline = ["--records", str(tmp_path / "records.parquet"), "--reference", str(ref_file)]
+    learn = ["monitor", "learn", "-m", "fraud", "--version", "1", *offline]
+    period = ["--from", "2025-05-01", "--to", "2025-05-08", "--config", str(config)]
+    result = runner.invoke(app, [*learn, *period], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Learned the reference of fraud v1 (champion)" in result.output
+    assert "learned on 7 reference windows" in result.output
+    assert "scores calibrated" in result.output
+    run = ["monitor", "run", "--once", *offline, "--now", "2025-05-10", "--config", str(config)]
+    result = runner.invoke(app, run, env=env)
+    assert result.exit_code == 0, result.output
+    assert "thresholds: learned bands" in result.output
+    assert "estimated ROC AUC" in result.output
+    assert "data-drift" in result.output  # PSI of x ~0.25 on the last day, past its band
+    too_short = ["--from", "2025-05-01", "--to", "2025-05-03", "--config", str(config)]
+    result = runner.invoke(app, [*learn, *too_short], env=env)
+    assert result.exit_code != 0
+    assert "monitoring.reference_windows 6" in result.output

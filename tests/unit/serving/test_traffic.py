@@ -134,11 +134,12 @@ def test_a_broken_challenger_at_a_25pct_canary_fails_no_request(
     metrics = client.get("/metrics").text
     assert 'driftloop_breaker_state{model="fraud",target="challenger"} 2.0' in metrics
     assert 'driftloop_arm_errors_total{arm="challenger",model="fraud",version="2"} 5.0' in metrics
-    # every answered prediction is in the audit log, under the version that answered it
+    # every answered prediction is in the audit log, under the version that answered it;
+    # the canary's, answered by the champion for it, under their own route
     for answer in answers:
         record = audit.get(answer["predictions"][0]["prediction_id"])
         assert record.version == "1"
-        assert record.route == "v1"
+        assert record.route == ("v1:champion" if answer["route"]["arm"] == "challenger" else "v1")
 
 
 def test_when_every_version_raises_the_rules_then_the_default_answer(
