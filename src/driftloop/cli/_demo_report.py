@@ -3,8 +3,8 @@ performance over time, and traffic per arm per day, drawn as inline SVG (one fil
 script, no CDN). Every number comes from the story's audit log, monitoring windows and
 decision log.
 
-Estimated performance (before labels) is not drawn: ``driftloop.monitoring`` stores no
-estimate yet; the report says so.
+Estimated performance (before labels: monitoring's CBPE estimate from the scores, binary
+models) is drawn from the stored windows where monitoring made one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from driftloop.cli._demo_story import StoryResult
 from driftloop.cli._demo_svg import bars, lines
 from driftloop.stats import TASKS, Outputs, evaluate
 
-__all__ = ["daily_performance", "daily_traffic", "drift_by_window", "write_story_report"]
+__all__ = [
+    "daily_performance",
+    "daily_traffic",
+    "drift_by_window",
+    "estimated_by_window",
+    "write_story_report",
+]
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1100px; color: #222; }
@@ -79,6 +85,25 @@ def daily_traffic(result: StoryResult) -> dict[str, dict[int, float]]:
         d, series = cast(tuple[int, str], key)
         out.setdefault(str(series), {})[int(d)] = float(n)
     return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
+def estimated_by_window(result: StoryResult) -> dict[str, list[tuple[float, float]]]:
+    """Monitoring's estimate of the metric (from the scores, before labels) per daily
+    window of each version's answers, where it made one."""
+    metric, out = metric_of(result), dict[str, list[tuple[float, float]]]()
+    for w in result.windows:
+        if str(w.get("route")) == "shadow":
+            continue
+        summary = w.get("summary") or {}
+        if isinstance(summary, str):
+            summary = json.loads(summary)
+        estimate = (summary.get("estimated_performance") or {}).get("metrics") or {}
+        if metric in estimate:
+            start = _day(result.story.start, pd.Series([w["window_start"]])).iloc[0]
+            out.setdefault(f"v{w['version']} estimated", []).append(
+                (float(start), float(estimate[metric]))
+            )
+    return out
 
 
 def drift_by_window(result: StoryResult) -> dict[str, list[tuple[float, float]]]:
@@ -160,12 +185,10 @@ def _rollback_notes(result: StoryResult) -> list[str]:
     for day, d in zip(days, result.decisions, strict=True):
         if d.action != "rollback":
             continue
-        n = d.numbers
         out.append(
-            f'<p class="note">v{d.to_version} rolled back on day {day:.2f} in its '
-            f"{escape(str(n.get('stage', '?')))}: it answered {n.get('challenger_rows', '?')} "
-            f"of ~{n.get('expected_rows', '?')} requests sent to it; a failed request leaves "
-            "no row in the audit log, hence no bar.</p>"
+            f'<p class="note">v{d.to_version} rolled back on day {day:.2f}: '
+            f"{escape(d.rule)}. A request it failed leaves no row in the audit log, hence "
+            "no bar.</p>"
         )
     return out
 
@@ -187,15 +210,17 @@ def write_story_report(result: StoryResult, path: Path) -> Path:
         _decision_table(result),
         "<h2>Drift: drifted features per daily window</h2>",
         lines(drift_by_window(result), x_max=story.days, y_label="features", events=drift_marker),
-        f"<h2>Realized performance: {metric} per day on labelled rows</h2>",
+        f"<h2>Performance: realized {metric} per day on labelled rows, and estimated</h2>",
         lines(
-            daily_performance(result),
+            {**daily_performance(result), **estimated_by_window(result)},
             x_max=story.days,
             y_label=metric,
             events=drift_marker + [e for e in _events(result) if e[1][:7] == "promote"],
         ),
-        '<p class="note">Estimated performance (before labels) is not drawn: '
-        "driftloop.monitoring stores no estimate yet.</p>",
+        '<p class="note">"estimated": monitoring\'s estimate from the scores alone, before '
+        "labels (CBPE, binary models), per daily window where it made one. A concept drift "
+        "leaves the scores as confident as before, so the estimate cannot see it: only the "
+        "realized metric drops.</p>",
         "<h2>Traffic per arm per day (rows)</h2>",
         bars(daily_traffic(result), x_max=story.days, y_label="rows", events=drift_marker),
         *_rollback_notes(result),

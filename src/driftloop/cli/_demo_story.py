@@ -76,9 +76,8 @@ canary_steps = [10, 25, 50]
 dwell = "4h"               # at least one slice of the day per step
 min_sample = 150           # rows the challenger answers in a step
 threshold = 1              # one failed check rolls back
-max_error_rate = 0.2       # a request's rows go to one arm: with two rows a request, the
-                           # challenger's share of rows is noisier than the check's binomial
-                           # on rows assumes; a wider limit keeps that noise from rolling back
+max_error_rate = 0.2       # wide: a step is judged on a few hundred requests of a
+                           # compressed day; a broken challenger fails all of its requests
 """
 
 PROJECT_TOML = """\

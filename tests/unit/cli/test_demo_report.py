@@ -121,4 +121,4 @@ def test_the_report_is_one_file_of_well_formed_svg_without_scripts(
     for chart in charts:
         xml.dom.minidom.parseString(chart)
     assert "<script" not in html
-    assert "v3 rolled back on day 3.00 in its shadow: it answered 0 of ~50.0" in html
+    assert "v3 rolled back on day 3.00: rule of rollback" in html
