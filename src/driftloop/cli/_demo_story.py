@@ -55,7 +55,7 @@ class StoryPlan:
     slices_per_day: int = 6
     rows_per_request: int = 2
     client_threads: int = 4
-    broken_day: int = 48
+    broken_day: int = 50
     policy: str = ""  # the [loop.<model>] tables; default: DEFAULT_POLICY
 
 
