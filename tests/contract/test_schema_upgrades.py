@@ -595,16 +595,15 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
     engine = make_engine(db.url)
     upgrade_schema(engine, REGISTRY, revision="r0002")
     assert "driftloop_loop_decisions" not in sa.inspect(engine).get_table_names()
-    old = Registry(engine, artifact_store_from_url(str(tmp_path / "a")), migrate=False)
-    model, X = toy_lightgbm()
-    old.register("loans", model, signature=Signature.from_frame(X), alias="champion")
+    engine.dispose()
+    old = _old_registry_rows(db, tmp_path)
     old.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
     old.close()
 
     registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
     try:
-        assert db.version("driftloop_registry_version") == ["r0003"]
-        assert registry.aliases("loans") == {"champion": 1}
+        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert registry.aliases("loans") == {"champion": 2}
         assert registry.traffic.get("loans").reason == "before"
         request_retrain(registry, "loans", "after the upgrade", who="ana")
         assert [d.rule for d in history(registry.engine, "loans")] == ["after the upgrade"]
@@ -613,7 +612,85 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
         registry.close()
 
 
-def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
+def _old_registry_rows(db: Db, tmp_path: Path) -> Registry:
+    """Model ``loans`` with versions 1 and 2 and alias champion -> 2, written as code
+    before tenants wrote them (no tenant column); the registry is not migrated."""
+    old_models = sa.Table(  # the models table as r0003 had it, without a tenant
+        "driftloop_models",
+        sa.MetaData(),
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("latest_version", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    old_versions = registry_metadata.tables["driftloop_model_versions"]
+    _, X = toy_lightgbm()
+    donor = Registry(
+        make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")), migrate=False
+    )
+    with donor.engine.begin() as conn:
+        conn.execute(old_models.insert().values(name="loans", latest_version=0, created_at=T0))
+    # versions written through the r0003 code path: rows only, no tenant column touched
+    files = {"model": b"not-loaded-here"}
+    artifacts = {role: donor.store.put(data) for role, data in files.items()}
+    with donor.engine.begin() as conn:
+        for version in (1, 2):
+            conn.execute(
+                old_versions.insert().values(
+                    model_name="loans",
+                    version=version,
+                    flavor="lightgbm",
+                    created_at=T0,
+                    created_by="ana",
+                    signature=Signature.from_frame(X).to_json(),
+                    params={},
+                    metrics={"roc_auc": 0.8},
+                    tags={},
+                    lineage={},
+                    gate_report=None,
+                    artifacts=artifacts,
+                    profile=None,
+                    card="# loans",
+                )
+            )
+        conn.execute(old_models.update().values(latest_version=2))
+    donor.set_alias("loans", "champion", 2, who="ana", why="before tenants")
+    return donor
+
+
+def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
+    db: Db, tmp_path: Path
+) -> None:
+    """Models registered before tenants belong to tenant ``default``; versions, aliases,
+    traffic policies and loop decisions stay; keys can be made at once."""
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0003")
+    assert "driftloop_api_keys" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    donor = _old_registry_rows(db, tmp_path)
+    donor.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
+    request_retrain(donor, "loans", "before tenants", who="ana")
+    donor.close()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert registry.list_models() == [
+            {"name": "loans", "tenant": "default", "latest_version": 2, "aliases": {"champion": 2}}
+        ]
+        assert [v.metrics for v in registry.versions("loans")] == [{"roc_auc": 0.8}] * 2
+        assert registry.traffic.get("loans").reason == "before"  # type: ignore[union-attr]
+        assert [d.rule for d in history(registry.engine, "loans")] == ["before tenants"]
+        key, secret = registry.keys.create("default", ["predict"], who="ana")
+        assert registry.keys.verify(secret) == key
+        assert registry.keys.snapshot().model_tenants == {"loans": "default"}
+        model, X = toy_lightgbm()
+        mv = registry.register("loans", model, signature=Signature.from_frame(X))
+        assert mv.version == 3
+    finally:
+        registry.close()
+
+
+def test_registry_newest_revision_is_exactly_the_tables_the_code_uses(
     db: Db, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     migrated = db.engine()
@@ -622,7 +699,14 @@ def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
     declared = declared_db.engine()
     registry_metadata.create_all(declared)
     try:
-        tables = ("driftloop_loop_decisions", "driftloop_loop_leases")
+        tables = (
+            "driftloop_loop_decisions",
+            "driftloop_loop_leases",
+            "driftloop_models",
+            "driftloop_tenants",
+            "driftloop_api_keys",
+            "driftloop_key_events",
+        )
         got, want = shape(migrated), shape(declared)
         assert {t: got[t] for t in tables} == {t: want[t] for t in tables}
     finally:

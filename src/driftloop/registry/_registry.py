@@ -36,6 +36,7 @@ from driftloop.core.errors import (
 from driftloop.registry._card import model_card
 from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._flavors import FLAVORS, flavor_for, with_task
+from driftloop.registry._keys import KeyStore
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._release import Release
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
@@ -79,6 +80,11 @@ class Registry:
         """The served models' traffic policies, kept in this registry's database."""
         return TrafficStore(self.engine)
 
+    @property
+    def keys(self) -> KeyStore:
+        """Tenants and their API keys, kept in this registry's database."""
+        return KeyStore(self.engine)
+
     @contextmanager
     def release(self) -> Iterator[Release]:
         """One write transaction for alias moves and traffic policies (and the caller's
@@ -115,14 +121,18 @@ class Registry:
         created_by: str = "driftloop",
         alias: str | None = None,
         alias_reason: str = "",
+        tenant: str = "default",
     ) -> ModelVersion:
-        """Register a model already saved by its ``flavor`` (artifacts by role).
+        """Register a model already saved by its ``flavor`` (artifacts by role), as a model
+        of ``tenant`` (a model's first version decides its tenant; another tenant's model
+        of the same name is refused).
 
         Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
         the version row, its number and the optional alias move commit together or not
         at all.
         """
         check_name("Model", name)
+        check_name("Tenant", tenant)
         if alias is not None:
             check_name("Alias", alias)
         if flavor not in FLAVORS or "model" not in files:
@@ -136,9 +146,14 @@ class Registry:
         with writing(self.engine) as conn:
             conn.execute(
                 insert(models)
-                .values(name=name, latest_version=0, created_at=now)
+                .values(name=name, latest_version=0, created_at=now, tenant=tenant)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
+            owner = conn.execute(select(models.c.tenant).where(models.c.name == name)).scalar()
+            if owner != tenant:
+                raise ConflictError(
+                    f"Model '{name}' belongs to another tenant; register it under another name."
+                )
             version = conn.execute(
                 update(models)
                 .where(models.c.name == name)
@@ -223,12 +238,21 @@ class Registry:
             ).all()
         return [version_of(row) for row in rows]
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """Each model with its latest version and current aliases."""
+    def list_models(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Each model (of ``tenant`` when given) with its tenant, latest version and
+        current aliases."""
+        query = select(models.c.name, models.c.latest_version, models.c.tenant)
+        if tenant is not None:
+            query = query.where(models.c.tenant == tenant)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(models.c.name, models.c.latest_version)).all()
+            rows = conn.execute(query).all()
         return [
-            {"name": r.name, "latest_version": r.latest_version, "aliases": self.aliases(r.name)}
+            {
+                "name": r.name,
+                "tenant": r.tenant,
+                "latest_version": r.latest_version,
+                "aliases": self.aliases(r.name),
+            }
             for r in sorted(rows, key=lambda r: r.name)
         ]
 
