@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -238,7 +239,7 @@ class KeyStore:
             )
             _event(conn, "set-quota", tenant, None, who, {"requests_per_day": requests_per_day})
 
-    def events(self, tenant: str | None = None) -> list[dict[str, Any]]:
+    def events(self, tenant: str | None = None) -> builtins.list[dict[str, Any]]:
         """Who created and revoked which key and changed which quota, oldest first."""
         query = select(key_events).order_by(key_events.c.id)
         if tenant is not None:
