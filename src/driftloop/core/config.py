@@ -81,9 +81,11 @@ class _Section(BaseModel):
 
 
 class ProjectConfig(_Section):
-    """What the project is called (shown in the UI, model cards and metrics)."""
+    """What the project is called (shown in the UI, model cards and metrics), and the
+    tenant its models are registered under (``driftloop train`` and ``register``)."""
 
     name: str = "driftloop"
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class FeaturesConfig(_Section):
@@ -271,6 +273,13 @@ class ServingConfig(_Section):
     bounds one online feature read, ``audit_timeout_s`` one audit commit (past it, the
     rows are spooled to local disk and replayed later), ``shadow_queue`` the requests
     waiting for a shadow (more are dropped and counted).
+
+    ``auth`` says who may call the server: ``"none"`` (the default, for a laptop: one
+    implicit tenant; the admin and feedback tokens apply when set), ``"token"`` (the admin
+    API and feedback always need their token; the server refuses to start without one) or
+    ``"keys"`` (every endpoint but the health probes needs an API key of the model's
+    tenant with the endpoint's scope; keys are read from the registry database every
+    ``key_refresh_s`` seconds). See docs/serving.md, "Running it exposed".
     """
 
     host: str = "127.0.0.1"
@@ -288,6 +297,8 @@ class ServingConfig(_Section):
     feature_timeout_ms: float = Field(default=250.0, gt=0.0)
     audit_timeout_s: float = Field(default=5.0, gt=0.0)
     shadow_queue: int = Field(default=1_000, ge=1)
+    auth: Literal["none", "token", "keys"] = "none"
+    key_refresh_s: float = Field(default=1.0, gt=0.0, le=60.0)
 
     @model_validator(mode="before")
     @classmethod
