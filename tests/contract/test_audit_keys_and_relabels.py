@@ -4,53 +4,20 @@ when unreachable, per tests/services.py)."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import psycopg
-import pytest
 
 from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
-    PostgresAuditLog,
-    SqliteAuditLog,
     idempotency_store,
     label_store,
 )
-from driftloop.audit._postgres import libpq_dsn
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Factory = Callable[[], AuditLog]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """Opens the same store again on each call (another worker, or a restarted server)."""
-    opened: list[AuditLog] = []
-    if request.param == "sqlite":
-
-        def factory() -> AuditLog:
-            opened.append(SqliteAuditLog(tmp_path / "audit.db", archive=tmp_path / "archive"))
-            return opened[-1]
-
-        yield factory
-    else:
-        url = request.getfixturevalue("postgres_url")
-        schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-
-        def factory() -> AuditLog:
-            opened.append(PostgresAuditLog(url, schema=schema, archive=tmp_path / "archive"))
-            return opened[-1]
-
-        yield factory
-        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    for log in opened:
-        log.close()
 
 
 def _record(pid: str) -> AuditRecord:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-import psycopg
 import pytest
 
 from driftloop.audit import (
@@ -20,10 +18,7 @@ from driftloop.audit import (
     AuditRecord,
     GroupCommitWriter,
     Label,
-    PostgresAuditLog,
-    SqliteAuditLog,
 )
-from driftloop.audit._postgres import libpq_dsn
 from driftloop.audit._record import FRAME_COLUMNS
 from driftloop.audit._spool import AuditSpool
 from driftloop.audit._sql import SqlAuditLog
@@ -31,34 +26,6 @@ from driftloop.core.errors import InvalidParameterError, NotFoundError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Factory = Callable[[], AuditLog]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """A factory opening the same log again (to prove what survives a reopen)."""
-    opened: list[AuditLog] = []
-    if request.param == "sqlite":
-
-        def factory() -> AuditLog:
-            log = SqliteAuditLog(tmp_path / "audit.db", archive=tmp_path / "archive")
-            opened.append(log)
-            return log
-
-        yield factory
-    else:
-        url = request.getfixturevalue("postgres_url")
-        schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-
-        def factory() -> AuditLog:
-            log = PostgresAuditLog(url, schema=schema, archive=tmp_path / "archive")
-            opened.append(log)
-            return log
-
-        yield factory
-        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    for log in opened:
-        log.close()
 
 
 def record(i: int, *, ts: datetime = T0, model: str = "fraud", version: str = "1") -> AuditRecord:

@@ -3,23 +3,18 @@ prediction, on both audit backends."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from driftloop.audit import (
     AuditRecord,
     Label,
-    PostgresAuditLog,
-    SqliteAuditLog,
     _retention,
     enforce_retention,
 )
-from driftloop.audit._postgres import libpq_dsn
 from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.config import RetentionConfig
 
@@ -27,29 +22,6 @@ NOW = datetime(2026, 6, 11, 12, 0, tzinfo=UTC)
 DAYS = 10
 PER_DAY = 300
 Factory = Callable[[], SqlAuditLog]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    opened: list[SqlAuditLog] = []
-    schema = f"retention_{uuid.uuid4().hex[:12]}"
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-
-    def factory() -> SqlAuditLog:
-        log: SqlAuditLog
-        if request.param == "sqlite":
-            log = SqliteAuditLog(tmp_path / "audit.db", archive=tmp_path / "archive")
-        else:
-            log = PostgresAuditLog(url, schema=schema, archive=tmp_path / "archive")
-        opened.append(log)
-        return log
-
-    yield factory
-    for log in opened:
-        log.close()
-    if request.param == "postgres":
-        with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def filled(factory: Factory) -> SqlAuditLog:

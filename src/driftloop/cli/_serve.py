@@ -9,6 +9,7 @@ thread trap in BENCHMARKING.md).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
 import tempfile
@@ -30,6 +31,7 @@ from driftloop.registry import KeyStore, Registry, TrafficStore
 from driftloop.serving import (
     DirectoryModelSource,
     FeatureStoreSource,
+    GuardedHttpProtocol,
     ModelSource,
     RegistryModelSource,
     ServedModel,
@@ -202,6 +204,7 @@ def serve(
             env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ.update(env)  # the entry point hands its environment to the workers
         bind_host, bind_port = host or settings.serving.host, port or settings.serving.port
+        _raise_fd_limit(settings.serving.max_connections)
         console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s)")
         retention = settings.audit.retention
         stop_background = threading.Event()
@@ -233,7 +236,8 @@ def serve(
                 port=bind_port,
                 workers=n_workers,
                 loop="uvloop",
-                http="httptools",
+                # httptools with the [serving] head size, deadlines and connection limit
+                http=GuardedHttpProtocol,
                 access_log=False,
                 # nothing reads the client address (no access log), so X-Forwarded-For
                 # parsing would only cost a middleware call per request
@@ -247,6 +251,24 @@ def serve(
                 controller.close()
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+_SPARE_FDS = 256  # files, sockets to the stores, the listening socket, per worker
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Lift the soft open-files limit toward the hard one so ``max_connections`` fit (the
+    workers inherit it); say so when the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            console.print(
+                f"[yellow]open files limit {new} < serving.max_connections + {_SPARE_FDS}: "
+                "lower max_connections or raise the limit (ulimit -n)[/yellow]"
+            )
 
 
 def _loop_controller(settings: Settings, port: int) -> LoopController:

@@ -280,6 +280,15 @@ class ServingConfig(_Section):
     ``"keys"`` (every endpoint but the health probes needs an API key of the model's
     tenant with the endpoint's scope; keys are read from the registry database every
     ``key_refresh_s`` seconds). See docs/serving.md, "Running it exposed".
+
+    Hostile clients (per worker process, enforced by ``driftloop serve``): a request's
+    head (request line and headers) must fit in ``max_header_bytes`` (else 431) and
+    arrive within ``header_timeout_s`` of the connection opening or of its first byte;
+    its body within ``body_timeout_s`` after the head (else 408 and the connection is
+    closed); an idle keep-alive connection is closed after ``keep_alive_s``; at most
+    ``max_connections`` connections are open: a new one beyond closes the connection idle
+    the longest (a flood of idle or half-sent connections cannot lock clients out), or is
+    refused with 503 when every connection has a request in progress.
     """
 
     host: str = "127.0.0.1"
@@ -299,6 +308,11 @@ class ServingConfig(_Section):
     shadow_queue: int = Field(default=1_000, ge=1)
     auth: Literal["none", "token", "keys"] = "none"
     key_refresh_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
+    header_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    body_timeout_s: float = Field(default=30.0, gt=0.0, le=3_600.0)
+    keep_alive_s: float = Field(default=5.0, gt=0.0, le=3_600.0)
+    max_connections: int = Field(default=1_000, ge=1, le=1_000_000)
 
     @model_validator(mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from driftloop.audit import AuditLog
 from driftloop.core.config import RolloutPlan
 from driftloop.loop._analysis import Verdict
-from driftloop.loop._audit_analysis import arm_share
+from driftloop.loop._audit_analysis import judged_span
 from driftloop.monitoring import ArmLimits, compare_arms, verdict
 from driftloop.registry import TrafficStore
 
@@ -65,13 +65,11 @@ class ArmAnalysis:
         self, model: str, champion_version: int, challenger_version: int, since: datetime
     ) -> Verdict:
         plan = self.plans.get(model, RolloutPlan())
-        state = self.traffic.get(model)
-        stage, _ = arm_share(state.policy if state else None, challenger_version)
-        if stage == "none":
-            return Verdict("continue", "the traffic policy sends the challenger nothing yet")
-        start, now = since + self.settle, self.clock()
-        if now <= start:
-            return Verdict("continue", f"settling: the first {self.settle} are not judged")
+        now = self.clock()
+        span = judged_span(self.traffic, model, challenger_version, since, now, self.settle)
+        if isinstance(span, Verdict):
+            return span
+        stage, _, start = span
         limits = limits_of(plan, stage)
         found = verdict(
             compare_arms(

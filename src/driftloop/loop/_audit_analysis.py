@@ -30,7 +30,7 @@ from driftloop.core.config import RolloutPlan
 from driftloop.loop._analysis import Verdict
 from driftloop.registry import TrafficStore
 
-__all__ = ["AuditArmAnalysis", "arm_share"]
+__all__ = ["AuditArmAnalysis", "arm_share", "judged_span"]
 
 
 def arm_share(policy: Mapping[str, Any] | None, challenger: int) -> tuple[str, float]:
@@ -45,6 +45,27 @@ def arm_share(policy: Mapping[str, Any] | None, challenger: int) -> tuple[str, f
     total = sum(float(w) for w in arms.values())
     mine = sum(float(w) for arm, w in arms.items() if arm in names)
     return ("canary", mine / total) if total > 0 and mine > 0 else ("none", 0.0)
+
+
+def judged_span(
+    traffic: TrafficStore,
+    model: str,
+    challenger: int,
+    since: datetime,
+    now: datetime,
+    settle: timedelta,
+) -> tuple[str, float, datetime] | Verdict:
+    """What a check judges: the stage and share the traffic policy gives ``challenger``
+    and where its rows start (``since`` + ``settle``: servers take about a second to
+    follow a new policy), or the ``continue`` verdict when there is nothing to judge."""
+    state = traffic.get(model)
+    stage, share = arm_share(state.policy if state else None, challenger)
+    if stage == "none":
+        return Verdict("continue", "the traffic policy sends the challenger nothing yet")
+    start = since + settle
+    if now <= start:
+        return Verdict("continue", f"settling: the first {settle} are not judged")
+    return stage, share, start
 
 
 class AuditArmAnalysis:
@@ -77,13 +98,11 @@ class AuditArmAnalysis:
         self, model: str, champion_version: int, challenger_version: int, since: datetime
     ) -> Verdict:
         plan = self.plans.get(model, RolloutPlan())
-        state = self.traffic.get(model)
-        stage, share = arm_share(state.policy if state else None, challenger_version)
-        if stage == "none":
-            return Verdict("continue", "the traffic policy sends the challenger nothing yet")
-        start, now = since + self.settle, self.clock()
-        if now <= start:
-            return Verdict("continue", f"settling: the first {self.settle} are not judged")
+        now = self.clock()
+        span = judged_span(self.traffic, model, challenger_version, since, now, self.settle)
+        if isinstance(span, Verdict):
+            return span
+        stage, share, start = span
         frame = self.audit.window(start, now, model=model)
         route = frame["route"].astype(str)
         version = frame["version"].astype(str)

@@ -277,4 +277,7 @@ def parse_time(value: Any) -> datetime:
             raise InvalidValue("must be epoch seconds within the years 1 to 9999") from None
     else:
         raise InvalidValue("must be an ISO 8601 date-time string or epoch seconds")
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        raise InvalidValue("must be a date-time within the years 1 to 9999 in UTC") from None

@@ -9,6 +9,7 @@ from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
+from driftloop.serving._http import GuardedHttpProtocol
 from driftloop.serving._model import DirectoryModelSource, InMemoryModelSource, ModelSource
 from driftloop.serving._registry_source import RegistryModelSource
 from driftloop.serving._scored import ServedModel
@@ -19,6 +20,7 @@ __all__ = [
     "EnrichedRow",
     "FeatureSource",
     "FeatureStoreSource",
+    "GuardedHttpProtocol",
     "InMemoryFeatureSource",
     "InMemoryModelSource",
     "ModelSource",

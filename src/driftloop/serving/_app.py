@@ -17,7 +17,7 @@ from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
 from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
-from driftloop.serving._errors import json_response
+from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._feedback import feedback_caller
@@ -29,6 +29,8 @@ from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
 __all__ = ["create_app"]
+
+_UNROUTED = "unrouted"  # the metrics label of answers given outside every endpoint
 
 
 def create_app(
@@ -111,10 +113,15 @@ def create_app(
         with API keys, of the key's tenant's models only."""
         services = _v1.visible(request, server)
         served = (*(f"{p}={s.current.model.version if s.current else None}" for p, s in services),)
-        if served not in documents:
-            specs = {p: s.current.spec for p, s in services if s.current is not None}
+        if served not in documents:  # every name a model answers to, with its inputs
+            shown = {id(s) for _, s in services}
+            specs = {
+                n: s.current.spec
+                for n, s in server.by_name.items()
+                if s.current is not None and id(s) in shown
+            }
             names = [n for _, s in services for n in s.served.public_names]
-            if len(documents) > 64:
+            if len(documents) > 64:  # one document per tenant and set of versions
                 documents.clear()
             documents[served] = orjson.dumps(openapi(names, specs))
         return Response(documents[served], media_type="application/json")
@@ -124,6 +131,12 @@ def create_app(
     ) -> Route:
         run = endpoint(server, name, handler, v2=v2, scope=scope)
         return Route(path, run, methods=[method])
+
+    read_traffic = endpoint(server, "traffic", _admin.get_traffic, scope="admin")
+    set_traffic = endpoint(server, "traffic-set", _admin.put_traffic, scope="admin")
+
+    async def traffic_policy(request: Request) -> Response:
+        return await (set_traffic if request.method == "PUT" else read_traffic)(request)
 
     # The scope an API key needs for each endpoint (None: open, the health probes).
     routes = [
@@ -136,8 +149,7 @@ def create_app(
             "POST",
             "feedback",
         ),
-        route("/v1/models/{name}/traffic", "traffic", _admin.get_traffic, "GET", "admin"),
-        route("/v1/models/{name}/traffic", "traffic-set", _admin.put_traffic, "PUT", "admin"),
+        Route("/v1/models/{name}/traffic", traffic_policy, methods=["GET", "PUT"]),  # one Allow
         route("/v2", "v2-server", _v2.server_metadata, "GET", "read", True),
         route("/v2/health/live", "v2-live", _v2.live, "GET", None, True),
         route("/v2/health/ready", "v2-ready", _v2.ready, "GET", None, True),
@@ -160,7 +172,26 @@ def create_app(
             if close_audit and audit is not None:
                 audit.close()
 
-    app = ServingApp(routes=routes, lifespan=lifespan)
+    async def unrouted(request: Request, exc: Exception) -> Response:
+        """No route (404) or not its method (405): a JSON error, counted."""
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            error = HttpError("method-not-allowed", f"{request.method} is not allowed here.")
+        else:
+            error = HttpError("not-found", "No such endpoint; GET /openapi.json lists them.")
+        server.count(_UNROUTED, error.status)
+        response = error_response(error)
+        response.headers.update(getattr(exc, "headers", None) or {})  # 405's Allow
+        return response
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        """Outside every handler (they answer their own failures): 500, counted, logged."""
+        server.errors.report(_UNROUTED, exc)
+        server.count(_UNROUTED, 500)
+        return error_response(INTERNAL)
+
+    handlers = {404: unrouted, 405: unrouted, Exception: failed}
+    app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.server = server
     app.state.server = server
     return app

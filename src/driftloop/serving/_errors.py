@@ -11,13 +11,18 @@ from starlette.responses import Response
 from driftloop.core.errors import DriftloopError
 
 __all__ = [
+    "INTERNAL",
     "STATUS_OF_CODE",
     "HttpError",
     "Violation",
     "error_body",
     "error_response",
     "json_response",
+    "shown",
 ]
+
+MAX_MESSAGE = 1_000  # characters of an error message sent back
+MAX_SHOWN = 100  # characters of a value (or of its JSON) echoed in a violation
 
 # The mapping from error code to HTTP status lives here, not on the errors (STYLE.md).
 STATUS_OF_CODE: Mapping[str, int] = {
@@ -34,6 +39,7 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "backend-unavailable": 503,
     "body-too-large": 413,
     "body-invalid": 400,
+    "unsupported-media-type": 415,
     "method-not-allowed": 405,
     "not-ready": 503,
     "unavailable": 503,
@@ -64,10 +70,40 @@ class HttpError(Exception):
         self.violations = list(violations)
         self.status = status or STATUS_OF_CODE.get(code, 400)
         self.headers = dict(headers or {})
+        self.detail: str | None = None  # what the server logs but does not send
 
     @classmethod
     def from_error(cls, exc: DriftloopError) -> HttpError:
-        return cls(exc.code, exc.message)
+        """The error over HTTP; a backend's failure (5xx) keeps its message, which may
+        name a database URL or a path, for the server's log only."""
+        error = cls(exc.code, exc.message)
+        if error.status >= 500:
+            error.message = _GENERIC.get(exc.code, "The server could not answer; retry later.")
+            error.detail = f"{type(exc).__name__}: {exc.message}"
+        return error
+
+
+INTERNAL = HttpError("internal", "The server failed to answer; it is logged.", status=500)
+
+_GENERIC = {
+    "backend-unavailable": "A backend this request needs is unavailable; retry later.",
+}
+
+
+def shown(value: Any) -> Any:
+    """``value`` as an error may echo it: a scalar, a string cut to ``MAX_SHOWN``
+    characters, an object or array as its JSON text, cut likewise."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else f"{str(value)[:20]}... (an integer)"
+    if isinstance(value, str):
+        return value if len(value) <= MAX_SHOWN else f"{value[:MAX_SHOWN]}..."
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # nested past orjson's limit, or not JSON at all
+        return f"<{type(value).__name__}>"
+    return value if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}..."
 
 
 def json_response(
@@ -84,13 +120,30 @@ def json_response(
 def error_response(exc: HttpError, *, v2: bool = False) -> Response:
     """``{"error": {"code", "message", "violations"}}``; the v2 protocol wants a string."""
     if v2:
-        return json_response({"error": exc.message, "code": exc.code}, exc.status, exc.headers)
+        return json_response({"error": _message(exc), "code": exc.code}, exc.status, exc.headers)
     return json_response(error_body(exc), exc.status, exc.headers)
 
 
 def error_body(exc: HttpError) -> dict[str, Any]:
-    """The v1 error payload: ``{"error": {"code", "message"[, "violations"]}}``."""
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    """The v1 error payload: ``{"error": {"code", "message"[, "violations"]}}``, every
+    echoed value bounded (:func:`shown`)."""
+    body: dict[str, Any] = {"code": exc.code, "message": _message(exc)}
     if exc.violations:
-        body["violations"] = exc.violations
+        body["violations"] = [_bounded(v) for v in exc.violations]
     return {"error": body}
+
+
+def _bounded(violation: Violation) -> Violation:
+    out = dict(violation)
+    for key in ("field", "got"):
+        if key in out:
+            out[key] = shown(out[key])
+    rule = out.get("rule")
+    if isinstance(rule, str) and len(rule) > MAX_MESSAGE:
+        out["rule"] = f"{rule[:MAX_MESSAGE]}..."
+    return out
+
+
+def _message(exc: HttpError) -> str:
+    message = exc.message
+    return message if len(message) <= MAX_MESSAGE else f"{message[:MAX_MESSAGE]}..."

@@ -3,9 +3,9 @@
 Every other path goes through Starlette's middleware, router, ``Request`` and
 ``Response``; on one core those layers cost about as much as scoring and auditing a
 row. This path keeps the same contract: API keys (scope, tenant, rate limits, quotas),
-the body limit (413), 4xx JSON errors naming
-the instance, field and rule, request counts and latency in the metrics, and a 500
-(with the exception re-raised for the server's log) for anything unexpected.
+JSON only (415), the body limit (413), 4xx JSON errors naming the instance, field and
+rule, request counts and latency in the metrics, and a 500 JSON body for anything
+unexpected (logged, a traceback per kind of failure).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from driftloop.core.errors import DriftloopError
 from driftloop.serving import _v1
-from driftloop.serving._errors import HttpError, error_body
+from driftloop.serving._errors import INTERNAL, HttpError, error_body
 from driftloop.serving._idempotency import keyed
 from driftloop.serving._keys import authorization_of
 from driftloop.serving._server import Server, receive_body
@@ -37,14 +37,20 @@ class ServingApp(Starlette):
     server: Server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                 name = path[len(_PREFIX) : -len(_SUFFIX)]
                 if name and "/" not in name and not keyed(scope):  # keyed: the checked route
                     await _predict(self.server, name, scope, receive, send)
                     return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:  # answered 500 and logged by the app's handler (see _app)
+            return  # not re-raised: the server would log its whole traceback again
 
 
 async def _predict(server: Server, name: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,16 +66,15 @@ async def _predict(server: Server, name: str, scope: Scope, receive: Receive, se
         raw = await receive_body(scope, receive, server.settings.max_body_bytes)
         payload: Any = await _v1.predict_payload(server, service, raw, started)
     except HttpError as exc:
-        status, payload, extra = exc.status, error_body(exc), exc.headers
+        status, payload, extra = exc.status, error_body(server.refusal("predict", exc)), exc.headers
     except DriftloopError as exc:
-        error = HttpError.from_error(exc)
+        error = server.refusal("predict", HttpError.from_error(exc))
         status, payload = error.status, error_body(error)
     except ClientDisconnect:
-        return
-    except Exception:
-        server.count("predict", 500)
-        await _send(send, 500, b'{"error":{"code":"internal","message":"Internal Server Error"}}')
-        raise  # the server logs it, as Starlette's error middleware does
+        return  # no answer to count: the client is gone
+    except Exception as exc:
+        server.errors.report("predict", exc)  # bounded: not a traceback per request
+        status, payload = 500, error_body(INTERNAL)
     server.count("predict", status)
     await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), extra)
 

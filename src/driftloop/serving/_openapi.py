@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftloop import __version__
-from driftloop.serving._validation import RowSpec
+from driftloop.serving._v2 import DATATYPES
+from driftloop.serving._validation import EARLIEST, LATEST, MAX_DEPTH, MAX_KEY_LENGTH, RowSpec
 
 __all__ = ["openapi"]
 
@@ -20,17 +21,29 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERRORS = {
-    "400": _json(_ref("Error"), "The body is not JSON."),
-    "404": _json(_ref("Error"), "Unknown model."),
-    "413": _json(_ref("Error"), "The body is larger than serving.max_body_bytes."),
-    "422": _json(_ref("Error"), "A value breaks a rule; violations name instance, field, rule."),
-    "503": _json(_ref("Error"), "The model is not loaded yet."),
-}
+def _errors(error: str, *, body: bool, admin: bool) -> dict[str, Any]:
+    """The error answers of an operation, each with the body schema ``error`` (v1's
+    ``Error`` or the v2 protocol's ``V2Error``)."""
+    out = {
+        "404": _json(_ref(error), "Unknown model (or, for an admin call, endpoint)."),
+        "422": _json(_ref(error), "A value breaks a rule; violations name instance, field, rule."),
+        "500": _json(_ref(error), "The server failed; the failure is logged."),
+        "503": _json(_ref(error), "The model is not loaded yet, or a backend is unavailable."),
+    }
+    if body:
+        out["400"] = _json(_ref(error), f"The body is not JSON, or nests deeper than {MAX_DEPTH}.")
+        out["413"] = _json(_ref(error), "The body is larger than serving.max_body_bytes.")
+        out["415"] = _json(_ref(error), "The body is not declared application/json.")
+        out["409"] = _json(_ref(error), "A conflict: an Idempotency-Key whose first request "
+                           "is still running, a label differing from the stored one.")  # fmt: skip
+    if admin:
+        out["401"] = _json(_ref(error), "No token (admin, or feedback when one is set).")
+        out["403"] = _json(_ref(error), "A wrong token, or the admin API is off.")
+    return dict(sorted(out.items()))
 
 
 def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool = False,
-        errors: bool = False) -> dict[str, Any]:  # fmt: skip
+        errors: bool = False, v2: bool = False, admin: bool = False) -> dict[str, Any]:  # fmt: skip
     op: dict[str, Any] = {"summary": summary, "responses": {"200": ok}}
     if name:
         op["parameters"] = [
@@ -41,19 +54,45 @@ def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, name: bool
             "required": True,
             "content": {"application/json": {"schema": _ref(body)}},
         }
-    if errors:
-        op["responses"].update(_ERRORS)
+    if errors or admin:
+        error = "V2Error" if v2 else "Error"
+        op["responses"].update(_errors(error, body=body is not None, admin=admin))
     return op
 
 
 _VALUE = {"type": ["number", "boolean", "string", "null"]}
+_LENGTH = {"minLength": 1, "maxLength": MAX_KEY_LENGTH}
+_KEY_STRING = {"type": "string", **_LENGTH, "pattern": "^[^\\u0000]*$"}
+_KEY = {**_KEY_STRING, "type": ["string", "integer"], "minimum": -(2**63) + 1, "maximum": 2**63 - 1}
 _NAME_SCHEMA: dict[str, Any] = {"type": "string"}
+# Years 1901-2198 (any offset stays within the server's 1900-2199 in UTC), days to the 28th
+_YEAR = "(19[0-9][1-9]|19[1-9]0|20[0-9][0-9]|21[0-8][0-9]|219[0-8])"
+_DATE_TIME = (
+    f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+_TIME = {
+    "type": ["string", "number", "null"],
+    "pattern": _DATE_TIME,
+    "minimum": EARLIEST.timestamp(),
+    "exclusiveMaximum": LATEST.timestamp(),
+    "description": "ISO 8601 date-time, or epoch seconds (UTC, 1900 to 2199); null: none.",
+}
+
 _SCHEMAS: dict[str, Any] = {
+    "V2Error": {
+        "type": "object",
+        "description": "An error as the Open Inference Protocol wants it, with driftloop's code.",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+    },
     "Error": {
         "type": "object",
+        "required": ["error"],
         "properties": {
             "error": {
                 "type": "object",
+                "required": ["code", "message"],
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
@@ -72,9 +111,9 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {"type": "object", "additionalProperties": _VALUE},
             },
-            "event_time": {"type": ["string", "number"], "format": "date-time"},
+            "event_time": _TIME,
             "options": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": False,
                 "properties": {
                     "explain": {"type": "boolean"},
@@ -154,9 +193,14 @@ _SCHEMAS: dict[str, Any] = {
                     "required": ["prediction_id", "label"],
                     "additionalProperties": False,
                     "properties": {
-                        "prediction_id": {"type": "string", "minLength": 1},
-                        "label": {"type": ["string", "boolean", "number"]},
-                        "ts": {"type": "string", "format": "date-time"},
+                        "prediction_id": _KEY_STRING,
+                        "label": {"type": ["string", "boolean", "number"], **_LENGTH},
+                        "ts": {
+                            "type": ["string", "null"],
+                            "pattern": _DATE_TIME,
+                            "description": "When the label was known, ISO 8601 (UTC, 1900 to "
+                            "2199); null: now.",
+                        },
                     },
                 },
             },
@@ -192,13 +236,29 @@ _SCHEMAS: dict[str, Any] = {
             "parameters": {"type": "object"},
         },
     },
+    "InputTensor": {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "items": {"type": "integer", "minimum": 0},
+            },
+            "datatype": {"enum": sorted(DATATYPES)},
+            "data": {"type": "array"},
+            "parameters": {"type": ["object", "null"]},
+        },
+    },
     "InferRequest": {
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "id": {"type": "string"},
-            "parameters": {"type": "object"},
-            "inputs": {"type": "array", "items": _ref("Tensor")},
+            "id": {**_KEY_STRING, "type": ["string", "null"]},
+            "parameters": {"type": ["object", "null"]},
+            "inputs": {"type": "array", "minItems": 1, "items": _ref("InputTensor")},
             "outputs": {"type": "array", "items": {"type": "object"}},
         },
     },
@@ -228,9 +288,8 @@ _SCHEMAS: dict[str, Any] = {
 _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "number": {"type": ["number", "null"]},
     "boolean": {"type": ["boolean", "null"]},
-    "category": {"type": ["string", "integer", "null"]},
+    "category": {"type": ["string", "integer", "null"], "minimum": 1 - 2**63, "maximum": 2**63 - 1},
 }
-_TIME = {"type": ["string", "number", "null"], "format": "date-time"}
 
 
 def _instance(spec: RowSpec) -> dict[str, Any]:
@@ -246,18 +305,26 @@ def _instance(spec: RowSpec) -> dict[str, Any]:
             if encoder.spec.categories:
                 schema["examples"] = list(encoder.spec.categories[:20])
             properties[name] = schema
-    for key in (*spec.entity_keys, *spec.keys, *([spec.id_field] if spec.id_field else [])):
-        properties[key] = {"type": ["string", "integer"]}
+    for key in (*spec.entity_keys, *([spec.id_field] if spec.id_field else [])):
+        properties[key] = _KEY
+    for key in spec.keys:  # the router's sticky key: any value
+        properties[key] = {}
     properties.setdefault(spec.event_field, {**_TIME, "description": "The event time."})
     return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _not_ready(op: dict[str, Any]) -> dict[str, Any]:
+    op["responses"]["503"] = _json({"type": "object"}, "Not ready.")
+    return op
 
 
 def openapi(
     model_names: Sequence[str] = (), specs: Mapping[str, RowSpec] | None = None
 ) -> dict[str, Any]:
     """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``).
-    ``specs`` (public name to a loaded model's :class:`RowSpec`) add one predict path per
-    model whose body schema types every field."""
+    ``specs`` (a name to its loaded model's :class:`RowSpec`) add one predict path per name
+    whose body schema types every field (the untyped ``{name}`` path goes when every name
+    has one)."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -277,6 +344,7 @@ def openapi(
                 _json(_ref("FeedbackResponse"), "Accepted and unknown ids."),
                 body="FeedbackRequest",
                 errors=True,
+                admin=True,  # the feedback token, when one is set
             )
         },
         "/v1/models/{name}/traffic": {
@@ -285,29 +353,32 @@ def openapi(
                 "(admin token).",
                 _json(obj, "The policy."),
                 name=True,
-                errors=True,
+                admin=True,
             ),
             "put": _op(
                 "Change the traffic policy at run time (admin token; every worker follows).",
                 _json(obj, "The policy now."),
                 body="TrafficRequest",
                 name=True,
-                errors=True,
+                admin=True,
             ),
         },
         "/v2": {"get": _op("KServe v2 server metadata.", _json(obj, "Metadata."))},
         "/v2/health/live": {"get": _op("KServe v2 liveness.", _json(obj, "Live."))},
-        "/v2/health/ready": {"get": _op("KServe v2 readiness.", _json(obj, "Ready."))},
+        "/v2/health/ready": {"get": _not_ready(_op("KServe v2 readiness.", _json(obj, "Ready.")))},
         "/v2/models/{name}": {
             "get": _op(
                 "KServe v2 model metadata, with the runtime in parameters.",
                 _json(_ref("ModelMetadata"), "Metadata."),
                 name=True,
                 errors=True,
+                v2=True,
             )
         },
         "/v2/models/{name}/ready": {
-            "get": _op("KServe v2 model readiness.", _json(obj, "Ready."), name=True, errors=True)
+            "get": _op(
+                "KServe v2 model readiness.", _json(obj, "Ready."), name=True, errors=True, v2=True
+            )
         },
         "/v2/models/{name}/infer": {
             "post": _op(
@@ -316,17 +387,22 @@ def openapi(
                 body="InferRequest",
                 name=True,
                 errors=True,
+                v2=True,
             )
         },
         "/metrics": {"get": _op("Prometheus metrics, summed over workers.", text)},
         "/healthz": {"get": _op("Liveness.", _json(obj, "Alive."))},
-        "/readyz": {"get": _op("Readiness: every model loaded.", _json(obj, "Ready."))},
+        "/readyz": {"get": _not_ready(_op("Readiness: every model loaded.", _json(obj, "Ready.")))},
         "/openapi.json": {"get": _op("This document.", _json(obj, "OpenAPI."))},
     }
     schemas = dict(_SCHEMAS)
+    if specs and set(model_names) <= set(specs):  # every name has its own, typed path
+        del paths["/v1/models/{name}/predict"]
     for public, spec in sorted((specs or {}).items()):
         request = copy.deepcopy(_SCHEMAS["PredictRequest"])
         request["properties"]["instances"]["items"] = _instance(spec)
+        top_k = request["properties"]["options"]["properties"]["top_k"]
+        top_k["maximum"] = max(1, len(spec.features))
         schemas[f"PredictRequest.{public}"] = request
         paths[f"/v1/models/{public}/predict"] = {
             "post": _op(

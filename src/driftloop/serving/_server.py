@@ -20,7 +20,8 @@ from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
 from driftloop.registry import ApiKey, TrafficState, TrafficStore
 from driftloop.serving._breaker import STATES, CircuitBreaker
-from driftloop.serving._errors import HttpError, error_response
+from driftloop.serving._error_log import ErrorLog
+from driftloop.serving._errors import INTERNAL, HttpError, error_response, shown
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._keys import KeyGate
 from driftloop.serving._metrics import ServingMetrics
@@ -87,6 +88,7 @@ class Server:
         self.feature_problem: str | None = None  # the online store's, as last checked
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
+        self.errors = ErrorLog(log)
 
     def _build(self) -> None:
         batching = self.settings.batching
@@ -226,7 +228,7 @@ class Server:
         model that does not exist (other tenants' names do not leak)."""
         service = self.by_name.get(name)
         if service is None or self.tenant_of(service) != key.tenant:
-            raise HttpError("model-not-found", f"Model '{name}' is not served.")
+            raise HttpError("model-not-found", f"Model '{shown(name)}' is not served.")
         return self.service(name)
 
     # -- traffic policies -----------------------------------------------------------
@@ -309,11 +311,8 @@ class Server:
 
     def service(self, name: str) -> Service:
         service = self.by_name.get(name)
-        if service is None:
-            if self.gate is not None:  # names are per tenant: none are listed
-                raise HttpError("model-not-found", f"Model '{name}' is not served.")
-            known = ", ".join(sorted(self.by_name)) or "none"
-            raise HttpError("model-not-found", f"Model '{name}' is not served. Served: {known}.")
+        if service is None:  # which models are served is GET /v1/models's to say
+            raise HttpError("model-not-found", f"Model '{shown(name)}' is not served.")
         if service.current is None:
             raise HttpError("not-ready", f"Model '{name}' is not loaded yet.")
         return service
@@ -324,6 +323,12 @@ class Server:
         if observe is None:
             observe = self._latencies[endpoint] = self.metrics.latency.labels(endpoint).observe
         observe(seconds)
+
+    def refusal(self, endpoint: str, error: HttpError) -> HttpError:
+        """``error``, with what it keeps from the client logged (bounded)."""
+        if error.detail is not None:
+            self.errors.note(endpoint, error.detail)
+        return error
 
     def count(self, endpoint: str, status: int) -> None:
         counter = self._counters.get((endpoint, status))
@@ -339,16 +344,25 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The ASGI request body (without ``Request.stream``'s generator), 413 past ``limit``."""
+    """The ASGI request body (without ``Request.stream``'s generator): 415 unless it is
+    declared ``application/json`` (UTF-8), 413 past ``limit`` bytes (before reading, when
+    declared)."""
+    declared, json_type = b"", False
     for key, value in scope["headers"]:
         if key == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                raise HttpError(
-                    "body-too-large",
-                    f"The body has {int(value)} bytes; the limit is {limit} "
-                    "(serving.max_body_bytes).",
-                )
-            break
+            declared = value
+        elif key == b"content-type":
+            json_type = _is_json(value)
+    if not json_type:
+        raise HttpError(
+            "unsupported-media-type",
+            "The body must be JSON, sent with 'Content-Type: application/json'.",
+        )
+    if declared.isdigit() and int(declared) > limit:
+        raise HttpError(
+            "body-too-large",
+            f"The body has {int(declared)} bytes; the limit is {limit} (serving.max_body_bytes).",
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -366,6 +380,20 @@ async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+
+def _is_json(content_type: bytes) -> bool:
+    """``application/json``, perhaps with ``charset=utf-8`` (JSON is UTF-8, RFC 8259)."""
+    media, *params = content_type.split(b";")
+    if media.strip().lower() != b"application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition(b"=")
+        if name.strip().lower() == b"charset" and value.strip(b' \t"').lower() not in _UTF8:
+            return False
+    return True
+
+
+_UTF8 = (b"utf-8", b"utf8")
 
 Handler = Callable[[Request, Server], Awaitable[Response]]
 
@@ -387,9 +415,14 @@ def endpoint(
                     server.owned(model, key)
             response = await handler(request, server)
         except HttpError as exc:
-            response = error_response(exc, v2=v2)
+            response = error_response(server.refusal(name, exc), v2=v2)
         except DriftloopError as exc:
-            response = error_response(HttpError.from_error(exc), v2=v2)
+            response = error_response(server.refusal(name, HttpError.from_error(exc)), v2=v2)
+        except ClientDisconnect:
+            return Response(status_code=400)  # never sent: the client is gone
+        except Exception as exc:
+            server.errors.report(name, exc)
+            response = error_response(INTERNAL, v2=v2)
         server.count(name, response.status_code)
         return response
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from driftloop.audit import Label, LabelOutcome
 from driftloop.core.errors import NotFoundError
-from driftloop.registry import InvalidValue, parse_time
+from driftloop.registry import InvalidValue
 from driftloop.serving._errors import HttpError, json_response
 from driftloop.serving._feedback import feedback_answer, feedback_caller
 from driftloop.serving._scored import Scored, audit_outputs
@@ -21,6 +21,7 @@ from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import (
     RowSpec,
+    event_time_of,
     instances_of,
     parse_body,
     parse_instances,
@@ -155,12 +156,12 @@ def _label(i: int, item: Any) -> tuple[str, Any, datetime | None]:
         raise _bad(i, "label", "must be a class name, true/false or a finite number")
     when = None
     if ts is not None:
-        try:
-            when = parse_time(ts) if isinstance(ts, str) else None
-        except InvalidValue:
-            when = None
-        if when is None:
+        if not isinstance(ts, str):
             raise _bad(i, "ts", "must be an ISO 8601 date-time string")
+        try:
+            when = event_time_of(ts)
+        except InvalidValue as exc:
+            raise _bad(i, "ts", exc.rule) from None
     return pid, value, when
 
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop import __version__
-from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._scored import audit_outputs
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._validation import (
@@ -30,14 +30,24 @@ from driftloop.serving._validation import (
     parse_body,
     parse_instances,
     request_time,
+    valid_key,
 )
 
-__all__ = ["infer", "live", "model_metadata", "model_ready", "ready", "server_metadata"]
+__all__ = [
+    "DATATYPES",
+    "infer",
+    "live",
+    "model_metadata",
+    "model_ready",
+    "ready",
+    "server_metadata",
+]
 
 _NUMERIC = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
      "FP16", "FP32", "FP64"}
 )  # fmt: skip
+DATATYPES = _NUMERIC | {"BYTES"}
 
 
 async def server_metadata(request: Request, server: Server) -> Response:
@@ -116,6 +126,9 @@ async def infer(request: Request, server: Server) -> Response:
     assert current is not None
     spec = current.spec
     instances = _instances(body, list(spec.inputs), server.settings.max_instances)
+    request_id = body.get("id")
+    if request_id is not None and not (isinstance(request_id, str) and valid_key(request_id)):
+        raise _bad("id", "must be a string of 1 to 256 characters without NUL")  # not scored
     parameters = body.get("parameters")
     event_time = None
     if isinstance(parameters, dict) and parameters.get(EVENT_TIME) is not None:
@@ -151,7 +164,7 @@ async def infer(request: Request, server: Server) -> Response:
     answer: dict[str, Any] = {
         "model_name": request.path_params["name"],
         "model_version": answered.version,
-        "id": body.get("id") or uuid.uuid4().hex,
+        "id": request_id or uuid.uuid4().hex,
         "outputs": outputs,
         "parameters": {"route": answered.route()},
     }
@@ -168,11 +181,14 @@ def _bad(field: str, rule: str) -> HttpError:
     return HttpError("data-invalid", f"{field} {rule}.", [{"field": field, "rule": rule}])
 
 
-def _flat(data: Any) -> list[Any]:
+def _flat(data: Any, rank: int) -> list[Any]:
+    """The values of a tensor given flat or nested (at most ``rank`` deep), row-major."""
     if not isinstance(data, list):
         raise _bad("inputs.data", "must be a list")
     if data and isinstance(data[0], list):
-        return [x for row in data for x in _flat(row)]
+        if rank <= 1:
+            raise _bad("inputs.data", "nests lists deeper than the tensor's shape")
+        return [x for row in data for x in _flat(row, rank - 1)]
     return data
 
 
@@ -196,9 +212,9 @@ def _instances(body: Any, features: list[str], max_instances: int) -> list[dict[
             isinstance(shape, list) and shape and all(type(d) is int and d >= 0 for d in shape)
         ):
             raise _bad(f"{where}.shape", "must be a list of non-negative integers")
-        if dtype not in _NUMERIC and dtype != "BYTES":
-            raise _bad(f"{where}.datatype", f"must be a KServe v2 datatype, got {dtype!r}")
-        data = _flat(tensor.get("data"))
+        if not isinstance(dtype, str) or dtype not in DATATYPES:
+            raise _bad(f"{where}.datatype", f"must be a KServe v2 datatype, got {shown(dtype)!r}")
+        data = _flat(tensor.get("data"), len(shape))
         size = 1
         for d in shape:
             size *= d

@@ -25,9 +25,10 @@ import functools
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "Options",
     "ParsedInstances",
     "RowSpec",
+    "event_time_of",
     "instances_of",
     "parse_body",
     "parse_instances",
@@ -175,11 +177,53 @@ _DEFAULT_OPTIONS = Options()
 _BODY_FIELDS = frozenset({"instances", "options", EVENT_TIME})
 
 
+MAX_DEPTH = 32
+"""The deepest a request body may nest arrays and objects (driftloop's own bodies nest 5)."""
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_QUOTE, _OPEN, _CLOSE = ord('"'), ord("{"), ord("}")
+
+
 def parse_body(raw: bytes) -> Any:
+    """The JSON body; 400 when it is not JSON (where, not the parser's words) or nests
+    deeper than :data:`MAX_DEPTH` (checked before parsing: nothing deeper reaches a
+    handler, an error echoing it or the JSON writer).
+
+    >>> parse_body(b'{"instances": [{"a": "[[[["}]}')
+    {'instances': [{'a': '[[[['}]}
+    >>> try:
+    ...     parse_body(b"[" * 40 + b"]" * 40)
+    ... except HttpError as exc:
+    ...     exc.message
+    'The body nests arrays and objects 40 deep; the limit is 32.'
+    """
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        depth = _depth(raw)
+        if depth > MAX_DEPTH:
+            raise HttpError(
+                "body-invalid",
+                f"The body nests arrays and objects {depth} deep; the limit is {MAX_DEPTH}.",
+            )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise HttpError("body-invalid", f"The body is not valid JSON: {exc}.") from None
+        raise HttpError(
+            "body-invalid",
+            f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).",
+        ) from None
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings, vectorised (a body may hold a
+    megabyte): a bracket is outside strings when an even number of quotes precede it."""
+    if b"\\" in raw:  # escaped quotes: take the strings out first (rare in requests)
+        raw = _STRING.sub(b'""', raw)
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    folded = codes | 0x20  # [ and { become {, ] and } become }
+    opens, closes = folded == _OPEN, folded == _CLOSE
+    where = np.flatnonzero(opens | closes)
+    outside = np.searchsorted(np.flatnonzero(codes == _QUOTE), where) % 2 == 0
+    steps = opens[where].astype(np.int32) - closes[where]
+    return int(np.cumsum(steps[outside]).max(initial=0))
 
 
 def valid_key(value: Any) -> bool:
@@ -204,6 +248,8 @@ def parse_options(raw: Any, n_features: int) -> Options:
     if not isinstance(explain, bool):
         raise _one("options.explain", "must be true or false", explain)
     top_k = raw.get("top_k", 5)
+    if isinstance(top_k, float) and top_k.is_integer() and abs(top_k) < 2**31:
+        top_k = int(top_k)  # 3.0 is an integer to JSON Schema
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_features:
         raise _one("options.top_k", f"must be an integer from 1 to {n_features}", top_k)
     return Options(explain, top_k)
@@ -230,13 +276,28 @@ def instances_of(body: Any, max_instances: int) -> list[Any]:
     return instances
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Event and label times are within these (what every audit backend and monitoring's
+frames can hold, far from any overflow)."""
+
+
+def event_time_of(value: Any) -> datetime:
+    """An event or label time: :func:`parse_time`, within ``EARLIEST``..``LATEST``;
+    raises :class:`InvalidValue`."""
+    when = parse_time(value)
+    if not EARLIEST <= when < LATEST:
+        raise InvalidValue("must be a date-time from 1900-01-01 to 2199-12-31 (UTC)")
+    return when
+
+
 def request_time(body: Mapping[str, Any]) -> datetime | None:
     """The body's ``event_time`` (every instance's, unless an instance gives its own)."""
     value = body.get(EVENT_TIME)
     if value is None:
         return None
     try:
-        return parse_time(value)
+        return event_time_of(value)
     except InvalidValue as exc:
         raise _one(EVENT_TIME, exc.rule, value) from None
 
@@ -319,7 +380,7 @@ def _all_typed(
     times: list[datetime | None] | None = None
     if any(len(i) > n_features for i in instances):
         try:
-            times = [parse_time(i[event]) if event in i else event_time for i in instances]
+            times = [event_time_of(i[event]) if event in i else event_time for i in instances]
         except (InvalidValue, TypeError):
             return None
     elif event_time is not None:
@@ -421,6 +482,8 @@ class _Parser:
             elif name in spec.keys:
                 continue  # read by the router, not by the model
             elif name in keys or name == id_field:
+                if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                    value = int(value)  # 7.0 is an integer to JSON (Schema)
                 if not valid_key(value):
                     what = "entity key" if name in keys else "id"
                     self._bad(
@@ -453,6 +516,13 @@ class _Parser:
     def _value(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
         encoder = slot.encoder
         assert encoder is not None
+        if encoder.spec.kind == "category" and isinstance(value, int | float):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # a whole number (3.0 is an integer to JSON Schema)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                self._bad(i, name, "must be a string, a whole number within 64 bits, or null",
+                          value)  # fmt: skip
+                return
         try:
             number = encoder.encode(value)
         except InvalidValue as exc:
@@ -486,7 +556,7 @@ class _Parser:
         if value is None:
             return
         try:
-            when = parse_time(value)
+            when = event_time_of(value)
         except InvalidValue as exc:
             self._bad(i, name, f"(the event time) {exc.rule}", value)
             return

@@ -149,3 +149,15 @@ def test_a_model_section_overrides_the_gates_and_names_its_decisions(tmp_path: P
         "approve", "review", "review", "decline", "decline"
     ]  # fmt: skip
     assert settings.model("other").label is None
+
+
+def test_hostile_client_limits_are_set_by_file_or_environment_and_checked(tmp_path: Path) -> None:
+    write(tmp_path, "[serving]\nmax_header_bytes = 16384\nheader_timeout_s = 5\n")
+    env = {"DRIFTLOOP_SERVING__MAX_CONNECTIONS": "64", "DRIFTLOOP_SERVING__KEEP_ALIVE_S": "2.5"}
+    serving = load_settings(root=tmp_path, environ=env).serving
+    assert (serving.max_header_bytes, serving.header_timeout_s) == (16_384, 5.0)
+    assert (serving.max_connections, serving.keep_alive_s, serving.body_timeout_s) == (64, 2.5, 30)
+    for key, bad in [("max_connections", "0"), ("max_header_bytes", "100"),
+                     ("header_timeout_s", "0"), ("body_timeout_s", "-1")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"serving\.{key} "):
+            load_settings(root=tmp_path, environ={f"DRIFTLOOP_SERVING__{key.upper()}": bad})
