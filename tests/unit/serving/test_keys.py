@@ -17,7 +17,7 @@ from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
 from driftloop.registry import KeyStore
-from driftloop.serving import InMemoryModelSource, ServedModel, create_app
+from driftloop.serving import InMemoryModelSource, ServedModel, create_app, token_digest
 from serving_helpers import FEATURES, row
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -304,8 +304,6 @@ def test_the_embedded_default_needs_no_key_and_lists_every_model(make_client: An
 def test_token_auth_closes_feedback_even_without_a_feedback_token(
     make_client: Any,
 ) -> None:
-    from driftloop.serving import token_digest
-
     client = make_client(auth="token", admin_token_sha256=token_digest("adm"))
     body = {"labels": [{"prediction_id": "x", "label": 1}]}
     assert client.post("/v1/feedback", json=body).status_code == 401
