@@ -48,7 +48,7 @@ from legacy_schemas import (
     postgres_schema,
     shape,
 )
-from registry_helpers import toy_lightgbm
+from registry_helpers import old_registry_rows, toy_lightgbm
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -596,7 +596,7 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
     upgrade_schema(engine, REGISTRY, revision="r0002")
     assert "driftloop_loop_decisions" not in sa.inspect(engine).get_table_names()
     engine.dispose()
-    old = _old_registry_rows(db, tmp_path)
+    old = old_registry_rows(db.url, str(tmp_path / "a"))
     old.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
     old.close()
 
@@ -612,51 +612,6 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
         registry.close()
 
 
-def _old_registry_rows(db: Db, tmp_path: Path) -> Registry:
-    """Model ``loans`` with versions 1 and 2 and alias champion -> 2, written as code
-    before tenants wrote them (no tenant column); the registry is not migrated."""
-    old_models = sa.Table(  # the models table as r0003 had it, without a tenant
-        "driftloop_models",
-        sa.MetaData(),
-        sa.Column("name", sa.String(200), primary_key=True),
-        sa.Column("latest_version", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    old_versions = registry_metadata.tables["driftloop_model_versions"]
-    _, X = toy_lightgbm()
-    donor = Registry(
-        make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")), migrate=False
-    )
-    with donor.engine.begin() as conn:
-        conn.execute(old_models.insert().values(name="loans", latest_version=0, created_at=T0))
-    # versions written through the r0003 code path: rows only, no tenant column touched
-    files = {"model": b"not-loaded-here"}
-    artifacts = {role: donor.store.put(data) for role, data in files.items()}
-    with donor.engine.begin() as conn:
-        for version in (1, 2):
-            conn.execute(
-                old_versions.insert().values(
-                    model_name="loans",
-                    version=version,
-                    flavor="lightgbm",
-                    created_at=T0,
-                    created_by="ana",
-                    signature=Signature.from_frame(X).to_json(),
-                    params={},
-                    metrics={"roc_auc": 0.8},
-                    tags={},
-                    lineage={},
-                    gate_report=None,
-                    artifacts=artifacts,
-                    profile=None,
-                    card="# loans",
-                )
-            )
-        conn.execute(old_models.update().values(latest_version=2))
-    donor.set_alias("loans", "champion", 2, who="ana", why="before tenants")
-    return donor
-
-
 def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
     db: Db, tmp_path: Path
 ) -> None:
@@ -666,7 +621,7 @@ def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
     upgrade_schema(engine, REGISTRY, revision="r0003")
     assert "driftloop_api_keys" not in sa.inspect(engine).get_table_names()
     engine.dispose()
-    donor = _old_registry_rows(db, tmp_path)
+    donor = old_registry_rows(db.url, str(tmp_path / "a"))
     donor.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
     request_retrain(donor, "loans", "before tenants", who="ana")
     donor.close()
