@@ -158,6 +158,20 @@ def test_a_key_of_tenant_a_cannot_label_tenant_bs_predictions_which_count_as_unk
     assert audit.get(theirs).label == 0.0
 
 
+def test_idempotency_keys_are_per_tenant_so_one_never_replays_anothers_answer(
+    tenant_client: Callable[..., TestClient], keys: KeyStore
+) -> None:
+    a, b = _key(keys, "a"), _key(keys, "b")
+    client = tenant_client()
+    body = {"labels": [{"prediction_id": "x", "label": 1}]}
+    first = client.post("/v1/feedback", json=body, headers={**a, "Idempotency-Key": "same"})
+    again = client.post("/v1/feedback", json=body, headers={**b, "Idempotency-Key": "same"})
+    assert first.status_code == again.status_code == 200
+    assert "idempotent-replayed" not in again.headers  # b's request ran on its own
+    replay = client.post("/v1/feedback", json=body, headers={**a, "Idempotency-Key": "same"})
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
 def test_a_traffic_change_is_recorded_with_the_key_id(
     tenant_client: Callable[..., TestClient], keys: KeyStore
 ) -> None:
