@@ -76,6 +76,7 @@ def test_every_change_to_keys_and_quotas_is_recorded_with_who_made_it(registry: 
     events = [(e["action"], e["key_id"], e["who"]) for e in store.events("acme")]
     assert events == [("create-key", key.id, "ana"), ("revoke-key", key.id, "bo"),
                       ("set-quota", None, "cy")]  # fmt: skip
+    assert store.events("acme")[-1]["detail"] == {"requests_per_day": 1_000, "max_models": None}
     assert store.snapshot().quotas == {"acme": 1_000}
 
 
@@ -99,6 +100,17 @@ def test_a_model_belongs_to_the_tenant_that_registered_it(registry: Registry) ->
     with pytest.raises(ConflictError, match="another tenant"):
         registry.register("loans", model, signature=Signature.from_frame(X), tenant="globex")
     assert registry.latest_version("loans") == 1
+
+
+def test_a_tenant_past_its_model_quota_cannot_register_a_new_model(registry: Registry) -> None:
+    model, X = toy_lightgbm()
+    registry.keys.set_quota("acme", None, who="ana", max_models=1)
+    registry.register("loans", model, signature=Signature.from_frame(X), tenant="acme")
+    with pytest.raises(ConflictError, match="at most 1 models"):
+        registry.register("fraud", model, signature=Signature.from_frame(X), tenant="acme")
+    assert [m["name"] for m in registry.list_models()] == ["loans"]  # nothing left behind
+    assert registry.register("loans", model, signature=Signature.from_frame(X), tenant="acme")
+    registry.register("fraud", model, signature=Signature.from_frame(X), tenant="globex")
 
 
 def test_a_store_of_its_own_is_migrated(tmp_path: Path) -> None:

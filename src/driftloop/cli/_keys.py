@@ -177,14 +177,18 @@ def quota(
     requests_per_day: int | None = typer.Option(
         None, "--requests-per-day", help="Requests per UTC day over its keys (omit: none)."
     ),
+    max_models: int | None = typer.Option(
+        None, "--max-models", help="Models it may register (omit: no limit)."
+    ),
     actor: str | None = _ACTOR,
     config_file: Path | None = _CONFIG,
 ) -> None:
-    """Set (or clear) a tenant's daily request quota."""
+    """Set a tenant's quotas (each one omitted is cleared)."""
     with exit_on_error(), _store(config_file) as store:
-        store.set_quota(tenant, requests_per_day, who=_who(actor))
-    limit = f"{requests_per_day} requests/day" if requests_per_day else "no quota"
-    console.print(f"tenant {tenant}: {limit}")
+        store.set_quota(tenant, requests_per_day, who=_who(actor), max_models=max_models)
+    daily = f"{requests_per_day} requests/day" if requests_per_day else "no daily quota"
+    most = f"at most {max_models} models" if max_models else "no model limit"
+    console.print(f"tenant {tenant}: {daily}, {most}")
 
 
 @keys_app.command("events")

@@ -223,21 +223,24 @@ class KeyStore:
         )
 
     # -- tenants ----------------------------------------------------------------------
-    def set_quota(self, tenant: str, requests_per_day: int | None, *, who: str) -> None:
-        """A tenant's requests per day over every key (None: no quota)."""
+    def set_quota(
+        self, tenant: str, requests_per_day: int | None, *, who: str, max_models: int | None = None
+    ) -> None:
+        """A tenant's quotas: requests per UTC day over every key, and how many models it
+        may register (None: no quota)."""
         check_name("Tenant", tenant)
-        if requests_per_day is not None and requests_per_day < 1:
-            raise InvalidParameterError(
-                f"A tenant's requests per day must be at least 1; got {requests_per_day}."
-            )
+        for what, value in (("requests per day", requests_per_day), ("models", max_models)):
+            if value is not None and value < 1:
+                raise InvalidParameterError(f"A tenant's {what} must be at least 1; got {value}.")
         with writing(self.engine) as conn:
             self._ensure_tenant(conn, tenant, datetime.now(UTC))
             conn.execute(
                 update(tenants)
                 .where(tenants.c.name == tenant)
-                .values(requests_per_day=requests_per_day)
+                .values(requests_per_day=requests_per_day, max_models=max_models)
             )
-            _event(conn, "set-quota", tenant, None, who, {"requests_per_day": requests_per_day})
+            quotas = {"requests_per_day": requests_per_day, "max_models": max_models}
+            _event(conn, "set-quota", tenant, None, who, quotas)
 
     def events(self, tenant: str | None = None) -> builtins.list[dict[str, Any]]:
         """Who created and revoked which key and changed which quota, oldest first."""

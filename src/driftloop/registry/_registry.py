@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core.config import Settings
@@ -40,7 +40,7 @@ from driftloop.registry._keys import KeyStore
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._release import Release
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
-from driftloop.registry._schema import alias_events, model_versions, models
+from driftloop.registry._schema import alias_events, model_versions, models, tenants
 from driftloop.registry._signature import Signature
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
 from driftloop.registry._traffic import TrafficStore
@@ -154,6 +154,7 @@ class Registry:
                 raise ConflictError(
                     f"Model '{name}' belongs to another tenant; register it under another name."
                 )
+            self._check_model_quota(conn, name, tenant)
             version = conn.execute(
                 update(models)
                 .where(models.c.name == name)
@@ -195,6 +196,22 @@ class Registry:
             if alias is not None:
                 self._move(conn, name, alias, version, created_by, alias_reason, now, "move")
         return mv
+
+    @staticmethod
+    def _check_model_quota(conn: Any, name: str, tenant: str) -> None:
+        """Refuse a new model past its tenant's ``max_models`` (the caller rolls back)."""
+        limit = conn.execute(select(tenants.c.max_models).where(tenants.c.name == tenant)).scalar()
+        if limit is None:
+            return
+        new = not conn.execute(
+            select(models.c.latest_version).where(models.c.name == name)
+        ).scalar()
+        held = conn.execute(select(func.count()).where(models.c.tenant == tenant)).scalar_one()
+        if new and held > limit:
+            raise ConflictError(
+                f"Tenant '{tenant}' may register at most {limit} models and has {held - 1}; "
+                f"model '{name}' was not registered (driftloop keys quota --max-models)."
+            )
 
     # -- reading versions ------------------------------------------------------------------
 

@@ -154,13 +154,14 @@ loop_leases = Table(
 # Tenants and their API keys. A key's secret is never stored: only its SHA-256, which
 # the server looks presented tokens up by. ``scopes`` is a JSON list of predict,
 # feedback, read, admin; a NULL ``rate_per_s`` is no per-key limit, a NULL
-# ``requests_per_day`` no quota.
+# ``requests_per_day`` or ``max_models`` no quota.
 tenants = Table(
     "driftloop_tenants",
     metadata,
     Column("name", String(100), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("requests_per_day", BigInteger, nullable=True),
+    Column("max_models", Integer, nullable=True),
 )
 
 api_keys = Table(

@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("requests_per_day", sa.BigInteger, nullable=True),
+        sa.Column("max_models", sa.Integer, nullable=True),
     )
     op.create_table(
         "driftloop_api_keys",
