@@ -33,10 +33,17 @@ from driftloop.audit._retention import (
     retain_forever,
 )
 from driftloop.audit._sqlite import SqliteAuditLog
+from driftloop.audit._summary import (
+    LATENCY_EDGES_MS,
+    RouteSummary,
+    newest_predictions,
+    route_summary,
+)
 from driftloop.audit._writer import GroupCommitWriter
 
 __all__ = [
     "FRAME_COLUMNS",
+    "LATENCY_EDGES_MS",
     "AuditBatch",
     "AuditLog",
     "AuditRecord",
@@ -49,11 +56,14 @@ __all__ = [
     "PostgresAuditLog",
     "Relabel",
     "RetentionReport",
+    "RouteSummary",
     "SqliteAuditLog",
     "enforce_retention",
     "idempotency_store",
     "label_store",
+    "newest_predictions",
     "open_audit_log",
     "open_retained",
     "retain_forever",
+    "route_summary",
 ]

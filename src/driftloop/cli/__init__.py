@@ -16,6 +16,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _serve,
     _traffic,
     _train,
+    _ui,
 )
 from driftloop.cli._app import app
 

@@ -38,6 +38,7 @@ from driftloop.serving import (
     create_app,
     token_digest,
 )
+from driftloop.ui import create_ui
 
 __all__ = ["build_app", "check_served", "parse_served", "serve"]
 
@@ -108,7 +109,8 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
     if env.get("DRIFTLOOP_SERVE_AUDIT", "1") == "1":
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
-    return create_app(
+    digest = token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None
+    served_app = create_app(
         served,
         source,
         settings=settings.serving,
@@ -118,11 +120,14 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         close_audit=True,
         tune_gc=True,
         traffic=traffic,
-        admin_digest=token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None,
+        admin_digest=digest,
         spool=settings.state_dir() / "audit-spool",
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
     )
+    # the dashboard of the same project, with the same admin token (docs/ui.md)
+    served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
+    return served_app
 
 
 def check_served(settings: Settings, specs: list[str]) -> None:

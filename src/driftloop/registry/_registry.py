@@ -411,10 +411,9 @@ class Registry:
         """The version ``alias`` pointed at, at time ``at`` (naive times are UTC)."""
         return self._resolve(name, alias, at)
 
-    def rollback(
-        self, name: str, alias: str = "champion", *, who: str, why: str = "rollback"
-    ) -> AliasEvent:
-        """Move ``alias`` back to the version it pointed at before the current one.
+    def rollback_target(self, name: str, alias: str = "champion") -> int:
+        """The version :meth:`rollback` would move ``alias`` to (the holder before the
+        current one), without moving it: what a confirmation asks about.
 
         Moves and rollbacks replay as a stack: rolling back twice goes two holders back.
         """
@@ -433,5 +432,13 @@ class Registry:
                 f"Alias '{alias}' of model '{name}' has no previous holder to roll back to "
                 f"(it has only pointed at version {stack[-1]})."
             )
+        return stack[-2]
+
+    def rollback(
+        self, name: str, alias: str = "champion", *, who: str, why: str = "rollback"
+    ) -> AliasEvent:
+        """Move ``alias`` back to the version it pointed at before the current one
+        (:meth:`rollback_target`)."""
+        target = self.rollback_target(name, alias)
         with writing(self.engine) as conn:
-            return self._move(conn, name, alias, stack[-2], who, why, datetime.now(UTC), "rollback")
+            return self._move(conn, name, alias, target, who, why, datetime.now(UTC), "rollback")

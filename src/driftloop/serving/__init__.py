@@ -3,8 +3,8 @@ metrics and a durable audit trail, as a Starlette app (``create_app``)."""
 
 from __future__ import annotations
 
-from driftloop.serving._admin import token_digest
 from driftloop.serving._app import create_app
+from driftloop.serving._auth import actor_name, token_digest, token_matches
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._feature_store import FeatureStoreSource
@@ -27,6 +27,8 @@ __all__ = [
     "PredictionCache",
     "RegistryModelSource",
     "ServedModel",
+    "actor_name",
     "create_app",
     "token_digest",
+    "token_matches",
 ]

@@ -16,7 +16,14 @@ from starlette.requests import Request
 
 from driftloop.serving._errors import HttpError
 
-__all__ = ["actor_of", "bearer_token", "check_bearer", "token_digest"]
+__all__ = [
+    "actor_name",
+    "actor_of",
+    "bearer_token",
+    "check_bearer",
+    "token_digest",
+    "token_matches",
+]
 
 _ACTOR = re.compile(r"^[\w.@+\- ]{1,100}$")
 
@@ -52,8 +59,25 @@ def check_bearer(request: Request, digests: Sequence[str], what: str) -> int:
     return matched.index(True)
 
 
-def actor_of(request: Request, default: str) -> str:
-    """Who the caller says it is (``X-Driftloop-Actor``: letters, digits, ``.@+-_`` and
-    spaces, up to 100), else ``default``."""
-    actor = request.headers.get("x-driftloop-actor", "").strip()
+def token_matches(token: str, digest: str | None) -> bool:
+    """Whether ``token`` is the one whose SHA-256 is ``digest``, compared in constant time
+    (always False without a digest: what it guards is off). For a token that does not come
+    in a header, such as the dashboard's admin forms.
+
+    >>> token_matches("s3cret", token_digest("s3cret")), token_matches("guess", None)
+    (True, False)
+    """
+    token = token.strip()
+    return digest is not None and bool(token) and hmac.compare_digest(token_digest(token), digest)
+
+
+def actor_name(given: str | None, default: str = "admin") -> str:
+    """Who makes a change, as recorded: ``given`` when it is a plain name (letters, digits,
+    ``.@+-_`` and spaces, up to 100), else ``default``."""
+    actor = (given or "").strip()
     return actor if _ACTOR.match(actor) else default
+
+
+def actor_of(request: Request, default: str) -> str:
+    """Who the caller says it is (``X-Driftloop-Actor``), else ``default``."""
+    return actor_name(request.headers.get("x-driftloop-actor"), default)

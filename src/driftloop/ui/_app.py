@@ -1,0 +1,102 @@
+"""``create_ui``: the dashboard as a Starlette app, built only from its arguments."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from driftloop.core.config import Settings
+from driftloop.core.errors import (
+    AliasNotFoundError,
+    ConflictError,
+    DriftloopError,
+    InvalidParameterError,
+    NotFoundError,
+)
+from driftloop.registry import TrafficStore
+from driftloop.ui import _actions, _pages
+from driftloop.ui._drift import drift
+from driftloop.ui._loop import loop
+from driftloop.ui._project import ProjectReader
+from driftloop.ui._render import message
+
+__all__ = ["create_ui", "standalone_ui"]
+
+
+def _error(request: Request, exc: Exception) -> Response:
+    """Errors a user can cause or fix, as pages (status by kind); others propagate."""
+    assert isinstance(exc, DriftloopError)
+    if isinstance(exc, NotFoundError | AliasNotFoundError):
+        return message(request, "Not found", str(exc), 404)
+    if isinstance(exc, ConflictError):
+        return message(request, "Not possible now", str(exc), 409)
+    if isinstance(exc, InvalidParameterError):
+        return message(request, "Not valid", str(exc), 400)
+    return message(request, "Error", str(exc), 500)
+
+
+def create_ui(
+    settings: Settings,
+    *,
+    admin_digest: str | None = None,
+    traffic: TrafficStore | None = None,
+    reader: ProjectReader | None = None,
+) -> Starlette:
+    """The dashboard of the project at ``settings``, to mount (``Mount("/ui", app)``).
+
+    ``admin_digest`` is the admin token's SHA-256 (default
+    ``settings.serving.admin_token_sha256``; None: admin actions are refused);
+    ``traffic`` the store of run-time traffic policies (default the registry's).
+    The parts are opened on first use and closed when the app shuts down (a mounted app
+    is not told: call ``app.state.reader.close()`` from the parent's shutdown).
+    """
+    reader = reader or ProjectReader(settings, traffic=traffic)
+    routes = [
+        Route("/", _pages.overview, name="overview"),
+        Route("/models", _pages.models, name="models"),
+        Route("/models/{name}", _pages.model, name="model"),
+        Route("/models/{name}/v/{version:int}", _pages.version, name="version"),
+        Route("/models/{name}/rollback", _actions.confirm_rollback, methods=["GET"]),
+        Route("/models/{name}/rollback", _actions.do_rollback, methods=["POST"]),
+        Route("/drift/{name}", drift, name="drift"),
+        Route("/loop/{name}", loop, name="loop"),
+        Route("/features", _pages.features, name="features"),
+        Route("/predictions", _pages.predictions, name="predictions"),
+        Route("/traffic", _pages.traffic, name="traffic"),
+        Route("/traffic/{name}/split", _actions.confirm_split, methods=["GET"]),
+        Route("/traffic/{name}/split", _actions.do_split, methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            reader.close()
+
+    app = Starlette(routes=routes, exception_handlers={DriftloopError: _error}, lifespan=lifespan)
+    app.state.reader = reader
+    app.state.admin_digest = admin_digest or settings.serving.admin_token_sha256
+    return app
+
+
+def standalone_ui(settings: Settings, *, admin_digest: str | None = None) -> Starlette:
+    """The dashboard alone, at ``/ui`` as under ``driftloop serve`` (``/`` leads there)."""
+    ui = create_ui(settings, admin_digest=admin_digest)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/ui/", 307)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ui.state.reader.close()
+
+    return Starlette(routes=[Route("/", home), Mount("/ui", app=ui)], lifespan=lifespan)

@@ -1,0 +1,79 @@
+"""Aggregates of the prediction log for the dashboard, on every backend: counted by the
+database, per model, version and route, over the day before the newest prediction unless
+told otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from driftloop.audit import (
+    LATENCY_EDGES_MS,
+    AuditLog,
+    AuditRecord,
+    Label,
+    newest_predictions,
+    route_summary,
+)
+
+T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+def record(i: int, version: str, route: str, latency_ms: float, hours_ago: float) -> AuditRecord:
+    return AuditRecord(
+        prediction_id=f"p{i}",
+        ts=T0 - timedelta(hours=hours_ago),
+        model="churn",
+        version=version,
+        route=route,
+        score=0.25 if version == "1" else 0.75,
+        decision="stay",
+        latency_ms=latency_ms,
+        features={"plan": "pro", "tenure": None, "active": True},
+    )
+
+
+@pytest.fixture
+def log(make_log: Callable[[], AuditLog]) -> AuditLog:
+    """On every backend (the contract tests' shared factory)."""
+    audit = make_log()
+    audit.write(
+        [record(i, "1", "v1", 0.5 + i, hours_ago=i) for i in range(6)]  # 0.5 .. 5.5 ms
+        + [record(10, "2", "v1", 150.0, hours_ago=1.5), record(11, "1", "v1:rules", 3.0, 2)]
+        + [record(20, "1", "v1", 1.0, hours_ago=30)]  # older than the newest's day
+    )
+    audit.add_labels([Label("p1", 1.0), Label("p2", 0.0), Label("p10", 1.0)])
+    return audit
+
+
+def test_each_arm_is_counted_with_labels_scores_and_latency(log: AuditLog) -> None:
+    arms = {(a.version, a.route): a for a in route_summary(log)}
+    assert set(arms) == {("1", "v1"), ("1", "v1:rules"), ("2", "v1")}
+    one = arms[("1", "v1")]
+    assert (one.requests, one.labelled) == (6, 2)  # p20 is more than a day older
+    assert one.mean_latency_ms == pytest.approx(3.0)
+    assert one.max_latency_ms == pytest.approx(5.5)
+    assert one.mean_score == pytest.approx(0.25)
+    assert sum(one.latency_bins) == one.requests
+    assert len(one.latency_bins) == len(LATENCY_EDGES_MS) + 1
+    assert one.latency_bins[:4] == (1, 1, 3, 1)  # <1, <2, <5, <10 ms
+    assert arms[("2", "v1")].latency_bins[LATENCY_EDGES_MS.index(200.0)] == 1
+    assert arms[("1", "v1:rules")].fallback
+    assert arms[("1", "v1:rules")].link == "rules"
+    assert one.link == "model"
+    assert not one.fallback
+
+
+def test_a_given_span_counts_only_its_predictions(log: AuditLog) -> None:
+    arms = route_summary(log, T0 - timedelta(hours=48), T0 - timedelta(hours=3))
+    # p4, p5 and p20; p3, made exactly at the end, is not in [start, end)
+    assert [(a.version, a.route, a.requests) for a in arms] == [("1", "v1", 3)]
+
+
+def test_newest_predictions_come_first_with_their_labels(log: AuditLog) -> None:
+    newest = newest_predictions(log, "churn", limit=3)
+    assert newest["prediction_id"].tolist() == ["p0", "p1", "p10"]
+    assert newest["label"].tolist()[1:] == [1.0, 1.0]
+    assert newest_predictions(log, "other").empty
