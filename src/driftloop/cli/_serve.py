@@ -125,8 +125,10 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
     )
-    # the dashboard of the same project, with the same admin token (docs/ui.md)
-    served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
+    # the dashboard of the same project, with the same admin token (docs/ui.md); it shows
+    # every tenant's models and predictions, so a server with API keys does not mount it
+    if settings.serving.auth != "keys":
+        served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
     return served_app
 
 

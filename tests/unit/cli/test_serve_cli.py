@@ -127,3 +127,4 @@ def test_worker_app_with_keys_takes_tenants_and_keys_from_the_registry(tmp_path:
         assert client.post("/v1/models/loans/predict", json=body, headers=key).status_code == 404
         listed = client.get("/v1/models", headers=key).json()["models"]
         assert [m["name"] for m in listed] == ["fraud"]
+        assert client.get("/ui/", headers=key).status_code == 404  # shows every tenant
