@@ -48,7 +48,7 @@ from legacy_schemas import (
     postgres_schema,
     shape,
 )
-from registry_helpers import toy_lightgbm
+from registry_helpers import old_registry_rows, toy_lightgbm
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -595,16 +595,15 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
     engine = make_engine(db.url)
     upgrade_schema(engine, REGISTRY, revision="r0002")
     assert "driftloop_loop_decisions" not in sa.inspect(engine).get_table_names()
-    old = Registry(engine, artifact_store_from_url(str(tmp_path / "a")), migrate=False)
-    model, X = toy_lightgbm()
-    old.register("loans", model, signature=Signature.from_frame(X), alias="champion")
+    engine.dispose()
+    old = old_registry_rows(db.url, str(tmp_path / "a"))
     old.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
     old.close()
 
     registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
     try:
-        assert db.version("driftloop_registry_version") == ["r0003"]
-        assert registry.aliases("loans") == {"champion": 1}
+        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert registry.aliases("loans") == {"champion": 2}
         assert registry.traffic.get("loans").reason == "before"
         request_retrain(registry, "loans", "after the upgrade", who="ana")
         assert [d.rule for d in history(registry.engine, "loans")] == ["after the upgrade"]
@@ -613,7 +612,40 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
         registry.close()
 
 
-def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
+def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
+    db: Db, tmp_path: Path
+) -> None:
+    """Models registered before tenants belong to tenant ``default``; versions, aliases,
+    traffic policies and loop decisions stay; keys can be made at once."""
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0003")
+    assert "driftloop_api_keys" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    donor = old_registry_rows(db.url, str(tmp_path / "a"))
+    donor.traffic.set("loans", {"arms": {"champion": 100}}, who="ana", why="before")
+    request_retrain(donor, "loans", "before tenants", who="ana")
+    donor.close()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert registry.list_models() == [
+            {"name": "loans", "tenant": "default", "latest_version": 2, "aliases": {"champion": 2}}
+        ]
+        assert [v.metrics for v in registry.versions("loans")] == [{"roc_auc": 0.8}] * 2
+        assert registry.traffic.get("loans").reason == "before"  # type: ignore[union-attr]
+        assert [d.rule for d in history(registry.engine, "loans")] == ["before tenants"]
+        key, secret = registry.keys.create("default", ["predict"], who="ana")
+        assert registry.keys.verify(secret) == key
+        assert registry.keys.snapshot().model_tenants == {"loans": "default"}
+        model, X = toy_lightgbm()
+        mv = registry.register("loans", model, signature=Signature.from_frame(X))
+        assert mv.version == 3
+    finally:
+        registry.close()
+
+
+def test_registry_newest_revision_is_exactly_the_tables_the_code_uses(
     db: Db, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     migrated = db.engine()
@@ -622,7 +654,14 @@ def test_registry_revision_3_is_exactly_the_tables_the_code_uses(
     declared = declared_db.engine()
     registry_metadata.create_all(declared)
     try:
-        tables = ("driftloop_loop_decisions", "driftloop_loop_leases")
+        tables = (
+            "driftloop_loop_decisions",
+            "driftloop_loop_leases",
+            "driftloop_models",
+            "driftloop_tenants",
+            "driftloop_api_keys",
+            "driftloop_key_events",
+        )
         got, want = shape(migrated), shape(declared)
         assert {t: got[t] for t in tables} == {t: want[t] for t in tables}
     finally:

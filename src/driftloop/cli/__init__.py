@@ -6,6 +6,7 @@ from driftloop.cli import (  # noqa: F401  (they register commands)
     _data,
     _demo,
     _features,
+    _keys,
     _loop,
     _models,
     _monitor,

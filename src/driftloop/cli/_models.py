@@ -72,11 +72,11 @@ def list_models(config_file: Path | None = _CONFIG_OPTION) -> None:
     with exit_on_error(), _registry(config_file) as registry:
         rows = registry.list_models()
     table = Table(title="Models")
-    for column in ("name", "latest", "aliases"):
+    for column in ("name", "tenant", "latest", "aliases"):
         table.add_column(column)
     for row in rows:
         aliases = ", ".join(f"{a}=v{v}" for a, v in row["aliases"].items())
-        table.add_row(row["name"], str(row["latest_version"]), aliases)
+        table.add_row(row["name"], row["tenant"], str(row["latest_version"]), aliases)
     console.print(table)
 
 

@@ -27,7 +27,7 @@ from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
 from driftloop.loop import LoopController
-from driftloop.registry import Registry, TrafficStore
+from driftloop.registry import KeyStore, Registry, TrafficStore
 from driftloop.serving import (
     DirectoryModelSource,
     FeatureStoreSource,
@@ -78,7 +78,8 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
     """The app of one worker, from the variables ``serve`` set (uvicorn factory).
 
     Models come from ``DRIFTLOOP_SERVE_MODELS_DIR`` when set, else from the project's
-    registry; with entity keys, instances are enriched from the project's feature store
+    registry (API keys, with ``serving.auth = "keys"``, from the same database); with
+    entity keys, instances are enriched from the project's feature store
     (definitions in ``features.py``).
     """
     env = os.environ if environ is None else environ
@@ -91,13 +92,15 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         found = sorted(p.name for p in models_dir.iterdir() if (p / "aliases.json").exists())
         # no registry: run-time traffic policies live in the project's state folder
         traffic = TrafficStore.at("sqlite:///.driftloop/traffic.db", root=settings.root)
+        keys = KeyStore(traffic.engine)  # the same registry-schema database
     else:
         registry = Registry.from_settings(settings)
         source = RegistryModelSource(registry)
         found = sorted(str(m["name"]) for m in registry.list_models())
         traffic = registry.traffic
-    keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
-    served = parse_served(names or found, keys, settings)
+        keys = registry.keys
+    entity_keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
+    served = parse_served(names or found, entity_keys, settings)
     features = None
     if any(s.entity_keys for s in served):
         definitions = load_definitions(settings.root / "features.py")
@@ -120,9 +123,12 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         admin_digest=digest,
         spool=settings.state_dir() / "audit-spool",
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
+        keys=keys if settings.serving.auth == "keys" else None,
     )
-    # the dashboard of the same project, with the same admin token (docs/ui.md)
-    served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
+    # the dashboard of the same project, with the same admin token (docs/ui.md); it shows
+    # every tenant's models and predictions, so a server with API keys does not mount it
+    if settings.serving.auth != "keys":
+        served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
     return served_app
 
 

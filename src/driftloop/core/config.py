@@ -81,9 +81,11 @@ class _Section(BaseModel):
 
 
 class ProjectConfig(_Section):
-    """What the project is called (shown in the UI, model cards and metrics)."""
+    """What the project is called (shown in the UI, model cards and metrics), and the
+    tenant its models are registered under (``driftloop train`` and ``register``)."""
 
     name: str = "driftloop"
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class FeaturesConfig(_Section):
@@ -272,6 +274,13 @@ class ServingConfig(_Section):
     rows are spooled to local disk and replayed later), ``shadow_queue`` the requests
     waiting for a shadow (more are dropped and counted).
 
+    ``auth`` says who may call the server: ``"none"`` (the default, for a laptop: one
+    implicit tenant; the admin and feedback tokens apply when set), ``"token"`` (the admin
+    API and feedback always need their token; the server refuses to start without one) or
+    ``"keys"`` (every endpoint but the health probes needs an API key of the model's
+    tenant with the endpoint's scope; keys are read from the registry database every
+    ``key_refresh_s`` seconds). See docs/serving.md, "Running it exposed".
+
     Hostile clients (per worker process, enforced by ``driftloop serve``): a request's
     head (request line and headers) must fit in ``max_header_bytes`` (else 431) and
     arrive within ``header_timeout_s`` of the connection opening or of its first byte;
@@ -297,6 +306,8 @@ class ServingConfig(_Section):
     feature_timeout_ms: float = Field(default=250.0, gt=0.0)
     audit_timeout_s: float = Field(default=5.0, gt=0.0)
     shadow_queue: int = Field(default=1_000, ge=1)
+    auth: Literal["none", "token", "keys"] = "none"
+    key_refresh_s: float = Field(default=1.0, gt=0.0, le=60.0)
     max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
     header_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
     body_timeout_s: float = Field(default=30.0, gt=0.0, le=3_600.0)

@@ -1,5 +1,5 @@
 """Model registry: versions, aliases with history, lineage, cards, verified artifacts,
-traffic policies, the loop controller's decision log and leases."""
+traffic policies, tenants and API keys, the loop controller's decision log and leases."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from driftloop.registry._encoding import (
     time_parts,
 )
 from driftloop.registry._flavors import FLAVORS, Flavor, LightGBMFlavor, SklearnFlavor, flavor_for
+from driftloop.registry._keys import SCOPES, ApiKey, KeySnapshot, KeyStore, secret_digest
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._onnx import Runtime, lightgbm_runtime, onnx_session, probe_rows
 from driftloop.registry._registry import Registry
@@ -34,7 +35,9 @@ from driftloop.registry._types import AliasEvent, ModelVersion
 __all__ = [
     "FLAVORS",
     "PARTS",
+    "SCOPES",
     "AliasEvent",
+    "ApiKey",
     "ArtifactStore",
     "EncodedFrame",
     "FeatureSpec",
@@ -42,6 +45,8 @@ __all__ = [
     "FsspecArtifactStore",
     "InputKind",
     "InvalidValue",
+    "KeySnapshot",
+    "KeyStore",
     "LightGBMFlavor",
     "LoadedModel",
     "LocalArtifactStore",
@@ -66,6 +71,7 @@ __all__ = [
     "parse_ref",
     "parse_time",
     "probe_rows",
+    "secret_digest",
     "sha256_hex",
     "time_part",
     "time_parts",

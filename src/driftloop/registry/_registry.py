@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core.config import Settings
@@ -36,10 +36,11 @@ from driftloop.core.errors import (
 from driftloop.registry._card import model_card
 from driftloop.registry._db import make_engine, upgrade_schema, writing
 from driftloop.registry._flavors import FLAVORS, flavor_for, with_task
+from driftloop.registry._keys import KeyStore
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._release import Release
 from driftloop.registry._rows import check_name, jsonable, utc, version_of
-from driftloop.registry._schema import alias_events, model_versions, models
+from driftloop.registry._schema import alias_events, model_versions, models, tenants
 from driftloop.registry._signature import Signature
 from driftloop.registry._store import ArtifactStore, artifact_store_from_url
 from driftloop.registry._traffic import TrafficStore
@@ -79,6 +80,11 @@ class Registry:
         """The served models' traffic policies, kept in this registry's database."""
         return TrafficStore(self.engine)
 
+    @property
+    def keys(self) -> KeyStore:
+        """Tenants and their API keys, kept in this registry's database."""
+        return KeyStore(self.engine)
+
     @contextmanager
     def release(self) -> Iterator[Release]:
         """One write transaction for alias moves and traffic policies (and the caller's
@@ -115,14 +121,18 @@ class Registry:
         created_by: str = "driftloop",
         alias: str | None = None,
         alias_reason: str = "",
+        tenant: str = "default",
     ) -> ModelVersion:
-        """Register a model already saved by its ``flavor`` (artifacts by role).
+        """Register a model already saved by its ``flavor`` (artifacts by role), as a model
+        of ``tenant`` (a model's first version decides its tenant; another tenant's model
+        of the same name is refused).
 
         Artifacts go first (content addressed, so a crash leaves only unreferenced bytes);
         the version row, its number and the optional alias move commit together or not
         at all.
         """
         check_name("Model", name)
+        check_name("Tenant", tenant)
         if alias is not None:
             check_name("Alias", alias)
         if flavor not in FLAVORS or "model" not in files:
@@ -136,9 +146,15 @@ class Registry:
         with writing(self.engine) as conn:
             conn.execute(
                 insert(models)
-                .values(name=name, latest_version=0, created_at=now)
+                .values(name=name, latest_version=0, created_at=now, tenant=tenant)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
+            owner = conn.execute(select(models.c.tenant).where(models.c.name == name)).scalar()
+            if owner != tenant:
+                raise ConflictError(
+                    f"Model '{name}' belongs to another tenant; register it under another name."
+                )
+            self._check_model_quota(conn, name, tenant)
             version = conn.execute(
                 update(models)
                 .where(models.c.name == name)
@@ -180,6 +196,22 @@ class Registry:
             if alias is not None:
                 self._move(conn, name, alias, version, created_by, alias_reason, now, "move")
         return mv
+
+    @staticmethod
+    def _check_model_quota(conn: Any, name: str, tenant: str) -> None:
+        """Refuse a new model past its tenant's ``max_models`` (the caller rolls back)."""
+        limit = conn.execute(select(tenants.c.max_models).where(tenants.c.name == tenant)).scalar()
+        if limit is None:
+            return
+        new = not conn.execute(
+            select(models.c.latest_version).where(models.c.name == name)
+        ).scalar()
+        held = conn.execute(select(func.count()).where(models.c.tenant == tenant)).scalar_one()
+        if new and held > limit:
+            raise ConflictError(
+                f"Tenant '{tenant}' may register at most {limit} models and has {held - 1}; "
+                f"model '{name}' was not registered (driftloop keys quota --max-models)."
+            )
 
     # -- reading versions ------------------------------------------------------------------
 
@@ -223,12 +255,21 @@ class Registry:
             ).all()
         return [version_of(row) for row in rows]
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """Each model with its latest version and current aliases."""
+    def list_models(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Each model (of ``tenant`` when given) with its tenant, latest version and
+        current aliases."""
+        query = select(models.c.name, models.c.latest_version, models.c.tenant)
+        if tenant is not None:
+            query = query.where(models.c.tenant == tenant)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(models.c.name, models.c.latest_version)).all()
+            rows = conn.execute(query).all()
         return [
-            {"name": r.name, "latest_version": r.latest_version, "aliases": self.aliases(r.name)}
+            {
+                "name": r.name,
+                "tenant": r.tenant,
+                "latest_version": r.latest_version,
+                "aliases": self.aliases(r.name),
+            }
             for r in sorted(rows, key=lambda r: r.name)
         ]
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,11 +21,14 @@ from sqlalchemy import (
 __all__ = [
     "VERSION_TABLE",
     "alias_events",
+    "api_keys",
+    "key_events",
     "loop_decisions",
     "loop_leases",
     "metadata",
     "model_versions",
     "models",
+    "tenants",
     "traffic_events",
     "traffic_policies",
 ]
@@ -40,6 +44,7 @@ models = Table(
     Column("name", String(200), primary_key=True),
     Column("latest_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("tenant", String(100), nullable=False, server_default="default"),
 )
 
 model_versions = Table(
@@ -144,4 +149,50 @@ loop_leases = Table(
     Column("model", String(200), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tenants and their API keys. A key's secret is never stored: only its SHA-256, which
+# the server looks presented tokens up by. ``scopes`` is a JSON list of predict,
+# feedback, read, admin; a NULL ``rate_per_s`` is no per-key limit, a NULL
+# ``requests_per_day`` or ``max_models`` no quota.
+tenants = Table(
+    "driftloop_tenants",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("requests_per_day", BigInteger, nullable=True),
+    Column("max_models", Integer, nullable=True),
+)
+
+api_keys = Table(
+    "driftloop_api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant", String(100), ForeignKey("driftloop_tenants.name"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("rate_per_s", Float, nullable=True),
+    Column("burst", Integer, nullable=True),
+)
+
+Index("ix_api_keys_tenant", api_keys.c.tenant)
+
+# Who did what to keys and tenants (create, revoke, quota), kept append-only.
+key_events = Table(
+    "driftloop_key_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("tenant", String(100), nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("who", String(200), nullable=False),
+    Column("detail", JSON, nullable=False),
 )

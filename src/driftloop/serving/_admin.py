@@ -28,7 +28,13 @@ _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reaso
 
 
 def _authorize(request: Request, server: Server) -> str:
-    """The actor making an admin call; 401 without a token, 403 with a wrong one."""
+    """The actor making an admin call; 401 without a token, 403 with a wrong one. With
+    API keys (checked at the door, scope ``admin``), the key's id: ``key:<id>``."""
+    key = getattr(request.state, "key", None)
+    if server.gate is not None:
+        if key is None:
+            raise HttpError("unauthorized", "The admin API needs 'Authorization: Bearer <key>'.")
+        return f"key:{key.id}"
     expected = server.admin_digest
     if expected is None:
         raise HttpError(

@@ -14,13 +14,15 @@ from starlette.routing import Route
 
 from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
-from driftloop.registry import TrafficStore
+from driftloop.core.errors import ConfigError
+from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._feedback import feedback_caller
 from driftloop.serving._idempotency import idempotent
+from driftloop.serving._keys import KeyGate
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._scored import ServedModel
@@ -46,6 +48,7 @@ def create_app(
     admin_digest: str | None = None,
     spool: Path | None = None,
     feedback_digest: str | None = None,
+    keys: KeyStore | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -61,12 +64,24 @@ def create_app(
     (default ``settings.admin_token_sha256``); ``spool`` is the folder where audit rows
     wait while the audit store is down (None: a failed commit fails its requests);
     ``feedback_digest`` is the feedback token's SHA-256 (default
-    ``settings.feedback_token_sha256``; neither: feedback is open).
+    ``settings.feedback_token_sha256``; neither: feedback is open). ``keys`` is the key
+    store that ``settings.auth = "keys"`` checks requests against (see :mod:`._keys`).
     """
+    settings = settings or ServingConfig()
+    admin_digest = admin_digest or settings.admin_token_sha256
+    feedback_digest = feedback_digest or settings.feedback_token_sha256
+    if settings.auth == "keys" and keys is None:
+        raise ConfigError("serving.auth = 'keys' needs a key store (the registry's database).")
+    if settings.auth == "token" and admin_digest is None and feedback_digest is None:
+        raise ConfigError(
+            "serving.auth = 'token' needs a token: set serving.admin_token_sha256 (or "
+            "DRIFTLOOP_ADMIN_TOKEN) and serving.feedback_token_sha256 "
+            "(or DRIFTLOOP_FEEDBACK_TOKEN)."
+        )
     server = Server(
         models,
         source,
-        settings=settings or ServingConfig(),
+        settings=settings,
         audit=audit,
         features=features,
         metrics_dir=metrics_dir,
@@ -76,8 +91,8 @@ def create_app(
         admin_digest=admin_digest,
         spool=spool,
         feedback_digest=feedback_digest,
+        gate=KeyGate(keys) if settings.auth == "keys" and keys is not None else None,
     )
-    names = [n for m in models for n in m.public_names]
     documents: dict[tuple[str | None, ...], bytes] = {}
 
     async def healthz(request: Request, server: Server) -> Response:
@@ -94,39 +109,57 @@ def create_app(
         return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi_json(request: Request, server: Server) -> Response:
-        """Built from the versions served now (each model's inputs typed), kept per set."""
-        services = sorted(server.services.items())
-        served = tuple(s.current.model.version if s.current else None for _, s in services)
+        """Built from the versions served now (each model's inputs typed), kept per set;
+        with API keys, of the key's tenant's models only."""
+        services = _v1.visible(request, server)
+        served = (*(f"{p}={s.current.model.version if s.current else None}" for p, s in services),)
         if served not in documents:  # every name a model answers to, with its inputs
-            specs = {n: s.current.spec for n, s in server.by_name.items() if s.current is not None}
-            documents.clear()
+            shown = {id(s) for _, s in services}
+            specs = {
+                n: s.current.spec
+                for n, s in server.by_name.items()
+                if s.current is not None and id(s) in shown
+            }
+            names = [n for _, s in services for n in s.served.public_names]
+            if len(documents) > 64:  # one document per tenant and set of versions
+                documents.clear()
             documents[served] = orjson.dumps(openapi(names, specs))
         return Response(documents[served], media_type="application/json")
 
-    def route(path: str, name: str, handler: Handler, method: str, v2: bool = False) -> Route:
-        return Route(path, endpoint(server, name, handler, v2=v2), methods=[method])
+    def route(
+        path: str, name: str, handler: Handler, method: str, scope: str | None, v2: bool = False
+    ) -> Route:
+        run = endpoint(server, name, handler, v2=v2, scope=scope)
+        return Route(path, run, methods=[method])
 
-    read_traffic = endpoint(server, "traffic", _admin.get_traffic)
-    set_traffic = endpoint(server, "traffic-set", _admin.put_traffic)
+    read_traffic = endpoint(server, "traffic", _admin.get_traffic, scope="admin")
+    set_traffic = endpoint(server, "traffic-set", _admin.put_traffic, scope="admin")
 
     async def traffic_policy(request: Request) -> Response:
         return await (set_traffic if request.method == "PUT" else read_traffic)(request)
 
+    # The scope an API key needs for each endpoint (None: open, the health probes).
     routes = [
-        route("/v1/models", "models", _v1.list_models, "GET"),
-        route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST"),
-        route("/v1/feedback", "feedback", idempotent(_v1.feedback, feedback_caller), "POST"),
+        route("/v1/models", "models", _v1.list_models, "GET", "read"),
+        route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST", "predict"),
+        route(
+            "/v1/feedback",
+            "feedback",
+            idempotent(_v1.feedback, feedback_caller),
+            "POST",
+            "feedback",
+        ),
         Route("/v1/models/{name}/traffic", traffic_policy, methods=["GET", "PUT"]),  # one Allow
-        route("/v2", "v2-server", _v2.server_metadata, "GET", True),
-        route("/v2/health/live", "v2-live", _v2.live, "GET", True),
-        route("/v2/health/ready", "v2-ready", _v2.ready, "GET", True),
-        route("/v2/models/{name}", "v2-model", _v2.model_metadata, "GET", True),
-        route("/v2/models/{name}/ready", "v2-model-ready", _v2.model_ready, "GET", True),
-        route("/v2/models/{name}/infer", "infer", idempotent(_v2.infer), "POST", True),
-        route("/metrics", "metrics", metrics, "GET"),
-        route("/healthz", "healthz", healthz, "GET"),
-        route("/readyz", "readyz", readyz, "GET"),
-        route("/openapi.json", "openapi", openapi_json, "GET"),
+        route("/v2", "v2-server", _v2.server_metadata, "GET", "read", True),
+        route("/v2/health/live", "v2-live", _v2.live, "GET", None, True),
+        route("/v2/health/ready", "v2-ready", _v2.ready, "GET", None, True),
+        route("/v2/models/{name}", "v2-model", _v2.model_metadata, "GET", "read", True),
+        route("/v2/models/{name}/ready", "v2-model-ready", _v2.model_ready, "GET", "read", True),
+        route("/v2/models/{name}/infer", "infer", idempotent(_v2.infer), "POST", "predict", True),
+        route("/metrics", "metrics", metrics, "GET", "admin"),
+        route("/healthz", "healthz", healthz, "GET", None),
+        route("/readyz", "readyz", readyz, "GET", None),
+        route("/openapi.json", "openapi", openapi_json, "GET", "read"),
     ]
 
     @contextlib.asynccontextmanager

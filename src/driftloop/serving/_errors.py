@@ -45,22 +45,31 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "unavailable": 503,
     "unauthorized": 401,
     "forbidden": 403,
+    "rate-limited": 429,
+    "quota-exceeded": 429,
 }
 
 Violation = dict[str, Any]  # {"instance": i, "field": name, "rule": text, ...}
 
 
 class HttpError(Exception):
-    """A refusal with its code, message and the violated rules (instance, field, rule)."""
+    """A refusal with its code, message and the violated rules (instance, field, rule);
+    ``headers`` go with the answer (``Retry-After`` of a 429)."""
 
     def __init__(
-        self, code: str, message: str, violations: Sequence[Violation] = (), status: int = 0
+        self,
+        code: str,
+        message: str,
+        violations: Sequence[Violation] = (),
+        status: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.violations = list(violations)
         self.status = status or STATUS_OF_CODE.get(code, 400)
+        self.headers = dict(headers or {})
         self.detail: str | None = None  # what the server logs but does not send
 
     @classmethod
@@ -97,19 +106,22 @@ def shown(value: Any) -> Any:
     return value if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}..."
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
         status_code=status,
         media_type="application/json",
+        headers=headers,
     )
 
 
 def error_response(exc: HttpError, *, v2: bool = False) -> Response:
     """``{"error": {"code", "message", "violations"}}``; the v2 protocol wants a string."""
     if v2:
-        return json_response({"error": _message(exc), "code": exc.code}, exc.status)
-    return json_response(error_body(exc), exc.status)
+        return json_response({"error": _message(exc), "code": exc.code}, exc.status, exc.headers)
+    return json_response(error_body(exc), exc.status, exc.headers)
 
 
 def error_body(exc: HttpError) -> dict[str, Any]:

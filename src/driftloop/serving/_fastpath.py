@@ -2,9 +2,10 @@
 
 Every other path goes through Starlette's middleware, router, ``Request`` and
 ``Response``; on one core those layers cost about as much as scoring and auditing a
-row. This path keeps the same contract: JSON only (415), the body limit (413), 4xx JSON
-errors naming the instance, field and rule, request counts and latency in the metrics,
-and a 500 JSON body for anything unexpected (logged, a traceback per kind of failure).
+row. This path keeps the same contract: API keys (scope, tenant, rate limits, quotas),
+JSON only (415), the body limit (413), 4xx JSON errors naming the instance, field and
+rule, request counts and latency in the metrics, and a 500 JSON body for anything
+unexpected (logged, a traceback per kind of failure).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from driftloop.core.errors import DriftloopError
 from driftloop.serving import _v1
 from driftloop.serving._errors import INTERNAL, HttpError, error_body
 from driftloop.serving._idempotency import keyed
+from driftloop.serving._keys import authorization_of
 from driftloop.serving._server import Server, receive_body
 
 __all__ = ["ServingApp"]
@@ -54,12 +56,17 @@ class ServingApp(Starlette):
 async def _predict(server: Server, name: str, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     status = 200
+    extra: dict[str, str] = {}
     try:
-        service = server.service(name)
+        if server.gate is not None:  # API keys: the same door as the routed endpoints
+            key = server.gate.authorize(authorization_of(scope["headers"]), "predict")
+            service = server.owned(name, key)
+        else:
+            service = server.service(name)
         raw = await receive_body(scope, receive, server.settings.max_body_bytes)
         payload: Any = await _v1.predict_payload(server, service, raw, started)
     except HttpError as exc:
-        status, payload = exc.status, error_body(server.refusal("predict", exc))
+        status, payload, extra = exc.status, error_body(server.refusal("predict", exc)), exc.headers
     except DriftloopError as exc:
         error = server.refusal("predict", HttpError.from_error(exc))
         status, payload = error.status, error_body(error)
@@ -69,10 +76,11 @@ async def _predict(server: Server, name: str, scope: Scope, receive: Receive, se
         server.errors.report("predict", exc)  # bounded: not a traceback per request
         status, payload = 500, error_body(INTERNAL)
     server.count("predict", status)
-    await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+    await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), extra)
 
 
-async def _send(send: Send, status: int, body: bytes) -> None:
+async def _send(send: Send, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

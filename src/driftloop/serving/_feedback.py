@@ -1,8 +1,11 @@
 """Who may send feedback, and what the answer tells them.
 
-With ``serving.feedback_token_sha256`` (or ``DRIFTLOOP_FEEDBACK_TOKEN``) set, feedback
+With ``serving.auth = "keys"``, feedback needs an API key with scope ``feedback`` and
+labels only its tenant's predictions (see below). Otherwise:
+with ``serving.feedback_token_sha256`` (or ``DRIFTLOOP_FEEDBACK_TOKEN``) set, feedback
 needs ``Authorization: Bearer <token>`` with the feedback token or the admin token (401
-without one, 403 with another). Without it feedback is open, as fits a laptop; a caller
+without one, 403 with another); with ``serving.auth = "token"`` it always needs one.
+Without it feedback is open, as fits a laptop; a caller
 that still shows a valid admin token counts as holding a credential.
 
 Only a caller holding a credential is told *which* prediction ids are unknown
@@ -35,19 +38,31 @@ __all__ = ["Caller", "feedback_answer", "feedback_caller"]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sends feedback: the actor name relabels are recorded under, and whether a
-    valid token was shown (only then are unknown ids named)."""
+    """Who sends feedback: the actor name relabels are recorded under, whether a valid
+    token was shown (only then are unknown ids named) and, with API keys, the key's
+    tenant (whose predictions alone it may label)."""
 
     actor: str
     credentialed: bool
+    tenant: str | None = None
 
 
 def feedback_caller(request: Request, server: Server) -> Caller:
     """The caller of a feedback request; 401/403 when a feedback token is configured and
-    the request does not show it (or the admin token)."""
+    the request does not show it (or the admin token). With API keys the key, checked
+    at the door, is the credential: unknown ids are then counted, never named, so that
+    another tenant's ids cannot be told from ids that do not exist."""
+    key = getattr(request.state, "key", None)
+    if server.gate is not None:
+        if key is None:  # the door let no key through: not a keyed route
+            raise HttpError("unauthorized", "Feedback needs 'Authorization: Bearer <key>'.")
+        return Caller(f"key:{key.id}", False, key.tenant)
     feedback, admin = server.feedback_digest, server.admin_digest
     digests = [d for d in (feedback, admin) if d is not None]
-    if feedback is None and (admin is None or bearer_token(request) is None):
+    if server.settings.auth == "token" and not digests:
+        raise HttpError("forbidden", "Feedback is off: serving.auth = 'token' and no token is set.")
+    closed = feedback is not None or server.settings.auth == "token"
+    if not closed and (admin is None or bearer_token(request) is None):
         return Caller(actor_of(request, "anonymous"), False)  # open feedback
     # a token is due, or shown on open feedback: it must be valid (the admin one counts)
     which = check_bearer(request, digests, "Feedback")

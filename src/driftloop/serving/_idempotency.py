@@ -6,7 +6,8 @@ same body gets that answer again (same prediction ids, ``Idempotent-Replayed: tr
 and writes nothing. The same key with another body is a 422; a retry while the first
 is still running, a 409. A request that fails (any answer but 2xx) releases its key, so
 its retry runs again. Keys are per endpoint path and live ``serving.idempotency_ttl_s``
-(24 h by default). A server that died mid-request leaves its claim, which the next retry
+(24 h by default); with API keys, per tenant too, so one tenant's key never replays or
+blocks another's. A server that died mid-request leaves its claim, which the next retry
 takes over after ``LEASE_S``.
 
 Without an audit log nothing is written, so a retry duplicates nothing: the header is
@@ -67,7 +68,8 @@ def idempotent(handler: Handler, guard: Callable[[Request, Server], Any] | None 
                 [{"field": "Idempotency-Key", "rule": "1 to 255 visible ASCII characters"}],
             )
         raw = await read_body(request, server.settings.max_body_bytes)
-        scope = request.url.path
+        api_key = getattr(request.state, "key", None)  # keys are per tenant with API keys
+        scope = request.url.path if api_key is None else f"{request.url.path}@{api_key.tenant}"
         try:
             claim = await asyncio.to_thread(
                 keys.claim,

@@ -51,7 +51,8 @@ class ServedModel:
     that enrichment reads online features by; ``decision`` turns scores into decisions
     (none by default); ``missing`` says what a feature without a value does;
     ``fallback`` declares the rules and safe default that answer when no version can;
-    ``traffic`` is the settings file's routing policy (a run-time change replaces it)."""
+    ``traffic`` is the settings file's routing policy (a run-time change replaces it);
+    ``tenant`` the tenant it belongs to (None: as the registry says, else ``default``)."""
 
     name: str
     alias: str = "champion"
@@ -61,6 +62,7 @@ class ServedModel:
     missing: MissingPolicy = field(default_factory=MissingPolicy)
     fallback: FallbackPolicy | None = None
     traffic: TrafficPolicy | None = None
+    tenant: str | None = None
 
     @property
     def public_names(self) -> tuple[str, ...]:

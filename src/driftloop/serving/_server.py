@@ -18,11 +18,12 @@ from starlette.types import Receive, Scope
 from driftloop.audit import AuditLog, GroupCommitWriter, idempotency_store, label_store
 from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
-from driftloop.registry import TrafficState, TrafficStore
+from driftloop.registry import ApiKey, TrafficState, TrafficStore
 from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._error_log import ErrorLog
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, shown
 from driftloop.serving._features import FeatureSource
+from driftloop.serving._keys import KeyGate
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._scored import ServedModel
@@ -56,8 +57,10 @@ class Server:
         admin_digest: str | None = None,
         spool: Path | None = None,
         feedback_digest: str | None = None,
+        gate: KeyGate | None = None,
     ) -> None:
         self.tune_gc = tune_gc
+        self.gate = gate  # API keys (serving.auth = "keys"), else None
         self.traffic = traffic
         self.admin_digest = admin_digest or settings.admin_token_sha256
         self.feedback_digest = feedback_digest or settings.feedback_token_sha256
@@ -81,6 +84,7 @@ class Server:
         self._refresher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._key_poller: asyncio.Task[None] | None = None
         self.feature_problem: str | None = None  # the online store's, as last checked
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
@@ -120,6 +124,9 @@ class Server:
                 self.audit, spool=self.spool, commit_timeout_s=self.settings.audit_timeout_s
             )
         self._build()
+        if self.gate is not None:
+            await self.refresh_keys()
+            self._key_poller = asyncio.get_running_loop().create_task(self._poll_keys())
         await self.refresh_all()
         if self.traffic is not None:
             try:
@@ -145,7 +152,7 @@ class Server:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def stop(self) -> None:
-        for task in (self._refresher, self._poller, self._flusher, self._watcher):
+        for task in (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +202,34 @@ class Server:
         while True:
             await asyncio.sleep(self.refresh_s)
             await self.refresh_all()
+
+    # -- API keys -----------------------------------------------------------------------
+    async def refresh_keys(self) -> None:
+        """Re-read the keys (off the event loop); a failure keeps the keys last read."""
+        assert self.gate is not None
+        try:
+            await asyncio.to_thread(self.gate.refresh)
+        except Exception as exc:
+            log.warning("Could not read API keys: %s", exc)
+
+    async def _poll_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.key_refresh_s)
+            await self.refresh_keys()
+
+    def tenant_of(self, service: Service) -> str:
+        """The tenant a served model belongs to: as served, else as registered."""
+        if service.served.tenant is not None:
+            return service.served.tenant
+        return self.gate.tenant_of(service.served.name) if self.gate is not None else "default"
+
+    def owned(self, name: str, key: ApiKey) -> Service:
+        """The model served as ``name`` if it is ``key``'s tenant's; else 404, as for a
+        model that does not exist (other tenants' names do not leak)."""
+        service = self.by_name.get(name)
+        if service is None or self.tenant_of(service) != key.tenant:
+            raise HttpError("model-not-found", f"Model '{shown(name)}' is not served.")
+        return self.service(name)
 
     # -- traffic policies -----------------------------------------------------------
     async def sync_traffic(self) -> None:
@@ -364,12 +399,20 @@ Handler = Callable[[Request, Server], Awaitable[Response]]
 
 
 def endpoint(
-    server: Server, name: str, handler: Handler, *, v2: bool = False
+    server: Server, name: str, handler: Handler, *, v2: bool = False, scope: str | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: refusals become 4xx JSON, a driftloop error its mapped status."""
+    """Wrap a handler: refusals become 4xx JSON, a driftloop error its mapped status.
+    With API keys, the request's key must hold ``scope`` (None: an open endpoint) and,
+    on a model's path, belong to the model's tenant; the key is ``request.state.key``."""
 
     async def run(request: Request) -> Response:
         try:
+            if server.gate is not None and scope is not None:
+                key = server.gate.authorize(request.headers.get("authorization"), scope)
+                request.state.key = key
+                model = request.path_params.get("name")
+                if model is not None:
+                    server.owned(model, key)
             response = await handler(request, server)
         except HttpError as exc:
             response = error_response(server.refusal(name, exc), v2=v2)

@@ -31,7 +31,7 @@ from driftloop.serving._validation import (
 )
 from driftloop.stats import category_text
 
-__all__ = ["feedback", "list_models", "predict", "predict_payload", "predictions"]
+__all__ = ["feedback", "list_models", "predict", "predict_payload", "predictions", "visible"]
 
 
 async def predict(request: Request, server: Server) -> Response:
@@ -125,7 +125,7 @@ async def feedback(request: Request, server: Server) -> Response:
     if not isinstance(relabel, bool):
         raise _bad(None, "relabel", "must be true or false")
     given = [_label(i, item) for i, item in enumerate(labels)]
-    parsed, missing = await asyncio.to_thread(_resolve, server, given)
+    parsed, missing = await asyncio.to_thread(_resolve, server, given, caller.tenant)
     outcome = LabelOutcome(0)
     if parsed:
         outcome = await asyncio.to_thread(
@@ -166,10 +166,11 @@ def _label(i: int, item: Any) -> tuple[str, Any, datetime | None]:
 
 
 def _resolve(
-    server: Server, given: list[tuple[str, Any, datetime | None]]
+    server: Server, given: list[tuple[str, Any, datetime | None]], tenant: str | None
 ) -> tuple[list[Label], list[str]]:
     """The labels as numbers (the class's index, or the value), and the prediction ids
-    the audit log does not know."""
+    the audit log does not know; with ``tenant`` (an API key's), another tenant's
+    predictions count as unknown."""
     assert server.audit is not None
     models: dict[str, tuple[str, tuple[str, ...]] | None] = {}
     out: list[Label] = []
@@ -180,10 +181,20 @@ def _resolve(
         except NotFoundError:
             unknown.append(pid)
             continue
+        if tenant is not None and _model_tenant(server, record.model) != tenant:
+            unknown.append(pid)
+            continue
         if record.model not in models:
             models[record.model] = _task_of(server, record.model)
         out.append(Label(pid, _number(i, value, record.model, models[record.model]), when))
     return out, unknown
+
+
+def _model_tenant(server: Server, model: str) -> str:
+    for service in server.services.values():
+        if service.served.name == model:
+            return server.tenant_of(service)
+    return server.gate.tenant_of(model) if server.gate is not None else "default"
 
 
 def _task_of(server: Server, model: str) -> tuple[str, tuple[str, ...]] | None:
@@ -228,9 +239,19 @@ def _bad(i: int | None, field: str | None, rule: str) -> HttpError:
     return HttpError("data-invalid", f"{where}field '{field}' {rule}.", [violation])
 
 
+def visible(request: Request, server: Server) -> list[tuple[str, Service]]:
+    """The served models a request may see, by public name: with API keys, its key's
+    tenant's; else all."""
+    key = getattr(request.state, "key", None)
+    services = sorted(server.services.items())
+    if key is None:
+        return services
+    return [(p, s) for p, s in services if server.tenant_of(s) == key.tenant]
+
+
 async def list_models(request: Request, server: Server) -> Response:
     models = []
-    for public, service in sorted(server.services.items()):
+    for public, service in visible(request, server):
         current = service.current
         models.append(
             {

@@ -337,5 +337,6 @@ def register(p: TrainingPipeline, registry: Registry, state: State) -> State:
         created_by=f"pipeline:{p.name}",
         alias="challenger" if passed else None,
         alias_reason="release gates passed" if passed else "",
+        tenant=p.settings.project.tenant,
     )
     return {"version": version.version}

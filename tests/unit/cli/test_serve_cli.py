@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 from driftloop.audit import SqliteAuditLog
 from driftloop.cli import app
 from driftloop.cli._serve import build_app, parse_served
+from driftloop.registry import Registry, Signature
 from driftloop.serving import DirectoryModelSource
+from registry_helpers import toy_lightgbm
 from serving_helpers import row, train
 
 
@@ -62,8 +64,6 @@ def test_serve_exits_at_start_naming_the_known_models_when_one_cannot_be_resolve
     tmp_path: Path,
 ) -> None:
     from driftloop.core.config import load_settings
-    from driftloop.registry import Registry, Signature
-    from registry_helpers import toy_lightgbm
 
     (tmp_path / "driftloop.toml").write_text(
         '[models.fraud.decision]\nthreshold = 0.5\nlabels = ["a", "b"]\n'
@@ -100,3 +100,31 @@ def test_served_models_take_their_policies_and_entity_keys_from_driftloop_toml(
     assert loans.decision is not None
     assert loans.decision.decide(0.7) == "yes"
     assert loans.missing.policy == "reject"
+
+
+def test_worker_app_with_keys_takes_tenants_and_keys_from_the_registry(tmp_path: Path) -> None:
+    """``serving.auth = "keys"``: a model's tenant is the one it was registered under, and
+    a key made in the registry's database opens only its tenant's models."""
+    registry = Registry.from_url(f"sqlite:///{tmp_path / 'r.db'}", str(tmp_path / "artifacts"))
+    model, X = toy_lightgbm()
+    for name, tenant in (("fraud", "a"), ("loans", "b")):
+        registry.register(
+            name, model, signature=Signature.from_frame(X), alias="champion", tenant=tenant
+        )
+    _, secret = registry.keys.create("a", ["predict", "read"], who="test")
+    registry.close()
+    env: dict[str, Any] = {
+        "DRIFTLOOP_REGISTRY__URL": f"sqlite:///{tmp_path / 'r.db'}",
+        "DRIFTLOOP_REGISTRY__ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "DRIFTLOOP_SERVE_AUDIT": "0",
+        "DRIFTLOOP_SERVING__AUTH": "keys",
+    }
+    key = {"Authorization": f"Bearer {secret}"}
+    body = {"instances": [X.iloc[0].to_dict()]}
+    with TestClient(build_app(env)) as client:
+        assert client.post("/v1/models/fraud/predict", json=body).status_code == 401
+        assert client.post("/v1/models/fraud/predict", json=body, headers=key).status_code == 200
+        assert client.post("/v1/models/loans/predict", json=body, headers=key).status_code == 404
+        listed = client.get("/v1/models", headers=key).json()["models"]
+        assert [m["name"] for m in listed] == ["fraud"]
+        assert client.get("/ui/", headers=key).status_code == 404  # shows every tenant

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from driftloop.core.errors import InvalidParameterError
 from driftloop.core.migrations import upgrade_schema
-from driftloop.registry import Registry, Signature, TrafficStore, artifact_store_from_url
+from driftloop.registry import Registry, TrafficStore
 from driftloop.registry._db import BRANCH, make_engine
-from registry_helpers import postgres_schema, toy_lightgbm
+from registry_helpers import old_registry_rows, postgres_schema
 
 SPLIT = {"arms": {"champion": 90, "challenger": 10}, "sticky_key": "customer_id"}
 CANARY = {"arms": {"champion": 75, "challenger": 25}, "shadow": None}
@@ -123,11 +123,8 @@ def test_a_registry_at_r0001_upgrades_with_its_rows_intact(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path}/r.db"
     old_engine = make_engine(url)
     upgrade_schema(old_engine, BRANCH, revision="r0001")
-    old = Registry(old_engine, artifact_store_from_url(str(tmp_path / "a")), migrate=False)
-    model, X = toy_lightgbm()
-    old.register("fraud", model, signature=Signature.from_frame(X))
-    old.set_alias("fraud", "champion", 1, who="ci", why="first")
-    old.close()
+    old_engine.dispose()
+    old_registry_rows(url, str(tmp_path / "a")).close()
     probe = make_engine(url)
     assert "driftloop_traffic_policies" not in sa.inspect(probe).get_table_names()
     probe.dispose()
@@ -135,9 +132,9 @@ def test_a_registry_at_r0001_upgrades_with_its_rows_intact(tmp_path: Path) -> No
     registry = Registry.from_url(url, str(tmp_path / "a"))
     with registry.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM driftloop_registry_version"))
-        assert version.scalar() == "r0003"
-    assert registry.resolve("fraud", "champion").version == 1
-    assert [e.why for e in registry.history("fraud")] == ["first"]
+        assert version.scalar() == "r0004"
+    assert registry.resolve("loans", "champion").version == 2
+    assert [e.why for e in registry.history("loans")] == ["before tenants"]
     assert registry.traffic.revision() == 0
     registry.traffic.set("fraud", SPLIT, who="ana")
     assert registry.traffic.get("fraud") is not None
