@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable
@@ -42,13 +43,39 @@ __all__ = ["GuardedHttpProtocol"]
 _ENDPOINT = "connection"  # the metrics label of responses the protocol itself sends
 
 
+_SWEEP_S = 0.25  # how often deadlines are checked: their precision
+
+
 class _Connections:
-    """One process's connections waiting for a request, the longest idle first, and
-    those closed to make room that have not gone yet."""
+    """One process's connections waiting for a request, the longest idle first, those
+    closed to make room that have not gone yet, and the sweep that fires deadlines.
+
+    A deadline is a time on the connection, checked by one task every ``_SWEEP_S``: two
+    timers per request (head, then body) cost more than the rest of the guard."""
 
     def __init__(self) -> None:
         self.idle: dict[GuardedHttpProtocol, None] = {}
         self.closing: set[GuardedHttpProtocol] = set()
+        self.armed: set[GuardedHttpProtocol] = set()
+        self.sweeper: asyncio.Task[None] | None = None
+
+    def watch(self, protocol: GuardedHttpProtocol) -> None:
+        self.armed.add(protocol)
+        if self.sweeper is None or self.sweeper.done():
+            self.sweeper = protocol.loop.create_task(self._sweep(protocol.loop))
+
+    async def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self.armed:
+            await asyncio.sleep(_SWEEP_S)
+            self.fire(loop.time())
+
+    def fire(self, now: float) -> None:
+        """Call the handler of every deadline passed at ``now``."""
+        for protocol in [p for p in self.armed if p.deadline <= now]:
+            self.armed.discard(protocol)
+            expire, protocol.expire = protocol.expire, None
+            if expire is not None:
+                expire()
 
 
 _TABLES: weakref.WeakKeyDictionary[ServerState, _Connections] = weakref.WeakKeyDictionary()
@@ -111,7 +138,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_bytes = 0  # bytes of the current head received so far
         self.in_head = True  # waiting for (the rest of) a request head
         self.refused = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = math.inf  # when ``expire`` is called (loop time)
+        self.expire: Callable[[], None] | None = None
 
     # -- connection ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -160,16 +188,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # -- deadlines -----------------------------------------------------------------
     def arm(self, seconds: float, callback: Callable[[], None]) -> None:
-        self.disarm()
-        self.timer = self.loop.call_later(seconds, callback)
+        self.deadline = self.loop.time() + seconds
+        self.expire = callback
+        self.table.watch(self)
 
     def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.expire = None
+        self.deadline = math.inf
+        self.table.armed.discard(self)
 
     def head_timeout(self) -> None:
-        self.timer = None
         if self.head_bytes == 0:  # nothing sent: no request to answer
             self.close_quietly()
             return
@@ -178,7 +206,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                     "(serving.header_timeout_s).")  # fmt: skip
 
     def body_timeout(self) -> None:
-        self.timer = None
         limit = self.limits.body_timeout_s
         self.refuse(408, "request-timeout", f"The request body did not arrive within {limit:g} s "
                     "(serving.body_timeout_s).")  # fmt: skip
@@ -202,22 +229,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.refused:
             return
         super().on_message_begin()
-        if self.timer is None:  # the first byte of a request on a kept-alive connection
+        if self.expire is None:  # the first byte of a request on a kept-alive connection
             self.arm(self.limits.header_timeout_s, self.head_timeout)
-
-    def on_url(self, url: bytes) -> None:
-        if not self.refused:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.refused:
-            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self.refused:
             return
-        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        if size > self.limits.max_header_bytes:
+        limit = self.limits.max_header_bytes
+        if self.head_bytes > limit and (  # the chunk may hold a body too: measure the head
+            len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > limit
+        ):
             self.head_too_large()
             return
         self.in_head = False

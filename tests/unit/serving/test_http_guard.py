@@ -97,10 +97,22 @@ def test_a_head_past_the_limit_is_431_before_it_ends(connect: Any) -> None:
 def test_a_head_that_misses_its_deadline_is_408(connect: Any) -> None:
     protocol, transport = connect()
     protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
-    assert protocol.timer is not None  # armed at the connection's start
-    protocol.head_timeout()  # what the loop calls after header_timeout_s
+    assert protocol.expire is not None  # armed at the connection's start
+    protocol.table.fire(protocol.deadline - 0.01)  # the sweep, just before the deadline
+    assert transport.written == b""
+    protocol.table.fire(protocol.deadline)  # the sweep once header_timeout_s passed
     assert transport.written.startswith(b"HTTP/1.1 408 ")
     assert b"3 s (serving.header_timeout_s)" in transport.written
+    assert protocol not in protocol.table.armed
+
+
+def test_a_complete_request_disarms_its_deadlines(connect: Any) -> None:
+    protocol, _ = connect()
+    protocol.data_received(b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\ncontent-length: 2\r\n\r\n")
+    assert protocol.expire == protocol.body_timeout  # the head came: now the body's
+    protocol.data_received(b"{}")
+    assert protocol.expire is None
+    assert protocol not in protocol.table.armed
 
 
 def test_malformed_http_is_a_json_400(connect: Any) -> None:
