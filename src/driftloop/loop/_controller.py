@@ -211,6 +211,8 @@ class LoopController:
                 on_pass(self.run_once())
             except BackendUnavailableError as exc:
                 log.error("loop pass failed: %s", exc)
+            except Exception:  # a bug in one pass must not stop the loop: log, try again
+                log.exception("loop pass failed")
             stop.wait(interval)
 
     def status(self, model: str) -> tuple[RolloutState, str | None]:

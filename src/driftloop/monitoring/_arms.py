@@ -188,7 +188,9 @@ def compare_arms(
     frame = audit.window(since, end, model=model)
     mine, theirs = str(challenger), str(champion)
     route = frame["route"].astype(str)
-    link = route.str.partition(":")[2].where(route.str.contains(":", regex=False), "model")
+    # the fallback link after "v1:" ("model" when none); str.split keeps an empty window's
+    # frame shape (str.partition of no rows has no columns)
+    link = route.str.split(":", n=1).str[1].where(route.str.contains(":", regex=False), "model")
     version = frame["version"].astype(str)
     shadow = route == "shadow"
     own = ~shadow & (link == "model")

@@ -174,6 +174,9 @@ def test_run_makes_passes_until_stopped_and_survives_an_unreachable_database(
         if not passes:
             passes.append("failed")
             raise BackendUnavailableError("registry database is down")
+        if len(passes) == 1:
+            passes.append("bug")
+            raise KeyError(2)  # a bug in one pass (an analysis once raised this) is logged
         return real_pass()
 
     def after(decisions: list[Decision]) -> None:
@@ -182,5 +185,5 @@ def test_run_makes_passes_until_stopped_and_survives_an_unreachable_database(
 
     controller.run_once = flaky_pass  # type: ignore[method-assign]
     controller.run(0.0, stop=stop, on_pass=after)
-    assert passes == ["failed", ["retrain", "trained", "canary", "canary", "promote"]]
+    assert passes == ["failed", "bug", ["retrain", "trained", "canary", "canary", "promote"]]
     controller.close()

@@ -67,6 +67,14 @@ def test_nothing_from_the_challenger_yet_means_keep_watching(audit: SqliteAuditL
     assert (judged.action, judged.rule) == ("continue", "no-traffic")
 
 
+@pytest.mark.parametrize("stage", [None, "canary", "shadow"])
+def test_an_empty_window_keeps_watching(audit: SqliteAuditLog, stage: Any) -> None:
+    """Right after a step begins (or after a controller restart) nothing was served yet:
+    a verdict, not an error (an empty window once raised and stopped the controller)."""
+    judged = verdict(compare_arms(audit, "loans", 1, 2, T0, END, stage=stage))
+    assert judged.action == "continue"
+
+
 def test_a_challenger_over_its_latency_budget_is_rolled_back(audit: SqliteAuditLog) -> None:
     audit.write(records("1", 300, latency=3.0) + records("2", 300, latency=40.0, start=1000))
     limits = ArmLimits(max_p99_ms=25.0)
