@@ -15,15 +15,12 @@ writes nothing) is caught by its coverage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from driftloop.audit import AuditLog
 from driftloop.core.config import RolloutPlan
 from driftloop.loop._analysis import Verdict
-from driftloop.loop._audit_analysis import judged_span
+from driftloop.loop._audit_analysis import StepAnalysis
 from driftloop.monitoring import ArmLimits, compare_arms, verdict
-from driftloop.registry import TrafficStore
 
 __all__ = ["ArmAnalysis", "limits_of"]
 
@@ -43,33 +40,17 @@ def limits_of(plan: RolloutPlan, stage: str) -> ArmLimits:
     )
 
 
-class ArmAnalysis:
+class ArmAnalysis(StepAnalysis):
     """Judges a step by :func:`driftloop.monitoring.compare_arms` (module docs)."""
-
-    def __init__(
-        self,
-        audit: AuditLog,
-        traffic: TrafficStore,
-        plans: Mapping[str, RolloutPlan],
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        settle: timedelta = timedelta(seconds=2),
-    ) -> None:
-        self.audit = audit
-        self.traffic = traffic
-        self.plans = plans
-        self.clock = clock
-        self.settle = settle
 
     def judge(
         self, model: str, champion_version: int, challenger_version: int, since: datetime
     ) -> Verdict:
         plan = self.plans.get(model, RolloutPlan())
-        now = self.clock()
-        span = judged_span(self.traffic, model, challenger_version, since, now, self.settle)
+        span = self.span(model, challenger_version, since)
         if isinstance(span, Verdict):
             return span
-        stage, _, start = span
+        stage, _, start, now = span
         limits = limits_of(plan, stage)
         found = verdict(
             compare_arms(

@@ -30,7 +30,7 @@ from driftloop.core.config import RolloutPlan
 from driftloop.loop._analysis import Verdict
 from driftloop.registry import TrafficStore
 
-__all__ = ["AuditArmAnalysis", "arm_share", "judged_span"]
+__all__ = ["AuditArmAnalysis", "StepAnalysis", "arm_share"]
 
 
 def arm_share(policy: Mapping[str, Any] | None, challenger: int) -> tuple[str, float]:
@@ -47,28 +47,43 @@ def arm_share(policy: Mapping[str, Any] | None, challenger: int) -> tuple[str, f
     return ("canary", mine / total) if total > 0 and mine > 0 else ("none", 0.0)
 
 
-def judged_span(
-    traffic: TrafficStore,
-    model: str,
-    challenger: int,
-    since: datetime,
-    now: datetime,
-    settle: timedelta,
-) -> tuple[str, float, datetime] | Verdict:
-    """What a check judges: the stage and share the traffic policy gives ``challenger``
-    and where its rows start (``since`` + ``settle``: servers take about a second to
-    follow a new policy), or the ``continue`` verdict when there is nothing to judge."""
-    state = traffic.get(model)
-    stage, share = arm_share(state.policy if state else None, challenger)
-    if stage == "none":
-        return Verdict("continue", "the traffic policy sends the challenger nothing yet")
-    start = since + settle
-    if now <= start:
-        return Verdict("continue", f"settling: the first {settle} are not judged")
-    return stage, share, start
+class StepAnalysis:
+    """What the analyses share: the audit log, the traffic store whose policy says the
+    challenger's stage and share, the models' rollout plans and the clock; and the span
+    of rows a check judges."""
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        traffic: TrafficStore,
+        plans: Mapping[str, RolloutPlan],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle: timedelta = timedelta(seconds=2),
+    ) -> None:
+        self.audit = audit
+        self.traffic = traffic
+        self.plans = plans
+        self.clock = clock
+        self.settle = settle
+
+    def span(
+        self, model: str, challenger: int, since: datetime
+    ) -> tuple[str, float, datetime, datetime] | Verdict:
+        """The stage and share the policy gives ``challenger``, where its judged rows
+        start (``since`` + ``settle``: servers take about a second to follow a new
+        policy) and now; or the ``continue`` verdict when there is nothing to judge."""
+        state = self.traffic.get(model)
+        stage, share = arm_share(state.policy if state else None, challenger)
+        if stage == "none":
+            return Verdict("continue", "the traffic policy sends the challenger nothing yet")
+        start, now = since + self.settle, self.clock()
+        if now <= start:
+            return Verdict("continue", f"settling: the first {self.settle} are not judged")
+        return stage, share, start, now
 
 
-class AuditArmAnalysis:
+class AuditArmAnalysis(StepAnalysis):
     """Judges a challenger's arm by its answered share in the audit log (module docs).
 
     ``plans`` are the models' rollout plans (their ``min_sample``, ``shadow_requests``,
@@ -86,23 +101,18 @@ class AuditArmAnalysis:
         min_expected: float = 20.0,
         settle: timedelta = timedelta(seconds=2),
     ) -> None:
-        self.audit = audit
-        self.traffic = traffic
-        self.plans = plans
-        self.clock = clock
+        super().__init__(audit, traffic, plans, clock=clock, settle=settle)
         self.z = z
         self.min_expected = min_expected
-        self.settle = settle
 
     def judge(
         self, model: str, champion_version: int, challenger_version: int, since: datetime
     ) -> Verdict:
         plan = self.plans.get(model, RolloutPlan())
-        now = self.clock()
-        span = judged_span(self.traffic, model, challenger_version, since, now, self.settle)
+        span = self.span(model, challenger_version, since)
         if isinstance(span, Verdict):
             return span
-        stage, share, start = span
+        stage, share, start, now = span
         frame = self.audit.window(start, now, model=model)
         route = frame["route"].astype(str)
         version = frame["version"].astype(str)

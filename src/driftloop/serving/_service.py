@@ -369,8 +369,6 @@ class Service:
         if policy is not None and task != "multiclass":
             decide = policy.decide
             decisions = [decide(s) for s in raw.tolist()]
-        if explained is None and it.options.explain:
-            explained = explain(model, it.parsed.matrix, it.options)
         return Scored(
             it.ids if it.ids is not None else new_ids(it.n),
             task,
