@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import utc
 from driftloop.audit._sql import SqlAuditLog, from_us, to_us
+from driftloop.audit._sqlite import SqliteAuditLog
 
 __all__ = ["LATENCY_EDGES_MS", "RouteSummary", "newest_predictions", "route_summary"]
 
@@ -84,44 +86,96 @@ def route_summary(
 ) -> list[RouteSummary]:
     """Per model, version and route: requests, labels, mean score, latency (mean, max and
     a histogram) of predictions with ``start <= ts < end``; without ``start``, the
-    ``last`` (a day) before the newest prediction. Sorted by model, version, route."""
+    ``last`` (a day) before the newest prediction. Sorted by model, version, route.
+
+    On SQLite, whole hours are read from the hourly rollups its triggers keep
+    (``audit_route_hours``, revision ``a0004_ui_route_hours``) and only the partial hours
+    at the span's ends from the predictions: the cost follows the span's hours, not its
+    predictions."""
     if not isinstance(log, SqlAuditLog):
         return _from_frame(log, start, end, last)
     lo, hi = _span(log, start, end, last)
-    below = "SUM(CASE WHEN p.latency_ms < {} THEN 1 ELSE 0 END)"
-    bins = ", ".join(below.format(edge) for edge in LATENCY_EDGES_MS)
-    query = (
-        "SELECT p.model, p.version, p.route, COUNT(*), COUNT(l.label), AVG(p.score), "
-        f"AVG(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), {bins} "
-        f"FROM {log._t('predictions')} p "
-        f"LEFT JOIN {log._t('labels')} l ON l.prediction_id = p.prediction_id "
-        "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route "
-        "ORDER BY p.model, p.version, p.route"
-    )
+    parts: list[tuple[Any, ...]] = []
     with log._transaction(write=False) as cur:
-        cur.execute(log._sql(query), [lo, hi])
-        rows = list(cur.fetchall())
-    out = []
-    for row in rows:
-        model, version, route, n, labelled, score, mean_ms, max_ms, first_us, last_us = row[:10]
-        under = [int(c) for c in row[10:]]
-        counts = [b - a for a, b in zip([0, *under], under, strict=False)]
-        out.append(
-            RouteSummary(
-                model=str(model),
-                version=str(version),
-                route=str(route),
-                requests=int(n),
-                labelled=int(labelled),
-                mean_score=None if score is None else float(score),
-                mean_latency_ms=None if mean_ms is None else float(mean_ms),
-                max_latency_ms=None if max_ms is None else float(max_ms),
-                latency_bins=(*counts, int(n) - under[-1]),
-                first=from_us(int(first_us)),
-                last=from_us(int(last_us)),
-            )
+        first_hour, last_hour = -(-lo // HOUR_US), hi // HOUR_US
+        if isinstance(log, SqliteAuditLog) and first_hour < last_hour:
+            parts += _rows(cur, log, _HOURS, [first_hour, last_hour])
+            parts += _rows(cur, log, _RAW, [lo, first_hour * HOUR_US])
+            parts += _rows(cur, log, _RAW, [last_hour * HOUR_US, hi])
+        else:
+            parts += _rows(cur, log, _RAW, [lo, hi])
+    merged: dict[tuple[str, str, str], list[Any]] = {}
+    for model, version, route, n, labelled, *rest in parts:
+        if not n:  # an hour whose predictions were all compacted away
+            continue
+        score, ms, max_ms, first_us, last_us, *bins = rest
+        key = (str(model), str(version), str(route))
+        if key not in merged:
+            merged[key] = [0, 0, 0.0, 0.0, None, first_us, last_us, [0] * len(bins)]
+        m = merged[key]
+        m[0] += int(n)
+        m[1] += int(labelled)
+        m[2] += float(score or 0.0)
+        m[3] += float(ms or 0.0)
+        m[4] = max_ms if m[4] is None else max(m[4], max_ms)
+        m[5], m[6] = min(m[5], first_us), max(m[6], last_us)
+        m[7] = [a + int(b or 0) for a, b in zip(m[7], bins, strict=True)]
+    return [
+        RouteSummary(
+            model=model,
+            version=version,
+            route=route,
+            requests=n,
+            labelled=labelled,
+            mean_score=score / n,
+            mean_latency_ms=ms / n,
+            max_latency_ms=None if max_ms is None else float(max_ms),
+            latency_bins=tuple(bins),
+            first=from_us(int(first_us)),
+            last=from_us(int(last_us)),
         )
-    return out
+        for (model, version, route), (n, labelled, score, ms, max_ms, first_us, last_us, bins) in (
+            sorted(merged.items())
+        )
+    ]
+
+
+def _bins(latency: str) -> str:
+    """SQL summing, per latency bin, the rows whose ``latency`` falls in it."""
+    lows, highs = (None, *LATENCY_EDGES_MS), (*LATENCY_EDGES_MS, None)
+    flags = [
+        " AND ".join(
+            ([f"{latency} >= {lo}"] if lo is not None else [])
+            + ([f"{latency} < {hi}"] if hi is not None else [])
+        )
+        for lo, hi in zip(lows, highs, strict=True)
+    ]
+    return ", ".join(f"SUM(CASE WHEN {flag} THEN 1 ELSE 0 END)" for flag in flags)
+
+
+HOUR_US = 3_600_000_000
+# predictions in [?, ?) as partial aggregates; whole hours [?, ?) from the rollups
+_RAW = (
+    "SELECT p.model, p.version, p.route, COUNT(*), COUNT(l.prediction_id), SUM(p.score), "
+    f"SUM(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), {_bins('p.latency_ms')} "
+    "FROM {predictions} p LEFT JOIN {labels} l ON l.prediction_id = p.prediction_id "
+    "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route"
+)
+_HOURS = (
+    "SELECT model, version, route, SUM(requests), SUM(labelled), SUM(score_sum), "
+    "SUM(latency_sum), MAX(latency_max), MIN(first_us), MAX(last_us), "
+    f"{', '.join(f'SUM(b{i})' for i in range(len(LATENCY_EDGES_MS) + 1))} "
+    "FROM audit_route_hours WHERE hour >= ? AND hour < ? AND requests > 0 "
+    "GROUP BY model, version, route"
+)
+
+
+def _rows(cur: Any, log: SqlAuditLog, query: str, params: list[int]) -> list[tuple[Any, ...]]:
+    if params[0] >= params[1]:
+        return []
+    text = query.format(predictions=log._t("predictions"), labels=log._t("labels"))
+    cur.execute(log._sql(text), params)
+    return [tuple(row) for row in cur.fetchall()]
 
 
 def _from_frame(
