@@ -101,3 +101,4 @@ def test_any_span_sums_exactly_what_a_row_by_row_count_finds(log: AuditLog) -> N
                 assert arm.mean_latency_ms == pytest.approx(float(group["latency_ms"].mean()))
                 assert arm.max_latency_ms == pytest.approx(float(group["latency_ms"].max()))
                 assert sum(arm.latency_bins) == len(group)
+                assert sum(arm.score_bins) == len(group)

@@ -35,6 +35,7 @@ from driftloop.audit._retention import (
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._summary import (
     LATENCY_EDGES_MS,
+    SCORE_EDGES,
     RouteSummary,
     newest_predictions,
     route_summary,
@@ -44,6 +45,7 @@ from driftloop.audit._writer import GroupCommitWriter
 __all__ = [
     "FRAME_COLUMNS",
     "LATENCY_EDGES_MS",
+    "SCORE_EDGES",
     "AuditBatch",
     "AuditLog",
     "AuditRecord",

@@ -20,12 +20,21 @@ from driftloop.audit._record import utc
 from driftloop.audit._sql import SqlAuditLog, from_us, to_us
 from driftloop.audit._sqlite import SqliteAuditLog
 
-__all__ = ["LATENCY_EDGES_MS", "RouteSummary", "newest_predictions", "route_summary"]
+__all__ = [
+    "LATENCY_EDGES_MS",
+    "SCORE_EDGES",
+    "RouteSummary",
+    "newest_predictions",
+    "route_summary",
+]
 
 _EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))  # pandas' range
 
 # Upper edges of the latency histogram's bins (the last bin is everything slower).
 LATENCY_EDGES_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+# Upper edges of the score histogram's bins: tenths (scores under 0 fall in the first,
+# 1 and over in the last).
+SCORE_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class RouteSummary:
 
     ``latency_bins`` counts latencies under each of :data:`LATENCY_EDGES_MS` (and one more
     bin above the last); latency fields are None when the log does not keep latency.
+    ``score_bins`` counts scores per bin of :data:`SCORE_EDGES` (empty when not counted).
     """
 
     model: str
@@ -48,6 +58,7 @@ class RouteSummary:
     latency_bins: tuple[int, ...]
     first: datetime
     last: datetime
+    score_bins: tuple[int, ...] = ()
 
     @property
     def fallback(self) -> bool:
@@ -130,7 +141,8 @@ def route_summary(
             mean_score=score / n,
             mean_latency_ms=ms / n,
             max_latency_ms=None if max_ms is None else float(max_ms),
-            latency_bins=tuple(bins),
+            latency_bins=tuple(bins[:_LATENCY_N]),
+            score_bins=tuple(bins[_LATENCY_N:]),
             first=from_us(int(first_us)),
             last=from_us(int(last_us)),
         )
@@ -140,13 +152,16 @@ def route_summary(
     ]
 
 
-def _bins(latency: str) -> str:
-    """SQL summing, per latency bin, the rows whose ``latency`` falls in it."""
-    lows, highs = (None, *LATENCY_EDGES_MS), (*LATENCY_EDGES_MS, None)
+_LATENCY_N = len(LATENCY_EDGES_MS) + 1
+
+
+def _bins(value: str, edges: tuple[float, ...]) -> str:
+    """SQL summing, per bin of ``edges``, the rows whose ``value`` falls in it."""
+    lows, highs = (None, *edges), (*edges, None)
     flags = [
         " AND ".join(
-            ([f"{latency} >= {lo}"] if lo is not None else [])
-            + ([f"{latency} < {hi}"] if hi is not None else [])
+            ([f"{value} >= {lo}"] if lo is not None else [])
+            + ([f"{value} < {hi}"] if hi is not None else [])
         )
         for lo, hi in zip(lows, highs, strict=True)
     ]
@@ -157,14 +172,16 @@ HOUR_US = 3_600_000_000
 # predictions in [?, ?) as partial aggregates; whole hours [?, ?) from the rollups
 _RAW = (
     "SELECT p.model, p.version, p.route, COUNT(*), COUNT(l.prediction_id), SUM(p.score), "
-    f"SUM(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), {_bins('p.latency_ms')} "
+    "SUM(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), "
+    f"{_bins('p.latency_ms', LATENCY_EDGES_MS)}, {_bins('p.score', SCORE_EDGES)} "
     "FROM {predictions} p LEFT JOIN {labels} l ON l.prediction_id = p.prediction_id "
     "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route"
 )
 _HOURS = (
     "SELECT model, version, route, SUM(requests), SUM(labelled), SUM(score_sum), "
     "SUM(latency_sum), MAX(latency_max), MIN(first_us), MAX(last_us), "
-    f"{', '.join(f'SUM(b{i})' for i in range(len(LATENCY_EDGES_MS) + 1))} "
+    f"{', '.join(f'SUM(b{i})' for i in range(_LATENCY_N))}, "
+    f"{', '.join(f'SUM(s{i})' for i in range(len(SCORE_EDGES) + 1))} "
     "FROM audit_route_hours WHERE hour >= ? AND hour < ? AND requests > 0 "
     "GROUP BY model, version, route"
 )

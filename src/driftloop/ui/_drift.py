@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from driftloop.core.config import MonitoringConfig
 from driftloop.core.errors import NotFoundError
+from driftloop.ui._access import check_model
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import render
 from driftloop.ui._svg import histogram, line_chart
@@ -50,6 +51,7 @@ def _points(frame: pd.DataFrame) -> list[tuple[datetime, float | None]]:
 def drift(request: Request) -> Response:
     reader: ProjectReader = request.app.state.reader
     name = request.path_params["name"]
+    check_model(request, reader, name)
     every = reader.windows(name)
     if not every:
         reader.registry.latest_version(name)  # an unknown model is named as such

@@ -72,3 +72,10 @@ def test_labels_and_compaction_keep_the_rollups_equal_to_the_rows(tmp_path: Path
         assert rolled_up(tmp_path / "audit.db") == 40
     finally:
         log.close()
+
+
+def test_the_rollups_bins_are_the_summarys() -> None:
+    from driftloop.audit import LATENCY_EDGES_MS, SCORE_EDGES
+    from driftloop.audit.migrations.versions import a0004_ui_route_hours as revision
+
+    assert (revision.EDGES_MS, revision.SCORE_EDGES) == (LATENCY_EDGES_MS, SCORE_EDGES)

@@ -2,9 +2,11 @@
 
 ``audit_route_hours`` holds, per hour (``hour`` = ``ts_us`` // 3,600,000,000), model,
 version and route: requests, labelled requests, sums of score and latency, the slowest
-latency, the first and last ``ts_us``, and a latency histogram (``b0``..``b10``: under
+latency, the first and last ``ts_us``, a latency histogram (``b0``..``b10``: under
 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 ms, then the rest: the edges of
-``driftloop.audit.LATENCY_EDGES_MS`` when this revision was written). SQLite triggers keep
+``driftloop.audit.LATENCY_EDGES_MS`` when this revision was written) and a score
+histogram (``s0``..``s9``: tenths of [0, 1), scores under 0 in the first, 1 and over in
+the last: ``SCORE_EDGES``). SQLite triggers keep
 it exact as rows come and go: a prediction inserted (a duplicate id inserts nothing) or
 deleted (compaction), a label inserted or deleted (a label changed is an update: the count
 stays). Existing rows are rolled up once, here. A summary of any span then reads a few
@@ -27,21 +29,29 @@ branch_labels = None
 depends_on = None
 
 EDGES_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+SCORE_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 HOUR_US = 3_600_000_000
-_BINS = [f"b{i}" for i in range(len(EDGES_MS) + 1)]
+_LATENCY_BINS = [f"b{i}" for i in range(len(EDGES_MS) + 1)]
+_SCORE_BINS = [f"s{i}" for i in range(len(SCORE_EDGES) + 1)]
+_BINS = _LATENCY_BINS + _SCORE_BINS
 
 
-def _bin_flags(latency: str) -> list[str]:
-    """Per bin, an SQL expression that is 1 when ``latency`` falls in it, else 0."""
-    lows = (None, *EDGES_MS)
-    highs = (*EDGES_MS, None)
+def _edge_flags(value: str, edges: tuple[float, ...]) -> list[str]:
+    """Per bin, an SQL expression that is 1 when ``value`` falls in it, else 0."""
+    lows = (None, *edges)
+    highs = (*edges, None)
     out = []
     for lo, hi in zip(lows, highs, strict=True):
-        parts = ([f"{latency} >= {lo}"] if lo is not None else []) + (
-            [f"{latency} < {hi}"] if hi is not None else []
+        parts = ([f"{value} >= {lo}"] if lo is not None else []) + (
+            [f"{value} < {hi}"] if hi is not None else []
         )
         out.append(f"({' AND '.join(parts)})")
     return out
+
+
+def _bin_flags(row: str) -> list[str]:
+    """The flags of every bin column (``_BINS``) for the prediction ``row`` (p, NEW, OLD)."""
+    return _edge_flags(f"{row}.latency_ms", EDGES_MS) + _edge_flags(f"{row}.score", SCORE_EDGES)
 
 
 def upgrade() -> None:
@@ -61,11 +71,11 @@ def upgrade() -> None:
         f"latency_max, first_us, last_us, {', '.join(_BINS)}) "
         f"SELECT p.ts_us / {HOUR_US}, p.model, p.version, p.route, COUNT(*), "
         "COUNT(l.prediction_id), SUM(p.score), SUM(p.latency_ms), MAX(p.latency_ms), "
-        f"MIN(p.ts_us), MAX(p.ts_us), {', '.join(f'SUM{f}' for f in _bin_flags('p.latency_ms'))} "
+        f"MIN(p.ts_us), MAX(p.ts_us), {', '.join(f'SUM{f}' for f in _bin_flags('p'))} "
         "FROM audit_predictions p LEFT JOIN audit_labels l ON l.prediction_id = p.prediction_id "
         "GROUP BY 1, 2, 3, 4"
     )
-    new = _bin_flags("NEW.latency_ms")
+    new = _bin_flags("NEW")
     op.execute(
         "CREATE TRIGGER audit_route_hours_insert AFTER INSERT ON audit_predictions BEGIN "
         f"INSERT INTO audit_route_hours ({key}, requests, labelled, score_sum, latency_sum, "
@@ -82,7 +92,7 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_route_hours_delete AFTER DELETE ON audit_predictions BEGIN "
         "UPDATE audit_route_hours SET requests = requests - 1, score_sum = score_sum - OLD.score, "
         "latency_sum = latency_sum - OLD.latency_ms, "
-        f"{', '.join(f'{b} = {b} - {f}' for b, f in zip(_BINS, _bin_flags('OLD.latency_ms'), strict=True))} "  # noqa: E501
+        f"{', '.join(f'{b} = {b} - {f}' for b, f in zip(_BINS, _bin_flags('OLD'), strict=True))} "
         f"WHERE hour = OLD.ts_us / {HOUR_US} AND model = OLD.model AND version = OLD.version "
         "AND route = OLD.route; END"
     )
