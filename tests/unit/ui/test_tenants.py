@@ -252,3 +252,18 @@ def test_logging_out_forgets_the_key(app: object, keys: dict[str, str]) -> None:
     out = client.post("/ui/logout", data={"csrf": csrf(page)}, follow_redirects=False)
     assert out.status_code == 303
     assert client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_serve_mounts_the_dashboard_behind_the_login_under_keys(
+    world: UiWorld, keys: dict[str, str]
+) -> None:
+    from driftloop.cli._serve import build_app
+
+    app = build_app({"DRIFTLOOP_CONFIG": str(world.root / "driftloop.toml"),
+                     "DRIFTLOOP_SERVE_AUDIT": "0"})  # fmt: skip
+    client = TestClient(app)  # the model server is not started: only /ui is asked
+    assert client.get("/ui/", follow_redirects=False).headers["location"] == "/ui/login?next=/"
+    client.post("/ui/login", data={"key": keys["beta"]})
+    assert "rival" in client.get("/ui/models").text
+    words = text(client.get("/ui/traffic").text)
+    assert "This server does not serve rival" in words  # not started: nothing loaded
