@@ -74,6 +74,7 @@ def main() -> None:
         "predictions (newest)": "/ui/predictions",
         "prediction by id": f"/ui/predictions?id={world.explained_id}",
         "predictions by entity": f"/ui/predictions?entity=applicant_id={world.entity_value}",
+        "promote (confirm)": f"/ui/models/{MODEL}/promote?alias=champion&version=3",
         "traffic (last day)": "/ui/traffic",
         "traffic (all 12 days)": "/ui/traffic?days=30",
     }

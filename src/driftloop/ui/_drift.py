@@ -68,12 +68,12 @@ def drift(request: Request) -> Response:
     else:
         judged = [w for w in windows if w["verdict"] != "insufficient-data"] or windows
         chosen = judged[-1]
-    series = reader.monitoring.series(name)
-    series = series[(series["version"] == version) & (series["route"] == route)]
-    limits = thresholds(reader.settings.monitoring)
-    charts = _feature_charts(series, limits, pd.Timestamp(chosen["window_end"]), int(chosen["id"]))
     summary = json.loads(chosen["summary"])
     metric = summary.get("metric")
+    limits = thresholds(reader.settings.monitoring)
+    wanted = ["ks", *limits, *([metric] if metric else [])]  # ks: a number's feature
+    series = reader.results([int(w["id"]) for w in windows], wanted)
+    charts = _feature_charts(series, limits, pd.Timestamp(chosen["window_end"]), int(chosen["id"]))
     performance = None
     if metric:
         own = series[(series["feature"] == "") & (series["statistic"] == metric)]

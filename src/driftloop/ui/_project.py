@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.audit import AuditLog, open_audit_log
@@ -127,6 +128,22 @@ class ProjectReader:
         query = sa.select(*columns).where(w.c.model == model).order_by(w.c.window_end, w.c.id)
         with self.monitoring.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
+
+    def results(self, window_ids: list[int], statistics: list[str]) -> pd.DataFrame:
+        """The monitoring results of these windows for these statistics (window_id,
+        window_end, feature, statistic, value, drifted), oldest first: read by the
+        results' window index, only the columns the drift page draws."""
+        r = self.monitoring.results
+        columns = [r.c.window_id, r.c.window_end, r.c.feature, r.c.statistic, r.c.value,
+                   r.c.drifted]  # fmt: skip
+        query = (
+            sa.select(*columns)
+            .where(r.c.window_id.in_(window_ids), r.c.statistic.in_(statistics))
+            .order_by(r.c.window_end)
+        )
+        with self.monitoring.engine.connect() as conn:
+            rows = [tuple(row) for row in conn.execute(query).all()]
+        return pd.DataFrame(rows, columns=[c.name for c in columns])
 
     def histograms(self, window_id: int) -> str | None:
         """The stored histograms (JSON text) of one window."""
