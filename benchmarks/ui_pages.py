@@ -8,7 +8,10 @@ the request's arrival to its last body byte (the client's own work is not counte
 median and worst are printed against the 100 ms target, with the load average, and
 written to benchmarks/results/ui_pages.json.
 
-    python benchmarks/ui_pages.py [--predictions 100000] [--repeat 20]
+With ``--keys`` the project runs under ``serving.auth = "keys"``: every page is asked with
+an admin key of the models' tenant, logged in once (the key is checked on every request).
+
+    python benchmarks/ui_pages.py [--predictions 100000] [--repeat 20] [--keys]
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from pathlib import Path
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from driftloop.core.config import load_settings
+from driftloop.registry import Registry
 from driftloop.ui import standalone_ui
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
@@ -59,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keys", action="store_true", help="serving.auth = keys, logged in")
     args = parser.parse_args()
     started = time.perf_counter()
     world = fill_project(Path(tempfile.mkdtemp(prefix="ui-bench-")), predictions=args.predictions)
@@ -78,11 +84,23 @@ def main() -> None:
         "traffic (last day)": "/ui/traffic",
         "traffic (all 12 days)": "/ui/traffic?days=30",
     }
-    timed = ServerTime(standalone_ui(world.settings))
+    settings, secret = world.settings, None
+    if args.keys:
+        toml = world.root / "driftloop.toml"
+        toml.write_text(toml.read_text() + '\n[serving]\nauth = "keys"\n')
+        settings = load_settings(toml, environ={})
+        registry = Registry.from_settings(settings)
+        try:
+            secret = registry.keys.create("default", ["read", "admin"], name="b", who="b")[1]
+        finally:
+            registry.close()
+    timed = ServerTime(standalone_ui(settings))
     results = {}
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared machine)")
     with TestClient(timed) as client:
+        if secret is not None:
+            assert client.post("/ui/login", data={"key": secret}).status_code == 200
         print(f"{'page':<24}{'median ms':>10}{'max ms':>9}{'KB':>7}  target {TARGET_MS:g} ms")
         for name, path in pages.items():
             size = len(client.get(path).content)  # warm-up: opens the parts
@@ -96,7 +114,8 @@ def main() -> None:
             results[name] = {"path": path, "median_ms": median, "max_ms": worst, "bytes": size}
     out = Path(__file__).parent / "results" / "ui_pages.json"
     out.parent.mkdir(exist_ok=True)
-    meta = {"predictions": args.predictions, "repeat": args.repeat, "cores": os.cpu_count()}
+    meta = {"predictions": args.predictions, "repeat": args.repeat, "keys": args.keys,
+            "cores": os.cpu_count()}  # fmt: skip
     out.write_text(json.dumps({**meta, "load": load, "target_ms": TARGET_MS, "pages": results}))
 
 

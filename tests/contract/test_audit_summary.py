@@ -14,6 +14,7 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
+    entity_predictions,
     newest_predictions,
     route_summary,
 )
@@ -102,3 +103,31 @@ def test_any_span_sums_exactly_what_a_row_by_row_count_finds(log: AuditLog) -> N
                 assert arm.max_latency_ms == pytest.approx(float(group["latency_ms"].max()))
                 assert sum(arm.latency_bins) == len(group)
                 assert sum(arm.score_bins) == len(group)
+
+
+def test_an_entitys_predictions_come_newest_first_of_the_models_asked(log: AuditLog) -> None:
+    log.write(
+        [
+            AuditRecord(
+                prediction_id=f"e{i}",
+                ts=T0 - timedelta(hours=i),
+                model=model,
+                version="1",
+                route="v1",
+                score=0.5,
+                decision="stay",
+                latency_ms=1.0,
+                features={},
+                entity_keys={"customer": "42"},
+            )
+            for i, model in enumerate(["churn", "upsell", "churn"])
+        ]
+    )
+    log.add_labels([Label("e2", 1.0)])
+    found = entity_predictions(log, "customer", "42")
+    assert found["prediction_id"].tolist() == ["e0", "e1", "e2"]
+    assert found["label"].tolist()[2] == 1.0
+    churn = entity_predictions(log, "customer", "42", models=["churn"], limit=1)
+    assert churn["prediction_id"].tolist() == ["e0"]
+    assert entity_predictions(log, "customer", "42", models=[]).empty
+    assert entity_predictions(log, "customer", "7").empty

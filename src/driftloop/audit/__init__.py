@@ -37,6 +37,7 @@ from driftloop.audit._summary import (
     LATENCY_EDGES_MS,
     SCORE_EDGES,
     RouteSummary,
+    entity_predictions,
     newest_predictions,
     route_summary,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "RouteSummary",
     "SqliteAuditLog",
     "enforce_retention",
+    "entity_predictions",
     "idempotency_store",
     "label_store",
     "newest_predictions",

@@ -9,6 +9,7 @@ Compacted (Parquet) predictions are not counted: these are the database's recent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "LATENCY_EDGES_MS",
     "SCORE_EDGES",
     "RouteSummary",
+    "entity_predictions",
     "newest_predictions",
     "route_summary",
 ]
@@ -229,14 +231,45 @@ def _from_frame(
     ]
 
 
+_LEAN = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
+
+
 def newest_predictions(log: AuditLog, model: str | None = None, limit: int = 20) -> pd.DataFrame:
     """The ``limit`` newest predictions (of ``model``, or of all), newest first: their id,
     time, model, version, route, score, decision and label."""
-    columns = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
     if not isinstance(log, SqlAuditLog):
         frame = log.window(*_EVER, model=model)
-        return frame.sort_values("ts", ascending=False).head(limit)[columns]
+        return frame.sort_values("ts", ascending=False).head(limit)[_LEAN]
     where, params = ("WHERE p.model = ?", [model]) if model is not None else ("", [])
+    return _lean(log, where, params, limit)
+
+
+def entity_predictions(
+    log: AuditLog, name: str, value: str, *, models: Sequence[str] | None = None, limit: int = 200
+) -> pd.DataFrame:
+    """The ``limit`` newest predictions of the entity ``name`` = ``value`` (by ``models``
+    only, when given), newest first, with the columns of :func:`newest_predictions` (not
+    the features and explanations that ``AuditLog.by_entity`` decodes)."""
+    if not isinstance(log, SqlAuditLog):
+        frame = log.by_entity(name, value)
+        if models is not None:
+            frame = frame[frame["model"].isin(list(models))]
+        return frame.sort_values("ts", ascending=False).head(limit)[_LEAN]
+    where = (
+        f"WHERE p.prediction_id IN (SELECT prediction_id FROM {log._t('entities')} "
+        "WHERE name = ? AND value = ?)"
+    )
+    params: list[Any] = [name, value]
+    if models is not None:
+        if not models:
+            return _lean(log, "WHERE 1 = 0", [], 0)
+        where += f" AND p.model IN ({', '.join('?' * len(models))})"
+        params += list(models)
+    return _lean(log, where, params, limit)
+
+
+def _lean(log: SqlAuditLog, where: str, params: list[Any], limit: int) -> pd.DataFrame:
+    columns = _LEAN
     query = (
         "SELECT p.prediction_id, p.ts_us, p.model, p.version, p.route, p.score, p.decision, "
         f"l.label FROM {log._t('predictions')} p "

@@ -15,7 +15,13 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
-from driftloop.audit import LATENCY_EDGES_MS, SCORE_EDGES, newest_predictions, route_summary
+from driftloop.audit import (
+    LATENCY_EDGES_MS,
+    SCORE_EDGES,
+    entity_predictions,
+    newest_predictions,
+    route_summary,
+)
 from driftloop.core.errors import DriftloopError, NotFoundError
 from driftloop.loop import Decision, history, rollout_state
 from driftloop.registry import AliasEvent, parse_time
@@ -201,13 +207,22 @@ def predictions(request: Request) -> Response:
         if not sep or not key.strip():
             context["error"] = f"Entity {entity!r}: expected name=value (applicant_id=42)."
         else:
-            found = reader.audit.by_entity(key.strip(), value.strip())
-            if viewer(request).tenant is not None:
-                found = found[found["model"].isin(_model_names(request))]
-            context["matches"] = found.sort_values("ts", ascending=False).head(200)
+            mine = _model_names(request) if viewer(request).tenant is not None else None
+            found = entity_predictions(reader.audit, key.strip(), value.strip(), models=mine)
+            context["matches"] = _rows(found)
     if not pid and not entity:
-        context["newest"] = _newest(request, reader)
+        context["newest"] = _rows(_newest(request, reader))
     return render(request, "predictions.html", context)
+
+
+_ROW_COLUMNS = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as plain values (a template reading a frame's Arrow-backed cells
+    one by one spends more than the query did)."""
+    columns = {c: frame[c].tolist() for c in _ROW_COLUMNS}
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _newest(request: Request, reader: ProjectReader, limit: int = 20) -> pd.DataFrame:
