@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.audit import AuditLog, open_audit_log
@@ -129,7 +128,7 @@ class ProjectReader:
         with self.monitoring.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
 
-    def results(self, window_ids: list[int], statistics: list[str]) -> pd.DataFrame:
+    def results(self, window_ids: list[int], statistics: list[str]) -> list[dict[str, Any]]:
         """The monitoring results of these windows for these statistics (window_id,
         window_end, feature, statistic, value, drifted), oldest first: read by the
         results' window index, only the columns the drift page draws."""
@@ -142,8 +141,7 @@ class ProjectReader:
             .order_by(r.c.window_end)
         )
         with self.monitoring.engine.connect() as conn:
-            rows = [tuple(row) for row in conn.execute(query).all()]
-        return pd.DataFrame(rows, columns=[c.name for c in columns])
+            return [dict(row) for row in conn.execute(query).mappings().all()]
 
     def histograms(self, window_id: int) -> str | None:
         """The stored histograms (JSON text) of one window."""
