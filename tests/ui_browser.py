@@ -26,7 +26,8 @@ def console_errors(driver: Any) -> list[str]:
 def screenshot(driver: Any, name: str) -> None:
     """The whole page as docs/img/ui-<name>.png."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(max(int(height), 600), 4000))
+    chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(1280, min(max(int(height), 600), 4000) + max(int(chrome), 0))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / f"ui-{name}.png"))
     driver.set_window_size(1280, 1000)
