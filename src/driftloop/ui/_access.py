@@ -12,7 +12,8 @@ tenant's models, their drift, traffic, loop and predictions (another tenant's mo
 "not found", as the API answers); feature views have no tenant yet, so only a key with
 the ``admin`` scope sees the features page. Admin actions need the ``admin`` scope and
 carry a CSRF token: an HMAC of the key's secret that a page of another origin cannot
-compute, checked in constant time.
+compute, checked in constant time; a POST whose ``Origin`` names another host (a form of
+another site, the login form's included) is refused before anything else.
 """
 
 from __future__ import annotations
@@ -113,6 +114,18 @@ def _cookie(scope: Scope) -> str | None:
     return None
 
 
+def _same_origin(scope: Scope) -> bool:
+    """No ``Origin`` header (not a browser's cross-site POST), or one naming this host
+    (``Host``, or ``X-Forwarded-Host`` as a proxy passes it on): refuses a form posted
+    from another site, the login form included."""
+    headers: dict[bytes, bytes] = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    hosts = {headers.get(b"host"), headers.get(b"x-forwarded-host")} - {None}
+    return origin.split(b"://", 1)[-1] in hosts
+
+
 class KeyDoor:
     """ASGI middleware of the dashboard under API keys: the cookie's key, checked on every
     request, becomes ``request.state.viewer``; without a usable key a page leads to the
@@ -125,6 +138,10 @@ class KeyDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST" and not _same_origin(scope):
+            text = "A form of another site may not post here."
+            await message(Request(scope), "Refused", text, 403)(scope, receive, send)
             return
         secret = _cookie(scope)
         key = await run_in_threadpool(self.keys.verify, secret) if secret else None
@@ -156,7 +173,7 @@ def login_form(request: Request) -> Response:
 
 def _next(path: str) -> str:
     """Only a path inside the dashboard (never another site)."""
-    return path if path.startswith("/") and not path.startswith("//") else "/"
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
 
 
 async def login(request: Request) -> Response:

@@ -267,3 +267,22 @@ def test_serve_mounts_the_dashboard_behind_the_login_under_keys(
     assert "rival" in client.get("/ui/models").text
     words = text(client.get("/ui/traffic").text)
     assert "This server does not serve rival" in words  # not started: nothing loaded
+
+
+def test_a_form_posted_from_another_site_is_refused(app: object, keys: dict[str, str]) -> None:
+    client = client_of(app, None)
+    evil = {"origin": "https://evil.example"}
+    login = client.post("/ui/login", data={"key": keys["admin"]}, headers=evil)
+    assert login.status_code == 403
+    assert "set-cookie" not in login.headers
+    ours = {"origin": "http://testserver"}
+    assert client.post("/ui/login", data={"key": keys["admin"]}, headers=ours).status_code == 200
+
+
+def test_the_login_only_leads_back_into_the_dashboard(app: object, keys: dict[str, str]) -> None:
+    client = client_of(app, None)
+    for target in ("//evil.example/x", "https://evil.example", "/\\evil.example"):
+        done = client.post(
+            "/ui/login", data={"key": keys["reader"], "next": target}, follow_redirects=False
+        )
+        assert done.headers["location"] == "/ui/", target
