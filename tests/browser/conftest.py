@@ -6,18 +6,15 @@ a failure under ``DRIFTLOOP_REQUIRE_SERVICES=1`` (as in CI, whose .ci/run instal
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from driftloop.serving import token_digest
 from driftloop.ui import standalone_ui
-from services import free_port, unavailable
-from ui_browser import TOKEN
+from services import unavailable
+from ui_browser import TOKEN, serving
 from ui_world import UiWorld, fill_project
 
 
@@ -28,19 +25,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> UiWorld:
 
 @pytest.fixture(scope="session")
 def base_url(world: UiWorld) -> Iterator[str]:
-    port = free_port()
-    app = standalone_ui(world.settings, admin_digest=token_digest(TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the dashboard server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(standalone_ui(world.settings, admin_digest=token_digest(TOKEN))) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ PAGES = {
     "predictions": "/ui/predictions",
     "traffic": "/ui/traffic",
     "split": f"/ui/traffic/{MODEL}/split?arm_champion=50&arm_challenger=50",
+    "promote": f"/ui/models/{MODEL}/promote?alias=champion&version=3",
 }
 
 
@@ -98,6 +99,30 @@ def test_a_rollback_needs_the_admin_token_then_moves_the_alias(
     assert alias(world) == 1
     latest = by_css(browser, "#alias-history tr:nth-child(2)").text
     assert latest == f"{latest[:23]} champion v2 → v1 rollback dora canary failed"
+
+
+def test_a_promotion_needs_the_admin_token_then_moves_the_alias(
+    browser: Any, base_url: str, world: UiWorld
+) -> None:
+    before = alias(world)
+    browser.get(f"{base_url}/ui/models/{MODEL}")
+    click_to_next_page(browser, by_css(browser, "#promote-challenger"))
+    assert "promoting moves it to v3" in by_css(browser, "#what").text
+    by_css(browser, "input[name=actor]").send_keys("erin")
+    click_to_next_page(browser, by_css(browser, "#confirm"))  # no token
+    assert by_css(browser, "main h1").text == "Refused"
+    assert alias(world) == before
+
+    browser.get(f"{base_url}/ui/models/{MODEL}/promote?alias=champion&version=3")
+    by_css(browser, "input[name=token]").send_keys(TOKEN)
+    by_css(browser, "input[name=actor]").send_keys("erin")
+    by_css(browser, "input[name=reason]").send_keys("canary passed")
+    click_to_next_page(browser, by_css(browser, "#confirm"))
+    assert browser.current_url.endswith(f"/ui/models/{MODEL}")
+    assert alias(world) == 3
+    latest = by_css(browser, "#alias-history tr:nth-child(2)").text
+    assert latest == f"{latest[:23]} champion v{before} → v3 move erin canary passed"
+    screenshot(browser, "model")
 
 
 def alias(world: UiWorld) -> int:

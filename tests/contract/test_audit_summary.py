@@ -14,6 +14,7 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
+    entity_predictions,
     newest_predictions,
     route_summary,
 )
@@ -77,3 +78,56 @@ def test_newest_predictions_come_first_with_their_labels(log: AuditLog) -> None:
     assert newest["prediction_id"].tolist() == ["p0", "p1", "p10"]
     assert newest["label"].tolist()[1:] == [1.0, 1.0]
     assert newest_predictions(log, "other").empty
+
+
+def test_any_span_sums_exactly_what_a_row_by_row_count_finds(log: AuditLog) -> None:
+    """Whole hours may come from rollups (SQLite), partial ones from the rows: labels
+    that come later, a duplicate write and spans cut mid-hour all agree with the rows."""
+    log.write([record(3, "1", "v1", 99.0, hours_ago=3)])  # a duplicate id: ignored
+    log.add_labels([Label("p20", 1.0), Label("p4", 0.0), Label("p1", 0.0)])  # p1 relabelled
+    rows = log.window(T0 - timedelta(days=3), T0 + timedelta(hours=1))
+    for start_h, end_h in [(40.25, 0.0), (5.5, 0.75), (30.0, 1.0), (2.1, 1.9), (48.0, -1.0)]:
+        start, end = T0 - timedelta(hours=start_h), T0 - timedelta(hours=end_h)
+        inside = rows[(rows["ts"] >= start) & (rows["ts"] < end)]
+        found = {(a.version, a.route): a for a in route_summary(log, start, end)}
+        expected = inside.groupby(["version", "route"])
+        assert set(found) == set(expected.groups), (start_h, end_h)
+        for (version, route), group in expected:
+            arm = found[(version, route)]
+            assert arm.requests == len(group)
+            assert arm.labelled == int(group["label"].notna().sum())
+            assert arm.mean_score == pytest.approx(float(group["score"].mean()))
+            assert arm.first == group["ts"].min().to_pydatetime()
+            if arm.mean_latency_ms is not None:  # the SQL logs keep latency
+                assert arm.mean_latency_ms == pytest.approx(float(group["latency_ms"].mean()))
+                assert arm.max_latency_ms == pytest.approx(float(group["latency_ms"].max()))
+                assert sum(arm.latency_bins) == len(group)
+                assert sum(arm.score_bins) == len(group)
+
+
+def test_an_entitys_predictions_come_newest_first_of_the_models_asked(log: AuditLog) -> None:
+    log.write(
+        [
+            AuditRecord(
+                prediction_id=f"e{i}",
+                ts=T0 - timedelta(hours=i),
+                model=model,
+                version="1",
+                route="v1",
+                score=0.5,
+                decision="stay",
+                latency_ms=1.0,
+                features={},
+                entity_keys={"customer": "42"},
+            )
+            for i, model in enumerate(["churn", "upsell", "churn"])
+        ]
+    )
+    log.add_labels([Label("e2", 1.0)])
+    found = entity_predictions(log, "customer", "42")
+    assert found["prediction_id"].tolist() == ["e0", "e1", "e2"]
+    assert found["label"].tolist()[2] == 1.0
+    churn = entity_predictions(log, "customer", "42", models=["churn"], limit=1)
+    assert churn["prediction_id"].tolist() == ["e0"]
+    assert entity_predictions(log, "customer", "42", models=[]).empty
+    assert entity_predictions(log, "customer", "7").empty

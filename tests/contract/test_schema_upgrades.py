@@ -172,7 +172,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
     _old_audit_rows(db)
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0003"]
+        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
         frame = log.window(T0, T0 + timedelta(hours=1))
         assert frame["prediction_id"].tolist() == [f"old{i}" for i in range(6)]
         assert frame["amount"].tolist() == [10.0 * i for i in range(6)]
@@ -229,7 +229,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
             "old5",
             "new0",
         ]
-        assert db.version("alembic_version_audit") == ["a0003"]
+        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
     finally:
         again.close()
 
@@ -260,7 +260,7 @@ def test_an_audit_log_at_revision_2_upgrades_keeping_rows_and_gains_relabels_and
     )
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0003"]
+        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
         assert log.window(T0, T0 + timedelta(hours=1))["prediction_id"].tolist() == ["r2a", "r2b"]
         labels, keys = label_store(log), idempotency_store(log)
         assert labels is not None
@@ -313,7 +313,7 @@ def test_workers_opening_one_audit_log_at_once_migrate_it_once(db: Db) -> None:
         thread.join()
     try:
         assert errors == []
-        assert db.version("alembic_version_audit") == ["a0003"]
+        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
         assert all(len(log.window(T0, T0 + timedelta(hours=1))) == 6 for log in logs)
     finally:
         for log in logs:
@@ -427,7 +427,7 @@ def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db)
         return
     log = db.audit_log()
     log.close()
-    assert db.version("alembic_version_audit") == ["a0003"]
+    assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
     assert db.version("alembic_version_monitoring") == ["m0002"]
 
 

@@ -35,7 +35,9 @@ from driftloop.audit._retention import (
 from driftloop.audit._sqlite import SqliteAuditLog
 from driftloop.audit._summary import (
     LATENCY_EDGES_MS,
+    SCORE_EDGES,
     RouteSummary,
+    entity_predictions,
     newest_predictions,
     route_summary,
 )
@@ -44,6 +46,7 @@ from driftloop.audit._writer import GroupCommitWriter
 __all__ = [
     "FRAME_COLUMNS",
     "LATENCY_EDGES_MS",
+    "SCORE_EDGES",
     "AuditBatch",
     "AuditLog",
     "AuditRecord",
@@ -59,6 +62,7 @@ __all__ = [
     "RouteSummary",
     "SqliteAuditLog",
     "enforce_retention",
+    "entity_predictions",
     "idempotency_store",
     "label_store",
     "newest_predictions",

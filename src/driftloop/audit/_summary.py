@@ -9,21 +9,34 @@ Compacted (Parquet) predictions are not counted: these are the database's recent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
 from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import utc
 from driftloop.audit._sql import SqlAuditLog, from_us, to_us
+from driftloop.audit._sqlite import SqliteAuditLog
 
-__all__ = ["LATENCY_EDGES_MS", "RouteSummary", "newest_predictions", "route_summary"]
+__all__ = [
+    "LATENCY_EDGES_MS",
+    "SCORE_EDGES",
+    "RouteSummary",
+    "entity_predictions",
+    "newest_predictions",
+    "route_summary",
+]
 
 _EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))  # pandas' range
 
 # Upper edges of the latency histogram's bins (the last bin is everything slower).
 LATENCY_EDGES_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+# Upper edges of the score histogram's bins: tenths (scores under 0 fall in the first,
+# 1 and over in the last).
+SCORE_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class RouteSummary:
 
     ``latency_bins`` counts latencies under each of :data:`LATENCY_EDGES_MS` (and one more
     bin above the last); latency fields are None when the log does not keep latency.
+    ``score_bins`` counts scores per bin of :data:`SCORE_EDGES` (empty when not counted).
     """
 
     model: str
@@ -46,6 +60,7 @@ class RouteSummary:
     latency_bins: tuple[int, ...]
     first: datetime
     last: datetime
+    score_bins: tuple[int, ...] = ()
 
     @property
     def fallback(self) -> bool:
@@ -84,44 +99,102 @@ def route_summary(
 ) -> list[RouteSummary]:
     """Per model, version and route: requests, labels, mean score, latency (mean, max and
     a histogram) of predictions with ``start <= ts < end``; without ``start``, the
-    ``last`` (a day) before the newest prediction. Sorted by model, version, route."""
+    ``last`` (a day) before the newest prediction. Sorted by model, version, route.
+
+    On SQLite, whole hours are read from the hourly rollups its triggers keep
+    (``audit_route_hours``, revision ``a0004_ui_route_hours``) and only the partial hours
+    at the span's ends from the predictions: the cost follows the span's hours, not its
+    predictions."""
     if not isinstance(log, SqlAuditLog):
         return _from_frame(log, start, end, last)
     lo, hi = _span(log, start, end, last)
-    below = "SUM(CASE WHEN p.latency_ms < {} THEN 1 ELSE 0 END)"
-    bins = ", ".join(below.format(edge) for edge in LATENCY_EDGES_MS)
-    query = (
-        "SELECT p.model, p.version, p.route, COUNT(*), COUNT(l.label), AVG(p.score), "
-        f"AVG(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), {bins} "
-        f"FROM {log._t('predictions')} p "
-        f"LEFT JOIN {log._t('labels')} l ON l.prediction_id = p.prediction_id "
-        "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route "
-        "ORDER BY p.model, p.version, p.route"
-    )
+    parts: list[tuple[Any, ...]] = []
     with log._transaction(write=False) as cur:
-        cur.execute(log._sql(query), [lo, hi])
-        rows = list(cur.fetchall())
-    out = []
-    for row in rows:
-        model, version, route, n, labelled, score, mean_ms, max_ms, first_us, last_us = row[:10]
-        under = [int(c) for c in row[10:]]
-        counts = [b - a for a, b in zip([0, *under], under, strict=False)]
-        out.append(
-            RouteSummary(
-                model=str(model),
-                version=str(version),
-                route=str(route),
-                requests=int(n),
-                labelled=int(labelled),
-                mean_score=None if score is None else float(score),
-                mean_latency_ms=None if mean_ms is None else float(mean_ms),
-                max_latency_ms=None if max_ms is None else float(max_ms),
-                latency_bins=(*counts, int(n) - under[-1]),
-                first=from_us(int(first_us)),
-                last=from_us(int(last_us)),
-            )
+        first_hour, last_hour = -(-lo // HOUR_US), hi // HOUR_US
+        if isinstance(log, SqliteAuditLog) and first_hour < last_hour:
+            parts += _rows(cur, log, _HOURS, [first_hour, last_hour])
+            parts += _rows(cur, log, _RAW, [lo, first_hour * HOUR_US])
+            parts += _rows(cur, log, _RAW, [last_hour * HOUR_US, hi])
+        else:
+            parts += _rows(cur, log, _RAW, [lo, hi])
+    merged: dict[tuple[str, str, str], list[Any]] = {}
+    for model, version, route, n, labelled, *rest in parts:
+        if not n:  # an hour whose predictions were all compacted away
+            continue
+        score, ms, max_ms, first_us, last_us, *bins = rest
+        key = (str(model), str(version), str(route))
+        if key not in merged:
+            merged[key] = [0, 0, 0.0, 0.0, None, first_us, last_us, [0] * len(bins)]
+        m = merged[key]
+        m[0] += int(n)
+        m[1] += int(labelled)
+        m[2] += float(score or 0.0)
+        m[3] += float(ms or 0.0)
+        m[4] = max_ms if m[4] is None else max(m[4], max_ms)
+        m[5], m[6] = min(m[5], first_us), max(m[6], last_us)
+        m[7] = [a + int(b or 0) for a, b in zip(m[7], bins, strict=True)]
+    return [
+        RouteSummary(
+            model=model,
+            version=version,
+            route=route,
+            requests=n,
+            labelled=labelled,
+            mean_score=score / n,
+            mean_latency_ms=ms / n,
+            max_latency_ms=None if max_ms is None else float(max_ms),
+            latency_bins=tuple(bins[:_LATENCY_N]),
+            score_bins=tuple(bins[_LATENCY_N:]),
+            first=from_us(int(first_us)),
+            last=from_us(int(last_us)),
         )
-    return out
+        for (model, version, route), (n, labelled, score, ms, max_ms, first_us, last_us, bins) in (
+            sorted(merged.items())
+        )
+    ]
+
+
+_LATENCY_N = len(LATENCY_EDGES_MS) + 1
+
+
+def _bins(value: str, edges: tuple[float, ...]) -> str:
+    """SQL summing, per bin of ``edges``, the rows whose ``value`` falls in it."""
+    lows, highs = (None, *edges), (*edges, None)
+    flags = [
+        " AND ".join(
+            ([f"{value} >= {lo}"] if lo is not None else [])
+            + ([f"{value} < {hi}"] if hi is not None else [])
+        )
+        for lo, hi in zip(lows, highs, strict=True)
+    ]
+    return ", ".join(f"SUM(CASE WHEN {flag} THEN 1 ELSE 0 END)" for flag in flags)
+
+
+HOUR_US = 3_600_000_000
+# predictions in [?, ?) as partial aggregates; whole hours [?, ?) from the rollups
+_RAW = (
+    "SELECT p.model, p.version, p.route, COUNT(*), COUNT(l.prediction_id), SUM(p.score), "
+    "SUM(p.latency_ms), MAX(p.latency_ms), MIN(p.ts_us), MAX(p.ts_us), "
+    f"{_bins('p.latency_ms', LATENCY_EDGES_MS)}, {_bins('p.score', SCORE_EDGES)} "
+    "FROM {predictions} p LEFT JOIN {labels} l ON l.prediction_id = p.prediction_id "
+    "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route"
+)
+_HOURS = (
+    "SELECT model, version, route, SUM(requests), SUM(labelled), SUM(score_sum), "
+    "SUM(latency_sum), MAX(latency_max), MIN(first_us), MAX(last_us), "
+    f"{', '.join(f'SUM(b{i})' for i in range(_LATENCY_N))}, "
+    f"{', '.join(f'SUM(s{i})' for i in range(len(SCORE_EDGES) + 1))} "
+    "FROM audit_route_hours WHERE hour >= ? AND hour < ? AND requests > 0 "
+    "GROUP BY model, version, route"
+)
+
+
+def _rows(cur: Any, log: SqlAuditLog, query: str, params: list[int]) -> list[tuple[Any, ...]]:
+    if params[0] >= params[1]:
+        return []
+    text = query.format(predictions=log._t("predictions"), labels=log._t("labels"))
+    cur.execute(log._sql(text), params)
+    return [tuple(row) for row in cur.fetchall()]
 
 
 def _from_frame(
@@ -158,14 +231,45 @@ def _from_frame(
     ]
 
 
+_LEAN = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
+
+
 def newest_predictions(log: AuditLog, model: str | None = None, limit: int = 20) -> pd.DataFrame:
     """The ``limit`` newest predictions (of ``model``, or of all), newest first: their id,
     time, model, version, route, score, decision and label."""
-    columns = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
     if not isinstance(log, SqlAuditLog):
         frame = log.window(*_EVER, model=model)
-        return frame.sort_values("ts", ascending=False).head(limit)[columns]
+        return frame.sort_values("ts", ascending=False).head(limit)[_LEAN]
     where, params = ("WHERE p.model = ?", [model]) if model is not None else ("", [])
+    return _lean(log, where, params, limit)
+
+
+def entity_predictions(
+    log: AuditLog, name: str, value: str, *, models: Sequence[str] | None = None, limit: int = 200
+) -> pd.DataFrame:
+    """The ``limit`` newest predictions of the entity ``name`` = ``value`` (by ``models``
+    only, when given), newest first, with the columns of :func:`newest_predictions` (not
+    the features and explanations that ``AuditLog.by_entity`` decodes)."""
+    if not isinstance(log, SqlAuditLog):
+        frame = log.by_entity(name, value)
+        if models is not None:
+            frame = frame[frame["model"].isin(list(models))]
+        return frame.sort_values("ts", ascending=False).head(limit)[_LEAN]
+    where = (
+        f"WHERE p.prediction_id IN (SELECT prediction_id FROM {log._t('entities')} "
+        "WHERE name = ? AND value = ?)"
+    )
+    params: list[Any] = [name, value]
+    if models is not None:
+        if not models:
+            return _lean(log, "WHERE 1 = 0", [], 0)
+        where += f" AND p.model IN ({', '.join('?' * len(models))})"
+        params += list(models)
+    return _lean(log, where, params, limit)
+
+
+def _lean(log: SqlAuditLog, where: str, params: list[Any], limit: int) -> pd.DataFrame:
+    columns = _LEAN
     query = (
         "SELECT p.prediction_id, p.ts_us, p.model, p.version, p.route, p.score, p.decision, "
         f"l.label FROM {log._t('predictions')} p "

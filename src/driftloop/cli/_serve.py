@@ -35,6 +35,7 @@ from driftloop.serving import (
     ModelSource,
     RegistryModelSource,
     ServedModel,
+    arm_states,
     create_app,
     token_digest,
 )
@@ -125,10 +126,17 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
     )
-    # the dashboard of the same project, with the same admin token (docs/ui.md); it shows
-    # every tenant's models and predictions, so a server with API keys does not mount it
-    if settings.serving.auth != "keys":
-        served_app.mount("/ui", create_ui(settings, admin_digest=digest, traffic=traffic))
+    # the dashboard of the same project, with the same admin token (docs/ui.md); with API
+    # keys, behind a login, each key seeing its tenant's models; it shows this process's
+    # breaker states
+    dashboard = create_ui(
+        settings,
+        admin_digest=digest,
+        traffic=traffic,
+        keys=keys if settings.serving.auth == "keys" else None,
+        arms=arm_states(served_app),
+    )
+    served_app.mount("/ui", dashboard)
     return served_app
 
 

@@ -23,7 +23,8 @@ def ui(
     config: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Serve the dashboard of this project at http://HOST:PORT/ui/ (admin actions need
-    the admin token: DRIFTLOOP_ADMIN_TOKEN or serving.admin_token_sha256)."""
+    the admin token: DRIFTLOOP_ADMIN_TOKEN or serving.admin_token_sha256; with
+    serving.auth = "keys", a login with an API key, each key seeing its tenant's models)."""
     import uvicorn
 
     with exit_on_error():

@@ -3,6 +3,7 @@ metrics and a durable audit trail, as a Starlette app (``create_app``)."""
 
 from __future__ import annotations
 
+from driftloop.serving._admin import arm_states
 from driftloop.serving._app import create_app
 from driftloop.serving._auth import actor_name, token_digest, token_matches
 from driftloop.serving._batcher import DynamicBatcher
@@ -28,6 +29,7 @@ __all__ = [
     "RegistryModelSource",
     "ServedModel",
     "actor_name",
+    "arm_states",
     "create_app",
     "token_digest",
     "token_matches",

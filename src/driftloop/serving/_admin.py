@@ -9,6 +9,7 @@ and applied here at once; requests in flight finish on the version they started 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +23,7 @@ from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
 
-__all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
+__all__ = ["arm_states", "describe", "get_traffic", "put_traffic", "token_digest"]
 
 _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
 
@@ -115,6 +116,22 @@ def describe(service: Service) -> dict[str, Any]:
         "shadow_version": shadow.model.version if shadow is not None else None,
         "shadow_sample": router.shadow_sample if router.shadow is not None else None,
     }
+
+
+def arm_states(app: Any) -> Callable[[str], list[dict[str, Any]] | None]:
+    """For the server ``app`` (made by ``create_app``): a model's arms as this process
+    routes them now (:func:`describe`'s ``arms``: name, version, weight, breaker state),
+    or None for a model it does not serve or has not loaded. For the dashboard it mounts."""
+    server: Server = app.state.server
+
+    def arms(name: str) -> list[dict[str, Any]] | None:
+        service = server.by_name.get(name)
+        if service is None or service.current is None:
+            return None
+        found: list[dict[str, Any]] = describe(service)["arms"]
+        return found
+
+    return arms
 
 
 def _bad(field: str | None, rule: str) -> HttpError:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -18,8 +19,9 @@ from driftloop.core.errors import (
     InvalidParameterError,
     NotFoundError,
 )
-from driftloop.registry import TrafficStore
-from driftloop.ui import _actions, _pages
+from driftloop.registry import KeyStore, TrafficStore
+from driftloop.ui import _access, _actions, _pages
+from driftloop.ui._arms import ArmStates
 from driftloop.ui._drift import drift
 from driftloop.ui._loop import loop
 from driftloop.ui._project import ProjectReader
@@ -46,12 +48,18 @@ def create_ui(
     admin_digest: str | None = None,
     traffic: TrafficStore | None = None,
     reader: ProjectReader | None = None,
+    keys: KeyStore | None = None,
+    arms: ArmStates | None = None,
 ) -> Starlette:
     """The dashboard of the project at ``settings``, to mount (``Mount("/ui", app)``).
 
     ``admin_digest`` is the admin token's SHA-256 (default
     ``settings.serving.admin_token_sha256``; None: admin actions are refused);
     ``traffic`` the store of run-time traffic policies (default the registry's).
+    ``keys``: the dashboard is behind a login with API keys of that store, each seeing
+    its tenant's models (:mod:`._access`); the admin token then plays no part.
+    ``arms`` tells a served model's arms as the server routes them now (their breaker
+    states); None (the dashboard alone): those states are unknown.
     The parts are opened on first use and closed when the app shuts down (a mounted app
     is not told: call ``app.state.reader.close()`` from the parent's shutdown).
     """
@@ -63,6 +71,8 @@ def create_ui(
         Route("/models/{name}/v/{version:int}", _pages.version, name="version"),
         Route("/models/{name}/rollback", _actions.confirm_rollback, methods=["GET"]),
         Route("/models/{name}/rollback", _actions.do_rollback, methods=["POST"]),
+        Route("/models/{name}/promote", _actions.confirm_promote, methods=["GET"]),
+        Route("/models/{name}/promote", _actions.do_promote, methods=["POST"]),
         Route("/drift/{name}", drift, name="drift"),
         Route("/loop/{name}", loop, name="loop"),
         Route("/features", _pages.features, name="features"),
@@ -79,15 +89,33 @@ def create_ui(
         finally:
             reader.close()
 
-    app = Starlette(routes=routes, exception_handlers={DriftloopError: _error}, lifespan=lifespan)
+    middleware = []
+    if keys is not None:
+        routes += [
+            Route("/login", _access.login_form, methods=["GET"]),
+            Route("/login", _access.login, methods=["POST"]),
+            Route("/logout", _access.logout, methods=["POST"]),
+        ]
+        middleware.append(Middleware(_access.KeyDoor, keys=keys))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={DriftloopError: _error},
+        lifespan=lifespan,
+    )
     app.state.reader = reader
+    app.state.keys = keys
+    app.state.arms = arms
     app.state.admin_digest = admin_digest or settings.serving.admin_token_sha256
     return app
 
 
 def standalone_ui(settings: Settings, *, admin_digest: str | None = None) -> Starlette:
-    """The dashboard alone, at ``/ui`` as under ``driftloop serve`` (``/`` leads there)."""
-    ui = create_ui(settings, admin_digest=admin_digest)
+    """The dashboard alone, at ``/ui`` as under ``driftloop serve`` (``/`` leads there);
+    with ``serving.auth = "keys"``, behind a login with the registry's API keys."""
+    reader = ProjectReader(settings)
+    keys = reader.registry.keys if settings.serving.auth == "keys" else None
+    ui = create_ui(settings, admin_digest=admin_digest, reader=reader, keys=keys)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/ui/", 307)

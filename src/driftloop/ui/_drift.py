@@ -5,16 +5,17 @@ realized performance, for one version and route at a time."""
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.core.config import MonitoringConfig
 from driftloop.core.errors import NotFoundError
+from driftloop.ui._access import check_model
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import render
 from driftloop.ui._svg import histogram, line_chart
@@ -39,17 +40,23 @@ def _choice(request: Request, windows: list[dict[str, Any]]) -> tuple[int, str]:
     return counts.most_common(1)[0][0]
 
 
-def _points(frame: pd.DataFrame) -> list[tuple[datetime, float | None]]:
-    ends = pd.to_datetime(frame["window_end"], utc=True)
-    return [
-        (end.to_pydatetime(), None if pd.isna(v) else float(v))
-        for end, v in zip(ends, frame["value"], strict=True)
-    ]
+def _aware(when: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives them back naive)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _value(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _points(rows: list[dict[str, Any]]) -> list[tuple[datetime, float | None]]:
+    return [(_aware(r["window_end"]), _value(r["value"])) for r in rows]
 
 
 def drift(request: Request) -> Response:
     reader: ProjectReader = request.app.state.reader
     name = request.path_params["name"]
+    check_model(request, reader, name)
     every = reader.windows(name)
     if not every:
         reader.registry.latest_version(name)  # an unknown model is named as such
@@ -66,19 +73,20 @@ def drift(request: Request) -> Response:
     else:
         judged = [w for w in windows if w["verdict"] != "insufficient-data"] or windows
         chosen = judged[-1]
-    series = reader.monitoring.series(name)
-    series = series[(series["version"] == version) & (series["route"] == route)]
-    limits = thresholds(reader.settings.monitoring)
-    charts = _feature_charts(series, limits, pd.Timestamp(chosen["window_end"]), int(chosen["id"]))
     summary = json.loads(chosen["summary"])
     metric = summary.get("metric")
+    limits = thresholds(reader.settings.monitoring)
+    wanted = ["ks", *limits, *([metric] if metric else [])]  # ks: a number's feature
+    series = reader.results([int(w["id"]) for w in windows], wanted)
+    chosen_end = _aware(chosen["window_end"])
+    charts = _feature_charts(series, limits, chosen_end, int(chosen["id"]))
     performance = None
     if metric:
-        own = series[(series["feature"] == "") & (series["statistic"] == metric)]
+        own = [r for r in series if r["feature"] == "" and r["statistic"] == metric]
         performance = line_chart(
             f"Realized {metric} of {name} version {version} over windows",
             {metric: _points(own)},
-            marked=[pd.Timestamp(chosen["window_end"]).to_pydatetime()],
+            marked=[chosen_end],
         )
     stored = reader.histograms(int(chosen["id"]))
     hists = json.loads(stored) if stored else {}
@@ -112,35 +120,35 @@ def drift(request: Request) -> Response:
 
 
 def _feature_charts(
-    series: pd.DataFrame, limits: dict[str, float], chosen_end: pd.Timestamp, chosen_id: int
+    series: list[dict[str, Any]], limits: dict[str, float], chosen_end: datetime, chosen_id: int
 ) -> list[dict[str, Any]]:
     """One chart per input feature, drifted ones in the chosen window first, then the
     score's (an output: its drift follows the inputs')."""
+    by_feature: dict[str, list[dict[str, Any]]] = {}
+    for row in series:
+        if row["feature"]:
+            by_feature.setdefault(str(row["feature"]), []).append(row)
     charts = []
-    for feature, every in series[series["feature"] != ""].groupby("feature", sort=True):
+    for feature, every in sorted(by_feature.items()):
         # numbers are tested with KS, categories with chi-square: each has its deciding one
-        statistic = "psi" if (every["statistic"] == "ks").any() else "jensen_shannon"
-        rows = every[every["statistic"] == statistic]
-        if rows.empty:
+        statistic = "psi" if any(r["statistic"] == "ks" for r in every) else "jensen_shannon"
+        rows = [r for r in every if r["statistic"] == statistic]
+        if not rows:
             continue
-        now = rows[rows["window_id"] == chosen_id]
-        drifted_now = bool(now["drifted"].any())
-        windows_over = int(rows["drifted"].sum())
+        now = [r for r in rows if r["window_id"] == chosen_id]
         charts.append(
             {
-                "feature": str(feature),
+                "feature": feature,
                 "statistic": statistic,
                 "threshold": limits[statistic],
-                "drifted": drifted_now,
-                "windows_over": windows_over,
-                "value": None
-                if now.empty or pd.isna(now["value"].iloc[0])
-                else now["value"].iloc[0],
+                "drifted": any(bool(r["drifted"]) for r in now),
+                "windows_over": sum(bool(r["drifted"]) for r in rows),
+                "value": _value(now[0]["value"]) if now else None,
                 "svg": line_chart(
                     f"{feature}: {statistic} per window (threshold {limits[statistic]:g})",
-                    {str(feature): _points(rows)},
+                    {feature: _points(rows)},
                     threshold=limits[statistic],
-                    marked=[chosen_end.to_pydatetime()],
+                    marked=[chosen_end],
                 ),
             }
         )

@@ -3,13 +3,14 @@ timeline with the numbers and the rule behind each decision."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.loop import STATES, history, rollout_state
+from driftloop.ui._access import check_model
+from driftloop.ui._pages import flat_numbers
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import render
 from driftloop.ui._svg import Event, events
@@ -20,6 +21,7 @@ __all__ = ["loop"]
 def loop(request: Request) -> Response:
     reader: ProjectReader = request.app.state.reader
     name = request.path_params["name"]
+    check_model(request, reader, name)
     registry = reader.registry
     registry.latest_version(name)  # an unknown model is named as such
     decisions = history(registry.engine, name, limit=500)
@@ -34,6 +36,6 @@ def loop(request: Request) -> Response:
         "state": rollout_state(registry.engine, name),
         "decisions": list(reversed(decisions)),
         "chart": chart,
-        "numbers": lambda numbers: json.dumps(dict(numbers), sort_keys=True, default=str),
+        "flat": flat_numbers,
     }
     return render(request, "loop.html", context)

@@ -11,15 +11,24 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
-from driftloop.audit import LATENCY_EDGES_MS, newest_predictions, route_summary
+from driftloop.audit import (
+    LATENCY_EDGES_MS,
+    SCORE_EDGES,
+    entity_predictions,
+    newest_predictions,
+    route_summary,
+)
 from driftloop.core.errors import DriftloopError, NotFoundError
-from driftloop.loop import rollout_state
+from driftloop.loop import Decision, history, rollout_state
 from driftloop.registry import AliasEvent, parse_time
+from driftloop.ui._access import check_model, models_of, viewer
+from driftloop.ui._arms import ArmStates
 from driftloop.ui._project import ProjectReader
-from driftloop.ui._render import render
+from driftloop.ui._render import message, render
 from driftloop.ui._svg import Segment, bars, counts, timeline
 
 __all__ = ["features", "model", "models", "overview", "predictions", "traffic", "version"]
@@ -30,14 +39,15 @@ def _reader(request: Request) -> ProjectReader:
     return reader
 
 
-def _model_names(reader: ProjectReader) -> list[str]:
-    return [str(m["name"]) for m in reader.registry.list_models()]
+def _model_names(request: Request) -> list[str]:
+    """The registry's models the viewer may see (with API keys: its tenant's)."""
+    return [str(m["name"]) for m in models_of(request, _reader(request))]
 
 
 def overview(request: Request) -> Response:
     reader = _reader(request)
     rows = []
-    for listed in reader.registry.list_models():
+    for listed in models_of(request, reader):
         name = str(listed["name"])
         windows = reader.latest_windows(name)
         judged = [w for w in windows if w["verdict"] != "insufficient-data"] or windows
@@ -77,7 +87,7 @@ def _configured(reader: ProjectReader, name: str) -> dict[str, Any] | None:
 
 def models(request: Request) -> Response:
     reader = _reader(request)
-    return render(request, "models.html", {"models": reader.registry.list_models()})
+    return render(request, "models.html", {"models": models_of(request, reader)})
 
 
 def segments(history: list[AliasEvent]) -> list[Segment]:
@@ -100,6 +110,7 @@ def segments(history: list[AliasEvent]) -> list[Segment]:
 def model(request: Request) -> Response:
     reader = _reader(request)
     name = request.path_params["name"]
+    check_model(request, reader, name)
     registry = reader.registry
     versions = registry.versions(name)
     if not versions:
@@ -137,6 +148,7 @@ def model(request: Request) -> Response:
 def version(request: Request) -> Response:
     reader = _reader(request)
     name, number = request.path_params["name"], int(request.path_params["version"])
+    check_model(request, reader, name)
     mv = reader.registry.get(name, number)
     context = {
         "mv": mv,
@@ -148,6 +160,9 @@ def version(request: Request) -> Response:
 
 
 def features(request: Request) -> Response:
+    if not viewer(request).sees_features:
+        text = "Feature views have no tenant yet: only an API key with the admin scope sees them."
+        return message(request, "Not for this key", text, 403)
     registry = _reader(request).features
     views, others = [], []
     if registry is not None:
@@ -177,6 +192,8 @@ def predictions(request: Request) -> Response:
     if pid:
         try:
             record = reader.audit.get(pid)
+            if viewer(request).tenant is not None and record.model not in _model_names(request):
+                raise NotFoundError(f"No prediction with id '{pid}'.")  # another tenant's
             context["record"] = record
             context["explanation"] = (
                 bars(f"Explanation of prediction {pid}", dict(record.explanation))
@@ -190,11 +207,34 @@ def predictions(request: Request) -> Response:
         if not sep or not key.strip():
             context["error"] = f"Entity {entity!r}: expected name=value (applicant_id=42)."
         else:
-            found = reader.audit.by_entity(key.strip(), value.strip())
-            context["matches"] = found.sort_values("ts", ascending=False).head(200)
+            mine = _model_names(request) if viewer(request).tenant is not None else None
+            found = entity_predictions(reader.audit, key.strip(), value.strip(), models=mine)
+            context["matches"] = _rows(found)
     if not pid and not entity:
-        context["newest"] = newest_predictions(reader.audit, limit=20)
+        context["newest"] = _rows(_newest(request, reader))
     return render(request, "predictions.html", context)
+
+
+_ROW_COLUMNS = ["prediction_id", "ts", "model", "version", "route", "score", "decision", "label"]
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as plain values (a template reading a frame's Arrow-backed cells
+    one by one spends more than the query did)."""
+    columns = {c: frame[c].tolist() for c in _ROW_COLUMNS}
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _newest(request: Request, reader: ProjectReader, limit: int = 20) -> pd.DataFrame:
+    """The newest predictions the viewer may see (with API keys: of its tenant's models,
+    each asked of the log by model)."""
+    if viewer(request).tenant is None:
+        return newest_predictions(reader.audit, limit=limit)
+    frames = [newest_predictions(reader.audit, m, limit=limit) for m in _model_names(request)]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return newest_predictions(reader.audit, "", limit=0)
+    return pd.concat(frames).sort_values("ts", ascending=False).head(limit)
 
 
 def traffic(request: Request) -> Response:
@@ -202,7 +242,13 @@ def traffic(request: Request) -> Response:
     asked = request.query_params.get("days", "1")
     days = min(max(float(asked), 1 / 24), 3660.0) if _number(asked) else 1.0
     summaries = route_summary(reader.audit, last=timedelta(days=days))
-    names = sorted({*_model_names(reader), *(s.model for s in summaries)})
+    registered = _model_names(request)
+    if viewer(request).tenant is None:  # also models only the audit log knows
+        names = sorted({*registered, *(s.model for s in summaries)})
+    else:
+        names = registered
+        summaries = [s for s in summaries if s.model in registered]
+    arms_now: ArmStates | None = request.app.state.arms
     per_model = []
     for name in names:
         arms = [s for s in summaries if s.model == name]
@@ -210,22 +256,57 @@ def traffic(request: Request) -> Response:
             {
                 "name": name,
                 "arms": arms,
+                "errors": sum(s.requests for s in arms if s.fallback),
                 "latency": {
                     f"{s.version}/{s.route}": counts(
                         f"Latency of {name} version {s.version} on {s.route} (requests per bin)",
-                        _latency_bins(s.latency_bins),
+                        _bins(s.latency_bins, LATENCY_EDGES_MS, "ms"),
                     )
                     for s in arms
                     if s.latency_bins
                 },
+                "scores": {
+                    f"{s.version}/{s.route}": counts(
+                        f"Scores of {name} version {s.version} on {s.route} (requests per bin)",
+                        _bins(s.score_bins, SCORE_EDGES, ""),
+                    )
+                    for s in arms
+                    if s.score_bins
+                },
+                "now": arms_now(name) if arms_now is not None else None,
+                "served": arms_now is not None,
+                "rollout": rollout_state(reader.registry.engine, name),
+                "check": _last_check(reader, name),
                 "policy": reader.traffic.get(name),
                 "policy_history": reader.traffic.history(name, limit=10),
-                "aliases": reader.registry.aliases(name) if name in _model_names(reader) else {},
+                "aliases": reader.registry.aliases(name) if name in registered else {},
             }
         )
     span = (min(s.first for s in summaries), max(s.last for s in summaries)) if summaries else None
-    context = {"models": per_model, "span": span, "days": days}
+    context = {"models": per_model, "span": span, "days": days, "flat": flat_numbers}
     return render(request, "traffic.html", context)
+
+
+def _last_check(reader: ProjectReader, name: str) -> Decision | None:
+    """The loop controller's newest decision on a rollout step (shadow or canary), with
+    the test's numbers: what moved, held or rolled back the challenger."""
+    for decision in reversed(history(reader.registry.engine, name, limit=50)):
+        if decision.state in ("shadow", "canary") or "stage" in decision.numbers:
+            return decision
+    return None
+
+
+def flat_numbers(numbers: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A decision's numbers as (name, value) rows, nested ones named ``outer.inner``."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in dict(numbers).items():
+        if isinstance(value, dict):
+            rows += flat_numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, list | tuple):
+            rows.append((f"{prefix}{key}", ", ".join(str(v) for v in value)))
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def _number(text: str) -> bool:
@@ -235,6 +316,8 @@ def _number(text: str) -> bool:
         return False
 
 
-def _latency_bins(per_bin: tuple[int, ...]) -> dict[str, int]:
-    names = [f"< {e:g} ms" for e in LATENCY_EDGES_MS] + [f">= {LATENCY_EDGES_MS[-1]:g} ms"]
+def _bins(per_bin: tuple[int, ...], edges: tuple[float, ...], unit: str) -> dict[str, int]:
+    names = [f"< {e:g}{unit and ' ' + unit}" for e in edges] + [
+        f">= {edges[-1]:g}{unit and ' ' + unit}"
+    ]
     return {n: c for n, c in zip(names, per_bin, strict=True) if c}

@@ -128,6 +128,21 @@ class ProjectReader:
         with self.monitoring.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
 
+    def results(self, window_ids: list[int], statistics: list[str]) -> list[dict[str, Any]]:
+        """The monitoring results of these windows for these statistics (window_id,
+        window_end, feature, statistic, value, drifted), oldest first: read by the
+        results' window index, only the columns the drift page draws."""
+        r = self.monitoring.results
+        columns = [r.c.window_id, r.c.window_end, r.c.feature, r.c.statistic, r.c.value,
+                   r.c.drifted]  # fmt: skip
+        query = (
+            sa.select(*columns)
+            .where(r.c.window_id.in_(window_ids), r.c.statistic.in_(statistics))
+            .order_by(r.c.window_end)
+        )
+        with self.monitoring.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings().all()]
+
     def histograms(self, window_id: int) -> str | None:
         """The stored histograms (JSON text) of one window."""
         w = self.monitoring.windows

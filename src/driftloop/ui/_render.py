@@ -42,11 +42,12 @@ ENVIRONMENT.filters["when"] = _when
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    """``template`` filled with ``context``, the mount point as ``base`` and the page's
-    name as ``page`` (for the menu)."""
+    """``template`` filled with ``context``, the mount point as ``base``, the page's
+    name as ``page`` (for the menu) and who looks as ``viewer`` (None without keys)."""
     base = request.scope.get("root_path", "").rstrip("/")
+    who = request.scope.get("state", {}).get("viewer")  # set under API keys (._access)
     page = ENVIRONMENT.get_template(template).render(
-        {**context, "base": base, "page": template.removesuffix(".html")}
+        {"viewer": who, **context, "base": base, "page": template.removesuffix(".html")}
     )
     return HTMLResponse(page, status_code=status_code)
 

@@ -127,4 +127,10 @@ def test_worker_app_with_keys_takes_tenants_and_keys_from_the_registry(tmp_path:
         assert client.post("/v1/models/loans/predict", json=body, headers=key).status_code == 404
         listed = client.get("/v1/models", headers=key).json()["models"]
         assert [m["name"] for m in listed] == ["fraud"]
-        assert client.get("/ui/", headers=key).status_code == 404  # shows every tenant
+        # the dashboard is behind its login, and shows a key its own tenant's models
+        to_login = client.get("/ui/", headers=key, follow_redirects=False)
+        assert to_login.headers["location"] == "/ui/login?next=/"
+        client.post("/ui/login", data={"key": secret})
+        models = client.get("/ui/models").text
+        assert "fraud" in models
+        assert "loans" not in models

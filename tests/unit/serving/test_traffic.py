@@ -409,3 +409,20 @@ def test_concurrent_requests_batched_with_a_broken_arm_all_get_answers(
     assert all(a["route"]["link"] in ("model", "champion") for _, a in answers)
     metrics = client.get("/metrics").text
     assert 'driftloop_breaker_state{model="fraud",target="champion"} 0.0' in metrics
+
+
+def test_arm_states_tell_the_dashboard_each_arms_breaker_as_routed_here(
+    serve: Any, source: InMemoryModelSource
+) -> None:
+    from driftloop.serving import arm_states
+
+    broken(source, "2")
+    client = serve(TrafficPolicy(arms={"champion": 50, "challenger": 50}))
+    for i in range(60):
+        predict(client, row(i))
+    arms = arm_states(client.app)
+    assert arms("fraud") == [
+        {"name": "champion", "version": "1", "weight": 50.0, "breaker": "closed"},
+        {"name": "challenger", "version": "2", "weight": 50.0, "breaker": "open"},
+    ]
+    assert arms("other") is None

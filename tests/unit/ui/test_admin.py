@@ -114,3 +114,64 @@ def test_an_alias_with_no_previous_holder_offers_no_rollback(client: TestClient)
     assert page.status_code == 200
     assert "nothing to roll back to" in page.text
     assert 'id="confirm"' not in page.text
+
+
+def test_promote_asks_for_confirmation_then_needs_the_token(
+    client: TestClient, world: UiWorld
+) -> None:
+    page = client.get(f"/ui/models/{MODEL}/promote?alias=champion&version=3")
+    assert page.status_code == 200
+    assert "promoting moves it to <b>v3</b>" in page.text
+    assert 'type="password" name="token"' in page.text
+    form = {"alias": "champion", "version": "3", "actor": "mallory"}
+    for token in (None, "guess"):
+        refused = client.post(
+            f"/ui/models/{MODEL}/promote", data=form | ({"token": token} if token else {})
+        )
+        assert refused.status_code == 403
+    assert champion(world) == 2
+
+
+def test_promote_with_the_token_moves_the_alias_and_records_who(
+    client: TestClient, world: UiWorld
+) -> None:
+    form = {"alias": "champion", "version": "3", "token": "s3cret", "actor": "eve",
+            "reason": "challenger won the canary"}  # fmt: skip
+    done = client.post(f"/ui/models/{MODEL}/promote", data=form, follow_redirects=False)
+    assert done.status_code == 303
+    assert champion(world) == 3
+    page = client.get(done.headers["location"]).text
+    assert "<td>v2 → v3</td>\n<td>move</td><td>eve</td><td>challenger won the canary</td>" in page
+
+
+def test_promote_defaults_to_the_challenger_and_names_a_bad_version(
+    client: TestClient,
+) -> None:
+    assert "moves it to <b>v3</b>" in client.get(f"/ui/models/{MODEL}/promote").text
+    assert client.get(f"/ui/models/{MODEL}/promote?version=9").status_code == 404
+    assert client.get(f"/ui/models/{MODEL}/promote?version=x").status_code == 400
+
+
+def test_a_version_that_failed_its_gates_is_promoted_only_when_forced(
+    client: TestClient, world: UiWorld
+) -> None:
+    registry = Registry.from_settings(world.settings)
+    try:
+        mv = registry.get(MODEL, 1)
+        registry.register_files(
+            MODEL, "sklearn", {"model": b"bad"}, signature=mv.signature,
+            gate_report={"passed": False, "checks": [{"name": "fairness", "passed": False}]},
+        )  # fmt: skip
+    finally:
+        registry.close()
+    assert "failed its release gates: fairness" in client.get(
+        f"/ui/models/{MODEL}/promote?version=4"
+    ).text.replace("\n", " ")
+    form = {"alias": "champion", "version": "4", "token": "s3cret", "reason": "hotfix"}
+    refused = client.post(f"/ui/models/{MODEL}/promote", data=form)
+    assert refused.status_code == 409
+    assert champion(world) == 2
+    done = client.post(f"/ui/models/{MODEL}/promote", data=form | {"force": "yes"})
+    assert done.status_code == 200
+    assert champion(world) == 4
+    assert "forced past failed gates (fairness): hotfix" in done.text

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from driftloop.audit import RouteSummary, open_audit_log, route_summary
 from driftloop.serving import token_digest
-from driftloop.ui import standalone_ui
+from driftloop.ui import create_ui, standalone_ui
 from ui_world import DAYS, DRIFT_DAY, MODEL, UiWorld, fill_project
 
 PAGES = [
@@ -102,7 +104,8 @@ def test_loop_page_shows_the_rollout_and_the_numbers_of_each_decision(client: Te
     rows = re.findall(r"<tr><td>[^<]+</td><td>(\w+)[^<]*</td><td>(\w+)</td>", page.text)
     assert rows == [("canary", "step"), ("shadow", "shadow"), ("gated", "gate"),
                     ("retraining", "retrain")]  # fmt: skip
-    assert '{"champion_roc_auc": 0.81, "roc_auc": 0.82}' in unescape(page.text)
+    assert "roc_auc 0.82 champion_roc_auc 0.81" in words
+    assert "drifted income" in words
 
 
 def test_drift_page_shows_the_chosen_windows_histograms(client: TestClient) -> None:
@@ -269,3 +272,34 @@ def test_overview_shows_the_estimated_performance_when_monitoring_estimated_it(
         with store.engine.begin() as conn:
             conn.execute(w.update().where(w.c.id == newest.id).values(summary=newest.summary))
         store.dispose()
+
+
+def test_traffic_page_shows_score_bins_and_the_last_step_checks_numbers(
+    client: TestClient,
+) -> None:
+    page = client.get("/ui/traffic?days=30").text
+    assert 'aria-label="Scores of loans version 2 on v1 (requests per bin)"' in page
+    words = text(page)
+    assert "Last step check" in words
+    assert "step (canary 1) · no-regression requests 412 error_rate 0" in words
+
+
+def test_alone_the_dashboard_says_breaker_states_are_unknown(client: TestClient) -> None:
+    words = text(client.get("/ui/traffic").text)
+    assert "Breaker states: unknown." in words
+    assert "runs without one (driftloop ui)" in words
+
+
+def test_under_a_server_the_traffic_page_shows_each_arms_breaker(world: UiWorld) -> None:
+    def arms(name: str) -> list[dict[str, object]] | None:
+        return [
+            {"name": "champion", "version": "2", "weight": 90.0, "breaker": "closed"},
+            {"name": "challenger", "version": "3", "weight": 10.0, "breaker": "open"},
+        ]
+
+    app = Starlette(routes=[Mount("/ui", create_ui(world.settings, arms=arms))])
+    with TestClient(app) as served:
+        page = served.get("/ui/traffic").text
+    table = page[page.index(f'id="breakers-{MODEL}"') :]
+    table = text(table[: table.index("</table>")])
+    assert "champion v2 90% closed challenger v3 10% open" in table
