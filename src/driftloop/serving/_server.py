@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -112,6 +113,7 @@ class Server:
                 feature_timeout_s=self.settings.feature_timeout_ms / 1000.0,
                 shadow_queue=self.settings.shadow_queue,
             )
+            service.tenant_of = functools.partial(self.tenant_of, service)
             for public in served.public_names:
                 if public in self.by_name:
                     raise DriftloopError(f"Two served models are both reachable as '{public}'.")
