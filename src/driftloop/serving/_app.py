@@ -22,7 +22,8 @@ from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._feedback import feedback_caller
 from driftloop.serving._idempotency import idempotent
-from driftloop.serving._keys import KeyGate
+from driftloop.serving._keys import DEFAULT_TENANT, KeyGate
+from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._scored import ServedModel
@@ -104,9 +105,16 @@ def create_app(
         )
 
     async def metrics(request: Request, server: Server) -> Response:
+        """With API keys, a key of another tenant than ``default`` (the server's operator)
+        sees only the series of its tenant's models."""
         if server.writer is not None:
             server.metrics.audit_spooled.set(server.writer.spooled)
-        return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
+        text = server.metrics.exposition()
+        key = getattr(request.state, "key", None)
+        if key is not None and key.tenant != DEFAULT_TENANT:
+            mine = [(p, s) for p, s in server.services.items() if server.tenant_of(s) == key.tenant]
+            text = only_models(text, {n for p, s in mine for n in (p, s.served.name)})
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     async def openapi_json(request: Request, server: Server) -> Response:
         """Built from the versions served now (each model's inputs typed), kept per set;
