@@ -37,7 +37,7 @@ from driftloop.features._registry import BRANCH as FEATURES
 from driftloop.loop import Lease, history, request_retrain
 from driftloop.monitoring import MonitoringStore, Reference, drift_report, learn_reference
 from driftloop.monitoring._schema import branch as monitoring_branch
-from driftloop.registry import Registry, Signature, artifact_store_from_url
+from driftloop.registry import Registry, Signature, UsageStore, artifact_store_from_url
 from driftloop.registry._db import BRANCH as REGISTRY
 from driftloop.registry._db import make_engine
 from driftloop.registry._schema import metadata as registry_metadata
@@ -55,7 +55,7 @@ from registry_helpers import old_registry_rows, toy_lightgbm
 AUDIT_HEAD = "a0005_tenants"
 FEATURES_HEAD = "f0002_tenants"
 MONITORING_HEAD = "m0003_tenants"
-REGISTRY_HEAD = "r0004"
+REGISTRY_HEAD = "r0005_shared_usage"
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -790,6 +790,33 @@ def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
         registry.close()
 
 
+def test_a_registry_at_r0004_upgrades_to_shared_usage_keeping_keys_and_quotas(
+    db: Db, tmp_path: Path
+) -> None:
+    """Tenants, keys and quotas made at r0004 stay; the shared daily counts start empty
+    and the audit storage quota is unset until given."""
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0004")
+    old = sa.Table("driftloop_tenants", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(old.insert().values(name="acme", created_at=T0, requests_per_day=50))
+    engine.dispose()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == [REGISTRY_HEAD]
+        snapshot = registry.keys.snapshot()
+        assert (snapshot.quotas, snapshot.audit_quotas) == ({"acme": 50}, {})
+        usage = UsageStore(registry.engine)
+        assert usage.used("acme", T0.date()) == 0
+        assert usage.claim("acme", T0.date(), 40, limit=50) == 40
+        assert usage.claim("acme", T0.date(), 40, limit=50) == 10
+        registry.keys.set_quota("acme", 50, who="ana", max_audit_rows=1_000)
+        assert registry.keys.snapshot().audit_quotas == {"acme": 1_000}
+    finally:
+        registry.close()
+
+
 def test_registry_newest_revision_is_exactly_the_tables_the_code_uses(
     db: Db, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -806,6 +833,7 @@ def test_registry_newest_revision_is_exactly_the_tables_the_code_uses(
             "driftloop_tenants",
             "driftloop_api_keys",
             "driftloop_key_events",
+            "driftloop_usage",
         )
         got, want = shape(migrated), shape(declared)
         assert {t: got[t] for t in tables} == {t: want[t] for t in tables}

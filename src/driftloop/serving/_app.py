@@ -26,6 +26,7 @@ from driftloop.serving._keys import DEFAULT_TENANT, KeyGate
 from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
+from driftloop.serving._ratelimit import RedisCounters
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
@@ -92,7 +93,9 @@ def create_app(
         admin_digest=admin_digest,
         spool=spool,
         feedback_digest=feedback_digest,
-        gate=KeyGate(keys) if settings.auth == "keys" and keys is not None else None,
+        gate=KeyGate(keys, shared=_shared_limits(settings))
+        if settings.auth == "keys" and keys is not None
+        else None,
     )
     documents: dict[tuple[str | None, ...], bytes] = {}
 
@@ -203,3 +206,9 @@ def create_app(
     app.server = server
     app.state.server = server
     return app
+
+
+def _shared_limits(settings: ServingConfig) -> RedisCounters | None:
+    """The Redis every process keeps buckets and daily counts in (None: see _ratelimit)."""
+    url = settings.rate_limit_store
+    return None if url is None else RedisCounters(url)
