@@ -171,6 +171,12 @@ def test_traffic_page_counts_each_arm_from_the_audit_log(
         assert str(arm.requests) in words
     assert any(a.fallback for a in arms)
     assert "fallback" in words
+    assert "mean latency p50 p99 max latency" in words
+    for arm in arms:  # each arm's p50 and p99, from its latency histogram
+        p50, p99 = arm.latency_quantile(0.5), arm.latency_quantile(0.99)
+        assert p50 is not None
+        assert p99 is not None
+        assert f"{p50:.2f} ms {p99:.2f} ms" in words
     assert "champion 90 (v2) / challenger 10 (v3)" in words
     every = text(client.get("/ui/traffic?days=30").text)
     total = sum(a.requests for a in route_summary_all(world))
