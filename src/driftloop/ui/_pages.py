@@ -26,8 +26,9 @@ from driftloop.audit import (
 from driftloop.core.errors import DriftloopError, NotFoundError
 from driftloop.loop import Decision, history, rollout_state
 from driftloop.registry import AliasEvent, parse_time
+from driftloop.serving import WorkerBoard
 from driftloop.ui._access import check_model, models_of, viewer
-from driftloop.ui._arms import ArmStates
+from driftloop.ui._arms import arms_now
 from driftloop.ui._project import ProjectReader
 from driftloop.ui._render import message, render
 from driftloop.ui._svg import Segment, bars, counts, timeline
@@ -253,10 +254,12 @@ def traffic(request: Request) -> Response:
     else:
         names = registered
         summaries = [s for s in summaries if s.model in registered]
-    arms_now: ArmStates | None = request.app.state.arms
+    board: WorkerBoard = request.app.state.board
+    reports = board.read()
     per_model = []
     for name in names:
         arms = [s for s in summaries if s.model == name]
+        merged, workers = arms_now(reports, name)
         per_model.append(
             {
                 "name": name,
@@ -278,8 +281,8 @@ def traffic(request: Request) -> Response:
                     for s in arms
                     if s.score_bins
                 },
-                "now": arms_now(name) if arms_now is not None else None,
-                "served": arms_now is not None,
+                "now": merged,
+                "workers": workers,
                 "rollout": rollout_state(reader.registry.engine, name),
                 "check": _last_check(reader, name),
                 "policy": reader.traffic.get(name),
@@ -294,6 +297,8 @@ def traffic(request: Request) -> Response:
         "days": days,
         "flat": flat_numbers,
         "capped": capped,
+        "stale_s": board.stale_s,
+        "here": board.worker,
     }
     return render(request, "traffic.html", context)
 
