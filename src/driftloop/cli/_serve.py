@@ -35,7 +35,7 @@ from driftloop.serving import (
     ModelSource,
     RegistryModelSource,
     ServedModel,
-    arm_states,
+    WorkerBoard,
     create_app,
     token_digest,
 )
@@ -111,6 +111,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
     digest = token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None
+    board = WorkerBoard.of_project(settings)
     served_app = create_app(
         served,
         source,
@@ -125,16 +126,17 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         spool=settings.state_dir() / "audit-spool",
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
+        board=board,
     )
     # the dashboard of the same project, with the same admin token (docs/ui.md); with API
-    # keys, behind a login, each key seeing its tenant's models; it shows this process's
-    # breaker states
+    # keys, behind a login, each key seeing its tenant's models; it shows every worker's
+    # breaker states from the board they all write
     dashboard = create_ui(
         settings,
         admin_digest=digest,
         traffic=traffic,
         keys=keys if settings.serving.auth == "keys" else None,
-        arms=arm_states(served_app),
+        board=board,
     )
     served_app.mount("/ui", dashboard)
     return served_app

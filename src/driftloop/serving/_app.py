@@ -17,6 +17,7 @@ from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
 from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
+from driftloop.serving._board import WorkerBoard
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
@@ -51,6 +52,7 @@ def create_app(
     spool: Path | None = None,
     feedback_digest: str | None = None,
     keys: KeyStore | None = None,
+    board: WorkerBoard | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -68,6 +70,8 @@ def create_app(
     ``feedback_digest`` is the feedback token's SHA-256 (default
     ``settings.feedback_token_sha256``; neither: feedback is open). ``keys`` is the key
     store that ``settings.auth = "keys"`` checks requests against (see :mod:`._keys`).
+    ``board`` is where this process tells its arms' breaker states and failed calls, for
+    the dashboard of any worker (see :mod:`._board`; None: it does not tell).
     """
     settings = settings or ServingConfig()
     admin_digest = admin_digest or settings.admin_token_sha256
@@ -96,6 +100,7 @@ def create_app(
         gate=KeyGate(keys, shared=_shared_limits(settings))
         if settings.auth == "keys" and keys is not None
         else None,
+        board=board,
     )
     documents: dict[tuple[str | None, ...], bytes] = {}
 
