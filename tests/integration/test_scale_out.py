@@ -15,17 +15,20 @@ import httpx2
 import pytest
 
 from balancer import haproxy_binary, shipped_config
-from scale_out import ADMIN_TOKEN, Cluster, Process, cluster
-from serving_helpers import row
+from scale_out import ADMIN_TOKEN, Cluster, Process, cluster, request_row, shared_redis
+from services import require_postgres
 
-# runs in CI (haproxy from .ci/run); about a minute, most of it four workers starting
+# runs in CI (haproxy from .ci/run); a minute or two, most of it four workers starting
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def two_servers(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the module (starting four workers is most of its run time); the
+    kill test comes last in the file, so the others see both processes alive."""
     haproxy_binary()  # skip (or fail in CI) before starting anything
-    with cluster(tmp_path, postgres_url, processes=2, workers=2) as running:
+    folder = tmp_path_factory.mktemp("scale-out")
+    with cluster(folder, require_postgres(), shared_redis(), processes=2, workers=2) as running:
         yield running
 
 
@@ -68,6 +71,13 @@ def _eventually(check: object, what: str, within_s: float = 120) -> None:
 
 
 def test_an_alias_change_and_a_traffic_change_reach_every_process(two_servers: Cluster) -> None:
+    for process in two_servers.processes:  # both read the same online features from Redis
+        for card, missing in (("c7", []), ("unknown-card", ["count_1d", "amount_7d"])):
+            body = {"instances": [request_row(7, card)]}
+            answer = httpx2.post(f"{process.base}/v1/models/fraud/predict", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"][0].get("missing", []) == missing
+
     registry = two_servers.registry()
     try:
         registry.set_alias("fraud", "champion", 2, who="ci", why="promote")
@@ -115,7 +125,7 @@ async def _load_through_kill(
             i = 0
             while killed_at is None or len(acknowledged) < killed_at + after_kill:
                 i += 1
-                instances = [row(worker * 100_000 + i * 3 + k) for k in range(1 + i % 3)]
+                instances = [request_row(worker * 100_000 + i * 3 + k) for k in range(1 + i % 3)]
                 try:
                     response = await client.post(
                         "/v1/models/fraud/predict", json={"instances": instances}
@@ -137,6 +147,7 @@ async def _load_through_kill(
 def test_a_process_killed_under_load_costs_no_acknowledged_prediction(
     two_servers: Cluster,
 ) -> None:
+    """Kills a process of the module's cluster: keep this test last in the file."""
     victim, survivor = two_servers.processes
     acknowledged, statuses = asyncio.run(
         _load_through_kill(two_servers.balancer.url, victim, kill_after=400, after_kill=400)
@@ -148,7 +159,8 @@ def test_a_process_killed_under_load_costs_no_acknowledged_prediction(
     two_servers.balancer.wait_for({"s1": "DOWN", "s2": "UP"})
     for i in range(30):  # new connections each time: nothing rides on an old one
         with httpx2.Client(base_url=two_servers.balancer.url, timeout=30) as client:
-            response = client.post("/v1/models/fraud/predict", json={"instances": [row(i)]})
+            body = {"instances": [request_row(i)]}
+            response = client.post("/v1/models/fraud/predict", json=body)
         assert response.status_code == 200, response.text
         acknowledged.append(response.json()["predictions"][0]["prediction_id"])
     assert survivor.proc.poll() is None
