@@ -37,12 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import lightgbm as lgb
+import numpy as np
 
 from driftloop import __version__
+from driftloop.serving import DirectoryModelSource
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serve_http import cpu_seconds, free_port, run_wrk, stop, train_model, write_bodies
+from serve_http import FEATURES, cpu_seconds, free_port, run_wrk, stop, write_bodies
 
 from balancer import haproxy_binary, shipped_config
 
@@ -53,6 +56,18 @@ POSTGRES_URL = os.environ.get(
 )
 PREDICT = "/v1/models/fraud/predict"
 ARMS = ("one", "one_lb", "two_lb")
+
+
+def _train(folder: Path) -> Path:
+    """serve_http.py's model (LightGBM, 200 trees x 20 features) as the champion of
+    ``fraud`` in a models folder (without that benchmark's other versions)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 20))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] - x[:, 3] + rng.normal(size=20_000) > 0).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_threads": 2, "num_leaves": 31}
+    booster = lgb.train(params, lgb.Dataset(x, y, feature_name=FEATURES), num_boost_round=200)
+    DirectoryModelSource.save(folder / "models", "fraud", "1", booster, aliases=["champion"])
+    return folder / "models"
 
 
 def _serve(folder: Path, models: Path, workers: int, audit_url: str) -> tuple[Any, str]:
@@ -128,7 +143,12 @@ def run(quick: bool, reps: int, seconds: float, workers: int, audit: str = "post
     if quick:
         reps, seconds = 1, min(seconds, 5)
     folder = Path(tempfile.mkdtemp(prefix="driftloop-scale-bench-"))
-    train_model(folder)
+    print(
+        f"scale_serving: {workers} worker(s) per process, {reps} x {seconds:.0f} s, "
+        f"audit on {audit}; {folder}",
+        flush=True,
+    )
+    models = _train(folder)
     bodies = write_bodies(folder)
     lua = folder / "post.lua"
     first = bodies["inline"].read_bytes().split(b"\n", 1)[0]
@@ -139,9 +159,7 @@ def run(quick: bool, reps: int, seconds: float, workers: int, audit: str = "post
         audit_url = f"sqlite:///{folder / 'audit.db'}"
     procs: list[Any] = []
     try:
-        servers = [
-            _serve(folder / f"server{i}", folder / "models", workers, audit_url) for i in (0, 1)
-        ]
+        servers = [_serve(folder / f"server{i}", models, workers, audit_url) for i in (0, 1)]
         procs += [p for p, _ in servers]
         for _, base in servers:
             _ready(base + PREDICT, first)
