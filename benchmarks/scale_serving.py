@@ -219,12 +219,13 @@ def _summarize(
         }
     ratios: dict[str, Any] = {}
     if not any(a["failed"] for a in arms.values()):  # a ratio over errors flatters
-        for arm in ("two_lb", "one_lb"):
+        # two_lb over one_lb: the second process alone, the balancer's hop in both arms
+        for arm, base in (("two_lb", "one"), ("one_lb", "one"), ("two_lb", "one_lb")):
             per_rep = [
-                b / a for a, b in zip(arms["one"]["rps_runs"], arms[arm]["rps_runs"], strict=True)
+                b / a for a, b in zip(arms[base]["rps_runs"], arms[arm]["rps_runs"], strict=True)
             ]
-            ratios[f"{arm}_over_one_rps"] = statistics.median(per_rep)
-            ratios[f"{arm}_over_one_rps_range"] = [min(per_rep), max(per_rep)]
+            ratios[f"{arm}_over_{base}_rps"] = statistics.median(per_rep)
+            ratios[f"{arm}_over_{base}_rps_range"] = [min(per_rep), max(per_rep)]
     return {
         "driftloop": __version__,
         "python": platform.python_version(),
@@ -278,7 +279,9 @@ def _print(result: dict) -> None:
     low, high = ratios["two_lb_over_one_rps_range"]
     print(
         f"two_lb_over_one_rps = {ratios['two_lb_over_one_rps']:.2f}x (per repetition "
-        f"{low:.2f}-{high:.2f}); one_lb_over_one_rps = {ratios['one_lb_over_one_rps']:.2f}x"
+        f"{low:.2f}-{high:.2f}); one_lb_over_one_rps = {ratios['one_lb_over_one_rps']:.2f}x; "
+        f"two_lb_over_one_lb_rps = {ratios['two_lb_over_one_lb_rps']:.2f}x (the second "
+        "process alone)"
     )
     print(
         f"Why near 1 here: the serve processes, HAProxy and wrk share {result['cores']} "
