@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_online_store_battery import CHECKS
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features import (
     CachedOnlineStore,
     OnlineEvent,
@@ -25,6 +25,7 @@ from driftloop.features import (
     OnlineStore,
     RedisOnlineStore,
     SqliteOnlineStore,
+    online_store_from_url,
 )
 
 
@@ -182,3 +183,27 @@ def test_redis_that_lost_its_scripts_still_answers(redis_url: str) -> None:
         assert store.read([], ["s:1"]).events == {"s:1": [(5, {"a": 1.0})]}
     finally:
         store.close()
+
+
+def test_two_projects_share_one_redis_database_under_their_url_prefixes(redis_url: str) -> None:
+    tag = uuid.uuid4().hex
+    first, second = (
+        online_store_from_url(f"{redis_url}?prefix=test:{tag}:{name}:", Path("."))
+        for name in ("fraud", "loans")
+    )
+    try:
+        first.write_rows([OnlineRow("v:1", 10, {"f": 1.0})])
+        second.write_rows([OnlineRow("v:1", 20, {"f": 2.0})])
+        assert first.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
+        assert second.read(["v:1"]).rows["v:1"].values == {"f": 2.0}
+        client = redis.Redis.from_url(redis_url)
+        assert client.exists(f"test:{tag}:fraud:r:v:1", f"test:{tag}:loans:r:v:1") == 2
+        client.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_empty_prefix_in_the_url_is_refused_naming_the_setting() -> None:
+    with pytest.raises(InvalidParameterError, match=r"features\.online_store: 'prefix'"):
+        RedisOnlineStore.from_url("redis://127.0.0.1:6379/0?prefix=")

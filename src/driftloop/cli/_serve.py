@@ -252,6 +252,7 @@ def serve(
                 host=bind_host,
                 port=bind_port,
                 workers=n_workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
                 loop="uvloop",
                 # httptools with the [serving] head size, deadlines and connection limit
                 http=GuardedHttpProtocol,
@@ -269,6 +270,11 @@ def serve(
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+# uvicorn's supervisor restarts a worker that does not answer its health ping within this
+# many seconds (5 by default): on a loaded machine, workers importing the stack and loading
+# models starve, miss the ping and are killed in a loop, so the server never comes up.
+WORKER_HEALTHCHECK_TIMEOUT_S = 120
 
 _SPARE_FDS = 256  # files, sockets to the stores, the listening socket, per worker
 

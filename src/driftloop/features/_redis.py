@@ -17,6 +17,10 @@ upgraded server reads an old store exactly; the first write of this version migr
 every old row (each key atomically, by a script) and then sets the marker, after which
 reads take one ``MGET``. A store marked with a newer layout is refused.
 
+Several projects can share one Redis database, each under its own prefix: the URL's
+``prefix`` query parameter sets it (``redis://host:6379/0?prefix=fraud:f:``; see
+:meth:`RedisOnlineStore.from_url`).
+
 A Redis that is down or slow raises :class:`BackendUnavailableError` after
 ``timeout_s``; nothing waits forever.
 """
@@ -28,12 +32,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features._online import (
     Events,
     OnlineBatch,
@@ -138,10 +143,6 @@ class RedisOnlineStore:
         self._events = prefix + "e:"
         self._marked = False  # the layout marker was seen: rows are read by MGET alone
 
-    @classmethod
-    def from_url(cls, url: str, root: object = None) -> RedisOnlineStore:
-        return cls(url)
-
     @contextmanager
     def _guard(self) -> Iterator[None]:
         try:
@@ -150,6 +151,39 @@ class RedisOnlineStore:
             raise BackendUnavailableError(
                 f"Redis online store at {self._safe_url()} is unavailable: {exc}"
             ) from exc
+
+    @classmethod
+    def from_url(cls, url: str, root: object = None, *, timeout_s: float = 1.0) -> RedisOnlineStore:
+        """The store a ``redis://`` URL names (``root`` is unused: the signature of the
+        embedded stores' ``from_url``); its ``prefix`` query parameter, when given,
+        replaces the default key prefix (``driftloop:f:``).
+
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?prefix=fraud:f:")
+        ('redis://cache:6379/0', 'fraud:f:')
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?ssl_cert_reqs=none")
+        ('redis://cache:6379/0?ssl_cert_reqs=none', None)
+        """
+        plain, prefix = cls.split_prefix(url)
+        if prefix is None:
+            return cls(plain, timeout_s=timeout_s)
+        return cls(plain, prefix=prefix, timeout_s=timeout_s)
+
+    @staticmethod
+    def split_prefix(url: str) -> tuple[str, str | None]:
+        """``url`` without its ``prefix`` query parameter (which redis-py would refuse),
+        and that prefix (None when absent)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [value for name, value in query if name == "prefix"]
+        if not prefixes:
+            return url, None
+        if len(prefixes) > 1 or not prefixes[0]:
+            raise InvalidParameterError(
+                f"features.online_store: 'prefix' must be given once and not be empty; got "
+                f"{prefixes!r}."
+            )
+        rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+        return urlunsplit(parts._replace(query=rest)), prefixes[0]
 
     def _safe_url(self) -> str:
         _head, sep, tail = self.url.rpartition("@")
