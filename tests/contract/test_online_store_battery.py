@@ -221,6 +221,10 @@ def packed_and_json_rows_read_alike(store: OnlineStore) -> None:
     assert read(1, 1) == {"b": [None, None], "a": [1.5, 1.5], "ts": [T0, T0]}
     assert read(1, 2, 6) == {"b": [None] * 3, "a": [1.5, None, None], "ts": [T0, None, None]}
     assert read(5, 1)["a"] == [5.0, 1.5]  # packed rows of two feature sets
+    many = read(1, 2, 6, 1, 4, 1, 2)  # enough packed rows to be decoded as one matrix
+    assert many["a"] == [1.5, None, None, 1.5, -0.0, 1.5, None]
+    assert math.isnan(many["b"][4])
+    assert many["ts"] == [T0, None, None, T0, T0, T0, None]
 
 
 def packed_and_json_rows_order_alike(store: OnlineStore) -> None:

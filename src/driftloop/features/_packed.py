@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from driftloop.features._time import from_us, from_us_many
@@ -40,6 +41,9 @@ NULL_BITS = 0x7FF8_0000_DEAD_BEEF
 _NULL = struct.unpack("<d", NULL_BITS.to_bytes(8, "little"))[0]
 _NO_CREATED = -(2**63)
 _HEAD = struct.Struct("<BqqH")
+_PER_ROW = 4
+"""Batches of this many rows or fewer are unpacked row by row (numpy's fixed cost per
+call is more than a few rows' struct unpacking)."""
 _VALUES = _HEAD.size  # 19: where the values start
 
 Row = bytes | tuple[int, dict[str, Any]] | None
@@ -97,8 +101,8 @@ def row_columns(
     one layout are decoded together (one ``np.frombuffer`` for the batch); others one
     by one.
     """
-    present = [r for r in rows if r is not None]
-    if present and all(type(r) is bytes for r in present):
+    present = list(filter(None, rows))  # C loops: rows are None, bytes or a pair
+    if len(present) > _PER_ROW and set(map(type, present)) == {bytes}:
         got = _packed_columns(rows, cast("list[bytes]", present), feats, oldest_us)
         if got is not None:
             return got
@@ -121,7 +125,7 @@ def _packed_columns(
     do not share it."""
     first = present[0]
     size = len(first)
-    if any(len(r) != size for r in present):
+    if len(set(map(len, present))) > 1:
         return None
     k = int.from_bytes(first[17:19], "little")
     start_names = _VALUES + 8 * k
@@ -132,36 +136,42 @@ def _packed_columns(
             return None
     names = _names(first[start_names:])
     ts = np.ascontiguousarray(grid[:, 1:9]).view("<i8").ravel()
-    values = np.ascontiguousarray(grid[:, _VALUES:start_names]).view("<f8")
-    fresh = np.ones(len(present), bool) if oldest_us is None else ts >= oldest_us
+    index = _index(names)
+    wanted = [index.get(f) for f in feats]
+    known = [j for j in wanted if j is not None]
+    # only the requested features' bytes are copied out, as one (rows, features) matrix
+    spans = np.add.outer(np.array(known, np.intp) * 8 + _VALUES, np.arange(8)).ravel()
+    values = np.ascontiguousarray(grid[:, spans]).view("<f8")
     n = len(rows)
-    if len(present) == n and fresh.all():
-        where, at = None, np.arange(n)
+    fresh = None if oldest_us is None else ts >= oldest_us
+    nulls = values.view("<u8") == NULL_BITS
+    if len(present) == n and (fresh is None or fresh.all()):
         times: list[datetime | None] = list(from_us_many(ts))
+        got = values.T.tolist() if not nulls.any() else _with_nulls(values, nulls).T.tolist()
     else:
-        found = np.fromiter((r is not None for r in rows), bool, n)
-        at = np.flatnonzero(found)  # where each packed row goes
-        where = at[fresh]
+        at = np.flatnonzero(np.fromiter((r is not None for r in rows), bool, n))
+        if fresh is not None:  # rows past the TTL read as missing
+            at, ts, values, nulls = at[fresh], ts[fresh], values[fresh], nulls[fresh]
         times = [None] * n
-        for i, t in zip(where.tolist(), from_us_many(ts[fresh]), strict=True):
+        for i, t in zip(at.tolist(), from_us_many(ts), strict=True):
             times[i] = t
-    index = {name: j for j, name in enumerate(names)}
-    columns: list[list[Any]] = []
-    for f in feats:
-        j = index.get(f)
-        if j is None:
-            columns.append([None] * n)
-            continue
-        column = values[:, j]
-        nulls = column.view("<u8") == NULL_BITS
-        if where is None and not nulls.any():
-            columns.append(column.tolist())
-            continue
-        out = np.full(n, None, dtype=object)
-        keep = fresh & ~nulls
-        out[at[keep]] = column[keep]
-        columns.append(out.tolist())
-    return columns, times
+        full = np.full((n, len(known)), None, dtype=object)
+        full[at] = _with_nulls(values, nulls)
+        got = full.T.tolist()
+    taken = iter(got)
+    return [next(taken) if j is not None else [None] * n for j in wanted], times
+
+
+@lru_cache(maxsize=1_024)
+def _index(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: j for j, name in enumerate(names)}
+
+
+def _with_nulls(values: npt.NDArray[np.float64], nulls: npt.NDArray[np.bool_]) -> Any:
+    """``values`` as Python objects, None where null."""
+    out = values.astype(object)
+    out[nulls] = None
+    return out
 
 
 def _dict_columns(
