@@ -510,6 +510,8 @@ def main() -> None:
         help="another checkout: arm (b) again with its server importing DIR/src",
     )
     args = parser.parse_args()
+    # stopped from outside (timeout, kill): unwind, so every started server is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.seconds, reps = (5, 1) if args.quick else (10, 3)
     args.reps = args.reps or reps
     pin = args.workers == 1
