@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from driftloop.features._online import (
     SqliteOnlineStore,
     read_batch,
 )
+from driftloop.features._online_cache import CachedOnlineStore
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, now_utc, to_us
@@ -137,7 +138,14 @@ class FeatureStore:
         """The online store (opened on first use from ``settings.features.online_store``)."""
         if self._online is None:
             url = self.settings.features.online_store if self.settings else "sqlite:///:memory:"
-            self._online = online_store_from_url(url, self.root)
+            online = online_store_from_url(url, self.root)
+            ages = {
+                v.name: v.online_max_age.total_seconds()
+                for v in self.catalog.views.values()
+                if isinstance(v, FeatureView) and isinstance(v.online_max_age, timedelta)
+            }
+            # views that declare how stale their rows may be are served from memory
+            self._online = CachedOnlineStore(online, ages) if ages else online
         return self._online
 
     @property
