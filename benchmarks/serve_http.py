@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -458,14 +459,31 @@ def prepare_online_store(project: Path, url: str) -> None:
     store.close()
 
 
+def drop_redis_prefix(url: str, prefix: str) -> None:
+    """Delete this run's online rows from Redis (nothing else: the keys under its prefix)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=prefix + "*", count=1_000))
+        for start in range(0, len(keys), 1_000):
+            client.delete(*keys[start : start + 1_000])
+        client.close()
+    except redis.RedisError as exc:
+        print(f"  could not delete Redis keys {prefix}*: {exc}", flush=True)
+
+
 def enriched_targets(
     folder: Path, serve: list[str], models: list[str], body: Path, args: Any, port_url: Any
 ) -> list[Target]:
     """(c): predict with entity enrichment from the SQLite and Redis online stores."""
     targets = []
+    # a prefix of this run's own: nothing of another run or engineer in the database is read,
+    # overwritten or marked with this version's layout (the keys are deleted at the end)
+    redis_online = f"{args.redis_url}?prefix={args.redis_prefix}"
     for store_name, online in [
         ("sqlite", f"sqlite:///{folder / 'online.db'}"),
-        ("redis", args.redis_url),
+        ("redis", redis_online),
     ]:
         project = folder / f"project-{store_name}"
         project.mkdir()
@@ -513,6 +531,7 @@ def main() -> None:
     # stopped from outside (timeout, kill): unwind, so every started server is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.seconds, reps = (5, 1) if args.quick else (10, 3)
+    args.redis_prefix = f"bench:{uuid.uuid4().hex}:"
     args.reps = args.reps or reps
     pin = args.workers == 1
     folder = Path(tempfile.mkdtemp(prefix="driftloop-serve-bench-"))
@@ -647,7 +666,10 @@ def main() -> None:
     if args.arms:
         chosen = tuple(args.arms.split(","))
         group = [t for t in group if t.key.startswith(chosen)]
-    measured = measure_interleaved(group, args, pin)
+    try:
+        measured = measure_interleaved(group, args, pin)
+    finally:
+        drop_redis_prefix(args.redis_url, args.redis_prefix)
     results.update({t.key: measured[t.name] for t in group if t.name in measured})
     if "b_categorical" in results:
         results["b_categorical"]["runtime"] = runtime

@@ -25,6 +25,7 @@ from driftloop.features import (
     OnlineStore,
     RedisOnlineStore,
     SqliteOnlineStore,
+    online_store_from_url,
 )
 
 
@@ -226,6 +227,21 @@ def test_redis_store_of_layout_2_is_read_then_marked_3_by_the_first_write(
         assert got["v:1"].values == {"f": 1.5, "g": None}
         assert got["v:2"] == OnlineRow("v:2", 11, {"f": 2.5})
         assert client.get(prefix + "r:v:2")[:1] == b"\xd1"  # packed
+    finally:
+        store.close()
+        client.delete(*client.keys(prefix + "*"))
+        client.close()
+
+
+def test_a_redis_url_may_name_the_key_prefix(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = online_store_from_url(f"{redis_url}?prefix={prefix}", tmp_path)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert isinstance(store, RedisOnlineStore)
+        store.write_rows([OnlineRow("v:1", 1, {"f": 1.0})])
+        assert client.exists(prefix + "r:v:1") == 1
+        assert store.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
     finally:
         store.close()
         client.delete(*client.keys(prefix + "*"))

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -171,7 +172,19 @@ class RedisOnlineStore:
 
     @classmethod
     def from_url(cls, url: str, root: object = None) -> RedisOnlineStore:
-        return cls(url)
+        """The store a URL names; ``?prefix=...`` sets the key prefix (several projects,
+        tenants or benchmark runs in one database), every other part goes to redis-py.
+
+        >>> RedisOnlineStore.from_url("redis://127.0.0.1:6379/3?prefix=shop:").prefix
+        'shop:'
+        """
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [v for k, v in query if k == "prefix"]
+        if not prefixes:
+            return cls(url)
+        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+        return cls(urlunsplit(parts._replace(query=rest)), prefix=prefixes[-1])
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

@@ -46,7 +46,7 @@ WRITTEN_KEY = "written"  # online meta: when rows were last written (materialize
 def _redis_store(url: str, root: Path) -> OnlineStore:
     from driftloop.features._redis import RedisOnlineStore
 
-    return RedisOnlineStore(url)
+    return RedisOnlineStore.from_url(url)
 
 
 # Online backends by URL scheme (STYLE.md: an explicit mapping, never dotted strings).
