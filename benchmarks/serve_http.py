@@ -504,6 +504,30 @@ def enriched_targets(
                 key=f"c_enriched_{store_name}",
             )
         )
+    if args.baseline_src is not None:  # (c-base): the same on SQLite, the other checkout
+        project = folder / "project-sqlite-base"
+        project.mkdir()
+        online = f"sqlite:///{folder / 'online-base.db'}"
+        env = {**driftloop_env(folder, online), "PYTHONPATH": str(args.baseline_src / "src")}
+        env["DRIFTLOOP_AUDIT__URL"] = f"sqlite:///{folder / 'audit-c-base.db'}"
+        prepare = (  # written by the baseline's own code (its layout)
+            f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
+            "from serve_http import prepare_online_store; "
+            "prepare_online_store(Path(sys.argv[1]), sys.argv[2])"
+        )
+        subprocess.run([sys.executable, "-c", prepare, str(project), online], env=env, check=True)
+        port, url = port_url("/v1/models/fraud/predict")
+        targets.append(
+            Target(
+                "(c-base) baseline enriched (sqlite)",
+                [*serve, "--port", port, *models, "--entity-key", "card_id"],
+                url,
+                body,
+                env,
+                project,
+                key="c_enriched_base_sqlite",
+            )
+        )
     return targets
 
 
@@ -752,6 +776,20 @@ def report(results: dict[str, Any], args: Any) -> None:
                 f"p99 {c['p99_ms']:.1f} ms, CPU {c['cpu_us_per_request']:.0f} us/req against "
                 f"(a) {a['cpu_us_per_request']:.0f}: target >= 60% with p99 <= 15 ms: "
                 f"{'PASS' if met else 'MISS'}"
+            )
+    c_base, c_now = usable.get("c_enriched_base_sqlite"), usable.get("c_enriched_sqlite")
+    if c_base and c_now:
+        print("\n(c sqlite) current / baseline (c-base), paired per repetition:")
+        for key, label, better in [
+            ("rps_runs", "rps", "higher"),
+            ("p99_runs", "p99", "lower"),
+            ("cpu_runs", "CPU per request", "lower"),
+        ]:
+            mid, low, high = paired(c_base, c_now, key)
+            ratios[f"c_over_base_{key[:-5]}"] = mid
+            print(
+                f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%}; "
+                f"{better} is better)"
             )
     b2 = usable.get("b_inline_sync_full")
     if a and b2:
