@@ -82,10 +82,12 @@ class Enricher:
             entity_rows = [items[k].parsed.entity_rows[i] for k, i, _ in wanted]
         started = time.perf_counter()
         try:
-            read = await asyncio.wait_for(
-                asyncio.to_thread(read_columns, self.features, entity_rows, names),
-                self.timeout_s,
+            # the executor's future itself, not a task around to_thread: one object fewer
+            # per batch, the same thread pool and deadline
+            pending = asyncio.get_running_loop().run_in_executor(
+                None, read_columns, self.features, entity_rows, names
             )
+            read = await asyncio.wait_for(pending, self.timeout_s)
         except Exception as exc:  # down, hung or broken: the batch is answered degraded
             if breaker is not None:
                 breaker.record(False, time.perf_counter() - started)
