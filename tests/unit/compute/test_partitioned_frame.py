@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.partition_world import (
+
+from driftloop.compute import LocalEngine
+from driftloop.core.errors import InvalidParameterError
+from driftloop.features import FeatureStore, FeatureView, Field, TableSource
+from partition_world import (
     FEATURES,
     SENSOR,
     assert_same_frame,
@@ -14,10 +18,6 @@ from tests.partition_world import (
     entity_rows,
     write_world,
 )
-
-from driftloop.compute import LocalEngine
-from driftloop.core.errors import InvalidParameterError
-from driftloop.features import FeatureStore, FeatureView, Field, TableSource
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def join_strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 
 def frame(world: Path, parts: int, output: str = "pandas", entity: Any = None) -> Any:
-    store = FeatureStore(definitions=definitions(world), engine=LocalEngine(), partitions=parts)  # type: ignore[arg-type]
+    store = FeatureStore(definitions=definitions(world), engine=LocalEngine(), partitions=parts)
     try:
         rows = entity if entity is not None else entity_rows()
         return store.training_frame(rows, FEATURES, output=output)
