@@ -11,13 +11,19 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from driftloop.audit import open_audit_log
+from driftloop.cli import app
 from driftloop.compute import Engine, LocalEngine, RayEngine
+from driftloop.core.config import load_settings
 from driftloop.features import FeatureStore
 from partition_world import FEATURES, assert_same_frame, definitions, entity_rows, write_world
 from ray_cluster import local_ray_cluster
 from ray_faults import WorkerKillingEngine
+from tabular_world import model_toml, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,3 +70,57 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_the_frame(
     with pytest.raises(ProcessLookupError):
         os.kill(killed, 0)  # the worker that ran the first attempt is gone
     assert_same_frame(got, frame(world, LocalEngine(), 1))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, ray_engine: RayEngine) -> Path:
+    """A project with a champion trained on its own rows, its compute on the cluster."""
+    root = tmp_path_factory.mktemp("ray-project")
+    (root / "data").mkdir()
+    table("binary", rows=3_000, days=10).to_parquet(root / "data" / "loans.parquet")
+    (root / "driftloop.toml").write_text(
+        model_toml("binary", data="data/loans.parquet", name="loans")
+        + "params = {n_estimators = 20}\n\n"
+        + "[gates]\nmax_ece = 1.0\n\n"  # calibration is not what this test is about
+        + f'[compute]\nengine = "local"\naddress = "{ray_engine.address}"\n'
+    )
+    trained = CliRunner().invoke(
+        app, ["train", "--end", "2026-03-08", "--promote", "--config", str(root / "driftloop.toml")]
+    )
+    assert trained.exit_code == 0, trained.output
+    return root
+
+
+def score(project: Path, *args: str) -> None:
+    config = ["--config", str(project / "driftloop.toml")]
+    scored = CliRunner().invoke(
+        app, ["score", "loans", "--data", "data/loans.parquet", *args, *config]
+    )
+    assert scored.exit_code == 0, scored.output
+
+
+def test_ray_batch_scores_equal_local_scores_and_every_one_is_audited(project: Path) -> None:
+    score(project, "--out", str(project / "local.parquet"))
+    score(project, "--engine", "ray", "--audit", "--out", str(project / "ray-scores"))
+    local = pd.read_parquet(project / "local.parquet")
+    on_ray = pd.read_parquet(project / "ray-scores")
+    assert len(list((project / "ray-scores").glob("*.parquet"))) >= 1
+    key = "application_id"
+    pd.testing.assert_frame_equal(
+        on_ray.sort_values(key).reset_index(drop=True),
+        local.sort_values(key).reset_index(drop=True),
+        check_exact=True,
+    )
+    settings = load_settings(root=project, environ={})
+    log = open_audit_log(settings.audit.url, root=settings.root)
+    try:
+        audited = log.window(
+            pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2027-01-01", tz="UTC")
+        )
+    finally:
+        log.close()
+    assert len(audited) == len(local)
+    assert audited["prediction_id"].is_unique
+    by_id = dict(zip(local[key].astype(str), local["score"], strict=True))
+    ids = audited["prediction_id"].str.removeprefix("batch-loans-1-")  # batch-MODEL-VERSION-ID
+    assert audited["score"].to_numpy() == pytest.approx(ids.map(by_id).to_numpy(), rel=1e-12)

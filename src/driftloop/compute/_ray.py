@@ -133,8 +133,6 @@ class RayEngine:
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers),
             num_cpus=1,
-            max_restarts=self.max_retries,
-            max_task_retries=self.max_retries,
         )
         scored.write_parquet(str(destination))
         return sum(pq.ParquetFile(part).metadata.num_rows for part in destination.glob("*.parquet"))
