@@ -55,6 +55,8 @@ class RayEngine:
     ``address="local"`` starts a one-machine cluster for this process, bounded by
     ``num_cpus`` and ``object_store_mb``, stopped by :meth:`close`; any other address
     joins a running cluster (``auto``: the one this machine joined with ``ray start``).
+    ``concurrency`` caps the tasks of one job in flight at once (a job's share of a
+    shared cluster; unset: as many as the cluster runs).
     """
 
     name = "ray"
@@ -66,8 +68,10 @@ class RayEngine:
         num_cpus: int | None = None,
         object_store_mb: int | None = None,
         max_retries: int = 3,
+        concurrency: int | None = None,
     ) -> None:
         self.address = address
+        self.concurrency = concurrency
         self.num_cpus = num_cpus
         self.object_store_mb = object_store_mb
         self.max_retries = max_retries
@@ -105,13 +109,21 @@ class RayEngine:
     @property
     def workers(self) -> int:
         ray = self.connect()
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return min(cpus, self.concurrency) if self.concurrency else cpus
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         ray = self.connect()
         task = ray.remote(num_cpus=1, max_retries=self.max_retries)(_call)
         shared = ray.put(fn)
-        return list(ray.get([task.remote(shared, item) for item in items]))
+        if not self.concurrency:
+            return list(ray.get([task.remote(shared, item) for item in items]))
+        refs: list[Any] = []
+        for item in items:  # at most `concurrency` unfinished: submit one as one finishes
+            if len(refs) >= self.concurrency:
+                ray.wait(refs, num_returns=len(refs) - self.concurrency + 1)
+            refs.append(task.remote(shared, item))
+        return list(ray.get(refs))
 
     def map_batches(
         self,

@@ -79,3 +79,9 @@ def test_local_map_batches_writes_every_row_once(tmp_path: Path) -> None:
 
 def test_a_default_compute_config_is_valid() -> None:
     assert ComputeConfig().address == "auto"
+
+
+def test_a_ray_engine_is_built_without_touching_a_cluster() -> None:
+    engine = RayEngine("ray://nowhere.invalid:10001", concurrency=1)
+    assert engine.concurrency == 1
+    engine.close()  # never connected: nothing to let go of
