@@ -8,6 +8,7 @@ CI installs the extra, and DRIFTLOOP_REQUIRE_SERVICES=1 makes a missing Ray a fa
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from driftloop.cli import app
 from driftloop.compute import Engine, LocalEngine, RayEngine
 from driftloop.core.config import load_settings
 from driftloop.features import FeatureStore
+from driftloop.training._shared_search import open_storage, shared_search
 from partition_world import FEATURES, assert_same_frame, definitions, entity_rows, write_world
 from ray_cluster import local_ray_cluster
 from ray_faults import WorkerKillingEngine
+from search_world import problem
+from services import require_postgres
 from tabular_world import model_toml, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -124,3 +128,28 @@ def test_ray_batch_scores_equal_local_scores_and_every_one_is_audited(project: P
     by_id = dict(zip(local[key].astype(str), local["score"], strict=True))
     ids = audited["prediction_id"].str.removeprefix("batch-loans-1-")  # batch-MODEL-VERSION-ID
     assert audited["score"].to_numpy() == pytest.approx(ids.map(by_id).to_numpy(), rel=1e-12)
+
+
+def test_search_trials_of_ray_workers_and_another_machine_share_one_postgres_study(
+    ray_engine: RayEngine,
+) -> None:
+    import optuna
+
+    url = require_postgres()
+    study = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        on_ray = shared_search(ray_engine, url, study, trials=4, **problem())
+        # another machine (this process) asks the same study for 6: it runs what is left
+        here = shared_search(LocalEngine(), url, study, trials=6, **problem())
+        with open_storage(url) as storage:
+            trials = optuna.load_study(study_name=study, storage=storage).trials
+    finally:
+        with open_storage(url) as storage:
+            optuna.delete_study(study_name=study, storage=storage)
+    assert 4 <= on_ray["trials"] <= 5  # two loops may each finish a trial past the 4th
+    assert here["trials"] == 6
+    assert here["ran_here"] == 6 - on_ray["trials"]
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert any(not w.endswith(f":{os.getpid()}") for w in workers)  # Ray workers ran some
+    assert any(w.endswith(f":{os.getpid()}") for w in workers)  # and this process the rest
+    assert here["workers"] == len(workers)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.audit import AuditLog, AuditRecord, Label, open_audit_log
-from driftloop.core.config import Settings
+from driftloop.core.config import ComputeConfig, Settings
 from driftloop.registry import LoadedModel, Registry
 from driftloop.stats import encode_labels
 from driftloop.training import ScoredChunk, score_rows, training_source
@@ -47,8 +47,11 @@ class BatchScorer:
         finally:
             registry.close()
         config = self.settings.model(loaded.name)
+        # This runs on a worker: its store features are joined here, in process (a nested
+        # Ray job would wait for CPUs the scorers themselves hold).
+        local = self.settings.model_copy(update={"compute": ComputeConfig()})
         store = model_store(
-            self.settings, config.model_copy(update={"store_features": stored_features(loaded)})
+            local, config.model_copy(update={"store_features": stored_features(loaded)})
         )
         log = None
         if self.audit:

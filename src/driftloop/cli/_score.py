@@ -154,6 +154,7 @@ def _score_on_ray(
             f"--engine ray reads Parquet (a file, a folder, a glob or an s3:// URL), not {spec}."
         )
     source = spec if "://" in spec or Path(spec).is_absolute() else str(settings.root / spec)
+    out = out.resolve()  # the workers write the parts, from folders of their own
     _replaceable(out)
     scratch = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}")
     compute = settings.compute.model_copy(update={"engine": "ray"})

@@ -136,6 +136,9 @@ class RayEngine:
         import pyarrow.parquet as pq
 
         ray = self.connect()
+        # the command reports progress itself: no Ray Data progress lines on the console
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         paths = source if isinstance(source, str) else list(source)
         dataset = ray.data.read_parquet(paths)
         scored = dataset.map_batches(
@@ -146,6 +149,7 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers),
             num_cpus=1,
         )
+        destination = destination.resolve()  # workers run in folders of their own
         scored.write_parquet(str(destination))
         return sum(pq.ParquetFile(part).metadata.num_rows for part in destination.glob("*.parquet"))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from driftloop.compute import open_engine
 from driftloop.core.errors import GateFailedError, InsufficientDataError, NotFoundError
 from driftloop.quality import quarantine, release_gates, single_feature_skill, validate_features
 from driftloop.registry import FLAVORS, LoadedModel, ModelVersion, Registry, Signature, flavor_for
@@ -17,6 +18,7 @@ from driftloop.registry._flavors import with_task
 from driftloop.stats import TASKS, Outputs, Profile, baseline, evaluate
 from driftloop.training._evaluate import evaluate_model, latency_ms, segment_metrics
 from driftloop.training._fit import fit_estimator, search
+from driftloop.training._shared_search import search_storage_url, shared_search
 from driftloop.training._training_set import build_training_set
 
 if TYPE_CHECKING:
@@ -157,6 +159,25 @@ def _matrix(signature: Signature, frame: pd.DataFrame) -> Any:
 def search_step(p: TrainingPipeline, state: State) -> State:
     signature = _signature(state)
     train, valid, label = state["train"], state["valid"], signature.label or ""
+    if p.settings.compute.engine != "local":
+        engine = open_engine(p.settings.compute)
+        try:
+            result = shared_search(
+                engine,
+                search_storage_url(p.settings),
+                f"{p.name}-{p.step_key}",
+                p.estimator_for(signature.task),
+                (_matrix(signature, train), train[label].to_numpy()),
+                (_matrix(signature, valid), valid[label].to_numpy()),
+                signature=signature,
+                trials=p.search_trials,
+                timeout_s=p.search_timeout_s,
+                seed=p.seed,
+                space=p.search_space,
+            )
+        finally:
+            engine.close()
+        return {"search": result}
     result = search(
         p.estimator_for(signature.task),
         (_matrix(signature, train), train[label].to_numpy()),
