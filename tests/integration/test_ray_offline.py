@@ -21,6 +21,8 @@ from driftloop.cli import app
 from driftloop.compute import Engine, LocalEngine, RayEngine
 from driftloop.core.config import load_settings
 from driftloop.features import FeatureStore
+from driftloop.registry import Registry
+from driftloop.training import train_and_promote
 from driftloop.training._shared_search import open_storage, shared_search
 from partition_world import FEATURES, assert_same_frame, definitions, entity_rows, write_world
 from ray_cluster import local_ray_cluster
@@ -62,6 +64,22 @@ def test_ray_training_frame_equals_the_local_frame_row_for_row(
 ) -> None:
     assert ray_engine.workers == 2
     assert_same_frame(frame(world, ray_engine, 4), frame(world, LocalEngine(), 1))
+
+
+def test_compute_settings_send_the_frame_to_ray_one_partition_per_cpu(
+    world: Path, ray_engine: RayEngine
+) -> None:
+    # what driftloop train does with [compute] engine = "ray": the store opens the engine
+    environ = {"DRIFTLOOP_COMPUTE__ENGINE": "ray", "DRIFTLOOP_COMPUTE__ADDRESS": ray_engine.address}
+    settings = load_settings(root=world, environ=environ)
+    store = FeatureStore(settings, definitions=definitions(world))
+    try:
+        engine, parts = store._partitioning()
+        assert (engine.name, parts) == ("ray", 2)
+        got = store.training_frame(entity_rows(3_000), FEATURES)
+    finally:
+        store.close()
+    assert_same_frame(got, frame(world, LocalEngine(), 1))
 
 
 def test_a_worker_killed_mid_job_costs_a_retry_not_the_frame(
@@ -153,3 +171,38 @@ def test_search_trials_of_ray_workers_and_another_machine_share_one_postgres_stu
     assert any(not w.endswith(f":{os.getpid()}") for w in workers)  # Ray workers ran some
     assert any(w.endswith(f":{os.getpid()}") for w in workers)  # and this process the rest
     assert here["workers"] == len(workers)
+
+
+def test_training_on_ray_is_data_parallel_lightgbm_with_the_local_steps_and_keys(
+    ray_engine: RayEngine, tmp_path: Path
+) -> None:
+    rows = table("binary", rows=2_000, days=10)
+    results = {}
+    for engine in ("local", "ray"):
+        root = tmp_path / engine
+        (root / "data").mkdir(parents=True)
+        rows.to_parquet(root / "data" / "loans.parquet")
+        (root / "driftloop.toml").write_text(
+            model_toml("binary", data="data/loans.parquet", name="loans")
+            + "params = {n_estimators = 20}\n\n[gates]\nmax_ece = 1.0\n\n"
+            + f'[compute]\nengine = "{engine}"\naddress = "{ray_engine.address}"\n'
+        )
+        settings = load_settings(root / "driftloop.toml", environ={})
+        results[engine], _ = train_and_promote(settings, "loans", alias=None)
+        again, _ = train_and_promote(settings, "loans", alias=None)
+        assert again.ran == []  # a finished pipeline resumes to nothing, on either engine
+        registry = Registry.from_settings(settings)
+        try:
+            booster = registry.load("loans", 1, prefer_onnx=False).native
+        finally:
+            registry.close()
+        text = booster.model_to_string()
+        assert ("[tree_learner: data]" in text) == (engine == "ray")
+        assert ("[num_machines: 2]" in text) == (engine == "ray")
+    local, on_ray = results["local"], results["ray"]
+    # the same steps under the same keys up to the fit; later keys hash the fitted model,
+    # which data-parallel training builds differently
+    assert [s.name for s in on_ray.steps] == [s.name for s in local.steps]
+    fitted = [s.name for s in local.steps].index("fit") + 1
+    assert [s.key for s in on_ray.steps[:fitted]] == [s.key for s in local.steps[:fitted]]
+    assert on_ray.metrics["roc_auc"] == pytest.approx(local.metrics["roc_auc"], abs=0.05)
