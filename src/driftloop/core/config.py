@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._compute_config import ComputeConfig
 from driftloop.core._loop_config import LoopPolicy, RolloutPlan, Triggers
 from driftloop.core._model_config import (
     DecisionPolicy,
@@ -41,6 +42,7 @@ __all__ = [
     "BatchingConfig",
     "BreakerConfig",
     "CacheConfig",
+    "ComputeConfig",
     "DecisionPolicy",
     "FallbackPolicy",
     "FeaturesConfig",
@@ -398,6 +400,7 @@ class Settings(_Section):
     features: FeaturesConfig = FeaturesConfig()
     registry: RegistryConfig = RegistryConfig()
     gates: GatesConfig = GatesConfig()
+    compute: ComputeConfig = ComputeConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
