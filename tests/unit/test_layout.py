@@ -21,6 +21,7 @@ ORDER = [
     "audit",
     "quality",
     "training",
+    "recsys",
     "monitoring",
     "serving",
     "loop",

@@ -1,0 +1,67 @@
+"""Recommendations with cold start: a two-tower retrieval model with its own ANN index,
+a LightGBM ranker over point-in-time features, a fallback hierarchy (personalized ->
+hybrid -> cohort -> popular) and business rules; trained, registered and served by the
+same parts as every other model (docs/recsys.md).
+
+Needs the ``recsys`` extra (PyTorch, implicit, hnswlib).
+"""
+
+from __future__ import annotations
+
+from driftloop.recsys._als import AlsBaseline
+from driftloop.recsys._catalog import INTERACTION_COLUMNS, Catalog, Encoding, check_interactions
+from driftloop.recsys._evaluate import Segments, evaluate_lists, segments
+from driftloop.recsys._features import RANKING_FEATURES, Snapshot
+from driftloop.recsys._index import ItemIndex
+from driftloop.recsys._levels import LEVELS, Level, Recommendation, RecommendRequest
+from driftloop.recsys._metrics import (
+    coverage,
+    diversity,
+    map_at_k,
+    ndcg_at_k,
+    novelty,
+    recall_at_k,
+    summarize,
+)
+from driftloop.recsys._popularity import Popularity, cohort_key
+from driftloop.recsys._ranker import Ranker
+from driftloop.recsys._recommender import Recommender
+from driftloop.recsys._split import Split, time_split
+from driftloop.recsys._train import TrainConfig, train_recommender
+from driftloop.recsys._two_tower import TowerConfig, TwoTower, train_two_tower
+
+__all__ = [
+    "INTERACTION_COLUMNS",
+    "LEVELS",
+    "RANKING_FEATURES",
+    "AlsBaseline",
+    "Catalog",
+    "Encoding",
+    "ItemIndex",
+    "Level",
+    "Popularity",
+    "Ranker",
+    "RecommendRequest",
+    "Recommendation",
+    "Recommender",
+    "Segments",
+    "Snapshot",
+    "Split",
+    "TowerConfig",
+    "TrainConfig",
+    "TwoTower",
+    "check_interactions",
+    "cohort_key",
+    "coverage",
+    "diversity",
+    "evaluate_lists",
+    "map_at_k",
+    "ndcg_at_k",
+    "novelty",
+    "recall_at_k",
+    "segments",
+    "summarize",
+    "time_split",
+    "train_recommender",
+    "train_two_tower",
+]
