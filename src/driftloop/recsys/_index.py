@@ -56,6 +56,10 @@ class ItemIndex:
         )
         return labels.astype(np.int64), 1.0 - distances  # hnswlib's ip distance is 1 - dot
 
+    def vectors(self, labels: list[int]) -> NDArray[np.float32]:
+        """The stored vectors of ``labels``."""
+        return np.asarray(self._index.get_items(labels), dtype=np.float32)
+
     def to_bytes(self) -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "index.bin"
