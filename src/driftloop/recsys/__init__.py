@@ -26,6 +26,7 @@ from driftloop.recsys._metrics import (
 from driftloop.recsys._popularity import Popularity, cohort_key
 from driftloop.recsys._ranker import Ranker
 from driftloop.recsys._recommender import Recommender
+from driftloop.recsys._registry import SIGNATURE, load_recommender, register_recommender
 from driftloop.recsys._split import Split, time_split
 from driftloop.recsys._train import TrainConfig, train_recommender
 from driftloop.recsys._two_tower import TowerConfig, TwoTower, train_two_tower
@@ -34,6 +35,7 @@ __all__ = [
     "INTERACTION_COLUMNS",
     "LEVELS",
     "RANKING_FEATURES",
+    "SIGNATURE",
     "AlsBaseline",
     "Catalog",
     "Encoding",
@@ -55,10 +57,12 @@ __all__ = [
     "coverage",
     "diversity",
     "evaluate_lists",
+    "load_recommender",
     "map_at_k",
     "ndcg_at_k",
     "novelty",
     "recall_at_k",
+    "register_recommender",
     "segments",
     "summarize",
     "time_split",
