@@ -41,5 +41,6 @@ def split_recommenders(
             load_recommender, registry, name, alias or "champion", config=settings.recsys
         )
         served.append(ServedRecommender(name, load))
-    sessions = online_store_from_url(settings.features.online_store, settings.root)
-    return tabular, served, sessions if served else None
+    if not served:
+        return tabular, served, None
+    return tabular, served, online_store_from_url(settings.features.online_store, settings.root)
