@@ -33,6 +33,7 @@ from driftloop.core._model_config import (
     MissingPolicy,
     ModelConfig,
 )
+from driftloop.core._recsys_config import FallbackConfig, RecsysConfig, RecsysRules
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -44,6 +45,7 @@ __all__ = [
     "CacheConfig",
     "ComputeConfig",
     "DecisionPolicy",
+    "FallbackConfig",
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
@@ -52,6 +54,8 @@ __all__ = [
     "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
+    "RecsysConfig",
+    "RecsysRules",
     "RegistryConfig",
     "RolloutPlan",
     "ServingConfig",
@@ -406,6 +410,7 @@ class Settings(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     loop: dict[str, LoopPolicy] = Field(default_factory=dict)
+    recsys: RecsysConfig = RecsysConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
+from driftloop.features import OnlineStore
 from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
 from driftloop.serving._board import WorkerBoard
@@ -28,6 +29,7 @@ from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._ratelimit import RedisCounters
+from driftloop.serving._recommend import Recommenders, ServedRecommender
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
@@ -53,6 +55,8 @@ def create_app(
     feedback_digest: str | None = None,
     keys: KeyStore | None = None,
     board: WorkerBoard | None = None,
+    recommenders: Sequence[ServedRecommender] = (),
+    sessions: OnlineStore | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -72,6 +76,8 @@ def create_app(
     store that ``settings.auth = "keys"`` checks requests against (see :mod:`._keys`).
     ``board`` is where this process tells its arms' breaker states and failed calls, for
     the dashboard of any worker (see :mod:`._board`; None: it does not tell).
+    ``recommenders`` are answered at ``POST /v1/models/{name}/recommend``, with the users'
+    sessions in the online store ``sessions`` (see :mod:`._recommend`).
     """
     settings = settings or ServingConfig()
     admin_digest = admin_digest or settings.admin_token_sha256
@@ -103,6 +109,7 @@ def create_app(
         board=board,
     )
     documents: dict[tuple[str | None, ...], bytes] = {}
+    recs = Recommenders(recommenders, server, sessions=sessions)
 
     async def healthz(request: Request, server: Server) -> Response:
         return json_response({"status": "ok"})
@@ -158,6 +165,10 @@ def create_app(
     routes = [
         route("/v1/models", "models", _v1.list_models, "GET", "read"),
         route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST", "predict"),
+        route("/v1/models/{name}/recommend", "recommend", recs.recommend, "POST", "predict"),
+        route(
+            "/v1/models/{name}/interactions", "interactions", recs.interaction, "POST", "feedback"
+        ),
         route(
             "/v1/feedback",
             "feedback",
@@ -181,9 +192,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await server.start()
+        await recs.start()
         try:
             yield
         finally:
+            await recs.stop()
             await server.stop()
             if close_audit and audit is not None:
                 audit.close()
@@ -210,6 +223,7 @@ def create_app(
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.server = server
     app.state.server = server
+    app.state.recommenders = recs
     return app
 
 
