@@ -49,18 +49,20 @@ def request_row(seed: int, card: str | None = None) -> dict[str, object]:
 
 
 def shared_redis() -> str:
-    """The shared Redis test database's URL (checked, never flushed), or skip (fail
-    under DRIFTLOOP_REQUIRE_SERVICES=1)."""
+    """A shared Redis database's URL (checked, never flushed), or skip (fail under
+    DRIFTLOOP_REQUIRE_SERVICES=1). Not the test database of ``redis_url``: other tests
+    flush that one, which would empty this test's rows while its servers start."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    url = os.environ.get("DRIFTLOOP_TEST_SHARED_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/0")
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
     except redis.RedisError as exc:
-        unavailable(f"Redis at {REDIS_URL} is unreachable: {exc}")
+        unavailable(f"Redis at {url} is unreachable: {exc}")
     finally:
         client.close()
-    return REDIS_URL
+    return url
 
 
 def _features(online_url: str, folder: Path) -> None:
