@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_online_store_battery import CHECKS
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features import (
     CachedOnlineStore,
     OnlineEvent,
@@ -185,6 +185,30 @@ def test_redis_that_lost_its_scripts_still_answers(redis_url: str) -> None:
         store.close()
 
 
+def test_two_projects_share_one_redis_database_under_their_url_prefixes(redis_url: str) -> None:
+    tag = uuid.uuid4().hex
+    first, second = (
+        online_store_from_url(f"{redis_url}?prefix=test:{tag}:{name}:", Path("."))
+        for name in ("fraud", "loans")
+    )
+    try:
+        first.write_rows([OnlineRow("v:1", 10, {"f": 1.0})])
+        second.write_rows([OnlineRow("v:1", 20, {"f": 2.0})])
+        assert first.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
+        assert second.read(["v:1"]).rows["v:1"].values == {"f": 2.0}
+        client = redis.Redis.from_url(redis_url)
+        assert client.exists(f"test:{tag}:fraud:r:v:1", f"test:{tag}:loans:r:v:1") == 2
+        client.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_empty_prefix_in_the_url_is_refused_naming_the_setting() -> None:
+    with pytest.raises(InvalidParameterError, match=r"features\.online_store: 'prefix'"):
+        RedisOnlineStore.from_url("redis://127.0.0.1:6379/0?prefix=")
+
+
 def test_sqlite_file_of_layout_2_reads_its_json_rows_beside_packed_ones(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     with sqlite3.connect(path) as db:  # as driftloop of layout 2 left it
@@ -227,21 +251,6 @@ def test_redis_store_of_layout_2_is_read_then_marked_3_by_the_first_write(
         assert got["v:1"].values == {"f": 1.5, "g": None}
         assert got["v:2"] == OnlineRow("v:2", 11, {"f": 2.5})
         assert client.get(prefix + "r:v:2")[:1] == b"\xd1"  # packed
-    finally:
-        store.close()
-        client.delete(*client.keys(prefix + "*"))
-        client.close()
-
-
-def test_a_redis_url_may_name_the_key_prefix(redis_url: str, tmp_path: Path) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    store = online_store_from_url(f"{redis_url}?prefix={prefix}", tmp_path)
-    client = redis.Redis.from_url(redis_url)
-    try:
-        assert isinstance(store, RedisOnlineStore)
-        store.write_rows([OnlineRow("v:1", 1, {"f": 1.0})])
-        assert client.exists(prefix + "r:v:1") == 1
-        assert store.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
     finally:
         store.close()
         client.delete(*client.keys(prefix + "*"))

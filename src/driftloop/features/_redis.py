@@ -24,6 +24,10 @@ upgraded server reads an old store exactly; the first write of this version migr
 every old row (each key atomically, by a script) and then sets the marker, after which
 reads take one ``MGET``. A store marked with a newer layout is refused.
 
+Several projects can share one Redis database, each under its own prefix: the URL's
+``prefix`` query parameter sets it (``redis://host:6379/0?prefix=fraud:f:``; see
+:meth:`RedisOnlineStore.from_url`).
+
 A Redis that is down or slow raises :class:`BackendUnavailableError` after
 ``timeout_s``; nothing waits forever.
 """
@@ -41,7 +45,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features._online import (
     Events,
     OnlineBatch,
@@ -170,22 +174,6 @@ class RedisOnlineStore:
         self._marked = False  # the layout marker was seen: rows are read by MGET alone
         self._current = False  # ... and it is this layout's (written by this version)
 
-    @classmethod
-    def from_url(cls, url: str, root: object = None) -> RedisOnlineStore:
-        """The store a URL names; ``?prefix=...`` sets the key prefix (several projects,
-        tenants or benchmark runs in one database), every other part goes to redis-py.
-
-        >>> RedisOnlineStore.from_url("redis://127.0.0.1:6379/3?prefix=shop:").prefix
-        'shop:'
-        """
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        prefixes = [v for k, v in query if k == "prefix"]
-        if not prefixes:
-            return cls(url)
-        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-        return cls(urlunsplit(parts._replace(query=rest)), prefix=prefixes[-1])
-
     @contextmanager
     def _guard(self) -> Iterator[None]:
         try:
@@ -194,6 +182,39 @@ class RedisOnlineStore:
             raise BackendUnavailableError(
                 f"Redis online store at {self._safe_url()} is unavailable: {exc}"
             ) from exc
+
+    @classmethod
+    def from_url(cls, url: str, root: object = None, *, timeout_s: float = 1.0) -> RedisOnlineStore:
+        """The store a ``redis://`` URL names (``root`` is unused: the signature of the
+        embedded stores' ``from_url``); its ``prefix`` query parameter, when given,
+        replaces the default key prefix (``driftloop:f:``).
+
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?prefix=fraud:f:")
+        ('redis://cache:6379/0', 'fraud:f:')
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?ssl_cert_reqs=none")
+        ('redis://cache:6379/0?ssl_cert_reqs=none', None)
+        """
+        plain, prefix = cls.split_prefix(url)
+        if prefix is None:
+            return cls(plain, timeout_s=timeout_s)
+        return cls(plain, prefix=prefix, timeout_s=timeout_s)
+
+    @staticmethod
+    def split_prefix(url: str) -> tuple[str, str | None]:
+        """``url`` without its ``prefix`` query parameter (which redis-py would refuse),
+        and that prefix (None when absent)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [value for name, value in query if name == "prefix"]
+        if not prefixes:
+            return url, None
+        if len(prefixes) > 1 or not prefixes[0]:
+            raise InvalidParameterError(
+                f"features.online_store: 'prefix' must be given once and not be empty; got "
+                f"{prefixes!r}."
+            )
+        rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+        return urlunsplit(parts._replace(query=rest)), prefixes[0]
 
     def _safe_url(self) -> str:
         _head, sep, tail = self.url.rpartition("@")

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from driftloop.compute import Engine, LocalEngine, open_engine
 from driftloop.core.config import Settings
 from driftloop.core.errors import DataValidationError, InvalidParameterError
 from driftloop.core.urls import local_path, scheme_of
@@ -28,6 +29,7 @@ from driftloop.features._online import (
     read_batch,
 )
 from driftloop.features._online_cache import CachedOnlineStore
+from driftloop.features._partitioned import partitioned_training_frame
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, now_utc, to_us
@@ -46,7 +48,7 @@ WRITTEN_KEY = "written"  # online meta: when rows were last written (materialize
 def _redis_store(url: str, root: Path) -> OnlineStore:
     from driftloop.features._redis import RedisOnlineStore
 
-    return RedisOnlineStore.from_url(url)
+    return RedisOnlineStore.from_url(url)  # ?prefix=: several projects in one database
 
 
 # Online backends by URL scheme (STYLE.md: an explicit mapping, never dotted strings).
@@ -105,6 +107,8 @@ class FeatureStore:
         online_store: OnlineStore | None = None,
         registry: DefinitionRegistry | None = None,
         root: str | Path | None = None,
+        engine: Engine | None = None,
+        partitions: int | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root) if root is not None else (settings.root if settings else Path("."))
@@ -113,6 +117,9 @@ class FeatureStore:
         self._online = online_store
         self._written = False  # this object marked the online store as holding rows
         self._registry = registry
+        self._engine = engine
+        self._own_engine = False
+        self._partitions = partitions
 
     def _connect_offline(self) -> duckdb.DuckDBPyConnection:
         if self.settings is None:
@@ -196,9 +203,21 @@ class FeatureStore:
             )
         requests = [ViewRequest(self.catalog.view(v), fs) for v, fs in resolved.views.items()]
         want_arrow = output == "arrow" and not resolved.on_demand
-        frame = self.offline.training_frame(
-            entity_df, timestamp_field, requests, "arrow" if want_arrow else "pandas"
-        )
+        engine, parts = self._partitioning()
+        if parts > 1 and requests and len(entity_df):
+            frame = partitioned_training_frame(
+                self.offline,
+                engine,
+                entity_df,
+                timestamp_field,
+                requests,
+                "arrow" if want_arrow else "pandas",
+                parts=parts,
+            )
+        else:
+            frame = self.offline.training_frame(
+                entity_df, timestamp_field, requests, "arrow" if want_arrow else "pandas"
+            )
         if want_arrow:
             return frame
         frame = apply_on_demand(frame, resolved.on_demand)
@@ -209,6 +228,21 @@ class FeatureStore:
 
             return pa.Table.from_pandas(frame, preserve_index=False)
         return frame
+
+    def _partitioning(self) -> tuple[Engine, int]:
+        """The engine training frames run on and how many key partitions they are cut
+        into: given, else from ``[compute]`` (on Ray, one per CPU of the cluster unless
+        ``partitions`` says; in process, one: the plain local join)."""
+        if self._engine is None:
+            config = self.settings.compute if self.settings is not None else None
+            self._engine = open_engine(config) if config is not None else LocalEngine()
+            self._own_engine = True
+        parts = self._partitions
+        if parts is None and self.settings is not None:
+            parts = self.settings.compute.partitions
+        if parts is None:
+            parts = self._engine.workers if self._engine.name != "local" else 1
+        return self._engine, parts
 
     def _check_entity_frame(
         self, entity_df: pd.DataFrame, timestamp_field: str, views: Mapping[str, list[str]]
@@ -376,6 +410,8 @@ class FeatureStore:
             self._registry.close()
         if self._offline is not None:
             self._offline.connection.close()
+        if self._engine is not None and self._own_engine:
+            self._engine.close()
 
 
 def _entity_keys(
