@@ -21,12 +21,10 @@ scores the same online and offline.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import operator
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,19 +32,27 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.registry import (
-    FeatureSpec,
     InvalidValue,
-    Signature,
     ValueEncoder,
     parse_time,
     time_part,
 )
 from driftloop.serving._body import MAX_DEPTH, parse_body
 from driftloop.serving._errors import HttpError, Violation
+from driftloop.serving._keyed import keyed_numeric
+from driftloop.serving._rowspec import (
+    EVENT_TIME,
+    MAX_KEY_LENGTH,
+    PLAIN_NUMBERS,
+    ParsedInstances,
+    RowSpec,
+    Slot,
+)
 
 __all__ = [
     "EVENT_TIME",
     "MAX_DEPTH",
+    "MAX_KEY_LENGTH",
     "Options",
     "ParsedInstances",
     "RowSpec",
@@ -59,117 +65,6 @@ __all__ = [
 ]
 
 MAX_VIOLATIONS = 20
-_PLAIN_NUMBERS = frozenset({float, int})
-MAX_KEY_LENGTH = 256
-EVENT_TIME = "event_time"
-"""The request field (and body field) of the event time of a model without a timestamp
-column."""
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """Where one request field goes: a feature column and its encoder, or the columns of
-    a timestamp's parts."""
-
-    column: int = -1
-    encoder: ValueEncoder | None = None
-    parts: tuple[tuple[int, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """What an instance may hold: the model's features (by ``signature`` when given, else
-    every one a number), the entity keys, the id, the event-time field and ``keys``:
-    fields the model does not read but the router does (the traffic policy's sticky key)."""
-
-    features: Sequence[str]
-    entity_keys: Sequence[str] = ()
-    signature: Signature | None = None
-    keys: Sequence[str] = ()
-
-    @classmethod
-    def of(
-        cls, signature: Signature, entity_keys: Sequence[str] = (), keys: Sequence[str] = ()
-    ) -> RowSpec:
-        extra = tuple(k for k in keys if k not in entity_keys and k not in signature.names)
-        return cls(tuple(signature.names), tuple(entity_keys), signature, extra)
-
-    @functools.cached_property
-    def specs(self) -> tuple[FeatureSpec, ...]:
-        if self.signature is not None:
-            return self.signature.features
-        return tuple(FeatureSpec(name) for name in self.features)
-
-    @functools.cached_property
-    def slots(self) -> dict[str, _Slot]:
-        slots: dict[str, _Slot] = {}
-        parts: dict[str, list[tuple[int, str]]] = {}
-        for j, spec in enumerate(self.specs):
-            if spec.derived_from is not None:
-                parts.setdefault(spec.derived_from, []).append((j, spec.part or ""))
-            else:
-                slots[spec.name] = _Slot(j, ValueEncoder(spec))
-        for name, columns in parts.items():
-            slots[name] = _Slot(parts=tuple(columns))
-        return slots
-
-    @functools.cached_property
-    def inputs(self) -> tuple[str, ...]:
-        """The request fields that are model inputs, in the signature's order."""
-        return tuple(dict.fromkeys(s.derived_from or s.name for s in self.specs))
-
-    @property
-    def event_field(self) -> str:
-        timestamp = self.signature.timestamp if self.signature is not None else None
-        return timestamp or EVENT_TIME
-
-    @property
-    def id_field(self) -> str | None:
-        return self.signature.id if self.signature is not None else None
-
-    @functools.cached_property
-    def plain(self) -> bool:
-        """Every input a number feature: the all-numbers fast path applies."""
-        return all(s.kind == "number" and s.derived_from is None for s in self.specs)
-
-    @functools.cached_property
-    def columnar(self) -> bool:
-        """Not all numbers, and no timestamp input: the column-wise typed path applies."""
-        return not self.plain and not any(s.derived_from for s in self.specs)
-
-    @functools.cached_property
-    def mixed(self) -> bool:
-        """Some feature's audited value is not its encoded float: a category's is its
-        text (booleans are audited as 1/0, timestamp parts as numbers)."""
-        return any(s.kind == "category" for s in self.specs)
-
-    @functools.cached_property
-    def shapes(self) -> dict[tuple[str, ...], _Shape | None]:
-        """The keyed path's shapes by the fields an instance holds (see ``_shape_of``)."""
-        return {}
-
-    @functools.cached_property
-    def values_of(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-        """An instance's feature values, in order (KeyError if one is missing)."""
-        if len(self.features) == 1:
-            only = self.features[0]
-            return lambda instance: (instance[only],)
-        return operator.itemgetter(*self.features)
-
-
-@dataclass
-class ParsedInstances:
-    """The rows in feature order (NaN where null, absent or unseen), what to enrich, and
-    per row: the values as the audit log keeps them (None: the matrix is, as when no
-    feature is a category), the categories never seen in training and the event time."""
-
-    matrix: npt.NDArray[np.float64]
-    entity_rows: list[dict[str, Any]]
-    enrich: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    raw: list[list[Any]] | None = None
-    unseen: dict[int, list[str]] = field(default_factory=dict)
-    event_ts: list[datetime | None] | None = None
-    complete: bool = False  # every feature has a finite value (the all-numbers path)
 
 
 @dataclass(frozen=True)
@@ -278,7 +173,7 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
             return None
         rows = [values_of(i) for i in instances]
         values = rows[0] if len(rows) == 1 else list(itertools.chain.from_iterable(rows))
-        if not set(map(type, values)) <= _PLAIN_NUMBERS:
+        if not set(map(type, values)) <= PLAIN_NUMBERS:
             return None
         # an infinite value (or a sum overflowing) takes the checked path, which names it
         if not math.isfinite(sum(values)):
@@ -286,107 +181,6 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
         return np.array(rows, dtype=np.float64)
     except (KeyError, OverflowError):  # a missing feature; an integer beyond double range
         return None
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """How instances holding one set of fields are taken apart on the keyed path."""
-
-    columns: list[int]  # the matrix columns of the features given
-    given: Callable[[Mapping[str, Any]], Any]  # their values, in column order
-    absent: tuple[str, ...]  # the features to enrich
-    keys: tuple[str, ...]  # the entity keys, in the spec's order
-
-
-def _shape_of(fields: tuple[str, ...], spec: RowSpec) -> _Shape | None:
-    """The shape of instances holding ``fields``: every entity key, some features (at
-    least one left out, or there is nothing to enrich) and perhaps the sticky key; None
-    for anything else (the checked path names what is wrong)."""
-    if fields in spec.shapes:
-        return spec.shapes[fields]
-    names = set(fields)
-    known = set(spec.features)
-    shape: _Shape | None = None
-    if (
-        len(names) == len(fields)
-        and names.issuperset(spec.entity_keys)
-        and names <= known | set(spec.entity_keys) | set(spec.keys)
-        and not known <= names
-    ):
-        present = [f for f in spec.features if f in names]
-        shape = _Shape(
-            [spec.features.index(f) for f in present],
-            operator.itemgetter(*present) if len(present) > 1 else _single(present),
-            tuple(f for f in spec.features if f not in names),
-            tuple(spec.entity_keys),
-        )
-    if len(spec.shapes) < _MAX_SHAPES:
-        spec.shapes[fields] = shape
-    return shape
-
-
-def _single(present: list[str]) -> Callable[[Mapping[str, Any]], Any]:
-    if not present:
-        return lambda instance: ()
-    only = present[0]
-    return lambda instance: (instance[only],)
-
-
-_MAX_SHAPES = 64
-"""Shapes remembered per spec (a client sending ever new field sets cannot grow it)."""
-
-
-def _plain_key(value: Any) -> bool:
-    """An entity key the keyed path takes as is (others: the checked path converts or
-    names them)."""
-    kind = type(value)
-    if kind is str:
-        return 0 < len(value) <= MAX_KEY_LENGTH and "\x00" not in value
-    return kind is int and abs(value) < 2**63
-
-
-def _keyed_numeric(
-    instances: Sequence[Any], spec: RowSpec, event_time: datetime | None
-) -> ParsedInstances | None:
-    """The rows when every instance holds the same fields, every entity key valid and
-    some of the features as finite JSON numbers, the rest to be read from the feature
-    store (enrichment's common request: a key and what the caller knows); None to take
-    the checked path, which gives the same result and names what is wrong."""
-    if not spec.entity_keys or not spec.plain or type(instances[0]) is not dict:
-        return None
-    fields = tuple(instances[0])
-    shape = _shape_of(fields, spec)
-    if shape is None:
-        return None
-    first = instances[0].keys()
-    if not all(type(i) is dict and i.keys() == first for i in instances):
-        return None
-    keys = shape.keys
-    if len(keys) == 1:
-        (key,) = keys
-        entity_rows = [{key: i[key]} for i in instances]
-        if not all(_plain_key(i[key]) for i in instances):
-            return None
-    else:
-        entity_rows = [{k: i[k] for k in keys} for i in instances]
-        if not all(_plain_key(row[k]) for row in entity_rows for k in keys):
-            return None
-    n = len(instances)
-    matrix = np.full((n, len(spec.features)), np.nan)
-    if shape.columns:
-        rows = [shape.given(i) for i in instances]
-        values = rows[0] if n == 1 else list(itertools.chain.from_iterable(rows))
-        if not set(map(type, values)) <= _PLAIN_NUMBERS:
-            return None
-        try:  # an infinite value (or a sum overflowing): the checked path names it
-            if not math.isfinite(sum(values)):
-                return None
-            matrix[:, shape.columns] = rows
-        except OverflowError:  # an integer beyond double range
-            return None
-    return ParsedInstances(
-        matrix, entity_rows, dict.fromkeys(range(n), shape.absent), event_ts=[event_time] * n
-    )
 
 
 def parse_instances(
@@ -408,7 +202,7 @@ def parse_instances(
             None if event_time is None else [event_time] * len(instances)
         )
         return ParsedInstances(fast, [{}] * len(instances), event_ts=times, complete=True)
-    keyed = _keyed_numeric(instances, spec, event_time)
+    keyed = keyed_numeric(instances, spec, event_time)
     if keyed is not None:
         return keyed
     typed = _all_typed(instances, spec, event_time)
@@ -453,7 +247,7 @@ def _all_typed(
         kinds = set(map(type, column))
         if spec_j.kind == "number":
             try:  # an infinite value, or an integer beyond double range: checked path
-                if not kinds <= _PLAIN_NUMBERS or not math.isfinite(sum(column)):
+                if not kinds <= PLAIN_NUMBERS or not math.isfinite(sum(column)):
                     return None
             except OverflowError:
                 return None
@@ -573,7 +367,7 @@ class _Parser:
                 s.name for s in spec.specs if (s.derived_from or s.name) in absent
             )
 
-    def _value(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
+    def _value(self, i: int, name: str, value: Any, slot: Slot, out: ParsedInstances) -> None:
         encoder = slot.encoder
         assert encoder is not None
         if encoder.spec.kind == "category" and isinstance(value, int | float):
@@ -598,7 +392,7 @@ class _Parser:
             else:
                 out.unseen.setdefault(i, []).append(name)
 
-    def _time_input(self, i: int, name: str, value: Any, slot: _Slot, out: ParsedInstances) -> None:
+    def _time_input(self, i: int, name: str, value: Any, slot: Slot, out: ParsedInstances) -> None:
         if value is None:
             return
         try:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from driftloop.serving._errors import HttpError
-from driftloop.serving._validation import RowSpec, _keyed_numeric, _Parser, parse_instances
+from driftloop.serving._keyed import keyed_numeric as _keyed_numeric
+from driftloop.serving._validation import RowSpec, _Parser, parse_instances
 
 FEATURES = tuple(f"f{j}" for j in range(6))
 SPEC = RowSpec(features=FEATURES, entity_keys=("card_id",), keys=("customer_id",))
