@@ -22,6 +22,7 @@ ORDER = [
     "audit",
     "quality",
     "training",
+    "recsys",
     "monitoring",
     "serving",
     "loop",

@@ -6,10 +6,9 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from operator import itemgetter
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -29,6 +28,7 @@ from driftloop.features._online import (
     SqliteOnlineStore,
     read_batch,
 )
+from driftloop.features._online_cache import CachedOnlineStore
 from driftloop.features._partitioned import partitioned_training_frame
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
@@ -48,7 +48,7 @@ WRITTEN_KEY = "written"  # online meta: when rows were last written (materialize
 def _redis_store(url: str, root: Path) -> OnlineStore:
     from driftloop.features._redis import RedisOnlineStore
 
-    return RedisOnlineStore(url)
+    return RedisOnlineStore.from_url(url)  # ?prefix=: several projects in one database
 
 
 # Online backends by URL scheme (STYLE.md: an explicit mapping, never dotted strings).
@@ -145,7 +145,14 @@ class FeatureStore:
         """The online store (opened on first use from ``settings.features.online_store``)."""
         if self._online is None:
             url = self.settings.features.online_store if self.settings else "sqlite:///:memory:"
-            self._online = online_store_from_url(url, self.root)
+            online = online_store_from_url(url, self.root)
+            ages = {
+                v.name: v.online_max_age.total_seconds()
+                for v in self.catalog.views.values()
+                if isinstance(v, FeatureView) and isinstance(v.online_max_age, timedelta)
+            }
+            # views that declare how stale their rows may be are served from memory
+            self._online = CachedOnlineStore(online, ages) if ages else online
         return self._online
 
     @property
@@ -291,11 +298,8 @@ class FeatureStore:
         for i, name in enumerate(plain):
             view = self.catalog.view(name)
             feats = resolved.views[name]
-            columns, times = _columns(
-                batch.row_ts[i * n : (i + 1) * n],
-                batch.row_values[i * n : (i + 1) * n],
-                feats,
-                None if view.ttl_us is None else as_of_us - view.ttl_us,
+            columns, times = batch.columns(
+                i * n, (i + 1) * n, feats, None if view.ttl_us is None else as_of_us - view.ttl_us
             )
             for f, column in zip(feats, columns, strict=True):
                 values[f] = column
@@ -424,49 +428,6 @@ def _entity_keys(
         raise DataValidationError(
             f"Entity row lacks join key {exc.args[0]!r} needed by feature view '{view_name}'."
         ) from None
-
-
-def _columns(
-    row_ts: Sequence[int | None],
-    row_values: Sequence[dict[str, Any] | None],
-    feats: Sequence[str],
-    oldest_us: int | None,
-) -> tuple[list[list[Any]], list[datetime | None]]:
-    """One list per feature, and the event time of each row, from rows read in order.
-
-    A missing row, or one older than ``oldest_us`` (the TTL cut), gives ``None``. Rows
-    are taken apart by one ``itemgetter`` each and transposed by ``zip``, in C loops
-    when every row is there and fresh; a row written before a feature was added lacks
-    it and gives ``None`` for it.
-    """
-    rows: list[dict[str, Any] | None]
-    times: list[datetime | None]
-    stamps = cast("list[int]", row_ts)
-    if None not in row_ts and (oldest_us is None or min(stamps, default=0) >= oldest_us):
-        rows = list(row_values)
-        times = list(map(from_us, stamps))
-    else:
-        keep = [ts is not None and (oldest_us is None or ts >= oldest_us) for ts in row_ts]
-        rows = [r if k else None for r, k in zip(row_values, keep, strict=True)]
-        times = [from_us(ts) if k else None for ts, k in zip(stamps, keep, strict=True)]
-    single = len(feats) == 1
-    absent = None if single else (None,) * len(feats)
-    pick: Callable[[Any], Any] = itemgetter(*feats)
-    try:
-        if None in rows:
-            picked = [pick(r) if r is not None else absent for r in rows]
-        else:
-            picked = list(map(pick, rows))
-    except KeyError:  # a row written before one of the features existed
-        picked = [
-            absent if r is None else r.get(feats[0]) if single else tuple(r.get(f) for f in feats)
-            for r in rows
-        ]
-    if single:
-        return [picked], times
-    if not picked:
-        return [[] for _ in feats], times
-    return [list(column) for column in zip(*picked, strict=True)], times
 
 
 def _plain(value: Any) -> Any:
