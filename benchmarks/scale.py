@@ -271,7 +271,7 @@ def run_serving(*, quick: bool, reps: int, address: str | None = None) -> dict[s
     except ImportError:
         print("The serving part is not available here (benchmarks/scale_serving.py is absent).")
         return {"available": False}
-    seconds = 5.0 if quick else 15.0
+    seconds = 5.0 if quick else 10.0  # scale_serving.py's own defaults
     return dict(serving.run(quick=quick, reps=reps, seconds=seconds, workers=1))
 
 
