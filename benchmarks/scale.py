@@ -271,8 +271,16 @@ def run_serving(*, quick: bool, reps: int, address: str | None = None) -> dict[s
     except ImportError:
         print("The serving part is not available here (benchmarks/scale_serving.py is absent).")
         return {"available": False}
-    seconds = 5.0 if quick else 15.0
-    return dict(serving.run(quick=quick, reps=reps, seconds=seconds, workers=1))
+    seconds = 5.0 if quick else 10.0  # scale_serving.py's own defaults
+    result = dict(serving.run(quick=quick, reps=reps, seconds=seconds, workers=1))
+    for arm, figures in result.get("arms", {}).items():
+        rps, p99 = figures.get("rps", 0.0), figures.get("p99_ms", 0.0)
+        failed = f"  FAILED: {figures['failed']}" if figures.get("failed") else ""
+        print(f"  {arm:8s} {rps:9,.0f} rps   p99 {p99:7.1f} ms{failed}")
+    ratio = result.get("ratios", {}).get("two_lb_over_one_rps")
+    if ratio is not None:
+        print(f"  two processes behind the balancer / one process alone: {ratio:.2f}x")
+    return result
 
 
 PARTS: dict[str, Callable[..., dict[str, Any]]] = {"offline": run_offline, "serving": run_serving}
