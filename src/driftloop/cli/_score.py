@@ -83,6 +83,8 @@ def score(
         store = model_store(settings, config.model_copy(update={"store_features": _stored(loaded)}))
         out.parent.mkdir(parents=True, exist_ok=True)
         log = open_audit_log(settings.audit.url, root=settings.root) if audit else None
+        owners = {str(m["name"]): str(m["tenant"]) for m in registry.list_models()}
+        tenant = owners.get(loaded.name, "default")  # the audit rows are the model's tenant's
         started, writer, written = time.perf_counter(), None, 0
         try:
             with progress_bar() as bar:
@@ -98,7 +100,7 @@ def score(
                     writer = writer or pq.ParquetWriter(out, table.schema)
                     writer.write_table(table)
                     if log is not None:
-                        written += _audit(log, loaded, chunk)
+                        written += _audit(log, loaded, chunk, tenant)
         finally:
             if writer is not None:
                 writer.close()
@@ -130,7 +132,7 @@ def _stored(model: LoadedModel) -> tuple[str, ...]:
     return tuple(f.name for f in model.signature.features if f.view is not None)
 
 
-def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
+def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk, tenant: str) -> int:
     """The chunk's predictions (route ``batch``) with their event times, then its labels."""
     signature, outputs, rows = model.signature, chunk.outputs, chunk.rows
     now = datetime.now(UTC)
@@ -163,6 +165,7 @@ def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
                 entity_keys={signature.id: str(ids[i])} if ids is not None and signature.id else {},
                 missing=tuple(str(k) for k, v in values.items() if v is None),
                 outputs=task_outputs[i] if task_outputs is not None else None,
+                tenant=tenant,
             )
         )
     log.write(records)
