@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._compute_config import ComputeConfig
 from driftloop.core._loop_config import LoopPolicy, RolloutPlan, Triggers
 from driftloop.core._model_config import (
     DecisionPolicy,
@@ -32,6 +33,7 @@ from driftloop.core._model_config import (
     MissingPolicy,
     ModelConfig,
 )
+from driftloop.core._recsys_config import FallbackConfig, RecsysConfig, RecsysRules
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -41,7 +43,9 @@ __all__ = [
     "BatchingConfig",
     "BreakerConfig",
     "CacheConfig",
+    "ComputeConfig",
     "DecisionPolicy",
+    "FallbackConfig",
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
@@ -50,6 +54,8 @@ __all__ = [
     "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
+    "RecsysConfig",
+    "RecsysRules",
     "RegistryConfig",
     "RolloutPlan",
     "ServingConfig",
@@ -398,11 +404,13 @@ class Settings(_Section):
     features: FeaturesConfig = FeaturesConfig()
     registry: RegistryConfig = RegistryConfig()
     gates: GatesConfig = GatesConfig()
+    compute: ComputeConfig = ComputeConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     loop: dict[str, LoopPolicy] = Field(default_factory=dict)
+    recsys: RecsysConfig = RecsysConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

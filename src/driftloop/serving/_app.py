@@ -15,8 +15,10 @@ from starlette.routing import Route
 from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
+from driftloop.features import OnlineStore
 from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
+from driftloop.serving._board import WorkerBoard
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, json_response
 from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
@@ -27,6 +29,7 @@ from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._ratelimit import RedisCounters
+from driftloop.serving._recommend import Recommenders, ServedRecommender
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
@@ -51,6 +54,9 @@ def create_app(
     spool: Path | None = None,
     feedback_digest: str | None = None,
     keys: KeyStore | None = None,
+    board: WorkerBoard | None = None,
+    recommenders: Sequence[ServedRecommender] = (),
+    sessions: OnlineStore | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -68,6 +74,10 @@ def create_app(
     ``feedback_digest`` is the feedback token's SHA-256 (default
     ``settings.feedback_token_sha256``; neither: feedback is open). ``keys`` is the key
     store that ``settings.auth = "keys"`` checks requests against (see :mod:`._keys`).
+    ``board`` is where this process tells its arms' breaker states and failed calls, for
+    the dashboard of any worker (see :mod:`._board`; None: it does not tell).
+    ``recommenders`` are answered at ``POST /v1/models/{name}/recommend``, with the users'
+    sessions in the online store ``sessions`` (see :mod:`._recommend`).
     """
     settings = settings or ServingConfig()
     admin_digest = admin_digest or settings.admin_token_sha256
@@ -96,8 +106,10 @@ def create_app(
         gate=KeyGate(keys, shared=_shared_limits(settings))
         if settings.auth == "keys" and keys is not None
         else None,
+        board=board,
     )
     documents: dict[tuple[str | None, ...], bytes] = {}
+    recs = Recommenders(recommenders, server, sessions=sessions)
 
     async def healthz(request: Request, server: Server) -> Response:
         return json_response({"status": "ok"})
@@ -153,6 +165,10 @@ def create_app(
     routes = [
         route("/v1/models", "models", _v1.list_models, "GET", "read"),
         route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST", "predict"),
+        route("/v1/models/{name}/recommend", "recommend", recs.recommend, "POST", "predict"),
+        route(
+            "/v1/models/{name}/interactions", "interactions", recs.interaction, "POST", "feedback"
+        ),
         route(
             "/v1/feedback",
             "feedback",
@@ -176,9 +192,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await server.start()
+        await recs.start()
         try:
             yield
         finally:
+            await recs.stop()
             await server.stop()
             if close_audit and audit is not None:
                 audit.close()
@@ -205,6 +223,7 @@ def create_app(
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.server = server
     app.state.server = server
+    app.state.recommenders = recs
     return app
 
 

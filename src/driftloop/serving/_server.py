@@ -7,11 +7,13 @@ import contextlib
 import functools
 import gc
 import logging
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -21,6 +23,7 @@ from driftloop.audit import AuditLog, GroupCommitWriter, idempotency_store, labe
 from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
 from driftloop.registry import ApiKey, TrafficState, TrafficStore
+from driftloop.serving._board import WorkerBoard
 from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._error_log import ErrorLog
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, shown
@@ -40,6 +43,8 @@ _TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 _FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
 _FEATURES_CHECK_S = 5.0  # how often the online store is asked whether it still holds rows
 _AUDIT_COUNT_S = 1.0  # how often a tenant's audit rows are counted (its storage quota)
+_BOARD_CHECK_S = 0.25  # a breaker's change reaches the worker board within about this
+_BOARD_REFRESH_S = 2.0  # and an unchanged report is rewritten this often (not stale)
 
 
 class Server:
@@ -61,8 +66,11 @@ class Server:
         spool: Path | None = None,
         feedback_digest: str | None = None,
         gate: KeyGate | None = None,
+        board: WorkerBoard | None = None,
     ) -> None:
         self.tune_gc = tune_gc
+        self.board = board  # where this process tells its arms' states (None: nowhere)
+        self._publisher: asyncio.Task[None] | None = None
         self.gate = gate  # API keys (serving.auth = "keys"), else None
         self.traffic = traffic
         self.admin_digest = admin_digest or settings.admin_token_sha256
@@ -155,13 +163,19 @@ class Server:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_features())
         if self.metrics.multiprocess_dir is not None:  # another worker may answer a scrape
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        if self.board is not None:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
 
     async def stop(self) -> None:
-        for task in (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller):
+        tasks = (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller)
+        for task in (*tasks, self._publisher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.board is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.board.remove)
         self.metrics.flush()
         for service in self.services.values():
             await service.close()
@@ -202,6 +216,33 @@ class Server:
         while True:
             await asyncio.sleep(_FLUSH_S)
             self.metrics.flush()
+
+    def arms_now(self) -> dict[str, list[dict[str, Any]]]:
+        """Every served model's arms as routed now, by each name it answers to."""
+        return {
+            public: service.arms_now()
+            for public, service in self.by_name.items()
+            if service.current is not None
+        }
+
+    async def _publish_forever(self) -> None:
+        """Tell the worker board this process's arms when they change, and every
+        ``_BOARD_REFRESH_S`` anyway (a report that stops coming shows the worker stale)."""
+        assert self.board is not None
+        board = self.board
+        told: dict[str, list[dict[str, Any]]] | None = None
+        told_at = -math.inf
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(board.forget_old)
+        while True:
+            now = self.arms_now()
+            if now != told or time.monotonic() - told_at >= _BOARD_REFRESH_S:
+                try:
+                    await asyncio.to_thread(board.publish, now)
+                    told, told_at = now, time.monotonic()
+                except OSError as exc:  # a full disk must not stop serving
+                    log.warning("Could not publish to the worker board: %s", exc)
+            await asyncio.sleep(_BOARD_CHECK_S)
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -262,6 +303,16 @@ class Server:
         if service.served.tenant is not None:
             return service.served.tenant
         return self.gate.tenant_of(service.served.name) if self.gate is not None else "default"
+
+    def check_owner(self, name: str, key: ApiKey) -> None:
+        """404 unless the model of a path (a served model, or another kind such as a
+        recommender: by its registered tenant) is ``key``'s tenant's."""
+        if name in self.by_name:
+            self.owned(name, key)
+            return
+        tenant = self.gate.tenant_of(name) if self.gate is not None else "default"
+        if tenant != key.tenant:
+            raise HttpError("model-not-found", f"Model '{shown(name)}' is not served.")
 
     def owned(self, name: str, key: ApiKey) -> Service:
         """The model served as ``name`` if it is ``key``'s tenant's; else 404, as for a
@@ -452,7 +503,7 @@ def endpoint(
                 request.state.key = key
                 model = request.path_params.get("name")
                 if model is not None:
-                    server.owned(model, key)
+                    server.check_owner(model, key)
                 await server.admit(key, scope)
             response = await handler(request, server)
         except HttpError as exc:
