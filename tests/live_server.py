@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +63,16 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(root: Path, args: list[str] | None = None) -> Iterator[LiveServer]:
+def live_server(
+    root: Path,
+    args: list[str] | None = None,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[LiveServer]:
     """The server, run in ``root`` with ``args`` (default: a LightGBM model ``fraud`` from
-    a models folder in ``root``); killed on exit."""
+    a models folder in ``root``), ``workers`` processes and ``env`` added to its
+    environment; killed on exit."""
     if args is None:
         models = root / "models"
         DirectoryModelSource.save(models, "fraud", "1", train(1), aliases=["champion"])
@@ -76,9 +83,10 @@ def live_server(root: Path, args: list[str] | None = None) -> Iterator[LiveServe
         "DRIFTLOOP_AUDIT__URL": f"sqlite:///{root / 'audit.db'}",
         "DRIFTLOOP_SERVING__BATCHING__MAX_WAIT_MS": "1",
         **LIMITS,
+        **(env or {}),
     }
     cmd = [sys.executable, "-m", "driftloop", "serve", *args]
-    cmd += ["--port", str(port), "--workers", "1", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers), "--host", "127.0.0.1"]
     log = root / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 from driftloop.audit import AuditRecord, SqliteAuditLog, open_audit_log
 from driftloop.core.config import ServingConfig, load_settings
 from driftloop.features import Entity, FeatureStore, FeatureView, Field
-from driftloop.registry import KeyStore, Registry, Signature
-from driftloop.serving import InMemoryModelSource, ServedModel, create_app
+from driftloop.registry import KeyStore, Registry, Signature, artifact_store_from_url
+from driftloop.serving import InMemoryModelSource, ServedModel, ServedRecommender, create_app
 from driftloop.ui import standalone_ui
 from driftloop.ui._access import csrf_of
 from serving_helpers import FEATURES, row, train
@@ -42,6 +42,7 @@ class Theirs:
     model: str
     prediction_id: str = ""
     secret: str = ""  # A's key (the dashboard's forms carry its CSRF token)
+    recommender: str = ""
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -108,6 +109,20 @@ SERVER: dict[tuple[str, str], tuple[Call, str]] = {
         "404",
     ),
     ("POST", "/v2/models/{name}/infer"): (_infer, "404"),
+    ("POST", "/v1/models/{name}/recommend"): (
+        lambda c, h, t: c.post(
+            f"/v1/models/{t.recommender}/recommend", json={"user_id": "u1", "n": 3}, headers=h
+        ),
+        "404",
+    ),
+    ("POST", "/v1/models/{name}/interactions"): (
+        lambda c, h, t: c.post(
+            f"/v1/models/{t.recommender}/interactions",
+            json={"user_id": "u1", "item_id": "i1"},
+            headers=h,
+        ),
+        "404",
+    ),
     ("GET", "/metrics"): (lambda c, h, t: c.get("/metrics", headers=h), "absent"),
     ("GET", "/healthz"): (lambda c, h, t: c.get("/healthz"), "open"),
     ("GET", "/readyz"): (lambda c, h, t: c.get("/readyz"), "open"),
@@ -137,6 +152,13 @@ class Server:
     theirs: Theirs  # b's model and one of its predictions
 
 
+RECS = "recs"  # tenant b's recommender (registered as b's; never loaded here)
+
+
+def _no_recommender() -> Any:
+    raise RuntimeError("not trained in this test: only the door in front of it is")
+
+
 def _server_app(source: InMemoryModelSource, audit: SqliteAuditLog, keys: KeyStore) -> Any:
     return create_app(
         [ServedModel("fraud", tenant="a"), ServedModel("loans", tenant="b")],
@@ -145,6 +167,7 @@ def _server_app(source: InMemoryModelSource, audit: SqliteAuditLog, keys: KeySto
         audit=audit,
         keys=keys,
         refresh_s=0,
+        recommenders=[ServedRecommender(RECS, _no_recommender)],
     )
 
 
@@ -157,6 +180,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     source.add("loans", "1", booster, aliases=["champion"])
     audit = SqliteAuditLog(root / "audit.db", synchronous="normal")
     keys = KeyStore.at(f"sqlite:///{root / 'registry.db'}")
+    registry = Registry(keys.engine, artifact_store_from_url(str(root / "artifacts")))
+    signature = Signature.from_frame(pd.DataFrame({"x": [1.0, 2.0]}))
+    registry.register_files(RECS, "sklearn", {"model": b"r"}, signature=signature, tenant="b")
     a, b = (bearer(keys.create(t, ALL, who="test")[1]) for t in ("a", "b"))
     operator = bearer(keys.create("default", ["admin"], who="test")[1])
     with TestClient(_server_app(source, audit, keys)) as client:
@@ -167,7 +193,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert client.post("/v1/feedback", json=labelled, headers=b).json()["accepted"] == 1
         own = client.post("/v1/models/fraud/predict", json={"instances": [row(1)]}, headers=a)
         assert own.status_code == 200
-        yield Server(client, audit, a, b, operator, Theirs("loans", pid))
+        yield Server(client, audit, a, b, operator, Theirs("loans", pid, recommender=RECS))
     keys.close()
     audit.close()
 
@@ -206,7 +232,10 @@ def test_b_reaches_its_own_things_so_the_refusals_above_are_about_tenants(
 ) -> None:
     own = Theirs("fraud")  # a's own model, asked by a: every model endpoint answers
     for (method, path), (call, want) in SERVER.items():
-        if want == "404":
+        if want == "404" and path.endswith(("/recommend", "/interactions")):
+            mine = call(server.client, server.b, Theirs("loans", recommender=RECS))
+            assert mine.status_code != 404, (method, path, mine.text)  # past the door
+        elif want == "404":
             assert call(server.client, server.a, own).status_code == 200, (method, path)
     listed = server.client.get("/v1/models", headers=server.b).json()["models"]
     assert [m["name"] for m in listed] == ["loans"]

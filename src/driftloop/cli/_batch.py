@@ -44,8 +44,10 @@ class BatchScorer:
         registry = Registry.from_settings(self.settings)
         try:
             loaded = registry.load(self.model, self.version)
+            owners = {str(m["name"]): str(m["tenant"]) for m in registry.list_models()}
         finally:
             registry.close()
+        tenant = owners.get(loaded.name, "default")
         config = self.settings.model(loaded.name)
         # This runs on a worker: its store features are joined here, in process (a nested
         # Ray job would wait for CPUs the scorers themselves hold).
@@ -68,7 +70,7 @@ class BatchScorer:
             for chunk in score_rows(loaded, rows, store=store, decision=config.decision):
                 outputs.append(chunk.outputs)
                 if log is not None:
-                    audit_chunk(log, loaded, chunk)
+                    audit_chunk(log, loaded, chunk, tenant)
             if not outputs:
                 return pa.table({})
             return pa.Table.from_pandas(pd.concat(outputs), preserve_index=False)
@@ -81,8 +83,11 @@ def stored_features(model: LoadedModel) -> tuple[str, ...]:
     return tuple(f.name for f in model.signature.features if f.view is not None)
 
 
-def audit_chunk(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
-    """The chunk's predictions (route ``batch``) with their event times, then its labels."""
+def audit_chunk(
+    log: AuditLog, model: LoadedModel, chunk: ScoredChunk, tenant: str = "default"
+) -> int:
+    """The chunk's predictions (route ``batch``, of ``tenant``: the model's) with their
+    event times, then its labels."""
     signature, outputs, rows = model.signature, chunk.outputs, chunk.rows
     now = datetime.now(UTC)
     times = (
@@ -114,6 +119,7 @@ def audit_chunk(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
                 entity_keys={signature.id: str(ids[i])} if ids is not None and signature.id else {},
                 missing=tuple(str(k) for k, v in values.items() if v is None),
                 outputs=task_outputs[i] if task_outputs is not None else None,
+                tenant=tenant,
             )
         )
     log.write(records)

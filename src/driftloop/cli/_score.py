@@ -101,6 +101,8 @@ def score(
         store = model_store(settings, config.model_copy(update=update))
         out.parent.mkdir(parents=True, exist_ok=True)
         log = open_audit_log(settings.audit.url, root=settings.root) if audit else None
+        owners = {str(m["name"]): str(m["tenant"]) for m in registry.list_models()}
+        tenant = owners.get(loaded.name, "default")  # the audit rows are the model's tenant's
         started, writer, written = time.perf_counter(), None, 0
         try:
             with progress_bar() as bar:
@@ -116,7 +118,7 @@ def score(
                     writer = writer or pq.ParquetWriter(out, table.schema)
                     writer.write_table(table)
                     if log is not None:
-                        written += audit_chunk(log, loaded, chunk)
+                        written += audit_chunk(log, loaded, chunk, tenant)
         finally:
             if writer is not None:
                 writer.close()

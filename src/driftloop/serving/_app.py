@@ -146,7 +146,7 @@ def create_app(
             names = [n for _, s in services for n in s.served.public_names]
             if len(documents) > 64:  # one document per tenant and set of versions
                 documents.clear()
-            documents[served] = orjson.dumps(openapi(names, specs))
+            documents[served] = orjson.dumps(openapi(names, specs, keys=server.gate is not None))
         return Response(documents[served], media_type="application/json")
 
     def route(

@@ -318,13 +318,44 @@ def _not_ready(op: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
+_OPEN = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")  # no key asked
+
+
+def _with_keys(paths: dict[str, Any]) -> None:
+    """The answers of ``serving.auth = "keys"`` on every operation but the health probes:
+    401 (no key, or not a valid one), 403 (a key without the scope), 429 (the key's rate
+    or its tenant's daily quota, with ``Retry-After``) and, for predictions, 507 (the
+    tenant's audit storage quota)."""
+    retry = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+    for path, item in paths.items():
+        if path in _OPEN:
+            continue
+        error = _ref("V2Error" if path.startswith("/v2") else "Error")
+        for method, op in item.items():
+            answers = op["responses"]
+            answers["401"] = _json(error, "No API key, or one unknown, revoked or expired.")
+            answers["403"] = _json(error, "The API key lacks this endpoint's scope.")
+            answers["429"] = {
+                **_json(error, "Past the key's rate or its tenant's requests per day."),
+                "headers": retry,
+            }
+            if method == "post" and path.endswith(("/predict", "/infer")):
+                answers["507"] = _json(error, "The tenant's audit storage quota is full.")
+            op["responses"] = dict(sorted(answers.items()))
+            op["security"] = [{"apiKey": []}]
+
+
 def openapi(
-    model_names: Sequence[str] = (), specs: Mapping[str, RowSpec] | None = None
+    model_names: Sequence[str] = (),
+    specs: Mapping[str, RowSpec] | None = None,
+    *,
+    keys: bool = False,
 ) -> dict[str, Any]:
     """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``).
     ``specs`` (a name to its loaded model's :class:`RowSpec`) add one predict path per name
     whose body schema types every field (the untyped ``{name}`` path goes when every name
-    has one)."""
+    has one). ``keys``: the server asks for API keys (``serving.auth = "keys"``), and
+    every operation but the health probes lists 401, 403 and 429 (predictions 507 too)."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -412,11 +443,17 @@ def openapi(
                 errors=True,
             )
         }
+    components: dict[str, Any] = {"schemas": schemas}
+    if keys:
+        _with_keys(paths)
+        components["securitySchemes"] = {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."}
+        }
     document = {
         "openapi": "3.1.0",
         "info": {"title": "driftloop model server", "version": __version__},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": components,
     }
     if model_names:
         names = sorted(model_names)

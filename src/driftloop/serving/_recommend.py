@@ -77,6 +77,7 @@ class RecommenderService:
         self.current: Recommender | None = None
         self.writer = writer
         self.sessions = sessions
+        self.tenant = "default"  # its audit rows' tenant (the server sets it: registered)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"recommend-{served.name}")
         self._cache: OrderedDict[_Key, tuple[float, Recommendation]] = OrderedDict()
         self._cache_on = settings.cache.enabled and settings.cache.max_entries > 0
@@ -187,7 +188,7 @@ class RecommenderService:
             latency_ms = (time.perf_counter() - started) * 1000.0
             stamp = datetime.now(UTC)
             records = [
-                _audit(self.served.name, pid, request, answer, stamp, latency_ms)
+                _audit(self.served.name, pid, request, answer, stamp, latency_ms, self.tenant)
                 for pid, request, answer in zip(ids, requests, done, strict=True)
             ]
             await self.writer.awrite(records)  # one group commit for the whole batch
@@ -204,6 +205,7 @@ def _audit(
     answer: Recommendation,
     stamp: datetime,
     latency_ms: float,
+    tenant: str,
 ) -> AuditRecord:
     return AuditRecord(
         prediction_id=pid,
@@ -218,6 +220,7 @@ def _audit(
         entity_keys={"user_id": request.user_id},
         served_at=stamp,
         outputs={"items": list(answer.items), "level": answer.level, "scores": list(answer.scores)},
+        tenant=tenant,
     )
 
 
@@ -239,12 +242,14 @@ class Recommenders:
 
     async def start(self) -> None:
         for served in self.served:
-            self.by_name[served.name] = RecommenderService(
+            service = self.by_name[served.name] = RecommenderService(
                 served,
                 settings=self.server.settings,
                 writer=self.server.writer,
                 sessions=self.sessions,
             )
+            gate = self.server.gate
+            service.tenant = gate.tenant_of(served.name) if gate is not None else "default"
         await self.refresh_all()
         if self.server.refresh_s > 0 and self.by_name:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())

@@ -304,6 +304,16 @@ class Server:
             return service.served.tenant
         return self.gate.tenant_of(service.served.name) if self.gate is not None else "default"
 
+    def check_owner(self, name: str, key: ApiKey) -> None:
+        """404 unless the model of a path (a served model, or another kind such as a
+        recommender: by its registered tenant) is ``key``'s tenant's."""
+        if name in self.by_name:
+            self.owned(name, key)
+            return
+        tenant = self.gate.tenant_of(name) if self.gate is not None else "default"
+        if tenant != key.tenant:
+            raise HttpError("model-not-found", f"Model '{shown(name)}' is not served.")
+
     def owned(self, name: str, key: ApiKey) -> Service:
         """The model served as ``name`` if it is ``key``'s tenant's; else 404, as for a
         model that does not exist (other tenants' names do not leak)."""
@@ -493,7 +503,7 @@ def endpoint(
                 request.state.key = key
                 model = request.path_params.get("name")
                 if model is not None:
-                    server.owned(model, key)
+                    server.check_owner(model, key)
                 await server.admit(key, scope)
             response = await handler(request, server)
         except HttpError as exc:

@@ -23,8 +23,10 @@ def test_backtest_audit_keeps_the_outputs_monitoring_judges_a_window_by(
     (tmp_path / "data").mkdir()
     rows = table(task, rows=1_500, days=10)
     rows.to_csv(tmp_path / "data" / "applications.csv", index=False)
-    (tmp_path / "driftloop.toml").write_text(
-        model_toml(task, name="m") + "params = {n_estimators = 20}\n"
+    (tmp_path / "driftloop.toml").write_text(  # the model, and its audit rows, are acme's
+        '[project]\ntenant = "acme"\n\n'
+        + model_toml(task, name="m")
+        + "params = {n_estimators = 20}\n"
     )
     monkeypatch.chdir(tmp_path)
     trained = runner.invoke(app, ["train", "--end", "2026-03-08", "--promote"])
@@ -46,6 +48,7 @@ def test_backtest_audit_keeps_the_outputs_monitoring_judges_a_window_by(
         log.close()
     audited = audited.sort_values("ts").reset_index(drop=True)
     assert len(audited) == len(expected)
+    assert set(audited["tenant"]) == {"acme"}
     if task == "multiclass":
         assert list(audited["outputs"].map(lambda o: o["class"])) == list(expected["class"])
         for name in ("basic", "plus", "pro"):

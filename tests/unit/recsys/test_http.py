@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
 from driftloop.audit import SqliteAuditLog
+from driftloop.core.config import ServingConfig
 from driftloop.features import SqliteOnlineStore
 from driftloop.recsys import Recommender, train_recommender
+from driftloop.registry import KeyStore, Registry, Signature, artifact_store_from_url
 from driftloop.serving import InMemoryModelSource, ServedRecommender, create_app
 from recsys_world import FAST, world
 
@@ -172,3 +175,32 @@ def test_each_answer_comes_from_the_index_of_the_version_it_reports(
     assert seen == {"1", "2"}, "the swap happened under load"
     for answer in answers:
         assert {i["item_id"] for i in answer["items"]} <= items[answer["version"]]
+
+
+def test_under_api_keys_a_recommender_answers_its_tenant_only_and_audits_under_it(
+    rec: Recommender, audit: SqliteAuditLog, tmp_path: Path
+) -> None:
+    keys = KeyStore.at(f"sqlite:///{tmp_path / 'registry.db'}")
+    registry = Registry(keys.engine, artifact_store_from_url(str(tmp_path / "artifacts")))
+    signature = Signature.from_frame(pd.DataFrame({"x": [1.0]}))
+    registry.register_files("movies", "sklearn", {"model": b"m"}, signature=signature, tenant="b")
+    ours = {"Authorization": f"Bearer {keys.create('b', ['predict'], who='t')[1]}"}
+    theirs = {"Authorization": f"Bearer {keys.create('a', ['predict'], who='t')[1]}"}
+    app = create_app(
+        [],
+        InMemoryModelSource(),
+        settings=ServingConfig(auth="keys"),
+        audit=audit,
+        keys=keys,
+        refresh_s=0,
+        recommenders=[ServedRecommender("movies", lambda: replace(rec, version="1"))],
+    )
+    body = {"user_id": "u1", "n": 3}
+    with TestClient(app) as client:
+        assert (
+            client.post("/v1/models/movies/recommend", json=body, headers=theirs).status_code == 404
+        )
+        answer = client.post("/v1/models/movies/recommend", json=body, headers=ours)
+    keys.close()
+    assert answer.status_code == 200, answer.text
+    assert audit.get(answer.json()["id"]).tenant == "b"

@@ -369,3 +369,30 @@ def test_with_a_redis_rate_limit_store_two_servers_share_each_keys_bucket(
     refused = _predict(first, "fraud", limited)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) > 0
+
+
+def test_the_openapi_document_under_keys_lists_401_403_429_and_507_for_predictions(
+    tenant_client: Callable[..., TestClient], keys: KeyStore
+) -> None:
+    reader = _key(keys, "a", ["read"])
+    client = tenant_client()
+    answer = client.get("/openapi.json", headers=reader)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    paths = document["paths"]
+    predict = paths["/v1/models/fraud/predict"]["post"]["responses"]
+    assert {"401", "403", "429", "507"} <= set(predict)
+    assert "Retry-After" in predict["429"]["headers"]
+    assert {"401", "403", "429", "507"} <= set(
+        paths["/v2/models/{name}/infer"]["post"]["responses"]
+    )
+    listing = paths["/v1/models"]["get"]["responses"]
+    assert {"401", "403", "429"} <= set(listing)
+    assert "507" not in listing
+    assert "401" not in paths["/healthz"]["get"]["responses"]  # the probes stay open
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_the_openapi_document_without_keys_lists_no_key_answers(make_client: Any) -> None:
+    paths = make_client().get("/openapi.json").json()["paths"]
+    assert "429" not in paths["/v1/models"]["get"]["responses"]
