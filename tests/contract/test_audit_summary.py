@@ -14,10 +14,12 @@ from driftloop.audit import (
     AuditLog,
     AuditRecord,
     Label,
+    SqliteAuditLog,
     entity_predictions,
     newest_predictions,
     route_summary,
 )
+from driftloop.core.errors import InvalidParameterError
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -65,6 +67,34 @@ def test_each_arm_is_counted_with_labels_scores_and_latency(log: AuditLog) -> No
     assert arms[("1", "v1:rules")].link == "rules"
     assert one.link == "model"
     assert not one.fallback
+
+
+def test_p50_and_p99_come_from_the_latency_bins_within_a_bins_width(log: AuditLog) -> None:
+    one = {(a.version, a.route): a for a in route_summary(log)}[("1", "v1")]
+    latencies = sorted(0.5 + i for i in range(6))  # 0.5 .. 5.5 ms, as written
+    p50, p99 = one.latency_quantile(0.5), one.latency_quantile(0.99)
+    assert p50 is not None
+    assert p99 is not None
+    assert 2.0 <= p50 <= 5.0  # the median (3.0) is in the 2-5 ms bin, and so is the estimate
+    assert 5.0 <= p99 <= max(latencies)  # the slowest bin (5-10 ms), never past the slowest
+    assert one.latency_quantile(1.0) == pytest.approx(5.5)
+    with pytest.raises(ValueError, match=r"q=1\.5"):
+        one.latency_quantile(1.5)
+
+
+def test_a_summary_bounded_by_rows_counts_the_spans_newest(log: AuditLog) -> None:
+    """Where there are no hourly rollups (PostgreSQL), ``max_rows`` bounds the rows read:
+    the newest of the span are counted, and ``first`` says where counting started."""
+    bounded = route_summary(log, max_rows=3)
+    if isinstance(log, SqliteAuditLog):  # the rollups bound it already: all are counted
+        assert sum(a.requests for a in bounded) == 8
+        return
+    assert sum(a.requests for a in bounded) == 3
+    # the three newest: p0 (now), p1 (1 h ago), p10 (1.5 h ago)
+    assert min(a.first for a in bounded) == T0 - timedelta(hours=1.5)
+    assert {(a.version, a.requests) for a in bounded} == {("1", 2), ("2", 1)}
+    with pytest.raises(InvalidParameterError, match="max_rows"):
+        route_summary(log, max_rows=0)
 
 
 def test_a_given_span_counts_only_its_predictions(log: AuditLog) -> None:

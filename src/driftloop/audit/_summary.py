@@ -20,6 +20,7 @@ from driftloop.audit._protocol import AuditLog
 from driftloop.audit._record import utc
 from driftloop.audit._sql import SqlAuditLog, from_us, to_us
 from driftloop.audit._sqlite import SqliteAuditLog
+from driftloop.core.errors import InvalidParameterError
 
 __all__ = [
     "LATENCY_EDGES_MS",
@@ -69,6 +70,33 @@ class RouteSummary:
         champion; ``rules``, ``default``: the model's own fallback)."""
         return ":" in self.route
 
+    def latency_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of latency in ms (``0.99``: p99), read from the histogram:
+        the bin holding it, linearly within the bin (its upper edge never past the
+        slowest latency). Its error is at most the bin's width (:data:`LATENCY_EDGES_MS`);
+        None without latencies.
+
+        >>> arm = RouteSummary("m", "1", "v1", 100, 0, 0.5, 3.0, 12.0, (10, 80, 6, 2, 2, 0,
+        ...     0, 0, 0, 0, 0), datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+        >>> arm.latency_quantile(0.5), arm.latency_quantile(0.99)
+        (1.5, 11.0)
+        """
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"Quantile q={q!r} is not within [0, 1].")
+        total = sum(self.latency_bins)
+        if not total or self.max_latency_ms is None:
+            return None
+        top = self.max_latency_ms
+        rank, below = q * total, 0
+        for i, n in enumerate(self.latency_bins):
+            if n and below + n >= rank:
+                lo = LATENCY_EDGES_MS[i - 1] if i else 0.0
+                hi = min(LATENCY_EDGES_MS[i], top) if i < len(LATENCY_EDGES_MS) else top
+                lo = min(lo, hi)
+                return lo + (hi - lo) * (rank - below) / n
+            below += n
+        return top
+
     @property
     def link(self) -> str:
         """Who answered: ``model`` (the routed version itself) or the fallback link."""
@@ -96,6 +124,7 @@ def route_summary(
     end: datetime | None = None,
     *,
     last: timedelta = timedelta(days=1),
+    max_rows: int | None = None,
 ) -> list[RouteSummary]:
     """Per model, version and route: requests, labels, mean score, latency (mean, max and
     a histogram) of predictions with ``start <= ts < end``; without ``start``, the
@@ -104,9 +133,14 @@ def route_summary(
     On SQLite, whole hours are read from the hourly rollups its triggers keep
     (``audit_route_hours``, revision ``a0004_ui_route_hours``) and only the partial hours
     at the span's ends from the predictions: the cost follows the span's hours, not its
-    predictions."""
+    predictions. Other SQL logs (PostgreSQL) sum the span's predictions; ``max_rows``
+    bounds that work to the span's newest ``max_rows`` predictions: when the summaries'
+    requests add up to ``max_rows``, the span was cut, and their ``first`` tells where
+    the counted part starts."""
     if not isinstance(log, SqlAuditLog):
         return _from_frame(log, start, end, last)
+    if max_rows is not None and max_rows < 1:
+        raise InvalidParameterError(f"max_rows must be at least 1, got {max_rows}.")
     lo, hi = _span(log, start, end, last)
     parts: list[tuple[Any, ...]] = []
     with log._transaction(write=False) as cur:
@@ -115,6 +149,8 @@ def route_summary(
             parts += _rows(cur, log, _HOURS, [first_hour, last_hour])
             parts += _rows(cur, log, _RAW, [lo, first_hour * HOUR_US])
             parts += _rows(cur, log, _RAW, [last_hour * HOUR_US, hi])
+        elif max_rows is not None and not isinstance(log, SqliteAuditLog):
+            parts += _rows(cur, log, _NEWEST, [lo, hi, max_rows])
         else:
             parts += _rows(cur, log, _RAW, [lo, hi])
     merged: dict[tuple[str, str, str], list[Any]] = {}
@@ -179,6 +215,13 @@ _RAW = (
     "FROM {predictions} p LEFT JOIN {labels} l ON l.prediction_id = p.prediction_id "
     "WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY p.model, p.version, p.route"
 )
+# the same, over the span's newest ? predictions only (an index scan of the time index
+# backwards, stopped after them)
+_NEWEST = _RAW.replace(
+    "FROM {predictions} p LEFT JOIN",
+    "FROM (SELECT * FROM {predictions} WHERE ts_us >= ? AND ts_us < ? "
+    "ORDER BY ts_us DESC LIMIT ?) p LEFT JOIN",
+).replace("WHERE p.ts_us >= ? AND p.ts_us < ? GROUP BY", "GROUP BY")
 _HOURS = (
     "SELECT model, version, route, SUM(requests), SUM(labelled), SUM(score_sum), "
     "SUM(latency_sum), MAX(latency_max), MIN(first_us), MAX(last_us), "
@@ -190,7 +233,7 @@ _HOURS = (
 
 
 def _rows(cur: Any, log: SqlAuditLog, query: str, params: list[int]) -> list[tuple[Any, ...]]:
-    if params[0] >= params[1]:
+    if params[0] >= params[1]:  # an empty span
         return []
     text = query.format(predictions=log._t("predictions"), labels=log._t("labels"))
     cur.execute(log._sql(text), params)

@@ -37,7 +37,7 @@ from driftloop.serving import (
     RegistryModelSource,
     ServedModel,
     ServedRecommender,
-    arm_states,
+    WorkerBoard,
     create_app,
     token_digest,
 )
@@ -118,6 +118,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         audit = open_audit_log(settings.audit.url, root=settings.root)
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
     digest = token_digest(token) if (token := env.get("DRIFTLOOP_ADMIN_TOKEN")) else None
+    board = WorkerBoard.of_project(settings)
     served_app = create_app(
         served,
         source,
@@ -132,18 +133,19 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         spool=settings.state_dir() / "audit-spool",
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
+        board=board,
         recommenders=recommenders,
         sessions=sessions,
     )
     # the dashboard of the same project, with the same admin token (docs/ui.md); with API
-    # keys, behind a login, each key seeing its tenant's models; it shows this process's
-    # breaker states
+    # keys, behind a login, each key seeing its tenant's models; it shows every worker's
+    # breaker states from the board they all write
     dashboard = create_ui(
         settings,
         admin_digest=digest,
         traffic=traffic,
         keys=keys if settings.serving.auth == "keys" else None,
-        arms=arm_states(served_app),
+        board=board,
     )
     served_app.mount("/ui", dashboard)
     return served_app
@@ -259,6 +261,7 @@ def serve(
                 host=bind_host,
                 port=bind_port,
                 workers=n_workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
                 loop="uvloop",
                 # httptools with the [serving] head size, deadlines and connection limit
                 http=GuardedHttpProtocol,
@@ -276,6 +279,11 @@ def serve(
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+# uvicorn's supervisor restarts a worker that does not answer its health ping within this
+# many seconds (5 by default): on a loaded machine, workers importing the stack and loading
+# models starve, miss the ping and are killed in a loop, so the server never comes up.
+WORKER_HEALTHCHECK_TIMEOUT_S = 120
 
 _SPARE_FDS = 256  # files, sockets to the stores, the listening socket, per worker
 

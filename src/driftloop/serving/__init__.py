@@ -3,10 +3,10 @@ metrics and a durable audit trail, as a Starlette app (``create_app``)."""
 
 from __future__ import annotations
 
-from driftloop.serving._admin import arm_states
 from driftloop.serving._app import create_app
 from driftloop.serving._auth import actor_name, token_digest, token_matches
 from driftloop.serving._batcher import DynamicBatcher
+from driftloop.serving._board import WorkerBoard, WorkerReport
 from driftloop.serving._cache import PredictionCache
 from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
@@ -32,8 +32,9 @@ __all__ = [
     "RegistryModelSource",
     "ServedModel",
     "ServedRecommender",
+    "WorkerBoard",
+    "WorkerReport",
     "actor_name",
-    "arm_states",
     "create_app",
     "token_digest",
     "token_matches",

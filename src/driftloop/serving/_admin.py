@@ -9,7 +9,6 @@ and applied here at once; requests in flight finish on the version they started 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +22,7 @@ from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
 
-__all__ = ["arm_states", "describe", "get_traffic", "put_traffic", "token_digest"]
+__all__ = ["describe", "get_traffic", "put_traffic", "token_digest"]
 
 _PUT_FIELDS = frozenset({"arms", "sticky_key", "shadow", "shadow_sample", "reason", "clear"})
 
@@ -86,21 +85,11 @@ async def put_traffic(request: Request, server: Server) -> Response:
 
 
 def describe(service: Service) -> dict[str, Any]:
-    """The policy a model routes by now: arms with their versions, weights (percent) and
-    breaker states, the shadow, and where the policy came from."""
+    """The policy a model routes by now: arms with their versions, weights (percent),
+    breaker states and failed or refused calls (this process's), the shadow, and where
+    the policy came from."""
     state, router = service.traffic, service.router
-    total = sum(router.weights)
-    arms = []
-    for name, weight in zip(router.arms, router.weights, strict=True):
-        deployment = service.deployments.get(name)
-        arms.append(
-            {
-                "name": name,
-                "version": deployment.model.version if deployment else None,
-                "weight": round(100.0 * weight / total, 4),
-                "breaker": deployment.breaker.state if deployment else None,
-            }
-        )
+    arms = service.arms_now()
     shadow = service.deployments.get(router.shadow) if router.shadow is not None else None
     return {
         "model": service.served.as_name or service.served.name,
@@ -116,22 +105,6 @@ def describe(service: Service) -> dict[str, Any]:
         "shadow_version": shadow.model.version if shadow is not None else None,
         "shadow_sample": router.shadow_sample if router.shadow is not None else None,
     }
-
-
-def arm_states(app: Any) -> Callable[[str], list[dict[str, Any]] | None]:
-    """For the server ``app`` (made by ``create_app``): a model's arms as this process
-    routes them now (:func:`describe`'s ``arms``: name, version, weight, breaker state),
-    or None for a model it does not serve or has not loaded. For the dashboard it mounts."""
-    server: Server = app.state.server
-
-    def arms(name: str) -> list[dict[str, Any]] | None:
-        service = server.by_name.get(name)
-        if service is None or service.current is None:
-            return None
-        found: list[dict[str, Any]] = describe(service)["arms"]
-        return found
-
-    return arms
 
 
 def _bad(field: str | None, rule: str) -> HttpError:

@@ -126,6 +126,7 @@ def _answered(
 
 
 def _fell_back(service: Service, link: Deployment, reason: str) -> None:
+    service.passed_over[link.target, reason] += 1  # for the dashboard (WorkerBoard)
     service.metrics.fallbacks.labels(service.served.name, link.target, reason).inc()
     if reason == "error":
         service.metrics.arm_errors.labels(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
+import math
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -19,6 +23,7 @@ from driftloop.audit import AuditLog, GroupCommitWriter, idempotency_store, labe
 from driftloop.core.config import ServingConfig, TrafficPolicy
 from driftloop.core.errors import DriftloopError
 from driftloop.registry import ApiKey, TrafficState, TrafficStore
+from driftloop.serving._board import WorkerBoard
 from driftloop.serving._breaker import STATES, CircuitBreaker
 from driftloop.serving._error_log import ErrorLog
 from driftloop.serving._errors import INTERNAL, HttpError, error_response, shown
@@ -37,6 +42,9 @@ log = logging.getLogger(__name__)
 _TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 _FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
 _FEATURES_CHECK_S = 5.0  # how often the online store is asked whether it still holds rows
+_AUDIT_COUNT_S = 1.0  # how often a tenant's audit rows are counted (its storage quota)
+_BOARD_CHECK_S = 0.25  # a breaker's change reaches the worker board within about this
+_BOARD_REFRESH_S = 2.0  # and an unchanged report is rewritten this often (not stale)
 
 
 class Server:
@@ -58,8 +66,11 @@ class Server:
         spool: Path | None = None,
         feedback_digest: str | None = None,
         gate: KeyGate | None = None,
+        board: WorkerBoard | None = None,
     ) -> None:
         self.tune_gc = tune_gc
+        self.board = board  # where this process tells its arms' states (None: nowhere)
+        self._publisher: asyncio.Task[None] | None = None
         self.gate = gate  # API keys (serving.auth = "keys"), else None
         self.traffic = traffic
         self.admin_digest = admin_digest or settings.admin_token_sha256
@@ -89,6 +100,7 @@ class Server:
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
         self.errors = ErrorLog(log)
+        self._audit_rows: dict[str, tuple[float, int]] = {}  # tenant -> (read at, rows)
 
     def _build(self) -> None:
         batching = self.settings.batching
@@ -112,6 +124,7 @@ class Server:
                 feature_timeout_s=self.settings.feature_timeout_ms / 1000.0,
                 shadow_queue=self.settings.shadow_queue,
             )
+            service.tenant_of = functools.partial(self.tenant_of, service)
             for public in served.public_names:
                 if public in self.by_name:
                     raise DriftloopError(f"Two served models are both reachable as '{public}'.")
@@ -150,13 +163,19 @@ class Server:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_features())
         if self.metrics.multiprocess_dir is not None:  # another worker may answer a scrape
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        if self.board is not None:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
 
     async def stop(self) -> None:
-        for task in (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller):
+        tasks = (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller)
+        for task in (*tasks, self._publisher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.board is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.board.remove)
         self.metrics.flush()
         for service in self.services.values():
             await service.close()
@@ -198,6 +217,33 @@ class Server:
             await asyncio.sleep(_FLUSH_S)
             self.metrics.flush()
 
+    def arms_now(self) -> dict[str, list[dict[str, Any]]]:
+        """Every served model's arms as routed now, by each name it answers to."""
+        return {
+            public: service.arms_now()
+            for public, service in self.by_name.items()
+            if service.current is not None
+        }
+
+    async def _publish_forever(self) -> None:
+        """Tell the worker board this process's arms when they change, and every
+        ``_BOARD_REFRESH_S`` anyway (a report that stops coming shows the worker stale)."""
+        assert self.board is not None
+        board = self.board
+        told: dict[str, list[dict[str, Any]]] | None = None
+        told_at = -math.inf
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(board.forget_old)
+        while True:
+            now = self.arms_now()
+            if now != told or time.monotonic() - told_at >= _BOARD_REFRESH_S:
+                try:
+                    await asyncio.to_thread(board.publish, now)
+                    told, told_at = now, time.monotonic()
+                except OSError as exc:  # a full disk must not stop serving
+                    log.warning("Could not publish to the worker board: %s", exc)
+            await asyncio.sleep(_BOARD_CHECK_S)
+
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_s)
@@ -216,6 +262,41 @@ class Server:
         while True:
             await asyncio.sleep(self.settings.key_refresh_s)
             await self.refresh_keys()
+
+    async def admit(self, key: ApiKey, scope: str) -> None:
+        """After the door (:meth:`KeyGate.authorize`): the key's shared rate, its
+        tenant's daily quota and, for a prediction, its tenant's audit storage (507)."""
+        assert self.gate is not None
+        if self.gate.limited(key):
+            await self.gate.admit(key)
+        if scope == "predict":
+            await self.check_audit_room(key.tenant)
+
+    async def check_audit_room(self, tenant: str) -> None:
+        """507 when ``tenant``'s predictions fill its audit storage quota. The count is
+        read from the audit store (shared by every process) at most every
+        ``_AUDIT_COUNT_S``: a tenant may pass its quota by the rows of that long."""
+        snapshot = self.gate.snapshot if self.gate is not None else None
+        limit = snapshot.audit_quotas.get(tenant) if snapshot is not None else None
+        count_rows = getattr(self.audit, "hot_rows", None)
+        if limit is None or count_rows is None:
+            return
+        now = time.monotonic()
+        seen = self._audit_rows.get(tenant)
+        if seen is None or now - seen[0] > _AUDIT_COUNT_S:
+            try:
+                rows = int(await asyncio.to_thread(count_rows, tenant))
+            except Exception as exc:  # the writer reports an outage; keep the last count
+                log.warning("Could not count tenant %s's audit rows: %s", tenant, exc)
+                rows = seen[1] if seen is not None else 0
+            seen = self._audit_rows[tenant] = (now, rows)
+        if seen[1] >= limit:
+            raise HttpError(
+                "audit-quota-exceeded",
+                f"Tenant '{tenant}' holds {seen[1]} audit records; its audit storage quota "
+                f"(max_audit_rows) is {limit}. Compact or raise the quota.",
+                [{"field": "max_audit_rows", "rule": f"at most {limit} audit records"}],
+            )
 
     def tenant_of(self, service: Service) -> str:
         """The tenant a served model belongs to: as served, else as registered."""
@@ -413,6 +494,7 @@ def endpoint(
                 model = request.path_params.get("name")
                 if model is not None:
                     server.owned(model, key)
+                await server.admit(key, scope)
             response = await handler(request, server)
         except HttpError as exc:
             response = error_response(server.refusal(name, exc), v2=v2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -108,6 +109,10 @@ class Service:
         self._pool: ThreadPoolExecutor | None = None
         self._heavy: ThreadPoolExecutor | None = None
         self.warned: dict[str, float] = {}  # alias or version -> when its failure was logged
+        # the tenant its audit rows are written under (the server sets who decides)
+        self.tenant_of: Callable[[], str] = lambda: served.tenant or "default"
+        # (alias or version, reason: error or breaker-open) -> calls passed to the next link
+        self.passed_over: Counter[tuple[str, str]] = Counter()
         self.batcher: DynamicBatcher[Item, Scored] = DynamicBatcher(
             self._run,
             size=lambda item: len(item.todo),
@@ -147,6 +152,27 @@ class Service:
             self.current = deployment
         self._loaded()
         return True
+
+    def arms_now(self) -> list[dict[str, Any]]:
+        """Each arm as routed now: its version, weight (percent), breaker state, and the
+        calls to it since start that failed (``failed``) or that its open breaker
+        refused (``refused``), each answered by the next link."""
+        router = self.router
+        total = sum(router.weights)
+        arms = []
+        for name, weight in zip(router.arms, router.weights, strict=True):
+            deployment = self.deployments.get(name)
+            arms.append(
+                {
+                    "name": name,
+                    "version": deployment.model.version if deployment else None,
+                    "weight": round(100.0 * weight / total, 4),
+                    "breaker": deployment.breaker.state if deployment else None,
+                    "failed": self.passed_over[name, "error"],
+                    "refused": self.passed_over[name, "breaker-open"],
+                }
+            )
+        return arms
 
     def _spec(self, model: LoadedModel) -> RowSpec:
         sticky = self.router.sticky_key
@@ -347,7 +373,9 @@ class Service:
                 start += n
         out = [self.scored(deployment, it, explained.get(id(it))) for it in items]
         done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
-        batches = audit_batches(deployment, items, stamps, out, done) if done else []
+        batches = (
+            audit_batches(deployment, items, stamps, out, done, self.tenant_of()) if done else []
+        )
         return out, batches, sum(items[k].n for k in done)
 
     def scored(

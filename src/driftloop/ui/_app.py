@@ -20,8 +20,8 @@ from driftloop.core.errors import (
     NotFoundError,
 )
 from driftloop.registry import KeyStore, TrafficStore
+from driftloop.serving import WorkerBoard
 from driftloop.ui import _access, _actions, _pages
-from driftloop.ui._arms import ArmStates
 from driftloop.ui._drift import drift
 from driftloop.ui._loop import loop
 from driftloop.ui._project import ProjectReader
@@ -49,7 +49,7 @@ def create_ui(
     traffic: TrafficStore | None = None,
     reader: ProjectReader | None = None,
     keys: KeyStore | None = None,
-    arms: ArmStates | None = None,
+    board: WorkerBoard | None = None,
 ) -> Starlette:
     """The dashboard of the project at ``settings``, to mount (``Mount("/ui", app)``).
 
@@ -58,8 +58,8 @@ def create_ui(
     ``traffic`` the store of run-time traffic policies (default the registry's).
     ``keys``: the dashboard is behind a login with API keys of that store, each seeing
     its tenant's models (:mod:`._access`); the admin token then plays no part.
-    ``arms`` tells a served model's arms as the server routes them now (their breaker
-    states); None (the dashboard alone): those states are unknown.
+    ``board`` is where the project's server processes tell their arms' breaker states
+    (default the project's, ``.driftloop/workers/``, which ``driftloop serve`` writes).
     The parts are opened on first use and closed when the app shuts down (a mounted app
     is not told: call ``app.state.reader.close()`` from the parent's shutdown).
     """
@@ -105,7 +105,7 @@ def create_ui(
     )
     app.state.reader = reader
     app.state.keys = keys
-    app.state.arms = arms
+    app.state.board = board or WorkerBoard.of_project(settings)
     app.state.admin_digest = admin_digest or settings.serving.admin_token_sha256
     return app
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from driftloop.audit import (
     LATENCY_EDGES_MS,
     SCORE_EDGES,
+    PostgresAuditLog,
     entity_predictions,
     newest_predictions,
     route_summary,
@@ -25,10 +26,11 @@ from driftloop.audit import (
 from driftloop.core.errors import DriftloopError, NotFoundError
 from driftloop.loop import Decision, history, rollout_state
 from driftloop.registry import AliasEvent, parse_time
+from driftloop.serving import WorkerBoard
 from driftloop.ui._access import check_model, models_of, viewer
-from driftloop.ui._arms import ArmStates
+from driftloop.ui._arms import arms_now
 from driftloop.ui._project import ProjectReader
-from driftloop.ui._render import message, render
+from driftloop.ui._render import render
 from driftloop.ui._svg import Segment, bars, counts, timeline
 
 __all__ = ["features", "model", "models", "overview", "predictions", "traffic", "version"]
@@ -160,13 +162,12 @@ def version(request: Request) -> Response:
 
 
 def features(request: Request) -> Response:
-    if not viewer(request).sees_features:
-        text = "Feature views have no tenant yet: only an API key with the admin scope sees them."
-        return message(request, "Not for this key", text, 403)
+    """The active feature definitions (with API keys: the key's tenant's only)."""
     registry = _reader(request).features
     views, others = [], []
     if registry is not None:
-        for name, (definition_version, spec) in sorted(registry.active().items()):
+        active = registry.active(viewer(request).tenant)
+        for name, (definition_version, spec) in sorted(active.items()):
             kind = str(spec.get("kind", ""))
             if not kind.endswith("view"):  # entities, on-demand features: no rows of their own
                 others.append({"name": name, "version": definition_version, "kind": kind})
@@ -241,17 +242,23 @@ def traffic(request: Request) -> Response:
     reader = _reader(request)
     asked = request.query_params.get("days", "1")
     days = min(max(float(asked), 1 / 24), 3660.0) if _number(asked) else 1.0
-    summaries = route_summary(reader.audit, last=timedelta(days=days))
+    summaries = route_summary(reader.audit, last=timedelta(days=days), max_rows=_MAX_ROWS)
+    summed = sum(s.requests for s in summaries)
+    capped = (
+        _MAX_ROWS if isinstance(reader.audit, PostgresAuditLog) and summed >= _MAX_ROWS else None
+    )
     registered = _model_names(request)
     if viewer(request).tenant is None:  # also models only the audit log knows
         names = sorted({*registered, *(s.model for s in summaries)})
     else:
         names = registered
         summaries = [s for s in summaries if s.model in registered]
-    arms_now: ArmStates | None = request.app.state.arms
+    board: WorkerBoard = request.app.state.board
+    reports = board.read()
     per_model = []
     for name in names:
         arms = [s for s in summaries if s.model == name]
+        merged, workers = arms_now(reports, name)
         per_model.append(
             {
                 "name": name,
@@ -273,8 +280,8 @@ def traffic(request: Request) -> Response:
                     for s in arms
                     if s.score_bins
                 },
-                "now": arms_now(name) if arms_now is not None else None,
-                "served": arms_now is not None,
+                "now": merged,
+                "workers": workers,
                 "rollout": rollout_state(reader.registry.engine, name),
                 "check": _last_check(reader, name),
                 "policy": reader.traffic.get(name),
@@ -283,8 +290,21 @@ def traffic(request: Request) -> Response:
             }
         )
     span = (min(s.first for s in summaries), max(s.last for s in summaries)) if summaries else None
-    context = {"models": per_model, "span": span, "days": days, "flat": flat_numbers}
+    context = {
+        "models": per_model,
+        "span": span,
+        "days": days,
+        "flat": flat_numbers,
+        "capped": capped,
+        "stale_s": board.stale_s,
+        "here": board.worker,
+    }
     return render(request, "traffic.html", context)
+
+
+# predictions a traffic page sums at most where the audit log keeps no hourly rollups
+# (PostgreSQL): about 100 ms of the database's time
+_MAX_ROWS = 100_000
 
 
 def _last_check(reader: ProjectReader, name: str) -> Decision | None:

@@ -19,6 +19,7 @@ from driftloop.serving import (
     InMemoryFeatureSource,
     InMemoryModelSource,
     ServedModel,
+    WorkerBoard,
     create_app,
     token_digest,
 )
@@ -73,6 +74,7 @@ def serve(
         features: Any = None,
         missing: MissingPolicy | None = None,
         entity_keys: tuple[str, ...] = (),
+        board: WorkerBoard | None = None,
         **settings: Any,
     ) -> TestClient:
         config = ServingConfig.model_validate(
@@ -99,6 +101,7 @@ def serve(
             features=features,
             refresh_s=0,
             traffic=traffic,
+            board=board,
         )
         client = TestClient(app)
         client.__enter__()
@@ -411,18 +414,34 @@ def test_concurrent_requests_batched_with_a_broken_arm_all_get_answers(
     assert 'driftloop_breaker_state{model="fraud",target="champion"} 0.0' in metrics
 
 
-def test_arm_states_tell_the_dashboard_each_arms_breaker_as_routed_here(
-    serve: Any, source: InMemoryModelSource
+def test_each_process_tells_the_worker_board_its_arms_breakers_and_failed_calls(
+    serve: Any, source: InMemoryModelSource, tmp_path: Path
 ) -> None:
-    from driftloop.serving import arm_states
-
+    """What the dashboard of any worker (or ``driftloop ui``) shows as this process's
+    arms: written when a breaker changes, removed when the process stops."""
+    board = WorkerBoard(tmp_path / "workers", worker="here")
     broken(source, "2")
-    client = serve(TrafficPolicy(arms={"champion": 50, "challenger": 50}))
+    client = serve(TrafficPolicy(arms={"champion": 50, "challenger": 50}), board=board)
     for i in range(60):
         predict(client, row(i))
-    arms = arm_states(client.app)
-    assert arms("fraud") == [
-        {"name": "champion", "version": "1", "weight": 50.0, "breaker": "closed"},
-        {"name": "challenger", "version": "2", "weight": 50.0, "breaker": "open"},
-    ]
-    assert arms("other") is None
+
+    def opened() -> list[dict[str, Any]]:
+        (report,) = board.read()
+        arms: list[dict[str, Any]] = report.models["fraud"]
+        assert arms[1]["breaker"] == "open"
+        return arms
+
+    champion, challenger = _eventually(opened)
+    assert champion == {
+        "name": "champion",
+        "version": "1",
+        "weight": 50.0,
+        "breaker": "closed",
+        "failed": 0,
+        "refused": 0,
+    }
+    assert (challenger["version"], challenger["weight"]) == ("2", 50.0)
+    assert challenger["failed"] == 5  # breaker.min_requests errors opened it
+    assert challenger["refused"] > 0  # then the open breaker passed its calls on
+    client.__exit__(None, None, None)
+    assert board.read() == []  # a process that stops takes its report away

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -14,7 +15,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from driftloop.audit import RouteSummary, open_audit_log, route_summary
-from driftloop.serving import token_digest
+from driftloop.serving import WorkerBoard, token_digest
 from driftloop.ui import create_ui, standalone_ui
 from ui_world import DAYS, DRIFT_DAY, MODEL, UiWorld, fill_project
 
@@ -171,6 +172,12 @@ def test_traffic_page_counts_each_arm_from_the_audit_log(
         assert str(arm.requests) in words
     assert any(a.fallback for a in arms)
     assert "fallback" in words
+    assert "mean latency p50 p99 max latency" in words
+    for arm in arms:  # each arm's p50 and p99, from its latency histogram
+        p50, p99 = arm.latency_quantile(0.5), arm.latency_quantile(0.99)
+        assert p50 is not None
+        assert p99 is not None
+        assert f"{p50:.2f} ms {p99:.2f} ms" in words
     assert "champion 90 (v2) / challenger 10 (v3)" in words
     every = text(client.get("/ui/traffic?days=30").text)
     total = sum(a.requests for a in route_summary_all(world))
@@ -284,22 +291,54 @@ def test_traffic_page_shows_score_bins_and_the_last_step_checks_numbers(
     assert "step (canary 1) · no-regression requests 412 error_rate 0" in words
 
 
-def test_alone_the_dashboard_says_breaker_states_are_unknown(client: TestClient) -> None:
+def test_without_a_server_reporting_breaker_states_are_unknown(client: TestClient) -> None:
     words = text(client.get("/ui/traffic").text)
     assert "Breaker states: unknown." in words
-    assert "runs without one (driftloop ui)" in words
+    assert "No server process of this project has reported serving" in words
 
 
-def test_under_a_server_the_traffic_page_shows_each_arms_breaker(world: UiWorld) -> None:
-    def arms(name: str) -> list[dict[str, object]] | None:
-        return [
-            {"name": "champion", "version": "2", "weight": 90.0, "breaker": "closed"},
-            {"name": "challenger", "version": "3", "weight": 10.0, "breaker": "open"},
-        ]
+def test_the_traffic_page_merges_every_workers_arms_and_marks_the_silent_stale(
+    world: UiWorld, tmp_path: Path
+) -> None:
+    """Each worker keeps its own breakers: one has the challenger's open, another has
+    not seen it fail, a third stopped reporting a minute ago."""
+    now = [1_000.0]
+    folder = tmp_path / "workers"
 
-    app = Starlette(routes=[Mount("/ui", create_ui(world.settings, arms=arms))])
+    def report(worker: str, at: float, challenger: str, failed: int, refused: int) -> None:
+        now[0] = at
+        WorkerBoard(folder, worker=worker, clock=lambda: now[0]).publish(
+            {
+                MODEL: [
+                    {"name": "champion", "version": "2", "weight": 90.0, "breaker": "closed"},
+                    {
+                        "name": "challenger",
+                        "version": "3",
+                        "weight": 10.0,
+                        "breaker": challenger,
+                        "failed": failed,
+                        "refused": refused,
+                    },
+                ]
+            }
+        )
+
+    report("box-101", 1_000.0, "open", 5, 40)
+    report("box-102", 999.0, "closed", 0, 0)
+    report("box-103", 940.0, "half_open", 7, 2)  # silent for 60 s: stale
+    board = WorkerBoard(folder, clock=lambda: 1_000.5)
+    app = Starlette(routes=[Mount("/ui", create_ui(world.settings, board=board))])
     with TestClient(app) as served:
         page = served.get("/ui/traffic").text
     table = page[page.index(f'id="breakers-{MODEL}"') :]
-    table = text(table[: table.index("</table>")])
-    assert "champion v2 90% closed challenger v3 10% open" in table
+    merged = text(table[: table.index("</table>")])
+    # breakers over the two live workers; failed and refused calls over all three
+    assert "champion v2 90% closed 0 0" in merged
+    assert "challenger v3 10% closed on 1 of 2, open on 1 of 2 12 42" in merged
+    workers = text(page[page.index(f'id="workers-{MODEL}"') :].split("</table>")[0])
+    assert "box-101 0.5 s ago champion closed, challenger open" in workers
+    assert (
+        "box-103 60.5 s ago · stale (silent over 10 s) champion closed, challenger half_open"
+        in (workers)
+    )
+    assert "Merged over 2 live server process(es) of 3" in text(page)
