@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -172,3 +173,39 @@ def test_each_answer_comes_from_the_index_of_the_version_it_reports(
     assert seen == {"1", "2"}, "the swap happened under load"
     for answer in answers:
         assert {i["item_id"] for i in answer["items"]} <= items[answer["version"]]
+
+
+def test_a_shadow_version_answers_off_the_response_path_then_is_swapped_in(
+    rec: Recommender, audit: SqliteAuditLog
+) -> None:
+    versions = {"1": replace(rec, version="1"), "2": replace(rec, version="2")}
+    served = {"champion": "1"}
+    app = create_app(
+        [],
+        InMemoryModelSource(),
+        audit=audit,
+        refresh_s=0,
+        recommenders=[
+            ServedRecommender(
+                "movies",
+                lambda: versions[served["champion"]],
+                shadow=lambda: versions["2"] if served["champion"] == "1" else None,
+            )
+        ],
+    )
+    with TestClient(app) as client:
+        answers = [
+            client.post("/v1/models/movies/recommend", json={"user_id": f"u{k}"}).json()
+            for k in range(5)
+        ]
+        assert {a["version"] for a in answers} == {"1"}
+        served["champion"] = "2"  # the shadowed version is promoted
+        app.state.recommenders.service("movies").swap(versions["2"])
+        after = client.post("/v1/models/movies/recommend", json={"user_id": "u1"}).json()
+        assert after["version"] == "2"
+    now = pd.Timestamp.now(tz="UTC")
+    rows = audit.window(now - pd.Timedelta(hours=1), now + pd.Timedelta(minutes=1), model="movies")
+    shadow = rows[rows["route"] == "shadow"]
+    assert len(shadow) == 5
+    assert set(shadow["version"]) == {"2"}
+    assert set(rows.loc[rows["route"] == "recommend", "version"]) == {"1", "2"}
