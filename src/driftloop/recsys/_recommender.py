@@ -134,9 +134,12 @@ class Recommender:
         ids = self.encoding.user_codes([p[0].user_id for p in plans])
         features = self.encoding.user_feature_codes([p[2] for p in plans])
         vectors = self.model.user_vectors(ids, features)
-        depth = self.config.fallback.candidates + max(len(p[1]) for p in plans)
-        labels, scores = self.index.query(vectors, depth)
+        # Seen items are filtered after the query: look past as many of them as there are
+        # candidates at most (a user with a long history gets fewer candidates, not a
+        # query of the whole catalog).
         limit = self.config.fallback.candidates
+        depth = min(len(self.items), limit + min(max(len(p[1]) for p in plans), limit))
+        labels, scores = self.index.query(vectors, depth)
         chosen: list[tuple[int, NDArray[np.int64], NDArray[Any], float]] = []
         for row, (request, history, _, _) in enumerate(plans):
             keep = ~np.isin(labels[row], list(self._seen(history)))
