@@ -26,6 +26,7 @@ from rich.table import Table
 
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error, progress_bar
+from driftloop.cli._demo_recsys import run_recsys_demo
 from driftloop.cli._demo_story import StoryPlan, StoryResult, fresh_folder, run_story
 from driftloop.core.config import load_settings
 from driftloop.core.errors import InvalidParameterError
@@ -47,19 +48,24 @@ def demo(
         None, help="Folder for the demo project (default: .driftloop/demo here)."
     ),
     story: str = typer.Option(
-        "fraud", help="fraud (a binary model) or regression (delivery times)."
+        "fraud",
+        help="fraud (a binary model), regression (delivery times) or recsys "
+        "(recommendations with cold start; needs the recsys extra).",
     ),
     seed: int = typer.Option(7, help="Random seed."),
 ) -> None:
     """Tell the loop's whole story on embedded defaults (no services needed): drift,
     retraining, gated rollout, a broken release rolled back, a report."""
     with exit_on_error():
-        if story not in STORIES:
+        if story not in (*STORIES, "recsys"):
             raise InvalidParameterError(
-                f"--story {story!r} is not a story; choose {', '.join(STORIES)}."
+                f"--story {story!r} is not a story; choose {', '.join(STORIES)}, recsys."
             )
         folder = out or load_settings(environ={}).state_dir() / "demo"
         fresh_folder(folder)  # refuses a folder the demo did not make, before any work
+        if story == "recsys":
+            run_recsys_demo(folder, seed)
+            return
         started = time.perf_counter()
         console.rule(f"[bold]1. Data[/]: the {story} story")
         data = STORIES[story](seed)

@@ -41,12 +41,13 @@ class FallbackConfig(_Section):
     ``min_confidence``; a user with at least one interaction gets the hybrid (content of
     the items seen); a user whose demographic cohort has at least ``cohort_min``
     interactions gets the cohort's popular items; anyone else the global popular items.
+    ``candidates``: how many items retrieval hands the ranker per personalized user.
     """
 
     warm_min: int = Field(default=6, ge=1)
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     cohort_min: int = Field(default=50, ge=1)
-    candidates: int = Field(default=200, ge=10, le=10_000)
+    candidates: int = Field(default=100, ge=10, le=10_000)
 
 
 class RecsysConfig(_Section):

@@ -48,6 +48,17 @@ class Snapshot:
     history: Mapping[str, tuple[str, ...]]
     user_mean_rating: Mapping[str, float]
 
+    def __post_init__(self) -> None:
+        position = {item: j for j, item in enumerate(self.items)}
+        names = sorted({t for tags in self.item_tags for t in tags})
+        column = {t: k for k, t in enumerate(names)}
+        matrix = np.zeros((len(self.items), max(len(names), 1)), dtype=np.float64)
+        for j, tags in enumerate(self.item_tags):
+            for t in tags:
+                matrix[j, column[t]] = 1.0
+        object.__setattr__(self, "_position", position)
+        object.__setattr__(self, "_tags", matrix)  # items x tags, 0/1
+
     @classmethod
     def at_time(
         cls,
@@ -97,12 +108,9 @@ class Snapshot:
         their ``scores``) for a user with ``history``; columns :data:`RANKING_FEATURES`."""
         k = len(candidates)
         out = np.empty((k, len(RANKING_FEATURES)), dtype=np.float64)
-        position = {item: j for j, item in enumerate(self.items)}
+        position: dict[str, int] = self._position  # type: ignore[attr-defined]
+        tag_matrix: NDArray[np.float64] = self._tags  # type: ignore[attr-defined]
         seen = [position[i] for i in history if i in position]
-        tag_counts: dict[str, int] = {}
-        for j in seen:
-            for tag in self.item_tags[j]:
-                tag_counts[tag] = tag_counts.get(tag, 0) + 1
         seen_years = self.item_year[seen] if seen else np.array([])
         mean_year = float(np.nanmean(seen_years)) if np.isfinite(seen_years).any() else np.nan
         out[:, 0] = scores
@@ -114,8 +122,6 @@ class Snapshot:
         out[:, 6] = self.item_mean_rating[candidates]
         out[:, 7] = self.item_year[candidates]
         total = max(len(seen), 1)
-        out[:, 8] = [
-            sum(tag_counts.get(t, 0) for t in self.item_tags[c]) / total for c in candidates
-        ]
+        out[:, 8] = tag_matrix[candidates] @ tag_matrix[seen].sum(axis=0) / total
         out[:, 9] = self.item_year[candidates] - mean_year
         return out

@@ -134,26 +134,36 @@ class Recommender:
         ids = self.encoding.user_codes([p[0].user_id for p in plans])
         features = self.encoding.user_feature_codes([p[2] for p in plans])
         vectors = self.model.user_vectors(ids, features)
-        depth = self.config.fallback.candidates + max(len(p[1]) for p in plans)
+        # Seen items are filtered after the query: look past as many of them as there are
+        # candidates at most (a user with a long history gets fewer candidates, not a
+        # query of the whole catalog).
+        limit = self.config.fallback.candidates
+        depth = min(len(self.items), limit + min(max(len(p[1]) for p in plans), limit))
         labels, scores = self.index.query(vectors, depth)
-        out: list[Recommendation | None] = []
+        chosen: list[tuple[int, NDArray[np.int64], NDArray[Any], float]] = []
         for row, (request, history, _, _) in enumerate(plans):
-            seen = self._seen(history)
-            keep = np.array([label not in seen for label in labels[row]])
-            candidates = labels[row][keep][: self.config.fallback.candidates]
-            retrieval = scores[row][keep][: self.config.fallback.candidates]
+            keep = ~np.isin(labels[row], list(self._seen(history)))
+            candidates, retrieval = labels[row][keep][:limit], scores[row][keep][:limit]
             confidence = self._confidence(retrieval, request.n)
-            if confidence < self.config.fallback.min_confidence or len(candidates) == 0:
-                out.append(None)
-                continue
-            ranked = retrieval.astype(np.float64)
-            if self.ranker is not None:
-                user_rating = self.snapshot.user_mean_rating.get(request.user_id)
-                rows = self.snapshot.rows(history, user_rating, candidates, retrieval)
-                ranked = self.ranker.score(rows)
-            out.append(
-                self._answer(request, "personalized", ranked, candidates, history, confidence)
-            )
+            if confidence >= self.config.fallback.min_confidence and len(candidates):
+                chosen.append((row, candidates, retrieval, confidence))
+        ranked = [r.astype(np.float64) for _, _, r, _ in chosen]
+        if self.ranker is not None and chosen:  # one ranker call for the batch
+            rows = [
+                self.snapshot.rows(
+                    plans[row][1],
+                    self.snapshot.user_mean_rating.get(plans[row][0].user_id),
+                    candidates,
+                    retrieval,
+                )
+                for row, candidates, retrieval, _ in chosen
+            ]
+            scored = self.ranker.score(np.vstack(rows))
+            ranked = np.split(scored, np.cumsum([len(r) for r in rows])[:-1])
+        out: list[Recommendation | None] = [None] * len(plans)
+        for (row, candidates, _, confidence), score in zip(chosen, ranked, strict=True):
+            request, history = plans[row][0], plans[row][1]
+            out[row] = self._answer(request, "personalized", score, candidates, history, confidence)
         return out
 
     def _confidence(self, scores: NDArray[Any], n: int) -> float:

@@ -53,10 +53,13 @@ _SESSION_RETENTION_US = 30 * 86_400 * 1_000_000
 @dataclass(frozen=True)
 class ServedRecommender:
     """A recommender answered for as ``name``; ``load`` returns the version to serve now
-    (for example the registry's ``champion``), called at start and at every refresh."""
+    (for example the registry's ``champion``), called at start and at every refresh.
+    ``shadow`` returns a candidate version (or None) that answers the same requests off
+    the response path: its lists are audited with route ``shadow``, never returned."""
 
     name: str
     load: Callable[[], Recommender]
+    shadow: Callable[[], Recommender | None] | None = None
 
 
 _Key = tuple[str, int, tuple[str, ...], tuple[tuple[str, str | None], ...]]
@@ -75,6 +78,8 @@ class RecommenderService:
     ) -> None:
         self.served = served
         self.current: Recommender | None = None
+        self.shadow: Recommender | None = None
+        self._shadowing: set[asyncio.Task[None]] = set()
         self.writer = writer
         self.sessions = sessions
         self.tenant = "default"  # its audit rows' tenant (the server sets it: registered)
@@ -92,6 +97,8 @@ class RecommenderService:
 
     async def refresh(self) -> bool:
         """Serve the version ``load`` returns now, if it is another one (True)."""
+        if self.served.shadow is not None:
+            self.shadow = await asyncio.to_thread(self.served.shadow)
         rec = await asyncio.to_thread(self.served.load)
         if self.current is not None and rec.version == self.current.version:
             return False
@@ -192,9 +199,44 @@ class RecommenderService:
                 for pid, request, answer in zip(ids, requests, done, strict=True)
             ]
             await self.writer.awrite(records)  # one group commit for the whole batch
+        shadow = self.shadow
+        if shadow is not None and shadow.version != rec.version and self.writer is not None:
+            task = asyncio.get_running_loop().create_task(self._shadowed(shadow, requests))
+            self._shadowing.add(task)
+            task.add_done_callback(self._shadowing.discard)
         return list(zip(ids, done, strict=True))
 
+    async def _shadowed(self, rec: Recommender, requests: Sequence[RecommendRequest]) -> None:
+        """The shadow version's lists for the same requests, audited (route ``shadow``)."""
+        assert self.writer is not None
+        try:
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            answers = await loop.run_in_executor(self._pool, self._compute, rec, requests)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            stamp = datetime.now(UTC)
+            await self.writer.awrite(
+                [
+                    _audit(
+                        self.served.name,
+                        uuid.uuid4().hex,
+                        r,
+                        a,
+                        stamp,
+                        latency_ms,
+                        self.tenant,
+                        "shadow",
+                    )
+                    for r, a in zip(requests, answers, strict=True)
+                ]
+            )
+        except Exception as exc:  # a shadow never fails a request
+            log.warning("Shadow of recommender %s failed: %s", self.served.name, exc)
+
     async def close(self) -> None:
+        for task in list(self._shadowing):
+            with contextlib.suppress(Exception):
+                await task
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -206,13 +248,14 @@ def _audit(
     stamp: datetime,
     latency_ms: float,
     tenant: str,
+    route: str = "recommend",
 ) -> AuditRecord:
     return AuditRecord(
         prediction_id=pid,
         ts=stamp,
         model=model,
         version=answer.version,
-        route="recommend",
+        route=route,
         score=answer.confidence,
         decision=answer.level,
         latency_ms=latency_ms,

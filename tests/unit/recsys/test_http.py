@@ -204,3 +204,39 @@ def test_under_api_keys_a_recommender_answers_its_tenant_only_and_audits_under_i
     keys.close()
     assert answer.status_code == 200, answer.text
     assert audit.get(answer.json()["id"]).tenant == "b"
+
+
+def test_a_shadow_version_answers_off_the_response_path_then_is_swapped_in(
+    rec: Recommender, audit: SqliteAuditLog
+) -> None:
+    versions = {"1": replace(rec, version="1"), "2": replace(rec, version="2")}
+    served = {"champion": "1"}
+    app = create_app(
+        [],
+        InMemoryModelSource(),
+        audit=audit,
+        refresh_s=0,
+        recommenders=[
+            ServedRecommender(
+                "movies",
+                lambda: versions[served["champion"]],
+                shadow=lambda: versions["2"] if served["champion"] == "1" else None,
+            )
+        ],
+    )
+    with TestClient(app) as client:
+        answers = [
+            client.post("/v1/models/movies/recommend", json={"user_id": f"u{k}"}).json()
+            for k in range(5)
+        ]
+        assert {a["version"] for a in answers} == {"1"}
+        served["champion"] = "2"  # the shadowed version is promoted
+        app.state.recommenders.service("movies").swap(versions["2"])
+        after = client.post("/v1/models/movies/recommend", json={"user_id": "u1"}).json()
+        assert after["version"] == "2"
+    now = pd.Timestamp.now(tz="UTC")
+    rows = audit.window(now - pd.Timedelta(hours=1), now + pd.Timedelta(minutes=1), model="movies")
+    shadow = rows[rows["route"] == "shadow"]
+    assert len(shadow) == 5
+    assert set(shadow["version"]) == {"2"}
+    assert set(rows.loc[rows["route"] == "recommend", "version"]) == {"1", "2"}
