@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -458,14 +459,31 @@ def prepare_online_store(project: Path, url: str) -> None:
     store.close()
 
 
+def drop_redis_prefix(url: str, prefix: str) -> None:
+    """Delete this run's online rows from Redis (nothing else: the keys under its prefix)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=prefix + "*", count=1_000))
+        for start in range(0, len(keys), 1_000):
+            client.delete(*keys[start : start + 1_000])
+        client.close()
+    except redis.RedisError as exc:
+        print(f"  could not delete Redis keys {prefix}*: {exc}", flush=True)
+
+
 def enriched_targets(
     folder: Path, serve: list[str], models: list[str], body: Path, args: Any, port_url: Any
 ) -> list[Target]:
     """(c): predict with entity enrichment from the SQLite and Redis online stores."""
     targets = []
+    # a prefix of this run's own: nothing of another run or engineer in the database is read,
+    # overwritten or marked with this version's layout (the keys are deleted at the end)
+    redis_online = f"{args.redis_url}?prefix={args.redis_prefix}"
     for store_name, online in [
         ("sqlite", f"sqlite:///{folder / 'online.db'}"),
-        ("redis", args.redis_url),
+        ("redis", redis_online),
     ]:
         project = folder / f"project-{store_name}"
         project.mkdir()
@@ -486,6 +504,30 @@ def enriched_targets(
                 key=f"c_enriched_{store_name}",
             )
         )
+    if args.baseline_src is not None:  # (c-base): the same on SQLite, the other checkout
+        project = folder / "project-sqlite-base"
+        project.mkdir()
+        online = f"sqlite:///{folder / 'online-base.db'}"
+        env = {**driftloop_env(folder, online), "PYTHONPATH": str(args.baseline_src / "src")}
+        env["DRIFTLOOP_AUDIT__URL"] = f"sqlite:///{folder / 'audit-c-base.db'}"
+        prepare = (  # written by the baseline's own code (its layout)
+            f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
+            "from serve_http import prepare_online_store; "
+            "prepare_online_store(Path(sys.argv[1]), sys.argv[2])"
+        )
+        subprocess.run([sys.executable, "-c", prepare, str(project), online], env=env, check=True)
+        port, url = port_url("/v1/models/fraud/predict")
+        targets.append(
+            Target(
+                "(c-base) baseline enriched (sqlite)",
+                [*serve, "--port", port, *models, "--entity-key", "card_id"],
+                url,
+                body,
+                env,
+                project,
+                key="c_enriched_base_sqlite",
+            )
+        )
     return targets
 
 
@@ -498,13 +540,22 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--skip-enriched", action="store_true", help="no (b') and (c) arms")
     parser.add_argument(
+        "--arms",
+        default=None,
+        help="only these arms, by result key prefix, comma-separated (e.g. a_echo,b_inline,"
+        "c_enriched: the enrichment question in a third of the time)",
+    )
+    parser.add_argument(
         "--baseline-src",
         type=Path,
         default=None,
         help="another checkout: arm (b) again with its server importing DIR/src",
     )
     args = parser.parse_args()
+    # stopped from outside (timeout, kill): unwind, so every started server is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.seconds, reps = (5, 1) if args.quick else (10, 3)
+    args.redis_prefix = f"bench:{uuid.uuid4().hex}:"
     args.reps = args.reps or reps
     pin = args.workers == 1
     folder = Path(tempfile.mkdtemp(prefix="driftloop-serve-bench-"))
@@ -598,7 +649,9 @@ def main() -> None:
     )
     project = folder / "project-categorical"
     project.mkdir()
-    runtime = train_categorical_model(project)
+    runtime = "not measured"
+    if not args.arms or "b_categorical".startswith(tuple(args.arms.split(","))):
+        runtime = train_categorical_model(project)
     print(f"  (b-cat) model registered; runtime chosen: {runtime}", flush=True)
     port, url = port_url(f"/v1/models/{CAT_MODEL}/predict")
     config = ["--config", str(project / "driftloop.toml")]
@@ -634,7 +687,13 @@ def main() -> None:
             )
         )
         group += enriched_targets(folder, serve, models, bodies["enriched"], args, port_url)
-    measured = measure_interleaved(group, args, pin)
+    if args.arms:
+        chosen = tuple(args.arms.split(","))
+        group = [t for t in group if t.key.startswith(chosen)]
+    try:
+        measured = measure_interleaved(group, args, pin)
+    finally:
+        drop_redis_prefix(args.redis_url, args.redis_prefix)
     results.update({t.key: measured[t.name] for t in group if t.name in measured})
     if "b_categorical" in results:
         results["b_categorical"]["runtime"] = runtime
@@ -703,6 +762,35 @@ def report(results: dict[str, Any], args: Any) -> None:
             f"\n(b)/(a) rps = {mid:.0%} (target >= 60%; per repetition {low:.0%} to "
             f"{high:.0%}); (b) p99 = {b['p99_ms']:.1f} ms (target < 25 ms)"
         )
+    for store in ("sqlite", "redis"):
+        key = f"c_enriched_{store}"
+        c = usable.get(key)
+        if key in failed:
+            print(f"(c) {store}: FAILED; enriched target not judged")
+        elif a and c:
+            mid, low, high = paired(a, c, "rps_runs")
+            ratios[f"c_{store}_over_a_rps"] = mid
+            met = mid >= 0.60 and c["p99_ms"] <= 15.0
+            print(
+                f"(c {store})/(a) rps = {mid:.0%} (per repetition {low:.0%} to {high:.0%}), "
+                f"p99 {c['p99_ms']:.1f} ms, CPU {c['cpu_us_per_request']:.0f} us/req against "
+                f"(a) {a['cpu_us_per_request']:.0f}: target >= 60% with p99 <= 15 ms: "
+                f"{'PASS' if met else 'MISS'}"
+            )
+    c_base, c_now = usable.get("c_enriched_base_sqlite"), usable.get("c_enriched_sqlite")
+    if c_base and c_now:
+        print("\n(c sqlite) current / baseline (c-base), paired per repetition:")
+        for key, label, better in [
+            ("rps_runs", "rps", "higher"),
+            ("p99_runs", "p99", "lower"),
+            ("cpu_runs", "CPU per request", "lower"),
+        ]:
+            mid, low, high = paired(c_base, c_now, key)
+            ratios[f"c_over_base_{key[:-5]}"] = mid
+            print(
+                f"  {label:<16} {mid:6.1%} (per repetition {low:.1%} to {high:.1%}; "
+                f"{better} is better)"
+            )
     b2 = usable.get("b_inline_sync_full")
     if a and b2:
         mid, _, _ = paired(a, b2, "rps_runs")

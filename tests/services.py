@@ -73,3 +73,11 @@ def require_postgres() -> str:
     except psycopg.Error as exc:
         unavailable(f"PostgreSQL at {dsn} is unreachable: {exc}")
     return POSTGRES_URL
+
+
+def require_ray() -> None:
+    """Ray is installed (the ``ray`` extra), so the test can start a local cluster."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        unavailable("ray is not installed (pip install 'driftloop[ray]')")

@@ -87,7 +87,8 @@ def test_window_frame_has_documented_columns_utc_times_and_nan_labels(make_log: 
     log.write([record(i) for i in range(4)])
     frame = log.window(T0, T0 + timedelta(hours=1))
     assert list(frame.columns[: len(FRAME_COLUMNS)]) == list(FRAME_COLUMNS)
-    assert list(FRAME_COLUMNS[-3:]) == ["served_at", "missing", "outputs"]
+    assert list(FRAME_COLUMNS[-4:]) == ["served_at", "missing", "outputs", "tenant"]
+    assert frame["tenant"].tolist() == ["default"] * 4  # a server without keys: one tenant
     assert {"amount", "country", "count_1d"} <= set(frame.columns)
     assert str(frame["ts"].dt.tz) == "UTC"
     assert str(frame["served_at"].dt.tz) == "UTC"

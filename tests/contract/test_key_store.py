@@ -76,7 +76,11 @@ def test_every_change_to_keys_and_quotas_is_recorded_with_who_made_it(registry: 
     events = [(e["action"], e["key_id"], e["who"]) for e in store.events("acme")]
     assert events == [("create-key", key.id, "ana"), ("revoke-key", key.id, "bo"),
                       ("set-quota", None, "cy")]  # fmt: skip
-    assert store.events("acme")[-1]["detail"] == {"requests_per_day": 1_000, "max_models": None}
+    assert store.events("acme")[-1]["detail"] == {
+        "requests_per_day": 1_000,
+        "max_models": None,
+        "max_audit_rows": None,
+    }
     assert store.snapshot().quotas == {"acme": 1_000}
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_online_store_battery import CHECKS
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features import (
     CachedOnlineStore,
     OnlineEvent,
@@ -25,6 +25,7 @@ from driftloop.features import (
     OnlineStore,
     RedisOnlineStore,
     SqliteOnlineStore,
+    online_store_from_url,
 )
 
 
@@ -142,7 +143,7 @@ def test_redis_rows_of_layout_1_are_read_then_migrated_by_the_first_write(
         writer.write_rows([OnlineRow("v:2", 20, {"f": 2.0}), OnlineRow("v:3", 5, {"f": 5.0})])
         client = redis.Redis.from_url(redis_url)
         assert client.keys(prefix + "l:*") == []
-        assert client.get(prefix + "layout") == b"2"
+        assert client.get(prefix + "layout") == b"3"
         client.close()
         for store in (reader, writer):
             got = store.read(["v:1", "v:2", "v:3"])
@@ -159,13 +160,13 @@ def test_redis_rows_of_layout_1_are_read_then_migrated_by_the_first_write(
 def test_redis_store_of_a_newer_layout_is_refused_naming_materialize(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
     client = redis.Redis.from_url(redis_url)
-    client.set(prefix + "layout", "3")
+    client.set(prefix + "layout", "4")
     client.close()
     store = RedisOnlineStore(redis_url, prefix=prefix)
     try:
         with pytest.raises(ConflictError, match="driftloop features materialize"):
             store.read(["v:1"])
-        with pytest.raises(ConflictError, match="layout 3"):
+        with pytest.raises(ConflictError, match="layout 4"):
             store.write_rows([OnlineRow("v:1", 1, {"f": 1.0})])
     finally:
         store.close()
@@ -182,3 +183,75 @@ def test_redis_that_lost_its_scripts_still_answers(redis_url: str) -> None:
         assert store.read([], ["s:1"]).events == {"s:1": [(5, {"a": 1.0})]}
     finally:
         store.close()
+
+
+def test_two_projects_share_one_redis_database_under_their_url_prefixes(redis_url: str) -> None:
+    tag = uuid.uuid4().hex
+    first, second = (
+        online_store_from_url(f"{redis_url}?prefix=test:{tag}:{name}:", Path("."))
+        for name in ("fraud", "loans")
+    )
+    try:
+        first.write_rows([OnlineRow("v:1", 10, {"f": 1.0})])
+        second.write_rows([OnlineRow("v:1", 20, {"f": 2.0})])
+        assert first.read(["v:1"]).rows["v:1"].values == {"f": 1.0}
+        assert second.read(["v:1"]).rows["v:1"].values == {"f": 2.0}
+        client = redis.Redis.from_url(redis_url)
+        assert client.exists(f"test:{tag}:fraud:r:v:1", f"test:{tag}:loans:r:v:1") == 2
+        client.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_empty_prefix_in_the_url_is_refused_naming_the_setting() -> None:
+    with pytest.raises(InvalidParameterError, match=r"features\.online_store: 'prefix'"):
+        RedisOnlineStore.from_url("redis://127.0.0.1:6379/0?prefix=")
+
+
+def test_sqlite_file_of_layout_2_reads_its_json_rows_beside_packed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as db:  # as driftloop of layout 2 left it
+        db.execute(
+            "CREATE TABLE latest (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, "
+            "payload TEXT NOT NULL, cr INTEGER) WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO latest VALUES ('v:1', 10, '{\"f\":1.5,\"g\":null}', 3)")
+        db.execute("PRAGMA user_version = 2")
+    store = SqliteOnlineStore(path)
+    try:
+        assert store.read(["v:1"]).rows["v:1"] == OnlineRow("v:1", 10, {"f": 1.5, "g": None})
+        store.write_rows([OnlineRow("v:1", 10, {"f": 9.0}, created_us=2)])  # older: ignored
+        store.write_rows([OnlineRow("v:2", 11, {"f": 2.5, "g": None})])
+        got = store.read(["v:1", "v:2"]).rows
+        assert got["v:1"].values == {"f": 1.5, "g": None}
+        assert got["v:2"] == OnlineRow("v:2", 11, {"f": 2.5, "g": None})
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        kinds = dict(db.execute("SELECT key, typeof(payload) FROM latest").fetchall())
+    assert kinds == {"v:1": "text", "v:2": "blob"}  # re-materializing packs the old row
+
+
+def test_redis_store_of_layout_2_is_read_then_marked_3_by_the_first_write(
+    redis_url: str,
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(redis_url)
+    client.set(prefix + "layout", "2")
+    client.set(prefix + "r:v:1", '[10,3,{"f":1.5,"g":null}]')
+    store = RedisOnlineStore(redis_url, prefix=prefix)
+    try:
+        assert store.read(["v:1"]).rows["v:1"] == OnlineRow("v:1", 10, {"f": 1.5, "g": None})
+        store.write_rows([OnlineRow("v:1", 10, {"f": 9.0}, created_us=2)])  # older: ignored
+        store.write_rows([OnlineRow("v:2", 11, {"f": 2.5})])
+        assert client.get(prefix + "layout") == b"3"
+        got = store.read(["v:1", "v:2"]).rows
+        assert got["v:1"].values == {"f": 1.5, "g": None}
+        assert got["v:2"] == OnlineRow("v:2", 11, {"f": 2.5})
+        assert client.get(prefix + "r:v:2")[:1] == b"\xd1"  # packed
+    finally:
+        store.close()
+        client.delete(*client.keys(prefix + "*"))
+        client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -186,12 +187,76 @@ def feature_store_reads_are_exact(store: OnlineStore) -> None:
     assert got.values == {"segment": [None], "amount": [6.0]}
 
 
+def packed_and_json_rows_read_alike(store: OnlineStore) -> None:
+    """Rows of floats and nulls are stored packed, others as JSON: a batch mixing them, or
+    packed rows of other feature sets, reads every value exactly through the feature
+    store (TTL, missing entities, nulls, NaN, -0.0, a feature added later)."""
+    now, day = to_us_(T0), 86_400_000_000
+    store.write_rows(
+        [
+            OnlineRow("p:1", now, {"a": 1.5, "b": None}),
+            OnlineRow("p:2", now - 8 * day, {"a": 2.5, "b": 3.5}),  # past the TTL
+            OnlineRow("p:3", now, {"a": 7, "b": 1.0}),  # an integer: JSON
+            OnlineRow("p:4", now, {"a": -0.0, "b": math.nan}),
+            OnlineRow("p:5", now, {"a": 5.0}),  # written before b existed
+        ]
+    )
+    source = pd.DataFrame({"pid": [1], "ts": [T0], "a": [1.0], "b": [1.0]})
+    view = FeatureView(
+        "p", [Entity("p", ["pid"])], source, "ts", schema=[Field("a"), Field("b")], ttl="7d"
+    )
+    fs = FeatureStore(definitions=[view], online_store=store)
+    as_of = T0 + timedelta(hours=1)
+
+    def read(*ids: int) -> dict[str, list[Any]]:
+        got = fs.online_features(["b", "a"], [{"pid": i} for i in ids], as_of=as_of)
+        return {**got.values, "ts": got.timestamps["a"]}
+
+    mixed = read(1, 2, 3, 4, 5, 6, 1)
+    assert mixed["a"] == [1.5, None, 7, -0.0, 5.0, None, 1.5]
+    assert math.copysign(1.0, mixed["a"][3]) == -1.0
+    assert math.isnan(mixed["b"][3])
+    assert [mixed["b"][i] for i in (0, 1, 2, 4, 5, 6)] == [None, None, 1.0, None, None, None]
+    assert mixed["ts"] == [T0, None, T0, T0, T0, None, T0]
+    assert read(1, 1) == {"b": [None, None], "a": [1.5, 1.5], "ts": [T0, T0]}
+    assert read(1, 2, 6) == {"b": [None] * 3, "a": [1.5, None, None], "ts": [T0, None, None]}
+    assert read(5, 1)["a"] == [5.0, 1.5]  # packed rows of two feature sets
+    many = read(1, 2, 6, 1, 4, 1, 2)  # enough packed rows to be decoded as one matrix
+    assert many["a"] == [1.5, None, None, 1.5, -0.0, 1.5, None]
+    assert math.isnan(many["b"][4])
+    assert many["ts"] == [T0, None, None, T0, T0, T0, None]
+
+
+def packed_and_json_rows_order_alike(store: OnlineStore) -> None:
+    """Overwrites order by event time, then created time, whichever form each row has."""
+    store.write_rows([OnlineRow("o:1", 10, {"f": 1.0}, created_us=5)])  # packed
+    store.write_rows([OnlineRow("o:1", 10, {"f": 0}, created_us=4)])  # JSON, created earlier
+    assert store.read(["o:1"]).rows["o:1"].values == {"f": 1.0}
+    store.write_rows([OnlineRow("o:1", 10, {"f": 2}, created_us=6)])
+    assert store.read(["o:1"]).rows["o:1"].values == {"f": 2}
+    store.write_rows([OnlineRow("o:1", 10, {"f": 3.0})])  # no created time: the oldest
+    assert store.read(["o:1"]).rows["o:1"].values == {"f": 2}
+    store.write_rows([OnlineRow("o:1", 10, {"f": 3.5}, created_us=6)])  # a tie: replaces
+    assert store.read(["o:1"]).rows["o:1"].values == {"f": 3.5}
+    store.write_rows([OnlineRow("o:1", 11, {"f": None})])
+    assert store.read(["o:1"]).rows["o:1"] == OnlineRow("o:1", 11, {"f": None})
+    # before 1970 and near the edge of exact doubles
+    store.write_rows([OnlineRow("o:2", -5, {"f": 1.0}, created_us=-7)])
+    store.write_rows([OnlineRow("o:2", -10, {"f": 2.0})])
+    store.write_rows([OnlineRow("o:2", -5, {"f": 2.5}, created_us=-8)])
+    assert store.read(["o:2"]).rows["o:2"].values == {"f": 1.0}
+    store.write_rows([OnlineRow("o:2", 2**52, {"f": 3.0}), OnlineRow("o:2", 2**52 - 1, {"f": 4.0})])
+    assert store.read(["o:2"]).rows["o:2"] == OnlineRow("o:2", 2**52, {"f": 3.0})
+
+
 def to_us_(value: datetime) -> int:
     return int((value - datetime(1970, 1, 1)) / timedelta(microseconds=1))
 
 
 CHECKS = [
     rows_round_trip_with_their_types,
+    packed_and_json_rows_read_alike,
+    packed_and_json_rows_order_alike,
     awkward_values_read_back_exactly,
     created_time_orders_rows_of_equal_event_time,
     batch_read_answers_in_the_order_asked,

@@ -30,13 +30,14 @@ from driftloop.audit import (
 from driftloop.audit import _schema as audit_schema
 from driftloop.audit._postgres import libpq_dsn
 from driftloop.core.config import MonitoringConfig
+from driftloop.core.errors import ConflictError
 from driftloop.core.migrations import upgrade_schema
 from driftloop.features import DefinitionRegistry, Entity, FeatureView, Field
 from driftloop.features._registry import BRANCH as FEATURES
 from driftloop.loop import Lease, history, request_retrain
 from driftloop.monitoring import MonitoringStore, Reference, drift_report, learn_reference
 from driftloop.monitoring._schema import branch as monitoring_branch
-from driftloop.registry import Registry, Signature, artifact_store_from_url
+from driftloop.registry import Registry, Signature, UsageStore, artifact_store_from_url
 from driftloop.registry._db import BRANCH as REGISTRY
 from driftloop.registry._db import make_engine
 from driftloop.registry._schema import metadata as registry_metadata
@@ -49,6 +50,12 @@ from legacy_schemas import (
     shape,
 )
 from registry_helpers import old_registry_rows, toy_lightgbm
+
+# The newest revision of each branch: a new migration moves its head here.
+AUDIT_HEAD = "a0005_tenants"
+FEATURES_HEAD = "f0002_tenants"
+MONITORING_HEAD = "m0003_tenants"
+REGISTRY_HEAD = "r0005_shared_usage"
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 US = 1_000_000
@@ -172,7 +179,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
     _old_audit_rows(db)
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
         frame = log.window(T0, T0 + timedelta(hours=1))
         assert frame["prediction_id"].tolist() == [f"old{i}" for i in range(6)]
         assert frame["amount"].tolist() == [10.0 * i for i in range(6)]
@@ -229,7 +236,7 @@ def test_an_audit_log_made_before_migrations_keeps_every_row_and_takes_new_field
             "old5",
             "new0",
         ]
-        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
     finally:
         again.close()
 
@@ -260,7 +267,7 @@ def test_an_audit_log_at_revision_2_upgrades_keeping_rows_and_gains_relabels_and
     )
     log = db.audit_log()
     try:
-        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
         assert log.window(T0, T0 + timedelta(hours=1))["prediction_id"].tolist() == ["r2a", "r2b"]
         labels, keys = label_store(log), idempotency_store(log)
         assert labels is not None
@@ -272,6 +279,70 @@ def test_an_audit_log_at_revision_2_upgrades_keeping_rows_and_gains_relabels_and
         assert keys.claim("s", "k", "sha", now=T0, ttl_s=60, lease_s=30).state == "new"
     finally:
         log.close()
+
+
+def test_an_audit_log_at_a0004_upgrades_to_tenants_keeping_rows_and_hourly_rollups(
+    db: Db,
+) -> None:
+    """Rows written before tenants belong to ``default``; a tenant's rows are read apart;
+    the SQLite rollup triggers of a0004 keep counting every row after the upgrade."""
+    audit_schema.upgrade(db.url, schema=db.schema, revision="a0004_ui_route_hours")
+    prefix = f'"{db.schema}".' if db.schema else ""
+    ts_us = int(T0.timestamp()) * US
+    db.run_audit_sql(
+        [
+            (
+                f"INSERT INTO {prefix}audit_predictions (prediction_id, ts_us, model, version, "
+                "route, score, decision, latency_ms, entity_keys, features, feature_ts, "
+                "served_us) VALUES (?, ?, 'fraud', '2', 'v1', 0.4, '', 1.0, '{}', ?, '{}', ?)",
+                [f"before{i}", ts_us + i, json.dumps({"amount": 5.0}), ts_us],
+            )
+            for i in range(3)
+        ]
+    )
+    log = db.audit_log()
+    try:
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
+        assert log.get("before0").tenant == "default"
+        log.write_batches(  # type: ignore[attr-defined]
+            [
+                AuditBatch(
+                    ts=T0 + timedelta(minutes=1),
+                    model="rival",
+                    version="1",
+                    route="v1",
+                    latency_ms=1.0,
+                    feature_names=("amount",),
+                    values=[[1.0], [2.0]],
+                    prediction_ids=["beta0", "beta1"],
+                    scores=[0.1, 0.9],
+                    decisions=["", ""],
+                    entity_keys=[{}, {}],
+                    feature_ts=[{}, {}],
+                    tenant="beta",
+                )
+            ]
+        )
+        frame = log.window(T0, T0 + timedelta(hours=1))
+        assert dict(zip(frame["prediction_id"], frame["tenant"], strict=True)) == {
+            "before0": "default",
+            "before1": "default",
+            "before2": "default",
+            "beta0": "beta",
+            "beta1": "beta",
+        }
+        theirs = log.window(T0, T0 + timedelta(hours=1), tenant="beta")  # type: ignore[call-arg]
+        assert theirs["prediction_id"].tolist() == ["beta0", "beta1"]
+        assert log.hot_rows("beta") == 2  # type: ignore[attr-defined]
+        assert log.get("beta1").tenant == "beta"
+    finally:
+        log.close()
+    if db.path is not None:  # the rollups (SQLite only) still count every row
+        with sqlite3.connect(db.path) as conn:
+            rolled = conn.execute(
+                "SELECT model, SUM(requests) FROM audit_route_hours GROUP BY model ORDER BY model"
+            ).fetchall()
+        assert rolled == [("fraud", 3), ("rival", 2)]
 
 
 def test_audit_revision_1_is_exactly_the_schema_made_before_migrations(
@@ -313,7 +384,7 @@ def test_workers_opening_one_audit_log_at_once_migrate_it_once(db: Db) -> None:
         thread.join()
     try:
         assert errors == []
-        assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
         assert all(len(log.window(T0, T0 + timedelta(hours=1))) == 6 for log in logs)
     finally:
         for log in logs:
@@ -386,7 +457,7 @@ def test_monitoring_tables_made_before_migrations_keep_windows_results_and_incid
 
     store = MonitoringStore(db.url)
     try:
-        assert db.version("alembic_version_monitoring") == ["m0002"]
+        assert db.version("alembic_version_monitoring") == [MONITORING_HEAD]
         assert [w["verdict"] for w in store.window_rows("m")] == ["data-drift"]
         old_rows = store.series("m", "psi")
         assert old_rows["value"].tolist() == [0.3]
@@ -422,13 +493,13 @@ def test_monitoring_revision_1_is_exactly_the_schema_made_before_migrations(
 def test_monitoring_and_the_audit_log_share_a_database_and_upgrade_apart(db: Db) -> None:
     store = MonitoringStore(db.url)
     store.dispose()
-    assert db.version("alembic_version_monitoring") == ["m0002"]
+    assert db.version("alembic_version_monitoring") == [MONITORING_HEAD]
     if db.kind == "postgres":  # the audit log's tables are in their own schema there
         return
     log = db.audit_log()
     log.close()
-    assert db.version("alembic_version_audit") == ["a0004_ui_route_hours"]
-    assert db.version("alembic_version_monitoring") == ["m0002"]
+    assert db.version("alembic_version_audit") == [AUDIT_HEAD]
+    assert db.version("alembic_version_monitoring") == [MONITORING_HEAD]
 
 
 def test_monitoring_revision_2_keeps_the_windows_and_results_of_revision_1(db: Db) -> None:
@@ -478,7 +549,7 @@ def test_monitoring_revision_2_keeps_the_windows_and_results_of_revision_1(db: D
 
     store = MonitoringStore(db.url)
     try:
-        assert db.version("alembic_version_monitoring") == ["m0002"]
+        assert db.version("alembic_version_monitoring") == [MONITORING_HEAD]
         kept = store.series("m", "psi")
         assert kept["value"].tolist() == [0.4]
         assert kept[["lower", "upper"]].isna().all().all()
@@ -488,6 +559,40 @@ def test_monitoring_revision_2_keeps_the_windows_and_results_of_revision_1(db: D
         assert again is not None
         assert again.bands is not None
         assert again.bands.drift.keys() == reference.bands.drift.keys()  # type: ignore[union-attr]
+    finally:
+        store.dispose()
+
+
+def test_monitoring_at_m0002_upgrades_to_tenants_keeping_windows_and_results(db: Db) -> None:
+    """Windows and results stored before tenants belong to ``default``; a tenant's are
+    read apart."""
+    engine = db.engine()
+    upgrade_schema(engine, monitoring_branch(), revision="m0002")
+    engine.dispose()
+    old = MonitoringStore.__new__(MonitoringStore)  # the m0002 tables, without upgrading
+    metadata = monitoring_metadata()
+    old.engine = db.engine()
+    with old.engine.begin() as conn:
+        conn.execute(
+            metadata.tables["monitoring_windows"].insert().values(
+                model="m", version=1, route="champion", window_start=T0,
+                window_end=T0 + timedelta(days=1), computed_at=T0, rows=500, labelled=0,
+                verdict="no-drift", summary="{}", histograms="{}",
+            )
+        )  # fmt: skip
+    old.engine.dispose()
+
+    store = MonitoringStore(db.url)
+    try:
+        assert db.version("alembic_version_monitoring") == [MONITORING_HEAD]
+        assert [w["tenant"] for w in store.window_rows("m")] == ["default"]
+        store.save(_report(0, pd.Timestamp(T0 + timedelta(days=1))), tenant="beta")
+        assert [w["tenant"] for w in store.window_rows("m")] == ["default", "beta"]
+        assert len(store.window_rows("m", tenant="default")) == 1
+        theirs = store.series("m", tenant="beta")
+        assert len(theirs) > 0
+        assert set(theirs["tenant"]) == {"beta"}
+        assert store.series("m", tenant="default").empty
     finally:
         store.dispose()
 
@@ -546,7 +651,7 @@ def test_feature_definitions_made_before_migrations_keep_versions_and_statistics
         )
     registry = DefinitionRegistry(engine)
     try:
-        assert db.version("alembic_version_features") == ["f0001"]
+        assert db.version("alembic_version_features") == [FEATURES_HEAD]
         assert registry.active() == {"card_stats": ("v-old", old_spec)}
         assert [s["row_count"] for s in registry.stats_history("card_stats")] == [40]
         plan = registry.apply([CARD, _view("x", "y")])
@@ -570,6 +675,46 @@ def test_feature_definitions_made_before_migrations_keep_versions_and_statistics
         registry.close()
 
 
+def test_feature_definitions_at_f0001_upgrade_to_tenants_and_stay_the_default_tenants(
+    db: Db,
+) -> None:
+    """Definitions applied before tenants are ``default``'s: another tenant neither sees
+    them nor can take their names, and applies its own beside them."""
+    engine = db.engine()
+    upgrade_schema(engine, FEATURES, revision="f0001")
+    engine.dispose()
+    old = DefinitionRegistry.__new__(DefinitionRegistry)  # apply as f0001's code did
+    old.engine = db.engine()
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_definitions (name, version, kind, spec, applied_at, active) "
+                "VALUES ('card_stats', 'v-old', 'feature_view', :spec, :at, :active)"
+            ),
+            {"spec": json.dumps({"kind": "feature_view"}), "at": T0, "active": True},
+        )
+    old.engine.dispose()
+
+    registry = DefinitionRegistry(db.engine())
+    try:
+        assert db.version("alembic_version_features") == [FEATURES_HEAD]
+        assert list(registry.active("default")) == ["card_stats"]
+        assert registry.active("beta") == {}
+        with pytest.raises(ConflictError, match="card_stats belong to another tenant"):
+            registry.apply([CARD, _view("x")], tenant="beta")
+        beta_card = Entity("beta_card", ["card_id"])
+        other = FeatureView(
+            "beta_stats", entities=[beta_card], source="b.parquet", timestamp_field="ts",
+            schema=[Field("x", "float64")],
+        )  # fmt: skip
+        registry.apply([beta_card, other], tenant="beta")
+        assert sorted(registry.active("beta")) == ["beta_card", "beta_stats"]
+        assert sorted(registry.active()) == ["beta_card", "beta_stats", "card_stats"]
+        assert registry.active("default")["card_stats"][0] == "v-old"  # untouched by beta
+    finally:
+        registry.close()
+
+
 def test_features_revision_1_is_exactly_the_schema_made_before_migrations(
     db: Db, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -577,7 +722,7 @@ def test_features_revision_1_is_exactly_the_schema_made_before_migrations(
     create_old_features(old_engine)
     fresh = make_db(request, tmp_path, db.kind, "fresh")
     new_engine = fresh.engine()
-    upgrade_schema(new_engine, FEATURES)
+    upgrade_schema(new_engine, FEATURES, revision="f0001")
     try:
         assert shape(new_engine) == shape(old_engine)
         query = sa.text("SELECT version FROM feature_schema")
@@ -602,7 +747,7 @@ def test_a_registry_at_r0002_upgrades_to_the_loop_tables_with_its_rows_intact(
 
     registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
     try:
-        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert db.version("driftloop_registry_version") == [REGISTRY_HEAD]
         assert registry.aliases("loans") == {"champion": 2}
         assert registry.traffic.get("loans").reason == "before"
         request_retrain(registry, "loans", "after the upgrade", who="ana")
@@ -628,7 +773,7 @@ def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
 
     registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
     try:
-        assert db.version("driftloop_registry_version") == ["r0004"]
+        assert db.version("driftloop_registry_version") == [REGISTRY_HEAD]
         assert registry.list_models() == [
             {"name": "loans", "tenant": "default", "latest_version": 2, "aliases": {"champion": 2}}
         ]
@@ -641,6 +786,33 @@ def test_a_registry_at_r0003_upgrades_to_tenants_and_keys_keeping_every_row(
         model, X = toy_lightgbm()
         mv = registry.register("loans", model, signature=Signature.from_frame(X))
         assert mv.version == 3
+    finally:
+        registry.close()
+
+
+def test_a_registry_at_r0004_upgrades_to_shared_usage_keeping_keys_and_quotas(
+    db: Db, tmp_path: Path
+) -> None:
+    """Tenants, keys and quotas made at r0004 stay; the shared daily counts start empty
+    and the audit storage quota is unset until given."""
+    engine = make_engine(db.url)
+    upgrade_schema(engine, REGISTRY, revision="r0004")
+    old = sa.Table("driftloop_tenants", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(old.insert().values(name="acme", created_at=T0, requests_per_day=50))
+    engine.dispose()
+
+    registry = Registry(make_engine(db.url), artifact_store_from_url(str(tmp_path / "a")))
+    try:
+        assert db.version("driftloop_registry_version") == [REGISTRY_HEAD]
+        snapshot = registry.keys.snapshot()
+        assert (snapshot.quotas, snapshot.audit_quotas) == ({"acme": 50}, {})
+        usage = UsageStore(registry.engine)
+        assert usage.used("acme", T0.date()) == 0
+        assert usage.claim("acme", T0.date(), 40, limit=50) == 40
+        assert usage.claim("acme", T0.date(), 40, limit=50) == 10
+        registry.keys.set_quota("acme", 50, who="ana", max_audit_rows=1_000)
+        assert registry.keys.snapshot().audit_quotas == {"acme": 1_000}
     finally:
         registry.close()
 
@@ -661,6 +833,7 @@ def test_registry_newest_revision_is_exactly_the_tables_the_code_uses(
             "driftloop_tenants",
             "driftloop_api_keys",
             "driftloop_key_events",
+            "driftloop_usage",
         )
         got, want = shape(migrated), shape(declared)
         assert {t: got[t] for t in tables} == {t: want[t] for t in tables}

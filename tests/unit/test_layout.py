@@ -14,6 +14,7 @@ REPO = ROOT.parent.parent
 # A part may import the parts before it in this list, never the ones after it.
 ORDER = [
     "core",
+    "compute",
     "data",
     "stats",
     "features",
@@ -21,6 +22,7 @@ ORDER = [
     "audit",
     "quality",
     "training",
+    "recsys",
     "monitoring",
     "serving",
     "loop",

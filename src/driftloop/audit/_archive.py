@@ -5,8 +5,9 @@ temporary name, flushed to disk and renamed, so a crash leaves no half file; a c
 after the rename but before the rows leave the database only duplicates rows, which
 readers drop by prediction id.
 
-Columns added to the schema later (``served_at``, ``missing``, ``outputs``) read as null
-from files written before them: an archive is never rewritten.
+Columns added to the schema later (``served_at``, ``missing``, ``outputs``, ``tenant``)
+read as null from files written before them (a null tenant is ``default``): an archive is
+never rewritten.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _SCHEMA = pa.schema(
         ("served_at", pa.timestamp("us", tz="UTC")),
         ("missing", pa.string()),  # JSON list, null when none
         ("outputs", pa.string()),
+        ("tenant", pa.string()),
     ]
 )
 
@@ -136,4 +138,5 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
         **row,
         **{k: None if row[k] is None else orjson.loads(row[k]) for k in _JSON_FIELDS},
         "missing": [] if row["missing"] is None else orjson.loads(row["missing"]),
+        "tenant": row.get("tenant") or "default",
     }

@@ -32,7 +32,8 @@ class AuditBatch:
     ``ts`` is when the server answered (one per batch). The optional per-row columns:
     ``event_ts`` the event time of each row (None, or a None entry: ``ts``), ``missing``
     the features each row had no value for, ``outputs`` each row's task outputs beyond
-    the score (or None). Left None, a column costs the writer nothing.
+    the score (or None). Left None, a column costs the writer nothing. ``tenant`` is the
+    tenant of the model that answered.
     """
 
     ts: datetime
@@ -51,6 +52,7 @@ class AuditBatch:
     event_ts: Sequence[datetime | None] | None = None
     missing: Sequence[Sequence[str]] | None = None
     outputs: Sequence[Mapping[str, Any] | None] | None = None
+    tenant: str = "default"
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -89,6 +91,7 @@ class AuditBatch:
                 served_at=self.ts,
                 missing=tuple(miss or ()),
                 outputs=out,
+                tenant=self.tenant,
             )
             for pid, event, score, dec, values, keys, stamps, expl, latency, miss, out in columns
         ]

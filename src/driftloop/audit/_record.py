@@ -27,6 +27,7 @@ FRAME_COLUMNS = (
     "served_at",
     "missing",
     "outputs",
+    "tenant",
 )
 FeatureValue = float | int | str | bool | None
 
@@ -47,7 +48,8 @@ class AuditRecord:
     ``feature_ts`` the event time of each enriched feature (absent for request fields);
     ``missing`` the features that had no value and were scored as null; ``outputs`` the
     task's outputs beyond the score (``{"class": "b", "probabilities": {...}}``,
-    ``{"value": 3.2}``) or None.
+    ``{"value": 3.2}``) or None; ``tenant`` the tenant of the model that answered
+    (``default`` on a server without API keys, and for records written before tenants).
     ``label`` and ``label_ts`` are filled by readers once feedback arrived.
     """
 
@@ -68,6 +70,7 @@ class AuditRecord:
     served_at: datetime | None = None
     missing: tuple[str, ...] = ()
     outputs: Mapping[str, Any] | None = None
+    tenant: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +85,17 @@ class Label:
 def records_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The reader frame from flat rows holding ``FRAME_COLUMNS`` and a ``features`` dict.
 
-    ``served_at`` is NaT, ``missing`` an empty list and ``outputs`` None where a row has
-    none (rows written before they were kept). A feature whose name clashes with a fixed
-    column is named ``feature:<name>``.
+    ``served_at`` is NaT, ``missing`` an empty list, ``outputs`` None and ``tenant``
+    ``default`` where a row has none (rows written before they were kept). A feature whose
+    name clashes with a fixed column is named ``feature:<name>``.
     """
     fixed = [
         {
-            **{k: row[k] for k in FRAME_COLUMNS[:-3]},
+            **{k: row[k] for k in FRAME_COLUMNS[:-4]},
             "served_at": row.get("served_at"),
             "missing": list(row.get("missing") or ()),
             "outputs": row.get("outputs"),
+            "tenant": row.get("tenant") or "default",
         }
         for row in rows
     ]

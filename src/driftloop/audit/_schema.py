@@ -5,7 +5,8 @@ database made then is stamped with it at open, not recreated); ``a0002`` adds
 ``served_us``, ``missing`` and ``outputs`` to predictions (``ts_us`` is the event time);
 ``a0003`` adds ``audit_relabels`` (every label change, who and when) and
 ``audit_idempotency`` (the answers kept per ``Idempotency-Key``); ``a0004_ui_route_hours``
-adds ``audit_route_hours`` on SQLite (hourly rollups kept by triggers, for summaries).
+adds ``audit_route_hours`` on SQLite (hourly rollups kept by triggers, for summaries);
+``a0005_tenants`` adds each prediction's ``tenant`` (``default`` for rows before it).
 The applied revision is kept in ``alembic_version_audit``, beside the tables (in the
 PostgreSQL schema), so monitoring's tables in the same database upgrade on their own.
 """

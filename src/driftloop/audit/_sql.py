@@ -40,17 +40,17 @@ _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = (
     "prediction_id, ts_us, model, version, route, score, decision, latency_ms, "
-    "entity_keys, features, feature_ts, explanation, served_us, missing, outputs"
+    "entity_keys, features, feature_ts, explanation, served_us, missing, outputs, tenant"
 )
 COLUMNS = tuple(c.strip() for c in _COLUMNS.split(","))  # a raw prediction row's columns
 _CHUNK = 500
 _RETRY_PAUSE_S = (0.05, 0.5)  # the one retry after a broken connection: first, most
-_ROWS_PER_INSERT = 64  # x 15 parameters: under every backend's limit (SQLite's oldest: 999)
+_ROWS_PER_INSERT = 62  # x 16 parameters: under every backend's limit (SQLite's oldest: 999)
 _INSERTS = {  # statement: its table, its columns, what a duplicate does
     "predictions": ("predictions", _COLUMNS, " ON CONFLICT (prediction_id) DO NOTHING"),
     "predictions_short": (
         "predictions",
-        _COLUMNS.removesuffix(", missing, outputs"),
+        _COLUMNS.replace(", missing, outputs", ""),
         " ON CONFLICT (prediction_id) DO NOTHING",
     ),
     "entities": ("entities", "name, value, ts_us, prediction_id", ""),
@@ -169,8 +169,8 @@ class SqlAuditLog:
         neither column) go in by a statement without those columns: binding two NULLs
         per row measurably slowed the hot path's inserts.
         """
-        full: list[tuple[Any, ...]] = []  # the 15 columns of _COLUMNS
-        short: list[tuple[Any, ...]] = []  # the first 13: no missing, no outputs
+        full: list[tuple[Any, ...]] = []  # the 16 columns of _COLUMNS
+        short: list[tuple[Any, ...]] = []  # the first 13 and the tenant: no missing, outputs
         for r in records:
             row = (
                 r.prediction_id,
@@ -193,10 +193,11 @@ class SqlAuditLog:
                         *row,
                         _json(list(r.missing)) if r.missing else None,
                         None if r.outputs is None else _json(r.outputs),
+                        r.tenant,
                     )
                 )
             else:
-                short.append(row)
+                short.append((*row, r.tenant))
         entities = [
             (name, str(value), to_us(r.ts), r.prediction_id)
             for r in records
@@ -205,6 +206,7 @@ class SqlAuditLog:
         dumps, opts = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC
         for b in batches:
             served_us, names, absent = to_us(b.ts), b.feature_names, [None] * len(b)
+            tenant = b.tenant
             event_us = (
                 [served_us] * len(b)
                 if b.event_ts is None
@@ -225,6 +227,7 @@ class SqlAuditLog:
                     dumps(stamps, option=opts).decode() if stamps else "{}",
                     None if expl is None else dumps(expl, option=opts).decode(),
                     served_us,
+                    tenant,
                 )
                 for pid, ts_us, score, decision, values, keys, stamps, expl, latency in zip(
                     b.prediction_ids,
@@ -252,7 +255,9 @@ class SqlAuditLog:
                     if b.outputs is None
                     else [None if o is None else dumps(o, option=opts).decode() for o in b.outputs]
                 )
-                full += [(*r, m, o) for r, m, o in zip(rows, missing, outputs, strict=True)]
+                full += [
+                    (*r[:-1], m, o, tenant) for r, m, o in zip(rows, missing, outputs, strict=True)
+                ]
             entities += [
                 (name, str(value), ts_us, pid)
                 for pid, keys, ts_us in zip(b.prediction_ids, b.entity_keys, event_us, strict=True)
@@ -318,7 +323,7 @@ class SqlAuditLog:
         return known
 
     def _insert_rows(self, cur: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Up to 64 rows per INSERT statement: one database step for the lot, where
+        """Up to 62 rows per INSERT statement: one database step for the lot, where
         executemany steps (and the sqlite3 module hands the GIL over) once per row."""
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
@@ -390,7 +395,10 @@ class SqlAuditLog:
         *,
         model: str | None = None,
         version: str | None = None,
+        tenant: str | None = None,
     ) -> pd.DataFrame:
+        """Predictions with ``start <= ts < end`` (of ``model``, ``version`` and
+        ``tenant`` when given), oldest first."""
         if utc(end) < utc(start):
             raise InvalidParameterError(f"Window end {end} is before its start {start}.")
         where = "p.ts_us >= ? AND p.ts_us < ?"
@@ -399,9 +407,12 @@ class SqlAuditLog:
             where, params = where + " AND p.model = ?", [*params, model]
         if version is not None:
             where, params = where + " AND p.version = ?", [*params, version]
+        if tenant is not None:
+            where, params = where + " AND p.tenant = ?", [*params, tenant]
         rows = self._select(where, params)
         if self._archive is not None:
-            rows = self._archive.rows(utc(start), utc(end), model, version) + rows
+            archived = self._archive.rows(utc(start), utc(end), model, version)
+            rows = [r for r in archived if tenant is None or r["tenant"] == tenant] + rows
         return records_frame(_dedupe(rows))
 
     def by_entity(
@@ -421,10 +432,12 @@ class SqlAuditLog:
         return records_frame(self._select(where, [name, str(value), lo, hi]))
 
     # -- compaction -----------------------------------------------------------------
-    def hot_rows(self) -> int:
-        """How many predictions the database holds (compacted ones not counted)."""
+    def hot_rows(self, tenant: str | None = None) -> int:
+        """How many predictions the database holds (of ``tenant`` when given; compacted
+        ones not counted)."""
+        where, params = ("", []) if tenant is None else (" WHERE tenant = ?", [tenant])
         with self._transaction(write=False) as cur:
-            cur.execute(f"SELECT COUNT(*) FROM {self._t('predictions')}")
+            cur.execute(self._sql(f"SELECT COUNT(*) FROM {self._t('predictions')}{where}"), params)
             return int(cur.fetchone()[0])
 
     def nth_oldest(self, n: int) -> datetime | None:
@@ -480,7 +493,7 @@ class SqlAuditLog:
 def _decode(row: Sequence[Any]) -> dict[str, Any]:
     (pid, ts_us, model, version, route, score, decision, latency_ms) = row[:8]
     entity_keys, features, feature_ts, explanation, served_us, missing, outputs = row[8:15]
-    label, label_ts_us = row[15:]
+    tenant, label, label_ts_us = row[15:]
     return {
         "prediction_id": pid,
         "ts": from_us(int(ts_us)),
@@ -499,6 +512,7 @@ def _decode(row: Sequence[Any]) -> dict[str, Any]:
         "served_at": None if served_us is None else from_us(int(served_us)),
         "missing": [] if missing is None else orjson.loads(missing),
         "outputs": None if outputs is None else orjson.loads(outputs),
+        "tenant": tenant,
     }
 
 
@@ -531,4 +545,5 @@ def _record(row: dict[str, Any]) -> AuditRecord:
         served_at=row["served_at"],
         missing=tuple(row["missing"]),
         outputs=row["outputs"],
+        tenant=row.get("tenant") or "default",
     )

@@ -79,6 +79,7 @@ def apply_definitions(
             store.catalog.all(),
             in_use=lambda: registered_features(settings, store.catalog),
             new_version=new_version,
+            tenant=settings.project.tenant,
         )
     for line in plan.lines():
         style = {"+": "green", "-": "red", "~": "yellow"}.get(line[0], "dim")

@@ -180,15 +180,25 @@ def quota(
     max_models: int | None = typer.Option(
         None, "--max-models", help="Models it may register (omit: no limit)."
     ),
+    max_audit_rows: int | None = typer.Option(
+        None, "--max-audit-rows", help="Predictions the audit store may hold (omit: no limit)."
+    ),
     actor: str | None = _ACTOR,
     config_file: Path | None = _CONFIG,
 ) -> None:
     """Set a tenant's quotas (each one omitted is cleared)."""
     with exit_on_error(), _store(config_file) as store:
-        store.set_quota(tenant, requests_per_day, who=_who(actor), max_models=max_models)
+        store.set_quota(
+            tenant,
+            requests_per_day,
+            who=_who(actor),
+            max_models=max_models,
+            max_audit_rows=max_audit_rows,
+        )
     daily = f"{requests_per_day} requests/day" if requests_per_day else "no daily quota"
     most = f"at most {max_models} models" if max_models else "no model limit"
-    console.print(f"tenant {tenant}: {daily}, {most}")
+    audit = f"at most {max_audit_rows} audit rows" if max_audit_rows else "no audit limit"
+    console.print(f"tenant {tenant}: {daily}, {most}, {audit}")
 
 
 @keys_app.command("events")

@@ -7,28 +7,27 @@ time (the model's timestamp column) and, when the table has the label, the label
 
 from __future__ import annotations
 
-import math
 import os
+import shutil
 import time
-from datetime import UTC, datetime
+import uuid
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 
-from driftloop.audit import AuditLog, AuditRecord, Label, open_audit_log
+from driftloop.audit import open_audit_log
 from driftloop.cli._app import app
+from driftloop.cli._batch import BatchScorer, audit_chunk, stored_features
 from driftloop.cli._console import console, exit_on_error, progress_bar, time_option
 from driftloop.cli._train import model_store
-from driftloop.core.config import load_settings
+from driftloop.compute import open_engine
+from driftloop.core.config import Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 from driftloop.registry import LoadedModel, Registry, parse_ref
-from driftloop.stats import encode_labels
-from driftloop.training import ScoredChunk, score_rows, training_source
+from driftloop.training import CHUNK_ROWS, score_rows, training_source
 
 __all__ = ["score"]
 
@@ -58,6 +57,12 @@ def score(
         help="Also write the predictions (and labels) to the audit log.",
         metavar="",
     ),
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help="local (this process) or ray (Ray Data on [compute] address; --out is a folder "
+        "of Parquet parts). Default: [compute] engine.",
+    ),
     config_file: Path | None = typer.Option(None, "--config", help="Settings file."),
 ) -> None:
     """Score a table with a registered model, vectorised, in chunks, to Parquet."""
@@ -75,12 +80,25 @@ def score(
                 f"No rows to score: pass --data, or set data in [models.{loaded.name}]."
             )
         _must_exist(spec, settings.root)
+        if (engine or settings.compute.engine) != "local":
+            _score_on_ray(
+                settings,
+                loaded,
+                spec,
+                out,
+                engine=engine or settings.compute.engine,
+                start=time_option(start, "--start"),
+                end=time_option(end, "--end"),
+                audit=audit,
+            )
+            return
         rows = training_source(spec, root=settings.root).window(
             loaded.signature.timestamp,
             start=time_option(start, "--start"),
             end=time_option(end, "--end"),
         )
-        store = model_store(settings, config.model_copy(update={"store_features": _stored(loaded)}))
+        update = {"store_features": stored_features(loaded)}
+        store = model_store(settings, config.model_copy(update=update))
         out.parent.mkdir(parents=True, exist_ok=True)
         log = open_audit_log(settings.audit.url, root=settings.root) if audit else None
         started, writer, written = time.perf_counter(), None, 0
@@ -98,7 +116,7 @@ def score(
                     writer = writer or pq.ParquetWriter(out, table.schema)
                     writer.write_table(table)
                     if log is not None:
-                        written += _audit(log, loaded, chunk)
+                        written += audit_chunk(log, loaded, chunk)
         finally:
             if writer is not None:
                 writer.close()
@@ -115,6 +133,65 @@ def score(
         console.print(f"Audit log: {written:,} predictions with their event times.")
 
 
+def _score_on_ray(
+    settings: Settings,
+    loaded: LoadedModel,
+    spec: str,
+    out: Path,
+    *,
+    engine: str,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    audit: bool,
+) -> None:
+    """Map the version over the Parquet rows with Ray Data: one scorer per worker (model
+    loaded once), parts written by the workers into a fresh folder that then replaces
+    ``out``."""
+    if engine != "ray":
+        raise InvalidParameterError(f"--engine must be 'local' or 'ray', got {engine!r}.")
+    if spec.lower().startswith("duckdb:") or spec.lower().endswith((".csv", ".csv.gz")):
+        raise InvalidParameterError(
+            f"--engine ray reads Parquet (a file, a folder, a glob or an s3:// URL), not {spec}."
+        )
+    source = spec if "://" in spec or Path(spec).is_absolute() else str(settings.root / spec)
+    out = out.resolve()  # the workers write the parts, from folders of their own
+    _replaceable(out)
+    scratch = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}")
+    compute = settings.compute.model_copy(update={"engine": "ray"})
+    runner = open_engine(compute)
+    scorer = BatchScorer(settings, loaded.name, int(loaded.version), audit, start, end)
+    started = time.perf_counter()
+    try:
+        console.print(f"Scoring {spec} with {loaded.name}:{loaded.version} on Ray ...")
+        rows = runner.map_batches(scorer, source, scratch, batch_rows=CHUNK_ROWS)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        runner.close()
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    scratch.rename(out)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"Scored {rows:,} rows with {loaded.name}:{loaded.version} ({loaded.runtime}) on Ray "
+        f"in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s); wrote {out}/."
+    )
+    if audit:
+        console.print(f"Audit log: {rows:,} predictions with their event times.")
+
+
+def _replaceable(out: Path) -> None:
+    """``out`` may be replaced: absent, a file, or a folder of Parquet parts only."""
+    if out.is_dir() and any(not p.name.endswith(".parquet") for p in out.iterdir()):
+        raise InvalidParameterError(
+            f"--out {out} is a folder holding other files than Parquet parts; give a new "
+            "folder (its parts are replaced on every run)."
+        )
+
+
 def _must_exist(spec: str, root: Path) -> None:
     """A file or folder to score must exist (said here: the reader would call it training
     data); queries and globs are the reader's to check."""
@@ -123,79 +200,3 @@ def _must_exist(spec: str, root: Path) -> None:
     path = Path(spec) if Path(spec).is_absolute() else root / spec
     if not path.exists():
         raise NotFoundError(f"Data to score {spec} does not exist (looked in {path}).")
-
-
-def _stored(model: LoadedModel) -> tuple[str, ...]:
-    """Store features the model reads (so the store is opened only when needed)."""
-    return tuple(f.name for f in model.signature.features if f.view is not None)
-
-
-def _audit(log: AuditLog, model: LoadedModel, chunk: ScoredChunk) -> int:
-    """The chunk's predictions (route ``batch``) with their event times, then its labels."""
-    signature, outputs, rows = model.signature, chunk.outputs, chunk.rows
-    now = datetime.now(UTC)
-    times = (
-        pd.to_datetime(rows[signature.timestamp], utc=True)
-        if signature.timestamp in rows.columns
-        else pd.Series([now] * len(rows))
-    )
-    ids = (
-        rows[signature.id].astype(str).to_numpy()
-        if signature.id is not None and signature.id in rows.columns
-        else None
-    )
-    features = chunk.features.astype(object).where(chunk.features.notna(), None)
-    task_outputs = _task_outputs(model, outputs)
-    records = []
-    for i, values in enumerate(features.to_dict("records")):
-        pid = f"batch-{model.name}-{model.version}-{ids[i]}" if ids is not None else None
-        records.append(
-            AuditRecord(
-                prediction_id=pid or f"batch-{model.name}-{model.version}-{now.timestamp()}-{i}",
-                ts=times.iloc[i].to_pydatetime(),
-                model=model.name,
-                version=model.version,
-                route="batch",
-                score=float(outputs["score"].iloc[i]),
-                decision=str(outputs["decision"].iloc[i]) if "decision" in outputs else "",
-                latency_ms=0.0,
-                features={str(k): _plain(v) for k, v in values.items()},
-                entity_keys={signature.id: str(ids[i])} if ids is not None and signature.id else {},
-                missing=tuple(str(k) for k, v in values.items() if v is None),
-                outputs=task_outputs[i] if task_outputs is not None else None,
-            )
-        )
-    log.write(records)
-    label = signature.label
-    if label and label in rows.columns:
-        known = rows[label].notna().to_numpy()
-        y, _ = encode_labels(rows.loc[known, label], model.task, signature.classes or None)
-        picked = [r for r, k in zip(records, known, strict=True) if k]
-        log.add_labels(
-            Label(r.prediction_id, float(v), r.ts) for r, v in zip(picked, y, strict=True)
-        )
-    return len(records)
-
-
-def _task_outputs(model: LoadedModel, outputs: pd.DataFrame) -> list[dict[str, Any]] | None:
-    """Per row, the outputs beyond the score as the server audits them: a multiclass
-    model's class and probabilities (what monitoring judges log loss and the class mix
-    by), a regression model's value."""
-    if model.task == "multiclass":
-        classes = [str(c) for c in model.classes]
-        probabilities = outputs[[f"probability:{c}" for c in classes]].to_numpy(np.float64)
-        return [
-            {"class": str(c), "probabilities": dict(zip(classes, map(float, p), strict=True))}
-            for c, p in zip(outputs["class"], probabilities, strict=True)
-        ]
-    if model.task == "regression":
-        return [{"value": float(v)} for v in outputs["value"]]
-    return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value

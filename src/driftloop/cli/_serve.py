@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from driftloop.audit import open_audit_log, open_retained, retain_forever
 from driftloop.cli._app import app
 from driftloop.cli._console import console, exit_on_error
+from driftloop.cli._serve_recsys import split_recommenders
 from driftloop.core.config import ModelConfig, Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, ModelNotFoundError
 from driftloop.features import FeatureStore, load_definitions
@@ -35,6 +36,7 @@ from driftloop.serving import (
     ModelSource,
     RegistryModelSource,
     ServedModel,
+    ServedRecommender,
     WorkerBoard,
     create_app,
     token_digest,
@@ -101,6 +103,11 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         traffic = registry.traffic
         keys = registry.keys
     entity_keys = tuple(k for k in env.get("DRIFTLOOP_SERVE_ENTITY_KEYS", "").split(",") if k)
+    recommenders: list[ServedRecommender] = []
+    sessions = None
+    if not env.get("DRIFTLOOP_SERVE_MODELS_DIR"):  # recommenders live in the registry
+        names, recommenders, sessions = split_recommenders(registry, names or found, settings)
+        found = []
     served = parse_served(names or found, entity_keys, settings)
     features = None
     if any(s.entity_keys for s in served):
@@ -127,6 +134,8 @@ def build_app(environ: Mapping[str, str] | None = None) -> Starlette:
         feedback_digest=token_digest(t) if (t := env.get("DRIFTLOOP_FEEDBACK_TOKEN")) else None,
         keys=keys if settings.serving.auth == "keys" else None,
         board=board,
+        recommenders=recommenders,
+        sessions=sessions,
     )
     # the dashboard of the same project, with the same admin token (docs/ui.md); with API
     # keys, behind a login, each key seeing its tenant's models; it shows every worker's
@@ -252,6 +261,7 @@ def serve(
                 host=bind_host,
                 port=bind_port,
                 workers=n_workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
                 loop="uvloop",
                 # httptools with the [serving] head size, deadlines and connection limit
                 http=GuardedHttpProtocol,
@@ -269,6 +279,11 @@ def serve(
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+# uvicorn's supervisor restarts a worker that does not answer its health ping within this
+# many seconds (5 by default): on a loaded machine, workers importing the stack and loading
+# models starve, miss the ping and are killed in a loop, so the server never comes up.
+WORKER_HEALTHCHECK_TIMEOUT_S = 120
 
 _SPARE_FDS = 256  # files, sockets to the stores, the listening socket, per worker
 

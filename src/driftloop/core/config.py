@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from driftloop.core._compute_config import ComputeConfig
 from driftloop.core._loop_config import LoopPolicy, RolloutPlan, Triggers
 from driftloop.core._model_config import (
     DecisionPolicy,
@@ -32,6 +33,7 @@ from driftloop.core._model_config import (
     MissingPolicy,
     ModelConfig,
 )
+from driftloop.core._recsys_config import FallbackConfig, RecsysConfig, RecsysRules
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -41,7 +43,9 @@ __all__ = [
     "BatchingConfig",
     "BreakerConfig",
     "CacheConfig",
+    "ComputeConfig",
     "DecisionPolicy",
+    "FallbackConfig",
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
@@ -50,6 +54,8 @@ __all__ = [
     "ModelConfig",
     "MonitoringConfig",
     "ProjectConfig",
+    "RecsysConfig",
+    "RecsysRules",
     "RegistryConfig",
     "RolloutPlan",
     "ServingConfig",
@@ -280,6 +286,10 @@ class ServingConfig(_Section):
     ``"keys"`` (every endpoint but the health probes needs an API key of the model's
     tenant with the endpoint's scope; keys are read from the registry database every
     ``key_refresh_s`` seconds). See docs/serving.md, "Running it exposed".
+    ``rate_limit_store`` (``redis://...``) keeps every key's token bucket and every
+    tenant's daily request count in that Redis, shared by all server processes; unset,
+    the daily counts are shared through the registry's database and each process keeps
+    its own buckets (a key limited to 10/s behind 4 workers gets up to 40/s).
 
     Hostile clients (per worker process, enforced by ``driftloop serve``): a request's
     head (request line and headers) must fit in ``max_header_bytes`` (else 431) and
@@ -308,6 +318,7 @@ class ServingConfig(_Section):
     shadow_queue: int = Field(default=1_000, ge=1)
     auth: Literal["none", "token", "keys"] = "none"
     key_refresh_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    rate_limit_store: Annotated[str, _schemes("redis", "rediss")] | None = None
     max_header_bytes: int = Field(default=32_768, ge=1_024, le=1_048_576)
     header_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
     body_timeout_s: float = Field(default=30.0, gt=0.0, le=3_600.0)
@@ -393,11 +404,13 @@ class Settings(_Section):
     features: FeaturesConfig = FeaturesConfig()
     registry: RegistryConfig = RegistryConfig()
     gates: GatesConfig = GatesConfig()
+    compute: ComputeConfig = ComputeConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     loop: dict[str, LoopPolicy] = Field(default_factory=dict)
+    recsys: RecsysConfig = RecsysConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -193,6 +193,10 @@ class FeatureView(ViewCommon):
     A row is used for an event at time ``t`` when its ``timestamp_field`` is at or before
     ``t``, no older than ``ttl`` (if set), and, when ``created_timestamp_field`` is set,
     it was created at or before ``t`` (no late-arriving data leaks into training).
+
+    ``online_max_age`` (off by default) declares how stale online rows of this view may
+    be served: a :class:`FeatureStore` built from settings then keeps the view's hot rows
+    in a per-process LRU for that long (:class:`CachedOnlineStore`).
     """
 
     name: str
@@ -205,6 +209,7 @@ class FeatureView(ViewCommon):
     description: str = ""
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    online_max_age: str | timedelta | None = None
 
     def __post_init__(self) -> None:
         check_name("Feature view", self.name)
@@ -216,6 +221,8 @@ class FeatureView(ViewCommon):
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "source", as_source(self.source))
         object.__setattr__(self, "ttl", parse_duration(self.ttl, f"ttl of '{self.name}'"))
+        age = parse_duration(self.online_max_age, f"online_max_age of '{self.name}'")
+        object.__setattr__(self, "online_max_age", age)
         object.__setattr__(self, "schema", tuple(self.schema))
         object.__setattr__(self, "tags", dict(self.tags))
         self._check_columns()
@@ -259,12 +266,15 @@ class FeatureView(ViewCommon):
 
     def spec(self) -> dict[str, Any]:
         """Everything that defines this view, JSON-able (the input of its version)."""
-        ttl = self.ttl
-        return {
+        ttl, age = self.ttl, self.online_max_age
+        spec = {
             **self.common_spec("feature_view"),
             "ttl_seconds": ttl.total_seconds() if isinstance(ttl, timedelta) else None,
             "schema": {f.name: f.dtype for f in self.schema},
         }
+        if isinstance(age, timedelta):  # only when set: other views keep their versions
+            spec["online_max_age_seconds"] = age.total_seconds()
+        return spec
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, features={self.feature_names}, version={self.version})"

@@ -81,21 +81,35 @@ class OfflineStore:
     # (the tests run both).
     join_strategy = "auto"
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, root: Path) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        root: Path,
+        *,
+        key_slice: tuple[int, int] | None = None,
+    ) -> None:
         self.connection = connection
         self.root = root
+        # (part, parts): read only the source rows whose join-key hash falls in the part
+        # (a partition of a distributed training frame, see _partitioned)
+        self.key_slice = key_slice
         connection.execute("SET TimeZone = 'UTC'")
         self._checked: dict[str, dict[str, str]] = {}
         self._rows: dict[str, int] = {}
 
     def relation(self, view: AnyView) -> str:
-        return view.source_.relation_sql(self.root, self.connection.register)
+        source = view.source_.relation_sql(self.root, self.connection.register)
+        if self.key_slice is None:
+            return source
+        part, parts = self.key_slice
+        where = f"{key_hash(view.join_keys, self.columns(view))} % {parts} = {part}"
+        return f"(SELECT * FROM {source} WHERE {where})"
 
     def columns(self, view: AnyView) -> dict[str, str]:
         """The source's columns and DuckDB types (schema checked on first use)."""
         key = f"{view.name}@{view.version}"
         if key not in self._checked:
-            rel = self.relation(view)
+            rel = view.source_.relation_sql(self.root, self.connection.register)
             try:
                 rows = self.connection.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
             except duckdb.Error as exc:
@@ -257,6 +271,18 @@ def entity_order(rows: Any, count: int) -> Any:
     position = np.empty(count, dtype=np.int64)
     position[rows] = np.arange(count, dtype=np.int64)
     return position
+
+
+def key_hash(keys: Sequence[str], types: dict[str, str]) -> str:
+    """A hash of the join keys that is equal wherever the keys join as equal: numbers as
+    ``DOUBLE`` (an integer key matches a float key holding the same number, as pandas
+    makes of an integer column with missing values), anything else as text."""
+    parts = []
+    for key in keys:
+        family = type_family(types.get(key, "VARCHAR"))
+        kind = "DOUBLE" if family in ("integer", "float") else "VARCHAR"
+        parts.append(f"CAST({quote(key)} AS {kind})")
+    return f"hash({', '.join(parts)})"
 
 
 def ts_expr(column: str, types: dict[str, str]) -> str:

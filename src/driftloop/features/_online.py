@@ -11,18 +11,21 @@ without per-row objects, which is what serving uses.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
 from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.features._packed import Row, pack_row, row_columns, unpack_row
 
 __all__ = [
     "OnlineBatch",
@@ -106,19 +109,66 @@ class OnlineRead:
 Events = list[tuple[int, dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
 class OnlineBatch:
     """One round trip's answer in the order asked, one entry per key.
 
-    ``row_ts[i]`` and ``row_values[i]`` are the event time and values of ``row_keys[i]``
-    (both ``None`` when it has no row); ``events[i]`` are the events of
-    ``event_keys[i]`` newer than ``since_us``, oldest first. A key asked twice may share
-    one values dict: treat them as read-only.
+    ``rows[i]`` is the row of ``row_keys[i]`` as read (packed bytes, ``(ts, values)``,
+    or ``None``: no row); ``row_ts`` and ``row_values`` decode them one by one on first
+    use, and :meth:`columns` takes features out of many at once (packed rows of one view
+    as one numpy matrix). ``events[i]`` are the events of ``event_keys[i]`` newer than
+    ``since_us``, oldest first. A key asked twice may share one values dict: treat them
+    as read-only.
+
+    >>> batch = OnlineBatch([10, None], [{"f": 1.5}, None], [])
+    >>> batch.columns(0, 2, ["f"], None)[0]
+    [[1.5, None]]
     """
 
-    row_ts: list[int | None]
-    row_values: list[dict[str, Any] | None]
-    events: list[Events]
+    def __init__(
+        self,
+        row_ts: Sequence[int | None] = (),
+        row_values: Sequence[dict[str, Any] | None] = (),
+        events: list[Events] | None = None,
+        *,
+        rows: list[Row] | None = None,
+    ) -> None:
+        if rows is None:
+            rows = [
+                None if ts is None or values is None else (ts, values)
+                for ts, values in zip(row_ts, row_values, strict=True)
+            ]
+        self.rows = rows
+        self.events: list[Events] = events if events is not None else []
+
+    @functools.cached_property
+    def _decoded(self) -> list[tuple[int, dict[str, Any]] | None]:
+        return [unpack_row(r) if type(r) is bytes else cast("Any", r) for r in self.rows]
+
+    @property
+    def row_ts(self) -> list[int | None]:
+        return [None if r is None else r[0] for r in self._decoded]
+
+    @property
+    def row_values(self) -> list[dict[str, Any] | None]:
+        return [None if r is None else r[1] for r in self._decoded]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the same rows and events were read, however they are stored."""
+        if not isinstance(other, OnlineBatch):
+            return NotImplemented
+        return self._decoded == other._decoded and self.events == other.events
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"OnlineBatch(rows={self._decoded!r}, events={self.events!r})"
+
+    def columns(
+        self, start: int, stop: int, feats: Sequence[str], oldest_us: int | None
+    ) -> tuple[list[list[Any]], list[datetime | None]]:
+        """Feature columns and event times of rows ``start:stop`` (see
+        :func:`~driftloop.features._packed.row_columns`)."""
+        return row_columns(self.rows[start:stop], feats, oldest_us)
 
 
 class OnlineStore(Protocol):
@@ -162,9 +212,8 @@ def read_batch(
     got = store.read(row_keys, event_keys, since_us)
     rows = [got.rows.get(k) for k in row_keys]
     return OnlineBatch(
-        [r.ts_us if r is not None else None for r in rows],
-        [r.values if r is not None else None for r in rows],
-        [got.events.get(k, []) for k in event_keys],
+        events=[got.events.get(k, []) for k in event_keys],
+        rows=[(r.ts_us, r.values) if r is not None else None for r in rows],
     )
 
 
@@ -190,9 +239,16 @@ def newest_per_key(events: Sequence[OnlineEvent]) -> dict[str, int]:
     return newest
 
 
-_LAYOUT = 2
+def _payload(row: OnlineRow) -> str | bytes:
+    """A row's stored values: packed (:mod:`._packed`) when all floats or nulls, else JSON."""
+    return pack_row(row.ts_us, row.created_us, row.values) or encode(row.values)
+
+
+_LAYOUT = 3
 """The SQLite layout (``PRAGMA user_version``). 0/1: ``latest`` without ``cr`` (read as
-is; opening adds the column); 2: ``latest`` rows carry their created time."""
+is; opening adds the column); 2: ``latest`` rows carry their created time; 3: a row's
+payload may be packed bytes (a BLOB) instead of JSON text. Opening an older file brings
+it to 3 in place; its JSON rows read as before until re-materialized."""
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS latest (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, "
     "payload TEXT NOT NULL, cr INTEGER) WITHOUT ROWID",
@@ -290,9 +346,7 @@ class SqliteOnlineStore:
 
     def write_rows(self, rows: Sequence[OnlineRow]) -> None:
         with self._transaction() as db:
-            db.executemany(
-                _UPSERT, [(r.key, r.ts_us, r.created_us, encode(r.values)) for r in rows]
-            )
+            db.executemany(_UPSERT, [(r.key, r.ts_us, r.created_us, _payload(r)) for r in rows])
 
     def append_events(self, events: Sequence[OnlineEvent], retention_us: int) -> None:
         with self._transaction() as db:
@@ -315,7 +369,7 @@ class SqliteOnlineStore:
         self, row_keys: Sequence[str], event_keys: Sequence[str] = (), since_us: int = 0
     ) -> OnlineBatch:
         """Rows and events in the order asked (see :class:`OnlineBatch`)."""
-        rows: list[tuple[str, int, str]] = []
+        rows: list[tuple[str, int, str | bytes]] = []
         events: list[tuple[str, int, str]] = []
         with self._lock:
             try:
@@ -335,17 +389,17 @@ class SqliteOnlineStore:
                     ).fetchall()
             except sqlite3.OperationalError as exc:
                 raise BackendUnavailableError(f"SQLite online store {self.path}: {exc}") from exc
-        # decoding happens outside the lock, once per distinct key
-        decoded = decode_all([r[2] for r in rows])
-        found = {r[0]: (r[1], values) for r, values in zip(rows, decoded, strict=True)}
-        hits = [found.get(k) for k in row_keys]
+        # JSON rows are decoded outside the lock, once per distinct key; packed rows
+        # stay bytes until the batch's columns are taken out at once
+        text = [r for r in rows if type(r[2]) is not bytes]
+        found: dict[str, Row] = {r[0]: r[2] for r in rows if type(r[2]) is bytes}
+        for r, values in zip(text, decode_all([r[2] for r in text]), strict=True):
+            found[r[0]] = (r[1], values)
         by_key: dict[str, Events] = {}
         for e, values in zip(events, decode_all([e[2] for e in events]), strict=True):
             by_key.setdefault(e[0], []).append((e[1], values))
         return OnlineBatch(
-            [h[0] if h is not None else None for h in hits],
-            [h[1] if h is not None else None for h in hits],
-            [by_key.get(k, []) for k in event_keys],
+            events=[by_key.get(k, []) for k in event_keys], rows=[found.get(k) for k in row_keys]
         )
 
     def get_meta(self, name: str) -> str | None:

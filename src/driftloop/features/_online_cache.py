@@ -29,7 +29,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from driftloop.core.errors import InvalidParameterError
 from driftloop.features._online import (
@@ -41,10 +40,11 @@ from driftloop.features._online import (
     read_batch,
     read_from_batch,
 )
+from driftloop.features._packed import Row
 
 __all__ = ["CachedOnlineStore"]
 
-_Entry = tuple[float, int | None, dict[str, Any] | None]  # expires at, ts, values
+_Entry = tuple[float, Row]  # expires at, the row as read (None: no row)
 
 
 class CachedOnlineStore:
@@ -82,14 +82,14 @@ class CachedOnlineStore:
     ) -> OnlineBatch:
         """Rows of the named views from memory while fresh; the rest in one read."""
         now = self._clock()
-        got: dict[str, tuple[int | None, dict[str, Any] | None]] = {}
+        got: dict[str, Row] = {}
         with self._lock:
             writes = self._writes
             for key in row_keys:
                 entry = self._rows.get(key)
                 if entry is not None and entry[0] > now:
                     self._rows.move_to_end(key)
-                    got[key] = (entry[1], entry[2])
+                    got[key] = entry[1]
             self.hits += len(got)
             wanted = list(dict.fromkeys(k for k in row_keys if k not in got))
             self.misses += len(wanted)
@@ -97,15 +97,15 @@ class CachedOnlineStore:
             fresh = read_batch(self.store, wanted, event_keys, since_us)
             with self._lock:
                 keep = writes == self._writes
-                for key, ts, values in zip(wanted, fresh.row_ts, fresh.row_values, strict=True):
-                    got[key] = (ts, values)
+                for key, row in zip(wanted, fresh.rows, strict=True):
+                    got[key] = row
                     age = self._max_age(key)
                     if keep and age is not None:
-                        self._put(key, (now + age, ts, values))
+                        self._put(key, (now + age, row))
             events = fresh.events
         else:
             events = []
-        return OnlineBatch([got[k][0] for k in row_keys], [got[k][1] for k in row_keys], events)
+        return OnlineBatch(events=events, rows=[got[k] for k in row_keys])
 
     def _put(self, key: str, entry: _Entry) -> None:
         self._rows[key] = entry

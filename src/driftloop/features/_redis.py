@@ -1,21 +1,32 @@
 """The shared online store: Redis, one round trip per call, timeouts and no retries.
 
-Layout 2, under a prefix (default ``driftloop:f:``):
+Layout 3, under a prefix (default ``driftloop:f:``):
 
-- ``<prefix>r:<key>``: a string, the newest row packed as JSON ``[ts, created, {values}]``
-  (``created`` may be ``null``), so a batch of rows is one ``MGET``; a Lua script
-  replaces it only with a row at least as new (event time, then created time), so
+- ``<prefix>r:<key>``: a string, the newest row of one entity in one view: packed bytes
+  (:mod:`driftloop.features._packed`: event and created times, float values, names) when
+  its values are all floats or nulls, else JSON ``[ts, created, {values}]`` (``created``
+  may be ``null``), so a batch of rows is one ``MGET``; a Lua script replaces it only
+  with a row at least as new (event time, then created time; it reads both forms), so
   re-materializing is idempotent;
 - ``<prefix>e:<key>``: a sorted set of events scored by timestamp, member ``id|json``
   (the same event added twice is kept once), read for many keys by one script call;
 - ``<prefix>m:<name>``: metadata (materialization watermarks);
-- ``<prefix>layout``: ``2``, written with the first rows of this layout.
+- ``<prefix>layout``: ``3``, written with the first rows of this layout.
+
+Layout 2 is layout 3 with JSON rows only: it is read as it is, and the first write of
+this version marks the store ``3`` (after which a driftloop of layout 2 refuses it:
+upgrade every reader before writing). Its rows are packed as they are rewritten:
+``driftloop features materialize`` over the views' history packs them all.
 
 Layout 1 (driftloop before the layout marker) kept rows in hashes ``<prefix>l:<key>``
 ``{ts, v}``. A store without the marker is read in both layouts (in one ``MULTI``), so an
 upgraded server reads an old store exactly; the first write of this version migrates
 every old row (each key atomically, by a script) and then sets the marker, after which
 reads take one ``MGET``. A store marked with a newer layout is refused.
+
+Several projects can share one Redis database, each under its own prefix: the URL's
+``prefix`` query parameter sets it (``redis://host:6379/0?prefix=fraud:f:``; see
+:meth:`RedisOnlineStore.from_url`).
 
 A Redis that is down or slow raises :class:`BackendUnavailableError` after
 ``timeout_s``; nothing waits forever.
@@ -28,12 +39,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from driftloop.core.errors import BackendUnavailableError, ConflictError
+from driftloop.core.errors import BackendUnavailableError, ConflictError, InvalidParameterError
 from driftloop.features._online import (
     Events,
     OnlineBatch,
@@ -45,22 +57,41 @@ from driftloop.features._online import (
     newest_per_key,
     read_from_batch,
 )
+from driftloop.features._packed import MAGIC, Row, pack_row
 
 __all__ = ["RedisOnlineStore", "redis_client"]
 
-LAYOUT = 2
+LAYOUT = 3
+_READABLE = (b"2", b"3")  # layout 2 rows are layout 3's JSON rows
 
 # "Is ARGV's (ts, created) at least as new as the packed row `cur`?" A missing created
 # time (null) orders before every real one. Timestamps are microseconds, exact in Lua's
 # doubles up to 2**53 (year 2255).
 _NEWER = """
+local function i64(s, at)
+  local b = {string.byte(s, at, at + 7)}
+  local v = 0
+  if b[8] < 128 then
+    for i = 8, 1, -1 do v = v * 256 + b[i] end
+    return v
+  end
+  for i = 8, 1, -1 do v = v * 256 + (255 - b[i]) end
+  return -v - 1
+end
+local function stamps(cur)
+  if string.byte(cur, 1) == 209 then
+    local ccr = i64(cur, 10)
+    if ccr < -9.2e18 then ccr = nil end
+    return i64(cur, 2), ccr
+  end
+  local cts, ccr = string.match(cur, '^%[(%-?%d+),([^,]*),')
+  return tonumber(cts), tonumber(ccr)
+end
 local function newer(cur, ts, cr)
   if not cur then return true end
-  local cts, ccr = string.match(cur, '^%[(%-?%d+),([^,]*),')
-  cts = tonumber(cts)
+  local cts, ccr = stamps(cur)
   ts = tonumber(ts)
   if ts ~= cts then return ts > cts end
-  ccr = tonumber(ccr)
   cr = tonumber(cr)
   if cr == nil then return ccr == nil end
   return ccr == nil or cr >= ccr
@@ -112,8 +143,12 @@ def redis_client(url: str, timeout_s: float) -> redis.Redis:
     )
 
 
-def pack(row: OnlineRow) -> str:
-    """A row as stored: ``[ts, created, {values}]``."""
+def pack(row: OnlineRow) -> str | bytes:
+    """A row as stored: packed (:mod:`driftloop.features._packed`) when its values are all
+    floats or nulls, else JSON ``[ts, created, {values}]``."""
+    packed = pack_row(row.ts_us, row.created_us, row.values)
+    if packed is not None:
+        return packed
     created = "null" if row.created_us is None else str(row.created_us)
     return f"[{row.ts_us},{created},{encode(row.values)}]"
 
@@ -137,10 +172,7 @@ class RedisOnlineStore:
         self._row = prefix + "r:"
         self._events = prefix + "e:"
         self._marked = False  # the layout marker was seen: rows are read by MGET alone
-
-    @classmethod
-    def from_url(cls, url: str, root: object = None) -> RedisOnlineStore:
-        return cls(url)
+        self._current = False  # ... and it is this layout's (written by this version)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -150,6 +182,39 @@ class RedisOnlineStore:
             raise BackendUnavailableError(
                 f"Redis online store at {self._safe_url()} is unavailable: {exc}"
             ) from exc
+
+    @classmethod
+    def from_url(cls, url: str, root: object = None, *, timeout_s: float = 1.0) -> RedisOnlineStore:
+        """The store a ``redis://`` URL names (``root`` is unused: the signature of the
+        embedded stores' ``from_url``); its ``prefix`` query parameter, when given,
+        replaces the default key prefix (``driftloop:f:``).
+
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?prefix=fraud:f:")
+        ('redis://cache:6379/0', 'fraud:f:')
+        >>> RedisOnlineStore.split_prefix("redis://cache:6379/0?ssl_cert_reqs=none")
+        ('redis://cache:6379/0?ssl_cert_reqs=none', None)
+        """
+        plain, prefix = cls.split_prefix(url)
+        if prefix is None:
+            return cls(plain, timeout_s=timeout_s)
+        return cls(plain, prefix=prefix, timeout_s=timeout_s)
+
+    @staticmethod
+    def split_prefix(url: str) -> tuple[str, str | None]:
+        """``url`` without its ``prefix`` query parameter (which redis-py would refuse),
+        and that prefix (None when absent)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [value for name, value in query if name == "prefix"]
+        if not prefixes:
+            return url, None
+        if len(prefixes) > 1 or not prefixes[0]:
+            raise InvalidParameterError(
+                f"features.online_store: 'prefix' must be given once and not be empty; got "
+                f"{prefixes!r}."
+            )
+        rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+        return urlunsplit(parts._replace(query=rest)), prefixes[0]
 
     def _safe_url(self) -> str:
         _head, sep, tail = self.url.rpartition("@")
@@ -173,25 +238,31 @@ class RedisOnlineStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_layout(self, marker: bytes | None) -> bool:
-        """Whether the store is marked with this layout; refuse a newer one."""
+        """Whether the store is marked with a layout this version reads (2 or 3);
+        refuse a newer one."""
         if marker is None:
             return False
-        if marker != str(LAYOUT).encode():
+        if marker not in _READABLE:
             raise ConflictError(
                 f"Redis online store at {self._safe_url()} (prefix {self.prefix!r}) has layout "
                 f"{marker.decode(errors='replace')}, not {LAYOUT}: upgrade driftloop, or use a "
                 "new prefix or database and run `driftloop features materialize`."
             )
         self._marked = True
+        self._current = marker == str(LAYOUT).encode()
         return True
 
     def _ensure_layout(self) -> None:
-        """Before the first write: migrate layout-1 rows, then mark the store."""
-        if self._marked:
+        """Before the first write: migrate layout-1 rows, then mark the store (a store of
+        layout 2 is marked 3: its rows are read as they are)."""
+        if self._current:
             return
         with self._guard():
             marker: Any = self._client.get(self._layout_key)
             if self._check_layout(marker):
+                if not self._current:
+                    self._client.set(self._layout_key, str(LAYOUT))
+                    self._current = True
                 return
             pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "l:*"
             cursor: int = 0
@@ -202,7 +273,7 @@ class RedisOnlineStore:
                 if cursor == 0:
                     break
             self._client.set(self._layout_key, str(LAYOUT))
-            self._marked = True
+            self._marked = self._current = True
 
     def _migrate(self, pipe: Any, old_keys: Sequence[bytes | str]) -> None:
         sha = self._scripts["migrate"].sha
@@ -256,7 +327,7 @@ class RedisOnlineStore:
             return self._read_unmarked(names, row_keys, event_keys, since_us)
         if not event_keys:
             if not names:
-                return OnlineBatch([], [], [])
+                return OnlineBatch()
             with self._guard():
                 packed: Any = self._client.mget(names)
             return _batch(packed, [], len(event_keys))
@@ -316,16 +387,17 @@ class RedisOnlineStore:
 
 
 def _batch(packed: Sequence[bytes | None], events: Sequence[Any], n_events: int) -> OnlineBatch:
-    present = [v for v in packed if v is not None]
-    rows = decode_all(present)  # each [ts, created, {values}]
-    if len(present) == len(packed):  # every key found: transpose in C
-        row_ts: list[int | None] = [r[0] for r in rows]
-        row_values: list[dict[str, Any] | None] = [r[2] for r in rows]
+    """The batch of ``MGET``'s values (packed rows stay bytes; JSON ``[ts, created,
+    {values}]`` rows are decoded by one ``map`` of orjson) and the events' replies."""
+    text = [v for v in packed if v is not None and v[0] != MAGIC]
+    rows: list[Row]
+    if not text:
+        rows = list(packed)
     else:
-        found = iter(rows)
-        full = [next(found) if v is not None else None for v in packed]
-        row_ts = [r[0] if r is not None else None for r in full]
-        row_values = [r[2] if r is not None else None for r in full]
+        decoded = iter(decode_all(text))
+        rows = [
+            None if v is None else v if v[0] == MAGIC else _ts_values(next(decoded)) for v in packed
+        ]
     # per key: member, score, member, score, ... ; a member is b"<id>|<json>"
     out: list[Events] = [
         list(
@@ -337,4 +409,8 @@ def _batch(packed: Sequence[bytes | None], events: Sequence[Any], n_events: int)
         )
         for flat in (events if n_events else ())
     ]
-    return OnlineBatch(row_ts, row_values, out)
+    return OnlineBatch(events=out, rows=rows)
+
+
+def _ts_values(row: list[Any]) -> tuple[int, dict[str, Any]]:
+    return row[0], row[2]

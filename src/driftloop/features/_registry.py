@@ -7,7 +7,11 @@ chart); ``feature_schema`` (one row, layout version 1) is the version marker kep
 migrations, left as it was. They are created and upgraded by the features branch of
 migrations (``migrations/``, revision ``f0001`` first), whose applied revision is kept in
 ``alembic_version_features``, apart from the model registry's in the same database; a
-database made before migrations is stamped ``f0001``, not recreated.
+database made before migrations is stamped ``f0001``, not recreated. ``f0002_tenants``
+gives every definition a tenant (``default`` for those applied before).
+
+Definitions belong to a tenant: a tenant applies, plans and lists its own, and a name
+another tenant holds is refused (names are unique over every tenant, as model names are).
 
 Applying compares each definition with the active one: additions and compatible edits
 are recorded as new versions; a type change, or the removal of a feature that a
@@ -25,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop.core.errors import IncompatibleChangeError
+from driftloop.core.errors import ConflictError, IncompatibleChangeError
 from driftloop.core.migrations import Branch, upgrade_schema
 from driftloop.features._catalog import Catalog, Definition
 from driftloop.features._time import now_utc
@@ -43,6 +47,7 @@ _definitions = sa.Table(
     sa.Column("spec", sa.Text, nullable=False),
     sa.Column("applied_at", sa.DateTime, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("tenant", sa.String(100), nullable=False, server_default="default", index=True),
 )
 _stats = sa.Table(
     "feature_stats",
@@ -143,15 +148,21 @@ class DefinitionRegistry:
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
         upgrade_schema(self.engine, BRANCH)
 
-    def active(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Name -> (version, spec) of every active definition."""
+    def active(self, tenant: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Name -> (version, spec) of every active definition (of ``tenant`` when given)."""
+        d = _definitions
+        query = sa.select(d.c.name, d.c.version, d.c.spec).where(d.c.active)
+        if tenant is not None:
+            query = query.where(d.c.tenant == tenant)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(_definitions.c.name, _definitions.c.version, _definitions.c.spec).where(
-                    _definitions.c.active
-                )
-            ).all()
+            rows = conn.execute(query).all()
         return {r.name: (r.version, json.loads(r.spec)) for r in rows}
+
+    def tenants(self) -> dict[str, str]:
+        """Name -> tenant of every definition ever applied."""
+        query = sa.select(_definitions.c.name, _definitions.c.tenant).distinct()
+        with self.engine.connect() as conn:
+            return {r.name: r.tenant for r in conn.execute(query)}
 
     def versions(self, name: str) -> list[tuple[str, datetime, bool]]:
         """Every applied version of a definition, oldest first."""
@@ -163,9 +174,20 @@ class DefinitionRegistry:
             ).all()
         return [(r.version, r.applied_at, bool(r.active)) for r in rows]
 
-    def plan(self, definitions: Sequence[Definition], in_use: set[str]) -> ApplyPlan:
+    def plan(
+        self, definitions: Sequence[Definition], in_use: set[str], *, tenant: str = "default"
+    ) -> ApplyPlan:
+        """What applying ``definitions`` as ``tenant``'s would change (its own definitions
+        only); a name another tenant holds is refused."""
         catalog = Catalog(definitions)  # validates names and on-demand cycles
-        current = self.active()
+        owners = self.tenants()
+        taken = sorted(d.name for d in catalog.all() if owners.get(d.name, tenant) != tenant)
+        if taken:
+            raise ConflictError(
+                f"Feature definition(s) {', '.join(taken)} belong to another tenant; "
+                "apply them under other names."
+            )
+        current = self.active(tenant)
         plan = ApplyPlan()
         new = {d.name: d for d in catalog.all()}
         for name, d in new.items():
@@ -202,9 +224,11 @@ class DefinitionRegistry:
         *,
         in_use: Callable[[], set[str]] = set,
         new_version: bool = False,
+        tenant: str = "default",
     ) -> ApplyPlan:
-        """Record the definitions; refuse incompatible changes unless ``new_version``."""
-        plan = self.plan(definitions, in_use())
+        """Record the definitions as ``tenant``'s (its definitions not among them are
+        removed); refuse incompatible changes unless ``new_version``."""
+        plan = self.plan(definitions, in_use(), tenant=tenant)
         if plan.incompatible and not new_version:
             raise IncompatibleChangeError(
                 "Refusing incompatible feature changes: "
@@ -220,7 +244,7 @@ class DefinitionRegistry:
                     continue
                 conn.execute(
                     _definitions.update()
-                    .where(_definitions.c.name == change.name)
+                    .where(_definitions.c.name == change.name, _definitions.c.tenant == tenant)
                     .values(active=False)
                 )
                 if change.kind == "removed":
@@ -249,6 +273,7 @@ class DefinitionRegistry:
                             spec=spec_text,
                             applied_at=now,
                             active=True,
+                            tenant=tenant,
                         )
                     )
         return plan

@@ -6,14 +6,14 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from operator import itemgetter
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import duckdb
 import pandas as pd
 
+from driftloop.compute import Engine, LocalEngine, open_engine
 from driftloop.core.config import Settings
 from driftloop.core.errors import DataValidationError, InvalidParameterError
 from driftloop.core.urls import local_path, scheme_of
@@ -28,6 +28,8 @@ from driftloop.features._online import (
     SqliteOnlineStore,
     read_batch,
 )
+from driftloop.features._online_cache import CachedOnlineStore
+from driftloop.features._partitioned import partitioned_training_frame
 from driftloop.features._registry import DefinitionRegistry
 from driftloop.features._stats import view_stats
 from driftloop.features._time import from_us, now_utc, to_us
@@ -46,7 +48,7 @@ WRITTEN_KEY = "written"  # online meta: when rows were last written (materialize
 def _redis_store(url: str, root: Path) -> OnlineStore:
     from driftloop.features._redis import RedisOnlineStore
 
-    return RedisOnlineStore(url)
+    return RedisOnlineStore.from_url(url)  # ?prefix=: several projects in one database
 
 
 # Online backends by URL scheme (STYLE.md: an explicit mapping, never dotted strings).
@@ -105,6 +107,8 @@ class FeatureStore:
         online_store: OnlineStore | None = None,
         registry: DefinitionRegistry | None = None,
         root: str | Path | None = None,
+        engine: Engine | None = None,
+        partitions: int | None = None,
     ) -> None:
         self.settings = settings
         self.root = Path(root) if root is not None else (settings.root if settings else Path("."))
@@ -113,6 +117,9 @@ class FeatureStore:
         self._online = online_store
         self._written = False  # this object marked the online store as holding rows
         self._registry = registry
+        self._engine = engine
+        self._own_engine = False
+        self._partitions = partitions
 
     def _connect_offline(self) -> duckdb.DuckDBPyConnection:
         if self.settings is None:
@@ -138,7 +145,14 @@ class FeatureStore:
         """The online store (opened on first use from ``settings.features.online_store``)."""
         if self._online is None:
             url = self.settings.features.online_store if self.settings else "sqlite:///:memory:"
-            self._online = online_store_from_url(url, self.root)
+            online = online_store_from_url(url, self.root)
+            ages = {
+                v.name: v.online_max_age.total_seconds()
+                for v in self.catalog.views.values()
+                if isinstance(v, FeatureView) and isinstance(v.online_max_age, timedelta)
+            }
+            # views that declare how stale their rows may be are served from memory
+            self._online = CachedOnlineStore(online, ages) if ages else online
         return self._online
 
     @property
@@ -189,9 +203,21 @@ class FeatureStore:
             )
         requests = [ViewRequest(self.catalog.view(v), fs) for v, fs in resolved.views.items()]
         want_arrow = output == "arrow" and not resolved.on_demand
-        frame = self.offline.training_frame(
-            entity_df, timestamp_field, requests, "arrow" if want_arrow else "pandas"
-        )
+        engine, parts = self._partitioning()
+        if parts > 1 and requests and len(entity_df):
+            frame = partitioned_training_frame(
+                self.offline,
+                engine,
+                entity_df,
+                timestamp_field,
+                requests,
+                "arrow" if want_arrow else "pandas",
+                parts=parts,
+            )
+        else:
+            frame = self.offline.training_frame(
+                entity_df, timestamp_field, requests, "arrow" if want_arrow else "pandas"
+            )
         if want_arrow:
             return frame
         frame = apply_on_demand(frame, resolved.on_demand)
@@ -202,6 +228,21 @@ class FeatureStore:
 
             return pa.Table.from_pandas(frame, preserve_index=False)
         return frame
+
+    def _partitioning(self) -> tuple[Engine, int]:
+        """The engine training frames run on and how many key partitions they are cut
+        into: given, else from ``[compute]`` (on Ray, one per CPU of the cluster unless
+        ``partitions`` says; in process, one: the plain local join)."""
+        if self._engine is None:
+            config = self.settings.compute if self.settings is not None else None
+            self._engine = open_engine(config) if config is not None else LocalEngine()
+            self._own_engine = True
+        parts = self._partitions
+        if parts is None and self.settings is not None:
+            parts = self.settings.compute.partitions
+        if parts is None:
+            parts = self._engine.workers if self._engine.name != "local" else 1
+        return self._engine, parts
 
     def _check_entity_frame(
         self, entity_df: pd.DataFrame, timestamp_field: str, views: Mapping[str, list[str]]
@@ -257,11 +298,8 @@ class FeatureStore:
         for i, name in enumerate(plain):
             view = self.catalog.view(name)
             feats = resolved.views[name]
-            columns, times = _columns(
-                batch.row_ts[i * n : (i + 1) * n],
-                batch.row_values[i * n : (i + 1) * n],
-                feats,
-                None if view.ttl_us is None else as_of_us - view.ttl_us,
+            columns, times = batch.columns(
+                i * n, (i + 1) * n, feats, None if view.ttl_us is None else as_of_us - view.ttl_us
             )
             for f, column in zip(feats, columns, strict=True):
                 values[f] = column
@@ -372,6 +410,8 @@ class FeatureStore:
             self._registry.close()
         if self._offline is not None:
             self._offline.connection.close()
+        if self._engine is not None and self._own_engine:
+            self._engine.close()
 
 
 def _entity_keys(
@@ -388,49 +428,6 @@ def _entity_keys(
         raise DataValidationError(
             f"Entity row lacks join key {exc.args[0]!r} needed by feature view '{view_name}'."
         ) from None
-
-
-def _columns(
-    row_ts: Sequence[int | None],
-    row_values: Sequence[dict[str, Any] | None],
-    feats: Sequence[str],
-    oldest_us: int | None,
-) -> tuple[list[list[Any]], list[datetime | None]]:
-    """One list per feature, and the event time of each row, from rows read in order.
-
-    A missing row, or one older than ``oldest_us`` (the TTL cut), gives ``None``. Rows
-    are taken apart by one ``itemgetter`` each and transposed by ``zip``, in C loops
-    when every row is there and fresh; a row written before a feature was added lacks
-    it and gives ``None`` for it.
-    """
-    rows: list[dict[str, Any] | None]
-    times: list[datetime | None]
-    stamps = cast("list[int]", row_ts)
-    if None not in row_ts and (oldest_us is None or min(stamps, default=0) >= oldest_us):
-        rows = list(row_values)
-        times = list(map(from_us, stamps))
-    else:
-        keep = [ts is not None and (oldest_us is None or ts >= oldest_us) for ts in row_ts]
-        rows = [r if k else None for r, k in zip(row_values, keep, strict=True)]
-        times = [from_us(ts) if k else None for ts, k in zip(stamps, keep, strict=True)]
-    single = len(feats) == 1
-    absent = None if single else (None,) * len(feats)
-    pick: Callable[[Any], Any] = itemgetter(*feats)
-    try:
-        if None in rows:
-            picked = [pick(r) if r is not None else absent for r in rows]
-        else:
-            picked = list(map(pick, rows))
-    except KeyError:  # a row written before one of the features existed
-        picked = [
-            absent if r is None else r.get(feats[0]) if single else tuple(r.get(f) for f in feats)
-            for r in rows
-        ]
-    if single:
-        return [picked], times
-    if not picked:
-        return [[] for _ in feats], times
-    return [list(column) for column in zip(*picked, strict=True)], times
 
 
 def _plain(value: Any) -> Any:

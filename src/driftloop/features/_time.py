@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["from_us", "now_utc", "to_us"]
+__all__ = ["from_us", "from_us_many", "now_utc", "to_us"]
 
 _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
@@ -33,6 +35,16 @@ def to_us(value: Any) -> int:
 
 def from_us(us: int) -> datetime:
     return _EPOCH + us * _US
+
+
+def from_us_many(us: npt.NDArray[np.int64]) -> list[datetime]:
+    """:func:`from_us` of many timestamps in one numpy conversion (not a call per value).
+
+    >>> from_us_many(np.array([0, 1_500_000]))[1]
+    datetime.datetime(1970, 1, 1, 0, 0, 1, 500000)
+    """
+    out: list[datetime] = us.astype("datetime64[us]").tolist()
+    return out
 
 
 def now_utc() -> datetime:

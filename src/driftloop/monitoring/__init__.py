@@ -21,6 +21,7 @@ from driftloop.monitoring._estimated import estimated_performance
 from driftloop.monitoring._frames import drift_report
 from driftloop.monitoring._html import render_html, write_html_report
 from driftloop.monitoring._learn import learn_bands, learn_reference, window_spec
+from driftloop.monitoring._lists import ListDrift, ListStats, list_drift, served_lists
 from driftloop.monitoring._monitor import Monitor, Skipped
 from driftloop.monitoring._performance import (
     Performance,
@@ -68,6 +69,8 @@ __all__ = [
     "FileAlertSink",
     "FrameRecordSource",
     "Incident",
+    "ListDrift",
+    "ListStats",
     "LogAlertSink",
     "MetricCheck",
     "Monitor",
@@ -93,11 +96,13 @@ __all__ = [
     "estimated_performance",
     "learn_bands",
     "learn_reference",
+    "list_drift",
     "print_report",
     "project_monitor",
     "realized_performance",
     "record_columns",
     "render_html",
+    "served_lists",
     "served_profile",
     "sink_from_spec",
     "statistics_for",

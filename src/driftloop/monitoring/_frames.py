@@ -47,7 +47,8 @@ def drift_report(
     ``features`` default to every column that is not a record column.
     """
     config = config or MonitoringConfig()
-    skip = set(record_columns()) | {score, label, "outputs", "missing", "served_at", "label_ts"}
+    skip = set(record_columns()) | {score, label, "label_ts", "served_at", "missing", "outputs"}
+    skip.add("tenant")  # the audit frame's, never a feature
     names = (
         list(features) if features is not None else [c for c in reference.columns if c not in skip]
     )

@@ -163,7 +163,7 @@ class Monitor:
                 if self.store.assessed_counts(report) == (report.rows, labelled):
                     unchanged += 1
                     continue  # assessed before, nothing new
-                self.store.save(report)
+                self.store.save(report, tenant=_tenant_of(window.records))
                 self.alerts.observe(report)
                 out.append(report)
             if self.spec.by == "count":
@@ -277,3 +277,10 @@ def _version_number(model: str, version: Any) -> int:
         raise SchemaMismatchError(
             f"Records of model '{model}' have version {version!r}; expected a version number."
         ) from None
+
+
+def _tenant_of(records: pd.DataFrame) -> str:
+    """The tenant of a window's audit records (``default`` for frames without one)."""
+    if "tenant" not in records.columns or records.empty:
+        return "default"
+    return str(records["tenant"].iloc[0])

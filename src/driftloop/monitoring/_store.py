@@ -66,6 +66,7 @@ def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.
         sa.Column("verdict", sa.String(40), nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
         sa.Column("histograms", sa.Text, nullable=False),
+        sa.Column("tenant", sa.String(100), nullable=False, server_default="default"),
         sa.UniqueConstraint("model", "version", "route", "window_start", "window_end"),
     )
     results = sa.Table(
@@ -81,6 +82,7 @@ def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.
         sa.Column("drifted", sa.Boolean, nullable=False),
         sa.Column("lower", sa.Float, nullable=True),
         sa.Column("upper", sa.Float, nullable=True),
+        sa.Column("tenant", sa.String(100), nullable=False, server_default="default"),
         sa.Index(f"{prefix}results_series", "model", "feature", "statistic", "window_end"),
     )
     incidents = sa.Table(
@@ -169,8 +171,9 @@ class MonitoringStore:
             w.c.window_end == _utc(report.end),
         ]
 
-    def save(self, report: DriftReport) -> int:
-        """Store (or replace) the assessment of one window; return its id."""
+    def save(self, report: DriftReport, *, tenant: str = "default") -> int:
+        """Store (or replace) the assessment of one window, as ``tenant``'s (the tenant of
+        the records assessed); return its id."""
         w, r = self.windows, self.results
         labelled = report.performance.labelled if report.performance else 0
         with self._begin() as conn:
@@ -191,27 +194,35 @@ class MonitoringStore:
                     verdict=report.verdict,
                     summary=json.dumps(report.summary()),
                     histograms=json.dumps(histograms(report)),
+                    tenant=tenant,
                 )
             )
             window_id = _new_id(inserted)
-            rows = _result_rows(report, window_id)
+            rows = [{**row, "tenant": tenant} for row in _result_rows(report, window_id)]
             if rows:
                 conn.execute(r.insert(), rows)
         return window_id
 
-    def series(self, model: str, statistic: str | None = None) -> pd.DataFrame:
-        """The time series of results of ``model`` (one statistic, or all)."""
+    def series(
+        self, model: str, statistic: str | None = None, *, tenant: str | None = None
+    ) -> pd.DataFrame:
+        """The time series of results of ``model`` (one statistic, or all; of ``tenant``
+        only when given)."""
         r = self.results
         query = sa.select(r).where(r.c.model == model).order_by(r.c.window_end)
         if statistic is not None:
             query = query.where(r.c.statistic == statistic)
+        if tenant is not None:
+            query = query.where(r.c.tenant == tenant)
         with self._begin() as conn:
             return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(r.c.keys()))
 
-    def window_rows(self, model: str) -> list[dict[str, Any]]:
-        """Every stored window of ``model``, oldest first."""
+    def window_rows(self, model: str, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every stored window of ``model`` (of ``tenant`` only when given), oldest first."""
         w = self.windows
         query = sa.select(w).where(w.c.model == model).order_by(w.c.window_end, w.c.version)
+        if tenant is not None:
+            query = query.where(w.c.tenant == tenant)
         with self._begin() as conn:
             return [dict(row) for row in conn.execute(query).mappings().all()]
 

@@ -31,6 +31,7 @@ from driftloop.registry._store import (
 )
 from driftloop.registry._traffic import TrafficState, TrafficStore
 from driftloop.registry._types import AliasEvent, ModelVersion
+from driftloop.registry._usage import UsageStore
 
 __all__ = [
     "FLAVORS",
@@ -58,6 +59,7 @@ __all__ = [
     "SklearnFlavor",
     "TrafficState",
     "TrafficStore",
+    "UsageStore",
     "ValueEncoder",
     "artifact_store_from_url",
     "column_kind",

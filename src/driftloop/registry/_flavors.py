@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from driftloop.core.errors import InvalidParameterError
 from driftloop.registry._model import LoadedModel
 from driftloop.registry._onnx import Runtime, export_lightgbm_onnx, lightgbm_runtime
+from driftloop.registry._recommender_flavor import RecommenderFlavor
 from driftloop.registry._signature import FeatureSpec, Signature
 
 __all__ = ["FLAVORS", "Flavor", "LightGBMFlavor", "SklearnFlavor", "flavor_for", "with_task"]
@@ -226,7 +227,11 @@ class SklearnFlavor:
         return LoadedModel(flavor=self.name, signature=signature, runtime=runtime, native=model)
 
 
-FLAVORS: dict[str, Flavor] = {"lightgbm": LightGBMFlavor(), "sklearn": SklearnFlavor()}
+FLAVORS: dict[str, Flavor] = {
+    "lightgbm": LightGBMFlavor(),
+    "sklearn": SklearnFlavor(),
+    "recommender": RecommenderFlavor(),  # built and loaded by driftloop.recsys
+}
 
 
 def flavor_for(model: Any) -> Flavor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,13 @@ class ApiKey:
 @dataclass(frozen=True)
 class KeySnapshot:
     """What a server checks requests against, read in one go: usable keys by the SHA-256
-    of their secret, each tenant's daily request quota, each registered model's tenant."""
+    of their secret, each tenant's daily request quota, each registered model's tenant,
+    each tenant's audit storage quota (predictions the audit store may hold)."""
 
     keys: dict[str, ApiKey]
     quotas: dict[str, int]
     model_tenants: dict[str, str]
+    audit_quotas: dict[str, int] = field(default_factory=dict)
 
 
 def _key(row: Row[Any]) -> ApiKey:
@@ -211,25 +213,35 @@ class KeyStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
             quotas = conn.execute(
-                select(tenants.c.name, tenants.c.requests_per_day).where(
-                    tenants.c.requests_per_day.is_not(None)
-                )
+                select(tenants.c.name, tenants.c.requests_per_day, tenants.c.max_audit_rows)
             ).all()
             owned = conn.execute(select(models.c.name, models.c.tenant)).all()
         return KeySnapshot(
             keys={row.secret_sha256: _key(row) for row in rows},
-            quotas={q.name: int(q.requests_per_day) for q in quotas},
+            quotas={q.name: int(q.requests_per_day) for q in quotas if q.requests_per_day},
             model_tenants={m.name: m.tenant for m in owned},
+            audit_quotas={q.name: int(q.max_audit_rows) for q in quotas if q.max_audit_rows},
         )
 
     # -- tenants ----------------------------------------------------------------------
     def set_quota(
-        self, tenant: str, requests_per_day: int | None, *, who: str, max_models: int | None = None
+        self,
+        tenant: str,
+        requests_per_day: int | None,
+        *,
+        who: str,
+        max_models: int | None = None,
+        max_audit_rows: int | None = None,
     ) -> None:
-        """A tenant's quotas: requests per UTC day over every key, and how many models it
-        may register (None: no quota)."""
+        """A tenant's quotas: requests per UTC day over every key, how many models it
+        may register, and how many of its predictions the audit store may hold (None: no
+        quota)."""
         check_name("Tenant", tenant)
-        for what, value in (("requests per day", requests_per_day), ("models", max_models)):
+        for what, value in (
+            ("requests per day", requests_per_day),
+            ("models", max_models),
+            ("audit rows", max_audit_rows),
+        ):
             if value is not None and value < 1:
                 raise InvalidParameterError(f"A tenant's {what} must be at least 1; got {value}.")
         with writing(self.engine) as conn:
@@ -237,9 +249,17 @@ class KeyStore:
             conn.execute(
                 update(tenants)
                 .where(tenants.c.name == tenant)
-                .values(requests_per_day=requests_per_day, max_models=max_models)
+                .values(
+                    requests_per_day=requests_per_day,
+                    max_models=max_models,
+                    max_audit_rows=max_audit_rows,
+                )
             )
-            quotas = {"requests_per_day": requests_per_day, "max_models": max_models}
+            quotas = {
+                "requests_per_day": requests_per_day,
+                "max_models": max_models,
+                "max_audit_rows": max_audit_rows,
+            }
             _event(conn, "set-quota", tenant, None, who, quotas)
 
     def events(self, tenant: str | None = None) -> builtins.list[dict[str, Any]]:

@@ -31,6 +31,7 @@ __all__ = [
     "tenants",
     "traffic_events",
     "traffic_policies",
+    "usage",
 ]
 
 VERSION_TABLE = "driftloop_registry_version"
@@ -162,6 +163,15 @@ tenants = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("requests_per_day", BigInteger, nullable=True),
     Column("max_models", Integer, nullable=True),
+    Column("max_audit_rows", BigInteger, nullable=True),
+)
+
+usage = Table(
+    "driftloop_usage",
+    metadata,
+    Column("tenant", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
 )
 
 api_keys = Table(

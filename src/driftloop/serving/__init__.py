@@ -12,6 +12,7 @@ from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
 from driftloop.serving._http import GuardedHttpProtocol
 from driftloop.serving._model import DirectoryModelSource, InMemoryModelSource, ModelSource
+from driftloop.serving._recommend import Recommenders, RecommenderService, ServedRecommender
 from driftloop.serving._registry_source import RegistryModelSource
 from driftloop.serving._scored import ServedModel
 
@@ -26,8 +27,11 @@ __all__ = [
     "InMemoryModelSource",
     "ModelSource",
     "PredictionCache",
+    "RecommenderService",
+    "Recommenders",
     "RegistryModelSource",
     "ServedModel",
+    "ServedRecommender",
     "WorkerBoard",
     "WorkerReport",
     "actor_name",

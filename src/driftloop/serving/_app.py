@@ -15,6 +15,7 @@ from starlette.routing import Route
 from driftloop.audit import AuditLog
 from driftloop.core.config import ServingConfig
 from driftloop.core.errors import ConfigError
+from driftloop.features import OnlineStore
 from driftloop.registry import KeyStore, TrafficStore
 from driftloop.serving import _admin, _v1, _v2
 from driftloop.serving._board import WorkerBoard
@@ -23,9 +24,12 @@ from driftloop.serving._fastpath import ServingApp
 from driftloop.serving._features import FeatureSource
 from driftloop.serving._feedback import feedback_caller
 from driftloop.serving._idempotency import idempotent
-from driftloop.serving._keys import KeyGate
+from driftloop.serving._keys import DEFAULT_TENANT, KeyGate
+from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
+from driftloop.serving._ratelimit import RedisCounters
+from driftloop.serving._recommend import Recommenders, ServedRecommender
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
@@ -51,6 +55,8 @@ def create_app(
     feedback_digest: str | None = None,
     keys: KeyStore | None = None,
     board: WorkerBoard | None = None,
+    recommenders: Sequence[ServedRecommender] = (),
+    sessions: OnlineStore | None = None,
 ) -> Starlette:
     """The model server for ``models`` loaded from ``source``.
 
@@ -70,6 +76,8 @@ def create_app(
     store that ``settings.auth = "keys"`` checks requests against (see :mod:`._keys`).
     ``board`` is where this process tells its arms' breaker states and failed calls, for
     the dashboard of any worker (see :mod:`._board`; None: it does not tell).
+    ``recommenders`` are answered at ``POST /v1/models/{name}/recommend``, with the users'
+    sessions in the online store ``sessions`` (see :mod:`._recommend`).
     """
     settings = settings or ServingConfig()
     admin_digest = admin_digest or settings.admin_token_sha256
@@ -95,10 +103,13 @@ def create_app(
         admin_digest=admin_digest,
         spool=spool,
         feedback_digest=feedback_digest,
-        gate=KeyGate(keys) if settings.auth == "keys" and keys is not None else None,
+        gate=KeyGate(keys, shared=_shared_limits(settings))
+        if settings.auth == "keys" and keys is not None
+        else None,
         board=board,
     )
     documents: dict[tuple[str | None, ...], bytes] = {}
+    recs = Recommenders(recommenders, server, sessions=sessions)
 
     async def healthz(request: Request, server: Server) -> Response:
         return json_response({"status": "ok"})
@@ -109,9 +120,16 @@ def create_app(
         )
 
     async def metrics(request: Request, server: Server) -> Response:
+        """With API keys, a key of another tenant than ``default`` (the server's operator)
+        sees only the series of its tenant's models."""
         if server.writer is not None:
             server.metrics.audit_spooled.set(server.writer.spooled)
-        return Response(server.metrics.exposition(), media_type="text/plain; version=0.0.4")
+        text = server.metrics.exposition()
+        key = getattr(request.state, "key", None)
+        if key is not None and key.tenant != DEFAULT_TENANT:
+            mine = [(p, s) for p, s in server.services.items() if server.tenant_of(s) == key.tenant]
+            text = only_models(text, {n for p, s in mine for n in (p, s.served.name)})
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     async def openapi_json(request: Request, server: Server) -> Response:
         """Built from the versions served now (each model's inputs typed), kept per set;
@@ -147,6 +165,10 @@ def create_app(
     routes = [
         route("/v1/models", "models", _v1.list_models, "GET", "read"),
         route("/v1/models/{name}/predict", "predict", idempotent(_v1.predict), "POST", "predict"),
+        route("/v1/models/{name}/recommend", "recommend", recs.recommend, "POST", "predict"),
+        route(
+            "/v1/models/{name}/interactions", "interactions", recs.interaction, "POST", "feedback"
+        ),
         route(
             "/v1/feedback",
             "feedback",
@@ -170,9 +192,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await server.start()
+        await recs.start()
         try:
             yield
         finally:
+            await recs.stop()
             await server.stop()
             if close_audit and audit is not None:
                 audit.close()
@@ -199,4 +223,11 @@ def create_app(
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.server = server
     app.state.server = server
+    app.state.recommenders = recs
     return app
+
+
+def _shared_limits(settings: ServingConfig) -> RedisCounters | None:
+    """The Redis every process keeps buckets and daily counts in (None: see _ratelimit)."""
+    url = settings.rate_limit_store
+    return None if url is None else RedisCounters(url)

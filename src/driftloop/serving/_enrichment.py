@@ -14,7 +14,12 @@ from datetime import datetime
 from driftloop.registry import InvalidValue
 from driftloop.serving._breaker import CircuitBreaker
 from driftloop.serving._errors import HttpError
-from driftloop.serving._features import EnrichedRow, FeatureSource
+from driftloop.serving._features import (
+    Columns,
+    FeatureSource,
+    read_columns,
+    uses_request_values,
+)
 from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._scored import Deployment, Item, ServedModel
 from driftloop.serving._validation import audited
@@ -41,6 +46,7 @@ class Enricher:
         self.metrics = metrics
         self.breaker = breaker
         self.timeout_s = timeout_s
+        self.request_values = uses_request_values(features)
         self._warned = -math.inf  # when an outage was last logged
 
     async def read(
@@ -56,27 +62,32 @@ class Enricher:
         if breaker is not None and not breaker.allow():
             return False
         names = sorted({name for _, _, fs in wanted for name in fs})
-        features = deployment.spec.features
-        entity_rows = []
-        for k, i, absent in wanted:
-            parsed = items[k].parsed
-            values = parsed.raw[i] if parsed.raw is not None else parsed.matrix[i].tolist()
-            entity_rows.append(
-                {
-                    **{
-                        f: v
-                        for f, v in zip(features, values, strict=True)
-                        if f not in absent and v is not None and v == v
-                    },
-                    **parsed.entity_rows[i],
-                }
-            )  # request values too: on-demand features may use them
+        if self.request_values:  # on-demand features may use the request's values too
+            features = deployment.spec.features
+            entity_rows = []
+            for k, i, absent in wanted:
+                parsed = items[k].parsed
+                values = parsed.raw[i] if parsed.raw is not None else parsed.matrix[i].tolist()
+                entity_rows.append(
+                    {
+                        **{
+                            f: v
+                            for f, v in zip(features, values, strict=True)
+                            if f not in absent and v is not None and v == v
+                        },
+                        **parsed.entity_rows[i],
+                    }
+                )
+        else:
+            entity_rows = [items[k].parsed.entity_rows[i] for k, i, _ in wanted]
         started = time.perf_counter()
         try:
-            read = await asyncio.wait_for(
-                asyncio.to_thread(self.features.read, entity_rows, names),
-                self.timeout_s,
+            # the executor's future itself, not a task around to_thread: one object fewer
+            # per batch, the same thread pool and deadline
+            pending = asyncio.get_running_loop().run_in_executor(
+                None, read_columns, self.features, entity_rows, names
             )
+            read = await asyncio.wait_for(pending, self.timeout_s)
         except Exception as exc:  # down, hung or broken: the batch is answered degraded
             if breaker is not None:
                 breaker.record(False, time.perf_counter() - started)
@@ -115,18 +126,23 @@ class Enricher:
         deployment: Deployment,
         items: Sequence[Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
-        read: list[EnrichedRow],
+        read: Columns,
         stamps: list[list[dict[str, datetime | None]]],
     ) -> None:
         """Put read values in the rows, encoded by each feature's rule; a value that breaks
         it (a store out of step with the model) stays null and is flagged missing."""
-        spec = deployment.spec
-        slots = spec.slots
-        for (k, i, names), enriched in zip(wanted, read, strict=True):
+        slots = deployment.spec.slots
+        values, times = read
+        for r, (k, i, names) in enumerate(wanted):
             parsed = items[k].parsed
+            row_stamps = stamps[k][i]
             for name in names:
-                value = enriched.values.get(name)
-                stamps[k][i][name] = enriched.timestamps.get(name)
+                column = values.get(name)
+                if column is None:  # a feature the source does not know
+                    row_stamps[name] = None
+                    continue
+                value = column[r]
+                row_stamps[name] = times[name][r]
                 slot = slots.get(name)
                 if value is None or slot is None or slot.encoder is None:
                     continue

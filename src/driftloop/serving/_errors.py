@@ -47,6 +47,7 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "forbidden": 403,
     "rate-limited": 429,
     "quota-exceeded": 429,
+    "audit-quota-exceeded": 507,
 }
 
 Violation = dict[str, Any]  # {"instance": i, "field": name, "rule": text, ...}

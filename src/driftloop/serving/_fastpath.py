@@ -2,7 +2,8 @@
 
 Every other path goes through Starlette's middleware, router, ``Request`` and
 ``Response``; on one core those layers cost about as much as scoring and auditing a
-row. This path keeps the same contract: API keys (scope, tenant, rate limits, quotas),
+row. This path keeps the same contract: API keys (scope, tenant, rate limits, quotas,
+audit storage),
 JSON only (415), the body limit (413), 4xx JSON errors naming the instance, field and
 rule, request counts and latency in the metrics, and a 500 JSON body for anything
 unexpected (logged, a traceback per kind of failure).
@@ -61,6 +62,7 @@ async def _predict(server: Server, name: str, scope: Scope, receive: Receive, se
         if server.gate is not None:  # API keys: the same door as the routed endpoints
             key = server.gate.authorize(authorization_of(scope["headers"]), "predict")
             service = server.owned(name, key)
+            await server.admit(key, "predict")
         else:
             service = server.service(name)
         raw = await receive_body(scope, receive, server.settings.max_body_bytes)

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EnrichedRow", "FeatureSource", "InMemoryFeatureSource"]
+__all__ = [
+    "Columns",
+    "EnrichedRow",
+    "FeatureSource",
+    "InMemoryFeatureSource",
+    "read_columns",
+    "uses_request_values",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,33 @@ class FeatureSource(Protocol):
         """Why the source cannot serve features now (None: it can), e.g. a store that
         lost its rows; checked every few seconds off the request path."""
         ...
+
+
+Columns = tuple[dict[str, list[Any]], dict[str, list[datetime | None]]]
+"""Values and their times by feature, one entry per entity row."""
+
+
+def read_columns(
+    source: FeatureSource, entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str]
+) -> Columns:
+    """``source.read`` as columns: the source's own ``read_columns`` when it has one (no
+    object per row; :class:`~driftloop.serving.FeatureStoreSource` does), else built from
+    its rows. A feature the source does not know is absent from both mappings."""
+    own = getattr(source, "read_columns", None)
+    if own is not None:
+        columns: Columns = own(entity_rows, features)
+        return columns
+    rows = source.read(entity_rows, features)
+    return (
+        {f: [r.values.get(f) for r in rows] for f in features},
+        {f: [r.timestamps.get(f) for r in rows] for f in features},
+    )
+
+
+def uses_request_values(source: FeatureSource) -> bool:
+    """Whether ``source`` reads the request's own values beside the entity keys
+    (on-demand features do); a source says no by ``uses_request_values = False``."""
+    return bool(getattr(source, "uses_request_values", True))
 
 
 class InMemoryFeatureSource:

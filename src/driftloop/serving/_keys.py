@@ -8,7 +8,13 @@ that, and no request waits on the database. Then, in order:
 - no key: 401 ``unauthorized``; a key unknown, revoked or expired: 401 as well;
 - a key without the endpoint's scope: 403 ``forbidden``;
 - past the key's rate (token bucket): 429 ``rate-limited`` with ``Retry-After``;
-- past its tenant's requests per day: 429 ``quota-exceeded`` with ``Retry-After``.
+- past its tenant's requests per day: 429 ``quota-exceeded`` with ``Retry-After``;
+- a prediction of a tenant whose audit records fill its audit storage quota: 507
+  ``audit-quota-exceeded`` (the server's check, :meth:`Server.admit`).
+
+The daily count is shared by every server process (the registry's database, or Redis);
+the token bucket too when ``serving.rate_limit_store`` names a Redis, else it is kept in
+each process (see :mod:`._ratelimit`).
 
 A model of another tenant answers 404, as a model that does not exist would, so a key
 cannot learn which names other tenants use.
@@ -16,15 +22,16 @@ cannot learn which names other tenants use.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from driftloop.registry import ApiKey, KeySnapshot, KeyStore
+from driftloop.registry import ApiKey, KeySnapshot, KeyStore, UsageStore
 from driftloop.serving._errors import HttpError
-from driftloop.serving._ratelimit import DailyQuota, TokenBucket
+from driftloop.serving._ratelimit import DailyQuota, RedisCounters, SharedCounter, TokenBucket
 
 __all__ = ["DEFAULT_TENANT", "KeyGate", "authorization_of"]
 
@@ -45,13 +52,19 @@ class KeyGate:
     """Checks keys, scopes, rate limits and quotas against the last snapshot read."""
 
     def __init__(
-        self, store: KeyStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: KeyStore,
+        *,
+        counter: SharedCounter | None = None,
+        shared: RedisCounters | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.clock = clock  # tests set it
         self.snapshot: KeySnapshot | None = None
+        self.shared = shared  # token buckets in Redis, else in this process
         self._buckets: dict[str, TokenBucket] = {}
-        self._quota = DailyQuota()
+        self._quota = DailyQuota(counter or shared or UsageStore(store.engine))
 
     def refresh(self) -> None:
         """Re-read the key store (blocking: the server calls it off the event loop)."""
@@ -63,7 +76,8 @@ class KeyGate:
         return snapshot.model_tenants.get(model, DEFAULT_TENANT) if snapshot else DEFAULT_TENANT
 
     def authorize(self, authorization: str | None, scope: str) -> ApiKey:
-        """The key a request shows, if it may use an endpoint of ``scope`` now."""
+        """The key a request shows, if it may use an endpoint of ``scope`` now (its rate
+        checked when buckets are in process; then :meth:`admit`)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -82,30 +96,55 @@ class KeyGate:
                 "forbidden",
                 f"API key '{key.id}' lacks scope '{scope}' (it has {', '.join(key.scopes)}).",
             )
-        seconds = now.timestamp()
-        if key.rate_per_s is not None:
+        if key.rate_per_s is not None and self.shared is None:
             bucket = self._buckets.get(key.id)
             if bucket is None:
                 bucket = TokenBucket(key.rate_per_s, key.burst or 1)
                 self._buckets[key.id] = bucket
-            wait = bucket.take(seconds)
-            if wait > 0:
-                raise _too_many(
-                    "rate-limited",
-                    f"API key '{key.id}' is limited to {key.rate_per_s:g} requests/s "
-                    f"(burst {bucket.burst}).",
-                    wait,
+            _check_rate(key, bucket.take(now.timestamp()))
+        return key
+
+    def limited(self, key: ApiKey) -> bool:
+        """Whether :meth:`admit` has anything to check for ``key`` (else it need not be
+        awaited: the hot path stays free of it)."""
+        snapshot = self.snapshot
+        return (key.rate_per_s is not None and self.shared is not None) or (
+            snapshot is not None and key.tenant in snapshot.quotas
+        )
+
+    async def admit(self, key: ApiKey) -> None:
+        """Take the request from the key's shared bucket and its tenant's daily quota
+        (429 past either)."""
+        now = self.clock()
+        if key.rate_per_s is not None and self.shared is not None:
+            try:
+                wait = await asyncio.to_thread(
+                    self.shared.take, key.id, key.rate_per_s, key.burst or 1, now.timestamp()
                 )
-        limit = snapshot.quotas.get(key.tenant)
+            except Exception as exc:  # Redis down: the rate is not enforced meanwhile
+                log.warning("Could not check key %s's rate (let through): %s", key.id, exc)
+                wait = 0.0
+            _check_rate(key, wait)
+        snapshot = self.snapshot
+        limit = snapshot.quotas.get(key.tenant) if snapshot is not None else None
         if limit is not None:
-            wait = self._quota.take(key.tenant, limit, now)
+            wait = await self._quota.take(key.tenant, limit, now)
             if wait > 0:
                 raise _too_many(
                     "quota-exceeded",
                     f"Tenant '{key.tenant}' used its {limit} requests for today (UTC).",
                     wait,
                 )
-        return key
+
+
+def _check_rate(key: ApiKey, wait: float) -> None:
+    if wait > 0:
+        raise _too_many(
+            "rate-limited",
+            f"API key '{key.id}' is limited to {key.rate_per_s:g} requests/s "
+            f"(burst {key.burst or 1}).",
+            wait,
+        )
 
 
 def _too_many(code: str, message: str, wait_s: float) -> HttpError:

@@ -8,7 +8,8 @@ time from the summed counters, so it is right across workers too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from driftloop.serving._tally import Count, Tally
 
-__all__ = ["ServingMetrics"]
+__all__ = ["ServingMetrics", "only_models"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -196,3 +197,26 @@ class _HitRatio(Collector):
         for model, (hits, misses) in sorted(totals.items()):
             family.add_metric([model], hits / (hits + misses) if hits + misses else 0.0)
         yield family
+
+
+_MODEL_LABEL = re.compile(rb'[{,]model="([^"]*)"')
+
+
+def only_models(exposition: bytes, models: Collection[str]) -> bytes:
+    r"""The samples of ``exposition`` labelled with one of ``models`` (with their ``# HELP``
+    and ``# TYPE`` lines); samples of no model (per endpoint, per process) are left out,
+    since they sum over every tenant's requests.
+
+    >>> text = b'# TYPE p counter\np_total{model="a",version="1"} 2.0\np_total{model="b"} 1.0\n'
+    >>> only_models(text + b'r_total{endpoint="predict"} 3.0\n', {"a"}).decode().splitlines()
+    ['# TYPE p counter', 'p_total{model="a",version="1"} 2.0']
+    """
+    kept = []
+    for line in exposition.splitlines():
+        if line.startswith(b"#"):
+            kept.append(line)
+            continue
+        found = _MODEL_LABEL.search(line.split(b"}", 1)[0] + b"}")
+        if found is not None and found.group(1).decode() in models:
+            kept.append(line)
+    return b"\n".join(kept) + b"\n"

@@ -186,9 +186,10 @@ def audit_batches(
     stamps: list[list[dict[str, datetime | None]]],
     out: list[Scored],
     done: list[int],
+    tenant: str = "default",
 ) -> list[AuditBatch]:
     """The audit rows of a model batch, one :class:`AuditBatch` per route (v1, v2):
-    one per request cost more than its rows' inserts."""
+    one per request cost more than its rows' inserts; each row of ``tenant``."""
     model = deployment.model
     now, clock = datetime.now(UTC), time.perf_counter()
     routes: dict[str, list[int]] = {}
@@ -227,6 +228,7 @@ def audit_batches(
                 outputs=None
                 if deployment.task == "binary"
                 else [o for k in ks for o in audit_outputs(out[k])],
+                tenant=tenant,
             )
         )
     return batches

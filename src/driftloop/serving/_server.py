@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import math
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 _TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 _FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
 _FEATURES_CHECK_S = 5.0  # how often the online store is asked whether it still holds rows
+_AUDIT_COUNT_S = 1.0  # how often a tenant's audit rows are counted (its storage quota)
 _BOARD_CHECK_S = 0.25  # a breaker's change reaches the worker board within about this
 _BOARD_REFRESH_S = 2.0  # and an unchanged report is rewritten this often (not stale)
 
@@ -98,6 +100,7 @@ class Server:
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}
         self._latencies: dict[str, Callable[[float], None]] = {}
         self.errors = ErrorLog(log)
+        self._audit_rows: dict[str, tuple[float, int]] = {}  # tenant -> (read at, rows)
 
     def _build(self) -> None:
         batching = self.settings.batching
@@ -121,6 +124,7 @@ class Server:
                 feature_timeout_s=self.settings.feature_timeout_ms / 1000.0,
                 shadow_queue=self.settings.shadow_queue,
             )
+            service.tenant_of = functools.partial(self.tenant_of, service)
             for public in served.public_names:
                 if public in self.by_name:
                     raise DriftloopError(f"Two served models are both reachable as '{public}'.")
@@ -258,6 +262,41 @@ class Server:
         while True:
             await asyncio.sleep(self.settings.key_refresh_s)
             await self.refresh_keys()
+
+    async def admit(self, key: ApiKey, scope: str) -> None:
+        """After the door (:meth:`KeyGate.authorize`): the key's shared rate, its
+        tenant's daily quota and, for a prediction, its tenant's audit storage (507)."""
+        assert self.gate is not None
+        if self.gate.limited(key):
+            await self.gate.admit(key)
+        if scope == "predict":
+            await self.check_audit_room(key.tenant)
+
+    async def check_audit_room(self, tenant: str) -> None:
+        """507 when ``tenant``'s predictions fill its audit storage quota. The count is
+        read from the audit store (shared by every process) at most every
+        ``_AUDIT_COUNT_S``: a tenant may pass its quota by the rows of that long."""
+        snapshot = self.gate.snapshot if self.gate is not None else None
+        limit = snapshot.audit_quotas.get(tenant) if snapshot is not None else None
+        count_rows = getattr(self.audit, "hot_rows", None)
+        if limit is None or count_rows is None:
+            return
+        now = time.monotonic()
+        seen = self._audit_rows.get(tenant)
+        if seen is None or now - seen[0] > _AUDIT_COUNT_S:
+            try:
+                rows = int(await asyncio.to_thread(count_rows, tenant))
+            except Exception as exc:  # the writer reports an outage; keep the last count
+                log.warning("Could not count tenant %s's audit rows: %s", tenant, exc)
+                rows = seen[1] if seen is not None else 0
+            seen = self._audit_rows[tenant] = (now, rows)
+        if seen[1] >= limit:
+            raise HttpError(
+                "audit-quota-exceeded",
+                f"Tenant '{tenant}' holds {seen[1]} audit records; its audit storage quota "
+                f"(max_audit_rows) is {limit}. Compact or raise the quota.",
+                [{"field": "max_audit_rows", "rule": f"at most {limit} audit records"}],
+            )
 
     def tenant_of(self, service: Service) -> str:
         """The tenant a served model belongs to: as served, else as registered."""
@@ -455,6 +494,7 @@ def endpoint(
                 model = request.path_params.get("name")
                 if model is not None:
                     server.owned(model, key)
+                await server.admit(key, scope)
             response = await handler(request, server)
         except HttpError as exc:
             response = error_response(server.refusal(name, exc), v2=v2)

@@ -109,6 +109,8 @@ class Service:
         self._pool: ThreadPoolExecutor | None = None
         self._heavy: ThreadPoolExecutor | None = None
         self.warned: dict[str, float] = {}  # alias or version -> when its failure was logged
+        # the tenant its audit rows are written under (the server sets who decides)
+        self.tenant_of: Callable[[], str] = lambda: served.tenant or "default"
         # (alias or version, reason: error or breaker-open) -> calls passed to the next link
         self.passed_over: Counter[tuple[str, str]] = Counter()
         self.batcher: DynamicBatcher[Item, Scored] = DynamicBatcher(
@@ -371,7 +373,9 @@ class Service:
                 start += n
         out = [self.scored(deployment, it, explained.get(id(it))) for it in items]
         done = [k for k, it in enumerate(items) if it.error is None and not it.fallback]
-        batches = audit_batches(deployment, items, stamps, out, done) if done else []
+        batches = (
+            audit_batches(deployment, items, stamps, out, done, self.tenant_of()) if done else []
+        )
         return out, batches, sum(items[k].n for k in done)
 
     def scored(

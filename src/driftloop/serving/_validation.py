@@ -25,7 +25,6 @@ import functools
 import itertools
 import math
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from driftloop.registry import (
     FeatureSpec,
@@ -43,10 +41,12 @@ from driftloop.registry import (
     parse_time,
     time_part,
 )
+from driftloop.serving._body import MAX_DEPTH, parse_body
 from driftloop.serving._errors import HttpError, Violation
 
 __all__ = [
     "EVENT_TIME",
+    "MAX_DEPTH",
     "Options",
     "ParsedInstances",
     "RowSpec",
@@ -144,6 +144,11 @@ class RowSpec:
         return any(s.kind == "category" for s in self.specs)
 
     @functools.cached_property
+    def shapes(self) -> dict[tuple[str, ...], _Shape | None]:
+        """The keyed path's shapes by the fields an instance holds (see ``_shape_of``)."""
+        return {}
+
+    @functools.cached_property
     def values_of(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
         """An instance's feature values, in order (KeyError if one is missing)."""
         if len(self.features) == 1:
@@ -175,55 +180,6 @@ class Options:
 
 _DEFAULT_OPTIONS = Options()
 _BODY_FIELDS = frozenset({"instances", "options", EVENT_TIME})
-
-
-MAX_DEPTH = 32
-"""The deepest a request body may nest arrays and objects (driftloop's own bodies nest 5)."""
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_QUOTE, _OPEN, _CLOSE = ord('"'), ord("{"), ord("}")
-
-
-def parse_body(raw: bytes) -> Any:
-    """The JSON body; 400 when it is not JSON (where, not the parser's words) or nests
-    deeper than :data:`MAX_DEPTH` (checked before parsing: nothing deeper reaches a
-    handler, an error echoing it or the JSON writer).
-
-    >>> parse_body(b'{"instances": [{"a": "[[[["}]}')
-    {'instances': [{'a': '[[[['}]}
-    >>> try:
-    ...     parse_body(b"[" * 40 + b"]" * 40)
-    ... except HttpError as exc:
-    ...     exc.message
-    'The body nests arrays and objects 40 deep; the limit is 32.'
-    """
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        depth = _depth(raw)
-        if depth > MAX_DEPTH:
-            raise HttpError(
-                "body-invalid",
-                f"The body nests arrays and objects {depth} deep; the limit is {MAX_DEPTH}.",
-            )
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(
-            "body-invalid",
-            f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).",
-        ) from None
-
-
-def _depth(raw: bytes) -> int:
-    """The deepest nesting of ``[``/``{`` outside strings, vectorised (a body may hold a
-    megabyte): a bracket is outside strings when an even number of quotes precede it."""
-    if b"\\" in raw:  # escaped quotes: take the strings out first (rare in requests)
-        raw = _STRING.sub(b'""', raw)
-    codes = np.frombuffer(raw, dtype=np.uint8)
-    folded = codes | 0x20  # [ and { become {, ] and } become }
-    opens, closes = folded == _OPEN, folded == _CLOSE
-    where = np.flatnonzero(opens | closes)
-    outside = np.searchsorted(np.flatnonzero(codes == _QUOTE), where) % 2 == 0
-    steps = opens[where].astype(np.int32) - closes[where]
-    return int(np.cumsum(steps[outside]).max(initial=0))
 
 
 def valid_key(value: Any) -> bool:
@@ -332,6 +288,107 @@ def _all_numeric(instances: Sequence[Any], spec: RowSpec) -> npt.NDArray[np.floa
         return None
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """How instances holding one set of fields are taken apart on the keyed path."""
+
+    columns: list[int]  # the matrix columns of the features given
+    given: Callable[[Mapping[str, Any]], Any]  # their values, in column order
+    absent: tuple[str, ...]  # the features to enrich
+    keys: tuple[str, ...]  # the entity keys, in the spec's order
+
+
+def _shape_of(fields: tuple[str, ...], spec: RowSpec) -> _Shape | None:
+    """The shape of instances holding ``fields``: every entity key, some features (at
+    least one left out, or there is nothing to enrich) and perhaps the sticky key; None
+    for anything else (the checked path names what is wrong)."""
+    if fields in spec.shapes:
+        return spec.shapes[fields]
+    names = set(fields)
+    known = set(spec.features)
+    shape: _Shape | None = None
+    if (
+        len(names) == len(fields)
+        and names.issuperset(spec.entity_keys)
+        and names <= known | set(spec.entity_keys) | set(spec.keys)
+        and not known <= names
+    ):
+        present = [f for f in spec.features if f in names]
+        shape = _Shape(
+            [spec.features.index(f) for f in present],
+            operator.itemgetter(*present) if len(present) > 1 else _single(present),
+            tuple(f for f in spec.features if f not in names),
+            tuple(spec.entity_keys),
+        )
+    if len(spec.shapes) < _MAX_SHAPES:
+        spec.shapes[fields] = shape
+    return shape
+
+
+def _single(present: list[str]) -> Callable[[Mapping[str, Any]], Any]:
+    if not present:
+        return lambda instance: ()
+    only = present[0]
+    return lambda instance: (instance[only],)
+
+
+_MAX_SHAPES = 64
+"""Shapes remembered per spec (a client sending ever new field sets cannot grow it)."""
+
+
+def _plain_key(value: Any) -> bool:
+    """An entity key the keyed path takes as is (others: the checked path converts or
+    names them)."""
+    kind = type(value)
+    if kind is str:
+        return 0 < len(value) <= MAX_KEY_LENGTH and "\x00" not in value
+    return kind is int and abs(value) < 2**63
+
+
+def _keyed_numeric(
+    instances: Sequence[Any], spec: RowSpec, event_time: datetime | None
+) -> ParsedInstances | None:
+    """The rows when every instance holds the same fields, every entity key valid and
+    some of the features as finite JSON numbers, the rest to be read from the feature
+    store (enrichment's common request: a key and what the caller knows); None to take
+    the checked path, which gives the same result and names what is wrong."""
+    if not spec.entity_keys or not spec.plain or type(instances[0]) is not dict:
+        return None
+    fields = tuple(instances[0])
+    shape = _shape_of(fields, spec)
+    if shape is None:
+        return None
+    first = instances[0].keys()
+    if not all(type(i) is dict and i.keys() == first for i in instances):
+        return None
+    keys = shape.keys
+    if len(keys) == 1:
+        (key,) = keys
+        entity_rows = [{key: i[key]} for i in instances]
+        if not all(_plain_key(i[key]) for i in instances):
+            return None
+    else:
+        entity_rows = [{k: i[k] for k in keys} for i in instances]
+        if not all(_plain_key(row[k]) for row in entity_rows for k in keys):
+            return None
+    n = len(instances)
+    matrix = np.full((n, len(spec.features)), np.nan)
+    if shape.columns:
+        rows = [shape.given(i) for i in instances]
+        values = rows[0] if n == 1 else list(itertools.chain.from_iterable(rows))
+        if not set(map(type, values)) <= _PLAIN_NUMBERS:
+            return None
+        try:  # an infinite value (or a sum overflowing): the checked path names it
+            if not math.isfinite(sum(values)):
+                return None
+            matrix[:, shape.columns] = rows
+        except OverflowError:  # an integer beyond double range
+            return None
+    return ParsedInstances(
+        matrix, entity_rows, dict.fromkeys(range(n), shape.absent), event_ts=[event_time] * n
+    )
+
+
 def parse_instances(
     instances: Sequence[Any],
     spec: RowSpec,
@@ -351,6 +408,9 @@ def parse_instances(
             None if event_time is None else [event_time] * len(instances)
         )
         return ParsedInstances(fast, [{}] * len(instances), event_ts=times, complete=True)
+    keyed = _keyed_numeric(instances, spec, event_time)
+    if keyed is not None:
+        return keyed
     typed = _all_typed(instances, spec, event_time)
     if typed is not None and not (reject_unseen and typed.unseen):
         return typed

@@ -8,11 +8,12 @@ from driftloop.training._fit import default_estimator
 from driftloop.training._inputs import model_inputs
 from driftloop.training._pipeline import PipelineResult, StepRun, TrainingPipeline
 from driftloop.training._run import train_and_promote
-from driftloop.training._score import ScoredChunk, score_rows
+from driftloop.training._score import CHUNK_ROWS, ScoredChunk, score_rows
 from driftloop.training._source import TableTrainingSource, TrainingSource, training_source
 from driftloop.training._training_set import TrainingSet, build_training_set, parse_timestamps
 
 __all__ = [
+    "CHUNK_ROWS",
     "CheckpointStore",
     "PipelineResult",
     "ScoredChunk",

@@ -4,7 +4,7 @@ categorical features, Optuna search on the task's metric."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,7 +13,16 @@ from driftloop.core.errors import InvalidParameterError
 from driftloop.registry import Signature
 from driftloop.stats import METRICS, TASKS, Outputs, evaluate
 
-__all__ = ["SearchSpace", "check_estimator", "default_estimator", "fit_estimator", "search"]
+__all__ = [
+    "Objective",
+    "SearchSpace",
+    "check_estimator",
+    "default_estimator",
+    "fit_estimator",
+    "lightgbm_space",
+    "search",
+    "search_metric",
+]
 
 SearchSpace = Callable[[Any], dict[str, Any]]
 """``space(trial) -> params`` for an Optuna trial."""
@@ -83,7 +92,7 @@ def fit_estimator(
     return model
 
 
-def _lightgbm_space(trial: Any) -> dict[str, Any]:
+def lightgbm_space(trial: Any) -> dict[str, Any]:
     return {
         "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
@@ -102,6 +111,39 @@ def _raw(model: Any, X: NDArray[np.float64], task: str) -> NDArray[np.float64]:
     return proba[:, 1] if task == "binary" else proba
 
 
+class Objective:
+    """An Optuna objective: fit ``estimator`` with the trial's parameters on ``train``,
+    score ``metric`` on ``valid``. A plain object, so a worker can receive it."""
+
+    def __init__(
+        self,
+        estimator: Any,
+        space: SearchSpace,
+        train: tuple[NDArray[np.float64], NDArray[Any]],
+        valid: tuple[NDArray[np.float64], NDArray[Any]],
+        signature: Signature,
+        metric: str,
+    ) -> None:
+        self.estimator = estimator
+        self.space = space
+        self.train = train
+        self.valid = valid
+        self.signature = signature
+        self.metric = metric
+
+    def __call__(self, trial: Any) -> float:
+        task = self.signature.task
+        model = fit_estimator(self.estimator, self.space(trial), *self.train, self.signature)
+        outputs = Outputs(task, _raw(model, self.valid[0], task), self.signature.classes)
+        return float(evaluate(outputs, self.valid[1]).get(self.metric, np.nan))
+
+
+def search_metric(signature: Signature) -> tuple[str, Literal["maximize", "minimize"]]:
+    """The metric a search optimises and its direction (``maximize`` / ``minimize``)."""
+    metric = signature.metric or TASKS[signature.task].default_metric
+    return metric, "maximize" if METRICS[metric].higher_is_better else "minimize"
+
+
 def search(
     estimator: Any,
     train: tuple[NDArray[np.float64], NDArray[Any]],
@@ -117,19 +159,9 @@ def search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = space or _lightgbm_space
-    task = signature.task
-    metric = signature.metric or TASKS[task].default_metric
-
-    def objective(trial: Any) -> float:
-        model = fit_estimator(estimator, space(trial), *train, signature)
-        outputs = Outputs(task, _raw(model, valid[0], task), signature.classes)
-        return float(evaluate(outputs, valid[1]).get(metric, np.nan))
-
-    study = optuna.create_study(
-        direction="maximize" if METRICS[metric].higher_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-    )
+    metric, direction = search_metric(signature)
+    objective = Objective(estimator, space or lightgbm_space, train, valid, signature, metric)
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials, timeout=timeout_s)
     return {
         "params": dict(study.best_params),

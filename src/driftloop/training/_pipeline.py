@@ -90,6 +90,8 @@ class TrainingPipeline:
     checkpoint_dir: Path | None = None
     rerun: Sequence[str] = ()
     gates: GatesConfig = field(init=False)
+    # The checkpoint key of the step running now (a shared search names its study by it).
+    step_key: str = field(init=False, default="")
 
     @classmethod
     def from_settings(
@@ -244,6 +246,7 @@ class TrainingPipeline:
                 if on_step:
                     on_step(name, "running", index, len(steps))
                 started = time.perf_counter()
+                self.step_key = key
                 outputs = function(state)
                 found = store.put(name, key, outputs)
                 runs.append(StepRun(name, "ran", time.perf_counter() - started, key))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from driftloop.compute import open_engine
 from driftloop.core.errors import GateFailedError, InsufficientDataError, NotFoundError
 from driftloop.quality import quarantine, release_gates, single_feature_skill, validate_features
 from driftloop.registry import FLAVORS, LoadedModel, ModelVersion, Registry, Signature, flavor_for
@@ -17,6 +18,8 @@ from driftloop.registry._flavors import with_task
 from driftloop.stats import TASKS, Outputs, Profile, baseline, evaluate
 from driftloop.training._evaluate import evaluate_model, latency_ms, segment_metrics
 from driftloop.training._fit import fit_estimator, search
+from driftloop.training._ray_fit import fit_lightgbm_on_ray
+from driftloop.training._shared_search import search_storage_url, shared_search
 from driftloop.training._training_set import build_training_set
 
 if TYPE_CHECKING:
@@ -157,6 +160,25 @@ def _matrix(signature: Signature, frame: pd.DataFrame) -> Any:
 def search_step(p: TrainingPipeline, state: State) -> State:
     signature = _signature(state)
     train, valid, label = state["train"], state["valid"], signature.label or ""
+    if p.settings.compute.engine != "local":
+        engine = open_engine(p.settings.compute)
+        try:
+            result = shared_search(
+                engine,
+                search_storage_url(p.settings),
+                f"{p.name}-{p.step_key}",
+                p.estimator_for(signature.task),
+                (_matrix(signature, train), train[label].to_numpy()),
+                (_matrix(signature, valid), valid[label].to_numpy()),
+                signature=signature,
+                trials=p.search_trials,
+                timeout_s=p.search_timeout_s,
+                seed=p.seed,
+                space=p.search_space,
+            )
+        finally:
+            engine.close()
+        return {"search": result}
     result = search(
         p.estimator_for(signature.task),
         (_matrix(signature, train), train[label].to_numpy()),
@@ -174,13 +196,16 @@ def fit(p: TrainingPipeline, state: State) -> State:
     signature = _signature(state)
     train, label = state["train"], signature.label or ""
     params = {**p.config.params, **p.params, **(state.get("search") or {}).get("params", {})}
-    model = fit_estimator(
-        p.estimator_for(signature.task),
-        params,
-        _matrix(signature, train),
-        train[label].to_numpy(),
-        signature,
-    )
+    if p.settings.compute.engine != "local" and p.estimator is None:
+        model = _fit_on_ray(p, signature, params, train, label)
+    else:
+        model = fit_estimator(
+            p.estimator_for(signature.task),
+            params,
+            _matrix(signature, train),
+            train[label].to_numpy(),
+            signature,
+        )
     flavor = flavor_for(model)
     signature = with_task(flavor, model, signature)
     files = flavor.save(model, signature)
@@ -193,6 +218,37 @@ def fit(p: TrainingPipeline, state: State) -> State:
     if "onnx" in files:
         out["artifact_onnx"] = files["onnx"]
     return out
+
+
+# Parameters of LightGBM's scikit-learn wrapper that lgb.train does not take.
+_WRAPPER_ONLY = {"boosting_type", "class_weight", "importance_type", "objective", "n_jobs"}
+
+
+def _fit_on_ray(
+    p: TrainingPipeline, signature: Signature, params: dict[str, Any], train: Any, label: str
+) -> Any:
+    """The default LightGBM model trained data-parallel on the cluster (Ray Train), with
+    the default estimator's parameters under the model's own: a Booster."""
+    defaults = p.estimator_for(signature.task).get_params()
+    merged = {
+        k: v for k, v in {**defaults, **params}.items() if v is not None and k not in _WRAPPER_ONLY
+    }
+    engine = open_engine(p.settings.compute)
+    try:
+        y = train[label].to_numpy()
+        return fit_lightgbm_on_ray(
+            merged,
+            _matrix(signature, train),
+            y,
+            signature,
+            task=signature.task,
+            classes=max(len(signature.classes), int(np.max(y)) + 1 if len(y) else 1),
+            workers=engine.workers,
+            storage=p.settings.state_dir() / "ray-train",
+            name=f"{p.name}-{p.step_key}",
+        )
+    finally:
+        engine.close()
 
 
 def loaded(state: State) -> LoadedModel:

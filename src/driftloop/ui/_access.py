@@ -9,11 +9,11 @@ in a cookie that scripts cannot read (``HttpOnly``), that no other site's page s
 (``SameSite=Strict``), scoped to the dashboard's path and ``Secure`` over HTTPS. The key
 is checked again on every request, so a revoked key is out at once. The key sees only its
 tenant's models, their drift, traffic, loop and predictions (another tenant's model is
-"not found", as the API answers); feature views have no tenant yet, so only a key with
-the ``admin`` scope sees the features page. Admin actions need the ``admin`` scope and
-carry a CSRF token: an HMAC of the key's secret that a page of another origin cannot
-compute, checked in constant time; a POST whose ``Origin`` names another host (a form of
-another site, the login form's included) is refused before anything else.
+"not found", as the API answers), and its tenant's feature views only. Admin actions need
+the ``admin`` scope and carry a CSRF token: an HMAC of the key's secret that a page of
+another origin cannot compute, checked in constant time; a POST whose ``Origin`` names
+another host (a form of another site, the login form's included) is refused before
+anything else.
 """
 
 from __future__ import annotations
@@ -65,11 +65,6 @@ class Viewer:
     @property
     def admin(self) -> bool:
         """May act (with API keys: the ``admin`` scope; else the admin token decides)."""
-        return self.key_id is None or "admin" in self.scopes
-
-    @property
-    def sees_features(self) -> bool:
-        """Feature views have no tenant yet: with keys, only admin keys see them."""
         return self.key_id is None or "admin" in self.scopes
 
 

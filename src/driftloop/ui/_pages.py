@@ -30,7 +30,7 @@ from driftloop.serving import WorkerBoard
 from driftloop.ui._access import check_model, models_of, viewer
 from driftloop.ui._arms import arms_now
 from driftloop.ui._project import ProjectReader
-from driftloop.ui._render import message, render
+from driftloop.ui._render import render
 from driftloop.ui._svg import Segment, bars, counts, timeline
 
 __all__ = ["features", "model", "models", "overview", "predictions", "traffic", "version"]
@@ -162,13 +162,12 @@ def version(request: Request) -> Response:
 
 
 def features(request: Request) -> Response:
-    if not viewer(request).sees_features:
-        text = "Feature views have no tenant yet: only an API key with the admin scope sees them."
-        return message(request, "Not for this key", text, 403)
+    """The active feature definitions (with API keys: the key's tenant's only)."""
     registry = _reader(request).features
     views, others = [], []
     if registry is not None:
-        for name, (definition_version, spec) in sorted(registry.active().items()):
+        active = registry.active(viewer(request).tenant)
+        for name, (definition_version, spec) in sorted(active.items()):
             kind = str(spec.get("kind", ""))
             if not kind.endswith("view"):  # entities, on-demand features: no rows of their own
                 others.append({"name": name, "version": definition_version, "kind": kind})

@@ -47,6 +47,8 @@ def test_rows_written_before_the_upgrade_are_rolled_up_by_it(tmp_path: Path) -> 
     log.add_labels([Label("p1", 1.0), Label("p2", 0.0)])
     log.close()
     with sqlite3.connect(path) as conn:  # back to revision a0003, rows kept
+        conn.execute("DROP INDEX audit_predictions_tenant")  # a0005_tenants
+        conn.execute("ALTER TABLE audit_predictions DROP COLUMN tenant")
         for trigger in ("insert", "delete", "label_insert", "label_delete"):
             conn.execute(f"DROP TRIGGER audit_route_hours_{trigger}")
         conn.execute("DROP TABLE audit_route_hours")

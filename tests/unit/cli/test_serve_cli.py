@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -134,3 +136,23 @@ def test_worker_app_with_keys_takes_tenants_and_keys_from_the_registry(tmp_path:
         models = client.get("/ui/models").text
         assert "fraud" in models
         assert "loans" not in models
+
+
+def test_serve_gives_workers_two_minutes_to_answer_the_supervisors_health_ping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine, workers still importing the stack miss uvicorn's default 5 s
+    ping and are restarted in a loop: the server never comes up."""
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # serve hands its env to workers
+    DirectoryModelSource.save(tmp_path / "models", "fraud", "1", train(1), aliases=["champion"])
+    result = CliRunner().invoke(
+        app, ["serve", "--models", str(tmp_path / "models"), "--workers", "2", "--no-audit"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["workers"] == 2
+    assert seen["timeout_worker_healthcheck"] >= 120

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from driftloop.core.errors import InvalidParameterError
-from driftloop.features import CachedOnlineStore, OnlineRow, SqliteOnlineStore
+from driftloop.features import (
+    CachedOnlineStore,
+    Entity,
+    FeatureStore,
+    FeatureView,
+    Field,
+    OnlineRow,
+    SqliteOnlineStore,
+)
 from driftloop.features._online import OnlineBatch
 
 
@@ -74,3 +84,20 @@ def test_the_least_recently_used_rows_leave_first() -> None:
 def test_a_cache_without_a_positive_max_age_is_refused() -> None:
     with pytest.raises(InvalidParameterError, match="max_age_s"):
         CachedOnlineStore(SqliteOnlineStore(":memory:"), {"v": 0.0})
+
+
+def test_a_view_declaring_its_online_max_age_is_served_from_memory_for_that_long() -> None:
+    t = datetime(2026, 3, 1)
+    source = pd.DataFrame({"card_id": [1], "ts": [t], "f": [1.0]})
+    card = Entity("card", ["card_id"])
+    hot = FeatureView("hot", [card], source, "ts", schema=[Field("f")], online_max_age="2s")
+    cold = FeatureView("cold", [card], source, "ts", schema=[Field("f")])
+    fs = FeatureStore(definitions=[hot, cold])
+    online = fs.online
+    assert isinstance(online, CachedOnlineStore)
+    assert online.max_age_s == {"hot": 2.0}  # only the view that declared it
+    assert FeatureStore(definitions=[cold]).online.__class__.__name__ == "SqliteOnlineStore"
+    assert hot.version != FeatureView("hot", [card], source, "ts", schema=[Field("f")]).version
+    assert cold.spec() == FeatureView("cold", [card], source, "ts", [Field("f")]).spec()
+    with pytest.raises(InvalidParameterError, match="online_max_age"):
+        FeatureView("bad", [card], source, "ts", online_max_age=timedelta(0))

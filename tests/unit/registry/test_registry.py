@@ -170,7 +170,7 @@ def test_registry_survives_reopening_and_does_not_remigrate(tmp_path: Path) -> N
     assert again.get("fraud", 1).flavor == "lightgbm"
     with again.engine.connect() as conn:
         revision = conn.execute(sa.text("SELECT version_num FROM driftloop_registry_version"))
-        assert revision.scalar() == "r0004"
+        assert revision.scalar() == "r0005_shared_usage"
     again.close()
 
 

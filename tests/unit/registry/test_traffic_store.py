@@ -132,7 +132,7 @@ def test_a_registry_at_r0001_upgrades_with_its_rows_intact(tmp_path: Path) -> No
     registry = Registry.from_url(url, str(tmp_path / "a"))
     with registry.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM driftloop_registry_version"))
-        assert version.scalar() == "r0004"
+        assert version.scalar() == "r0005_shared_usage"
     assert registry.resolve("loans", "champion").version == 2
     assert [e.why for e in registry.history("loans")] == ["before tenants"]
     assert registry.traffic.revision() == 0

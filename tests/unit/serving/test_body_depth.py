@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftloop.serving._validation import _depth
+from driftloop.serving._body import _depth
 
 TRICKY = st.text(alphabet='[]{}"\\ab\x00é', max_size=8)  # brackets, quotes, escapes in strings
 JSON = st.recursive(

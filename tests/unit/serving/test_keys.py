@@ -322,3 +322,50 @@ def test_token_auth_closes_feedback_even_without_a_feedback_token(
     body = {"labels": [{"prediction_id": "x", "label": 1}]}
     assert client.post("/v1/feedback", json=body).status_code == 401
     assert client.post("/v1/feedback", json=body, headers=bearer("adm")).status_code == 200
+
+
+# -- shared across workers -------------------------------------------------------------------
+def test_two_servers_on_one_registry_grant_a_daily_quota_once_between_them(
+    tenant_client: Callable[..., TestClient], keys: KeyStore
+) -> None:
+    """Each server claims the tenant's requests from the registry's database: together
+    they grant the quota, not each of them."""
+    keys.set_quota("a", 5, who="test")
+    key = _key(keys, "a", ["predict"])
+    first, second = tenant_client(), tenant_client()
+    codes = [_predict(c, "fraud", key).status_code for _ in range(4) for c in (first, second)]
+    assert codes.count(200) == 5
+    assert codes.count(429) == 3
+
+
+def test_a_tenant_whose_audit_records_fill_its_storage_quota_gets_507_naming_it(
+    tenant_client: Callable[..., TestClient], keys: KeyStore, clock: Clock
+) -> None:
+    keys.set_quota("a", None, who="test", max_audit_rows=2)
+    a, b = _key(keys, "a", ["predict", "feedback"]), _key(keys, "b", ["predict"])
+    client = tenant_client()
+    assert [_predict(client, "fraud", a).status_code for _ in range(2)] == [200, 200]
+    server = client.app.server  # type: ignore[attr-defined]
+    server._audit_rows.clear()  # the count is read again about every second: now
+    full = _predict(client, "fraud", a)
+    assert full.status_code == 507, full.text
+    error = full.json()["error"]
+    assert error["code"] == "audit-quota-exceeded"
+    assert "max_audit_rows" in error["message"]
+    assert _infer(client, "fraud", a).status_code == 507  # v2 too
+    assert _predict(client, "loans", b).status_code == 200  # another tenant has room
+    body = {"labels": [{"prediction_id": "x", "label": 1}]}
+    assert client.post("/v1/feedback", json=body, headers=a).status_code == 200  # no new rows
+
+
+def test_with_a_redis_rate_limit_store_two_servers_share_each_keys_bucket(
+    tenant_client: Callable[..., TestClient], keys: KeyStore, redis_url: str
+) -> None:
+    limited = _key(keys, "a", ["predict"], rate_per_s=0.01, burst=3)
+    first = tenant_client(rate_limit_store=redis_url)
+    second = tenant_client(rate_limit_store=redis_url)
+    codes = [_predict(c, "fraud", limited).status_code for _ in range(3) for c in (first, second)]
+    assert codes.count(200) == 3  # one bucket of 3, not one per server
+    refused = _predict(first, "fraud", limited)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0

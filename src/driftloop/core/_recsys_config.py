@@ -1,0 +1,57 @@
+"""``[recsys]``: how recommenders fall back for users they know little about, and the
+business rules applied to every list they answer (docs/recsys.md).
+
+>>> config = RecsysConfig.model_validate(
+...     {"rules": {"max_per_genre": 2, "freshness_boost": 0.1}, "fallback": {"warm_min": 6}})
+>>> config.rules.exclude_seen, config.rules.max_per_genre, config.fallback.warm_min
+(True, 2, 6)
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FallbackConfig", "RecsysConfig", "RecsysRules"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class RecsysRules(_Section):
+    """``[recsys.rules]``: applied to every list, whichever level answered.
+
+    ``exclude_seen``: never recommend an item the user already interacted with (in
+    training data or in the session). ``max_per_genre``: at most this many items sharing
+    a genre (tag) in the top ``n`` (0: no limit). ``freshness_boost``: added to an item's
+    normalised score in proportion to how recent it is (0 for the oldest item, the boost
+    for the newest; 0: off).
+    """
+
+    exclude_seen: bool = True
+    max_per_genre: int = Field(default=0, ge=0, le=1_000)
+    freshness_boost: float = Field(default=0.0, ge=0.0, le=10.0)
+
+
+class FallbackConfig(_Section):
+    """``[recsys.fallback]``: which level answers a user.
+
+    A user the model was trained on with at least ``warm_min`` interactions gets the
+    personalized list when the model's ``confidence`` in it is at least
+    ``min_confidence``; a user with at least one interaction gets the hybrid (content of
+    the items seen); a user whose demographic cohort has at least ``cohort_min``
+    interactions gets the cohort's popular items; anyone else the global popular items.
+    """
+
+    warm_min: int = Field(default=6, ge=1)
+    min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    cohort_min: int = Field(default=50, ge=1)
+    candidates: int = Field(default=200, ge=10, le=10_000)
+
+
+class RecsysConfig(_Section):
+    """``[recsys]``: fallback thresholds and rules (``[recsys.fallback]``,
+    ``[recsys.rules]``)."""
+
+    rules: RecsysRules = RecsysRules()
+    fallback: FallbackConfig = FallbackConfig()
