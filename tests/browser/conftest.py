@@ -6,21 +6,42 @@ a failure under ``DRIFTLOOP_REQUIRE_SERVICES=1`` (as in CI, whose .ci/run instal
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from driftloop.serving import token_digest
+from driftloop.serving import WorkerBoard, token_digest
 from driftloop.ui import standalone_ui
 from services import unavailable
 from ui_browser import TOKEN, serving
-from ui_world import UiWorld, fill_project
+from ui_world import MODEL, UiWorld, fill_project
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> UiWorld:
-    return fill_project(tmp_path_factory.mktemp("ui-browser"))
+    world = fill_project(tmp_path_factory.mktemp("ui-browser"))
+    report_workers(world)
+    return world
+
+
+def report_workers(world: UiWorld) -> None:
+    """Two server processes' reports on the project's worker board, as ``driftloop
+    serve --workers 2`` writes them: one has the challenger's breaker open after its
+    calls failed; the other stopped reporting (stale). The live one is dated an hour
+    ahead so it stays live for the whole session (its age reads 0)."""
+    board = WorkerBoard.of_project(world.settings)
+    arms = [
+        {"name": "champion", "version": "2", "weight": 90.0, "breaker": "closed", "failed": 0,
+         "refused": 0},
+        {"name": "challenger", "version": "3", "weight": 10.0, "breaker": "open", "failed": 20,
+         "refused": 164},
+    ]  # fmt: skip
+    ahead = WorkerBoard(board.folder, worker="web-1-4711", clock=lambda: time.time() + 3600)
+    ahead.publish({MODEL: arms})
+    silent = WorkerBoard(board.folder, worker="web-1-4712", clock=lambda: time.time() - 95)
+    silent.publish({MODEL: [{**a, "breaker": "closed", "failed": 0, "refused": 0} for a in arms]})
 
 
 @pytest.fixture(scope="session")

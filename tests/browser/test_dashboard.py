@@ -131,3 +131,17 @@ def alias(world: UiWorld) -> int:
         return registry.alias_version(MODEL, "champion")
     finally:
         registry.close()
+
+
+def test_the_traffic_page_shows_every_workers_breakers_and_the_silent_one_stale(
+    browser: Any, base_url: str
+) -> None:
+    """From the worker board (tests/browser/conftest.py: one live worker with the
+    challenger's breaker open, one silent)."""
+    browser.get(f"{base_url}/ui/traffic")
+    arms = by_css(browser, f"#breakers-{MODEL}").text
+    assert "challenger v3 10% open 20 164" in arms
+    workers = by_css(browser, f"#workers-{MODEL}").text
+    assert "web-1-4712" in workers
+    assert "stale (silent over 10 s)" in workers
+    assert "p99" in by_css(browser, "table.arms").text

@@ -33,6 +33,10 @@ __all__ = ["ActivePolicy", "Router"]
 
 _SCALE = 2.0**64
 _SEEN = 100_000  # sticky keys whose arm is remembered
+# what a sticky key may be (a tuple: ``str | int | float`` built a union per call, which
+# made reading the key cost more than picking the arm)
+_KEY_TYPES = (str, int, float)
+_random = random.random  # the module's generator (``random.seed`` reseeds it)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class Router:
         self.sticky_key = policy.sticky_key if policy is not None else None
         self.shadow = policy.shadow if policy is not None else None
         self.shadow_sample = policy.shadow_sample if policy is not None else 0.0
+        # the shadow's sample, decided per request with one comparison: always (1.0),
+        # never (no shadow: -1.0, below any draw), or a draw under the share
+        self._sample = -1.0 if self.shadow is None else min(self.shadow_sample, 1.0)
         total, cumulative = 0.0, []
         for weight in self.weights:
             total += weight
@@ -108,13 +115,12 @@ class Router:
 
     def key_of(self, instance: Any) -> Any:
         """The sticky field's value in one request instance (None when absent)."""
-        if self.sticky_key is None or not isinstance(instance, dict):
+        if self.sticky_key is None or type(instance) is not dict:
             return None
         value = instance.get(self.sticky_key)
-        return value if isinstance(value, str | int | float) else None
+        return value if isinstance(value, _KEY_TYPES) else None
 
     def shadowed(self) -> bool:
         """Does this request also go to the shadow?"""
-        return self.shadow is not None and (
-            self.shadow_sample >= 1.0 or random.random() < self.shadow_sample
-        )
+        sample = self._sample
+        return sample >= 1.0 or _random() < sample
