@@ -135,7 +135,14 @@ def create_app(
         """Built from the versions served now (each model's inputs typed), kept per set;
         with API keys, of the key's tenant's models only."""
         services = _v1.visible(request, server)
-        served = (*(f"{p}={s.current.model.version if s.current else None}" for p, s in services),)
+        key = getattr(request.state, "key", None)
+        shown_recs = sorted(
+            n for n, r in recs.by_name.items() if key is None or r.tenant == key.tenant
+        )
+        served = (
+            *(f"{p}={s.current.model.version if s.current else None}" for p, s in services),
+            *(f"recommend:{n}" for n in shown_recs),
+        )
         if served not in documents:  # every name a model answers to, with its inputs
             shown = {id(s) for _, s in services}
             specs = {
@@ -146,7 +153,9 @@ def create_app(
             names = [n for _, s in services for n in s.served.public_names]
             if len(documents) > 64:  # one document per tenant and set of versions
                 documents.clear()
-            documents[served] = orjson.dumps(openapi(names, specs, keys=server.gate is not None))
+            documents[served] = orjson.dumps(
+                openapi(names, specs, keys=server.gate is not None, recommenders=shown_recs)
+            )
         return Response(documents[served], media_type="application/json")
 
     def route(

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftloop import __version__
+from driftloop.serving._recommend_request import MAX_N, MAX_SESSION
 from driftloop.serving._v2 import DATATYPES
 from driftloop.serving._validation import EARLIEST, LATEST, MAX_DEPTH, MAX_KEY_LENGTH, RowSpec
 
@@ -350,12 +351,15 @@ def openapi(
     specs: Mapping[str, RowSpec] | None = None,
     *,
     keys: bool = False,
+    recommenders: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The document; ``{name}`` is one of ``model_names`` (public names and ``name@alias``).
     ``specs`` (a name to its loaded model's :class:`RowSpec`) add one predict path per name
     whose body schema types every field (the untyped ``{name}`` path goes when every name
     has one). ``keys``: the server asks for API keys (``serving.auth = "keys"``), and
-    every operation but the health probes lists 401, 403 and 429 (predictions 507 too)."""
+    every operation but the health probes lists 401, 403 and 429 (predictions 507 too).
+    ``recommenders``: the names answered at ``/recommend`` and ``/interactions`` (those two
+    paths are left out when none is served: every name would answer 404)."""
     obj = {"type": "object"}
     text = {"description": "Prometheus text format.", "content": {"text/plain": {}}}
     paths = {
@@ -443,6 +447,9 @@ def openapi(
                 errors=True,
             )
         }
+    if recommenders:
+        paths.update(_recommender_paths())
+        schemas.update(_RECOMMEND_SCHEMAS)
     components: dict[str, Any] = {"schemas": schemas}
     if keys:
         _with_keys(paths)
@@ -461,4 +468,80 @@ def openapi(
             for op in item.values():
                 for param in op.get("parameters", []):
                     param["schema"] = {"type": "string", "enum": names}
+    for path in ("/v1/models/{name}/recommend", "/v1/models/{name}/interactions"):
+        for op in paths.get(path, {}).values():
+            for param in op["parameters"]:
+                param["schema"] = {"type": "string", "enum": sorted(recommenders)}
     return document
+
+
+_ID = {"type": ["string", "integer"], "minLength": 1, "maxLength": 256}
+_RECOMMEND_SCHEMAS: dict[str, Any] = {
+    "RecommendRequest": {
+        "type": "object",
+        "required": ["user_id"],
+        "additionalProperties": False,
+        "properties": {
+            "user_id": {**_ID, "description": "An unknown user is answered as cold start."},
+            "n": {"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 10},
+            "context": {
+                "type": ["object", "null"],
+                "description": "The user's features (text, number, boolean) and `session`, "
+                "the items seen in this session, the most recent last.",
+                "properties": {"session": {"type": "array", "items": _ID, "maxItems": MAX_SESSION}},
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            },
+        },
+    },
+    "RecommendResponse": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"item_id": {"type": "string"}, "score": {"type": "number"}},
+                },
+            },
+            "level": {
+                "type": "string",
+                "description": "Which level answered: personalized, hybrid, cohort or popular.",
+            },
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "confidence": {"type": "number"},
+        },
+    },
+    "InteractionRequest": {
+        "type": "object",
+        "required": ["user_id", "item_id"],
+        "properties": {"user_id": _ID, "item_id": _ID},
+    },
+}
+
+
+def _recommender_paths() -> dict[str, Any]:
+    return {
+        "/v1/models/{name}/recommend": {
+            "post": _op(
+                "Recommend n items for a user, with the level of the fallback hierarchy that "
+                "answered; every list is audited.",
+                _json(_ref("RecommendResponse"), "The recommended items."),
+                body="RecommendRequest",
+                name=True,
+                errors=True,
+            )
+        },
+        "/v1/models/{name}/interactions": {
+            "post": _op(
+                "Record an item the user interacted with now (the session features).",
+                _json({"type": "object"}, "Recorded."),
+                body="InteractionRequest",
+                name=True,
+                errors=True,
+                admin=True,  # the feedback credential, when one is set
+            )
+        },
+    }

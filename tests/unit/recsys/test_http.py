@@ -66,6 +66,20 @@ def test_recommend_answers_the_list_its_level_and_version_and_audits_them(
     assert record.outputs["items"] == [i["item_id"] for i in body["items"]]
 
 
+def test_the_openapi_document_describes_the_recommend_and_interaction_paths(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    recommend = spec["paths"]["/v1/models/{name}/recommend"]["post"]
+    assert recommend["parameters"][0]["schema"]["enum"] == ["movies"]
+    request = spec["components"]["schemas"]["RecommendRequest"]
+    assert request["required"] == ["user_id"]
+    assert request["properties"]["n"]["maximum"] == 100  # the server's MAX_N
+    assert "/v1/models/{name}/interactions" in spec["paths"]
+    too_many = client.post("/v1/models/movies/recommend", json={"user_id": "u1", "n": 101})
+    assert too_many.status_code == 422  # the document and the server agree on n's bound
+
+
 def test_an_unknown_user_is_cold_start_not_an_error(client: TestClient) -> None:
     response = client.post("/v1/models/movies/recommend", json={"user_id": 987654})
     assert response.status_code == 200
