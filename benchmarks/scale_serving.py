@@ -31,12 +31,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import lightgbm as lgb
 import numpy as np
 
@@ -45,7 +43,15 @@ from driftloop.serving import DirectoryModelSource
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from serve_http import FEATURES, cpu_seconds, free_port, run_wrk, stop, write_bodies
+from serve_http import (
+    FEATURES,
+    cpu_seconds,
+    free_port,
+    run_wrk,
+    stop,
+    wait_ready,
+    write_bodies,
+)
 
 from balancer import haproxy_binary, shipped_config
 
@@ -103,23 +109,6 @@ def _haproxy(folder: Path, servers: list[str]) -> tuple[Any, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _ready(url: str, body: bytes, within_s: float = 300) -> None:
-    """Until ``url`` answers a predict with 200 (through a balancer: once it sees a
-    server up)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            response = httpx2.post(
-                url, content=body, timeout=5, headers={"content-type": "application/json"}
-            )
-            if response.status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {within_s:.0f} s")
-
-
 def _postgres_schema() -> tuple[str, Any]:
     """An audit URL on a fresh PostgreSQL schema, and how to drop it."""
     import psycopg
@@ -161,8 +150,8 @@ def run(quick: bool, reps: int, seconds: float, workers: int, audit: str = "post
     try:
         servers = [_serve(folder / f"server{i}", models, workers, audit_url) for i in (0, 1)]
         procs += [p for p, _ in servers]
-        for _, base in servers:
-            _ready(base + PREDICT, first)
+        for proc, base in servers:
+            wait_ready(base + PREDICT, proc, 300, first)
         addresses = [base.removeprefix("http://") for _, base in servers]
         one_lb, two_lb = _haproxy(folder, addresses[:1]), _haproxy(folder, addresses)
         procs += [one_lb[0], two_lb[0]]
@@ -170,7 +159,7 @@ def run(quick: bool, reps: int, seconds: float, workers: int, audit: str = "post
         serving = {"one": [servers[0][0]], "one_lb": [servers[0][0]], "two_lb": procs[:2]}
         balancer = {"one": None, "one_lb": one_lb[0], "two_lb": two_lb[0]}
         for arm in ARMS:
-            _ready(urls[arm] + PREDICT, first)
+            wait_ready(urls[arm] + PREDICT, balancer[arm] or servers[0][0], 300, first)
             run_wrk(urls[arm] + PREDICT, bodies["inline"], lua, 2, pin=False)  # warm-up
         runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
         for rep in range(reps):
