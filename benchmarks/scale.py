@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop import __version__
-from driftloop.compute import BatchFunction, Engine, LocalEngine, RayEngine
+from driftloop.compute import BatchFunction, BatchSource, Engine, LocalEngine, RayEngine
 from driftloop.features import Entity, FeatureStore, FeatureView, Field, ParquetSource
 
 T = TypeVar("T")
@@ -121,7 +121,7 @@ class TimedEngine:
     def map_batches(
         self,
         make_fn: Callable[[], BatchFunction],
-        source: str | Sequence[str],
+        source: str | Sequence[str] | BatchSource,
         destination: Path,
         *,
         batch_rows: int,
