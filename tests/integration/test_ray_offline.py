@@ -119,11 +119,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, ray_engine: RayEngine) -> 
     return root
 
 
-def score(project: Path, *args: str) -> None:
+def score(project: Path, *args: str, data: str = "data/loans.parquet") -> None:
     config = ["--config", str(project / "driftloop.toml")]
-    scored = CliRunner().invoke(
-        app, ["score", "loans", "--data", "data/loans.parquet", *args, *config]
-    )
+    scored = CliRunner().invoke(app, ["score", "loans", "--data", data, *args, *config])
     assert scored.exit_code == 0, scored.output
 
 
@@ -152,6 +150,38 @@ def test_ray_batch_scores_equal_local_scores_and_every_one_is_audited(project: P
     by_id = dict(zip(local[key].astype(str), local["score"], strict=True))
     ids = audited["prediction_id"].str.removeprefix("batch-loans-1-")  # batch-MODEL-VERSION-ID
     assert audited["score"].to_numpy() == pytest.approx(ids.map(by_id).to_numpy(), rel=1e-12)
+
+
+def test_ray_scores_a_csv_of_texts_booleans_and_gaps_as_the_local_command_does(
+    project: Path,
+) -> None:
+    later = table("binary", rows=2_500, days=10, seed=5)
+    assert later["owns_home"].isna().any()
+    assert later["income"].isna().any()
+    (project / "csv").mkdir()
+    later.to_csv(project / "csv" / "later.csv", index=False)  # True/False, yes/no, gaps
+    score(project, "--out", str(project / "csv-local.parquet"), data="csv/later.csv")
+    local = pd.read_parquet(project / "csv-local.parquet").sort_values("application_id")
+    assert len(local) == len(later)
+    # a path, and a URI read through pyarrow's file systems as s3://... would be
+    for n, data in enumerate(["csv/later.csv", (project / "csv").as_uri()]):
+        out = project / f"csv-ray-{n}"
+        score(project, "--engine", "ray", "--out", str(out), data=data)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out).sort_values("application_id").reset_index(drop=True),
+            local.reset_index(drop=True),
+            check_exact=True,
+        )
+
+
+def test_ray_scoring_refuses_a_file_neither_parquet_nor_csv_naming_it(project: Path) -> None:
+    (project / "data" / "rows.json").write_text('{"application_id": "A1"}\n')
+    config = ["--config", str(project / "driftloop.toml")]
+    scored = CliRunner().invoke(
+        app, ["score", "loans", "--data", "data/rows.json", "--engine", "ray", *config]
+    )
+    assert scored.exit_code != 0
+    assert "data/rows.json is neither Parquet nor CSV" in scored.output
 
 
 def test_search_trials_of_ray_workers_and_another_machine_share_one_postgres_study(
