@@ -214,6 +214,8 @@ def _one_size(
             equal = equal and same_frame(got, want)
             del got
         del want
+        runs = ", ".join(f"{w} worker(s) {ray_times[w][-1]:.2f} s" for w in engines)
+        print(f"  run {len(local_times)}: local {local_times[-1]:.2f} s, {runs}", flush=True)
     local = statistics.median(local_times)
     one, two = (statistics.median(ray_times[w]) for w in (1, 2))
     tasks_one = statistics.median(map_times[1])
