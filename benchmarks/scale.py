@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop import __version__
-from driftloop.compute import BatchFunction, Engine, LocalEngine, RayEngine
+from driftloop.compute import BatchFunction, BatchSource, Engine, LocalEngine, RayEngine
 from driftloop.features import Entity, FeatureStore, FeatureView, Field, ParquetSource
 
 T = TypeVar("T")
@@ -49,6 +49,10 @@ VIEWS = [("account_a", 6, 2), ("account_b", 6, 7)]  # name, features, ttl (days)
 FULL_SIZES = (1_000_000, 10_000_000)
 QUICK_SIZES = (200_000, 1_000_000)
 PAPER_WORKERS = (4, 8, 16, 32, 64)
+# Above this many entity rows a full run pairs one run, not three: at 10M rows a paired run
+# (local, 1 worker, 2 workers) took 10-20 min on the shared 2-core machine, three did not
+# finish in 30 min.
+BIG_ROWS = 1_000_000
 
 
 def make_data(folder: Path, rows: int) -> pd.DataFrame:
@@ -121,7 +125,7 @@ class TimedEngine:
     def map_batches(
         self,
         make_fn: Callable[[], BatchFunction],
-        source: str | Sequence[str],
+        source: str | Sequence[str] | BatchSource,
         destination: Path,
         *,
         batch_rows: int,
@@ -171,9 +175,15 @@ def scan_seconds(folder: Path, parts: int) -> float:
 
 
 def run_offline(
-    *, quick: bool, reps: int, address: str | None = None, sizes: Sequence[int] | None = None
+    *,
+    quick: bool,
+    reps: int | None,
+    address: str | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Local DuckDB frame against Ray partitions at 1 and 2 workers (see the module docs)."""
+    """Local DuckDB frame against Ray partitions at 1 and 2 workers (see the module docs);
+    ``reps`` paired runs per size (unset: one with ``--quick`` or above 1M rows, three
+    otherwise)."""
     sizes = tuple(sizes or (QUICK_SIZES if quick else FULL_SIZES))
     cluster = RayEngine(address or "local", num_cpus=2, object_store_mb=300)
     ray = cluster.connect()
@@ -190,7 +200,8 @@ def run_offline(
                 made = time.perf_counter()
                 entity = make_data(folder, rows)
                 print(f"\n{rows:,} entity rows ({time.perf_counter() - made:.1f} s to make data)")
-                results.append(_one_size(folder, entity, engines, reps))
+                runs = reps or (1 if quick or rows > BIG_ROWS else 3)
+                results.append(_one_size(folder, entity, engines, runs))
     finally:
         cluster.close()
     return {"sizes": results}
@@ -214,6 +225,8 @@ def _one_size(
             equal = equal and same_frame(got, want)
             del got
         del want
+        runs = ", ".join(f"{w} worker(s) {ray_times[w][-1]:.2f} s" for w in engines)
+        print(f"  run {len(local_times)}: local {local_times[-1]:.2f} s, {runs}", flush=True)
     local = statistics.median(local_times)
     one, two = (statistics.median(ray_times[w]) for w in (1, 2))
     tasks_one = statistics.median(map_times[1])
@@ -263,8 +276,9 @@ def _spread(times: Sequence[float]) -> str:
     return f"{min(times):.2f}-{max(times):.2f}"
 
 
-def run_serving(*, quick: bool, reps: int, address: str | None = None) -> dict[str, Any]:
+def run_serving(*, quick: bool, reps: int | None, address: str | None = None) -> dict[str, Any]:
     """Two server processes behind the balancer against one (benchmarks/scale_serving.py)."""
+    reps = reps or (1 if quick else 3)
     sys.path.insert(0, str(Path(__file__).parent))
     try:
         serving = importlib.import_module("scale_serving")
@@ -291,10 +305,12 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help="offline,serving")
     parser.add_argument("--address", default=None, help="a Ray cluster (default: start one)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one rep")
-    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument(
+        "--reps", type=int, default=None, help="paired runs per size (default: 3; 1 above 1M rows)"
+    )
     parser.add_argument("--sizes", default=None, help="entity rows, comma separated")
     args = parser.parse_args()
-    reps = args.reps or (1 if args.quick else 3)
+    reps = args.reps  # unset: each part's default
     result: dict[str, Any] = {
         "driftloop": __version__,
         "python": platform.python_version(),

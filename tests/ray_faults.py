@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from driftloop.compute import BatchFunction, Engine
+from driftloop.compute import BatchFunction, BatchSource, Engine
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,7 +53,7 @@ class WorkerKillingEngine:
     def map_batches(
         self,
         make_fn: Callable[[], BatchFunction],
-        source: str | Sequence[str],
+        source: str | Sequence[str] | BatchSource,
         destination: Path,
         *,
         batch_rows: int,
@@ -62,3 +62,36 @@ class WorkerKillingEngine:
 
     def close(self) -> None:
         self.engine.close()
+
+
+class KillAtRound:
+    """A LightGBM callback for every training worker of a distributed fit: the first
+    worker anywhere on the cluster to reach boosting round ``round_`` SIGKILLs its own
+    process (writing its pid to ``marker``, created atomically, so exactly one worker
+    dies, once). Every worker process also notes in ``marker.rounds`` the first round it
+    ran (``PID ROUND`` lines): a group restarted from a checkpoint starts past 0."""
+
+    def __init__(self, marker: Path, round_: int) -> None:
+        self.marker = marker
+        self.round = round_
+        self._noted = False
+
+    def __call__(self, env: Any) -> None:
+        if not self._noted:
+            with self.marker.with_suffix(".rounds").open("a") as rounds:
+                rounds.write(f"{os.getpid()} {env.iteration}\n")
+            self._noted = True
+        if env.iteration != self.round:
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def first_rounds(self) -> list[tuple[int, int]]:
+        """``(pid, first round)`` of every worker process that trained, in start order."""
+        lines = self.marker.with_suffix(".rounds").read_text().split("\n")
+        return [(int(p), int(r)) for p, r in (line.split() for line in lines if line)]

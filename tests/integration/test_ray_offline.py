@@ -7,13 +7,18 @@ CI installs the extra, and DRIFTLOOP_REQUIRE_SERVICES=1 makes a missing Ray a fa
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from driftloop.audit import open_audit_log
@@ -21,12 +26,13 @@ from driftloop.cli import app
 from driftloop.compute import Engine, LocalEngine, RayEngine
 from driftloop.core.config import load_settings
 from driftloop.features import FeatureStore
-from driftloop.registry import Registry
+from driftloop.registry import Registry, Signature
 from driftloop.training import train_and_promote
+from driftloop.training._ray_fit import fit_lightgbm_on_ray
 from driftloop.training._shared_search import open_storage, shared_search
 from partition_world import FEATURES, assert_same_frame, definitions, entity_rows, write_world
 from ray_cluster import local_ray_cluster
-from ray_faults import WorkerKillingEngine
+from ray_faults import KillAtRound, WorkerKillingEngine
 from search_world import problem
 from services import require_postgres
 from tabular_world import model_toml, table
@@ -113,11 +119,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, ray_engine: RayEngine) -> 
     return root
 
 
-def score(project: Path, *args: str) -> None:
+def score(project: Path, *args: str, data: str = "data/loans.parquet") -> None:
     config = ["--config", str(project / "driftloop.toml")]
-    scored = CliRunner().invoke(
-        app, ["score", "loans", "--data", "data/loans.parquet", *args, *config]
-    )
+    scored = CliRunner().invoke(app, ["score", "loans", "--data", data, *args, *config])
     assert scored.exit_code == 0, scored.output
 
 
@@ -146,6 +150,38 @@ def test_ray_batch_scores_equal_local_scores_and_every_one_is_audited(project: P
     by_id = dict(zip(local[key].astype(str), local["score"], strict=True))
     ids = audited["prediction_id"].str.removeprefix("batch-loans-1-")  # batch-MODEL-VERSION-ID
     assert audited["score"].to_numpy() == pytest.approx(ids.map(by_id).to_numpy(), rel=1e-12)
+
+
+def test_ray_scores_a_csv_of_texts_booleans_and_gaps_as_the_local_command_does(
+    project: Path,
+) -> None:
+    later = table("binary", rows=2_500, days=10, seed=5)
+    assert later["owns_home"].isna().any()
+    assert later["income"].isna().any()
+    (project / "csv").mkdir()
+    later.to_csv(project / "csv" / "later.csv", index=False)  # True/False, yes/no, gaps
+    score(project, "--out", str(project / "csv-local.parquet"), data="csv/later.csv")
+    local = pd.read_parquet(project / "csv-local.parquet").sort_values("application_id")
+    assert len(local) == len(later)
+    # a path, and a URI read through pyarrow's file systems as s3://... would be
+    for n, data in enumerate(["csv/later.csv", (project / "csv").as_uri()]):
+        out = project / f"csv-ray-{n}"
+        score(project, "--engine", "ray", "--out", str(out), data=data)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out).sort_values("application_id").reset_index(drop=True),
+            local.reset_index(drop=True),
+            check_exact=True,
+        )
+
+
+def test_ray_scoring_refuses_a_file_neither_parquet_nor_csv_naming_it(project: Path) -> None:
+    (project / "data" / "rows.json").write_text('{"application_id": "A1"}\n')
+    config = ["--config", str(project / "driftloop.toml")]
+    scored = CliRunner().invoke(
+        app, ["score", "loans", "--data", "data/rows.json", "--engine", "ray", *config]
+    )
+    assert scored.exit_code != 0
+    assert "data/rows.json is neither Parquet nor CSV" in scored.output
 
 
 def test_search_trials_of_ray_workers_and_another_machine_share_one_postgres_study(
@@ -206,3 +242,116 @@ def test_training_on_ray_is_data_parallel_lightgbm_with_the_local_steps_and_keys
     fitted = [s.name for s in local.steps].index("fit") + 1
     assert [s.key for s in on_ray.steps[:fitted]] == [s.key for s in local.steps[:fitted]]
     assert on_ray.metrics["roc_auc"] == pytest.approx(local.metrics["roc_auc"], abs=0.05)
+
+
+def separable(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(rows, 6)), columns=[f"x{i}" for i in range(6)])
+    logit = 1.5 * X["x0"] - X["x1"] + 0.8 * X["x2"] * X["x3"]
+    return X, (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+
+
+def test_a_training_worker_killed_mid_fit_restarts_the_group_from_its_checkpoint(
+    ray_engine: RayEngine, tmp_path: Path
+) -> None:
+    assert ray_engine.workers == 2  # connected: the fit runs on the test's cluster
+    X, y = separable(4_000, seed=1)
+    held_out, y_held_out = separable(2_000, seed=2)
+    signature = Signature.from_frame(X)
+    options = {"task": "binary", "classes": 2, "workers": 2, "checkpoint_every": 10}
+    params = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 15, "seed": 3}
+    matrix = X.to_numpy(np.float64)
+    clean = fit_lightgbm_on_ray(
+        params, matrix, y, signature, storage=tmp_path / "train", name="clean", **options
+    )
+    marker = tmp_path / "killed-worker.pid"
+    killer = KillAtRound(marker, round_=24)  # after 25 rounds; the checkpoint holds 20
+    killed = fit_lightgbm_on_ray(
+        params,
+        matrix,
+        y,
+        signature,
+        storage=tmp_path / "train",
+        name="killed",
+        max_failures=1,
+        callbacks=[killer],
+        **options,
+    )
+    dead = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(dead, 0)  # the training worker that reached round 24 is gone
+    first = killer.first_rounds()
+    assert [r for _, r in first] == [0, 0, 10 * 2, 10 * 2]  # two workers, twice
+    assert dead in {p for p, _ in first[:2]}  # a worker of the first group died
+    assert not {p for p, _ in first[:2]} & {p for p, _ in first[2:]}  # new worker processes
+    # the restarted group went on from the checkpoint to the full 60 rounds, data-parallel
+    assert killed.current_iteration() == clean.current_iteration() == 60
+    text = killed.model_to_string()
+    assert "[tree_learner: data]" in text
+    assert "[num_machines: 2]" in text
+    auc = {
+        name: roc_auc_score(y_held_out, booster.predict(held_out.to_numpy(np.float64)))
+        for name, booster in (("clean", clean), ("killed", killed))
+    }
+    assert auc["clean"] > 0.75
+    assert auc["killed"] == pytest.approx(auc["clean"], abs=0.01)
+
+
+TRAIN = """
+import json, os, signal, sys
+from driftloop.core.config import load_settings
+from driftloop.training import train_and_promote
+
+settings = load_settings(sys.argv[1], environ={})
+kill_after = sys.argv[2]
+
+def on_step(name, status, index, total):
+    if name == kill_after and status == "done":  # its checkpoint is written
+        os.kill(os.getpid(), signal.SIGKILL)
+
+result, _ = train_and_promote(settings, "loans", alias=None, on_step=on_step)
+print(json.dumps([[s.name, s.status, s.key] for s in result.steps]))
+"""
+
+
+def test_a_ray_training_run_killed_after_its_frame_resumes_from_the_checkpoint(
+    ray_engine: RayEngine, tmp_path: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    table("binary", rows=2_000, days=10).to_parquet(tmp_path / "data" / "loans.parquet")
+    config = tmp_path / "driftloop.toml"
+    config.write_text(
+        model_toml("binary", data="data/loans.parquet", name="loans")
+        + "params = {n_estimators = 20}\n\n[gates]\nmax_ece = 1.0\n\n"
+        + f'[compute]\nengine = "ray"\naddress = "{ray_engine.address}"\n'
+    )
+
+    def train(kill_after: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", TRAIN, str(config), kill_after]
+        return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+    killed = train("training_set")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    rerun = train("never")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    steps = {name: status for name, status, _ in json.loads(rerun.stdout.splitlines()[-1])}
+    # the frame is read from the killed run's checkpoint, the rest runs, the fit on Ray
+    assert steps == {
+        "load": "cached",
+        "training_set": "cached",
+        "validate": "ran",
+        "split": "ran",
+        "fit": "ran",
+        "evaluate": "ran",
+        "gates": "ran",
+        "register": "ran",
+    }
+    settings = load_settings(config, environ={})
+    registry = Registry.from_settings(settings)
+    try:
+        assert [mv.version for mv in registry.versions("loans")] == [1]
+        text = registry.load("loans", 1, prefer_onnx=False).native.model_to_string()
+    finally:
+        registry.close()
+    assert "[tree_learner: data]" in text
+    assert "[num_machines: 2]" in text

@@ -27,7 +27,7 @@ from driftloop.compute import open_engine
 from driftloop.core.config import Settings, load_settings
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 from driftloop.registry import LoadedModel, Registry, parse_ref
-from driftloop.training import CHUNK_ROWS, score_rows, training_source
+from driftloop.training import CHUNK_ROWS, file_batches, score_rows, training_source
 
 __all__ = ["score"]
 
@@ -92,6 +92,11 @@ def score(
                 audit=audit,
             )
             return
+        if "://" in spec:
+            raise InvalidParameterError(
+                f"--data {spec}: the local engine reads files on this machine; score a URI "
+                "with --engine ray (Ray Data reads it through pyarrow)."
+            )
         rows = training_source(spec, root=settings.root).window(
             loaded.signature.timestamp,
             start=time_option(start, "--start"),
@@ -146,16 +151,12 @@ def _score_on_ray(
     end: pd.Timestamp | None,
     audit: bool,
 ) -> None:
-    """Map the version over the Parquet rows with Ray Data: one scorer per worker (model
-    loaded once), parts written by the workers into a fresh folder that then replaces
-    ``out``."""
+    """Map the version over the Parquet or CSV rows with Ray Data: one scorer per worker
+    (model loaded once), parts written by the workers into a fresh folder that then
+    replaces ``out``."""
     if engine != "ray":
         raise InvalidParameterError(f"--engine must be 'local' or 'ray', got {engine!r}.")
-    if spec.lower().startswith("duckdb:") or spec.lower().endswith((".csv", ".csv.gz")):
-        raise InvalidParameterError(
-            f"--engine ray reads Parquet (a file, a folder, a glob or an s3:// URL), not {spec}."
-        )
-    source = spec if "://" in spec or Path(spec).is_absolute() else str(settings.root / spec)
+    source = file_batches(spec, settings.root)
     out = out.resolve()  # the workers write the parts, from folders of their own
     _replaceable(out)
     scratch = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}")
@@ -196,8 +197,8 @@ def _replaceable(out: Path) -> None:
 
 def _must_exist(spec: str, root: Path) -> None:
     """A file or folder to score must exist (said here: the reader would call it training
-    data); queries and globs are the reader's to check."""
-    if spec.lower().startswith("duckdb:") or any(c in spec for c in "*?["):
+    data); queries, globs and URIs are the reader's to check."""
+    if spec.lower().startswith("duckdb:") or "://" in spec or any(c in spec for c in "*?["):
         return
     path = Path(spec) if Path(spec).is_absolute() else root / spec
     if not path.exists():

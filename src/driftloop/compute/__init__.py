@@ -8,15 +8,24 @@ protocol. Importing this package never imports Ray (an extra:
 
 from __future__ import annotations
 
-from driftloop.compute._engine import BatchFunction, Engine, LocalEngine, write_parts
+from driftloop.compute._engine import (
+    BatchFunction,
+    BatchSource,
+    Engine,
+    LocalEngine,
+    batch_source,
+    write_parts,
+)
 from driftloop.compute._open import open_engine
 from driftloop.compute._ray import RayEngine, import_ray
 
 __all__ = [
     "BatchFunction",
+    "BatchSource",
     "Engine",
     "LocalEngine",
     "RayEngine",
+    "batch_source",
     "import_ray",
     "open_engine",
     "write_parts",

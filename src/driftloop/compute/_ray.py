@@ -3,8 +3,8 @@
 Ray is imported when the engine first connects, never when driftloop is imported. A task
 runs as a Ray task with one CPU; a task whose worker process dies is run again on
 another worker (``max_retries`` times), so a killed worker costs time, not the job.
-Batch scoring streams through Ray Data (``map_batches`` with a pool of actors, each
-building its function once).
+Batch scoring streams Parquet or CSV files through Ray Data (``map_batches`` with a pool
+of actors, each building its function once).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from driftloop.compute._engine import BatchFunction
+from driftloop.compute._engine import BatchFunction, BatchSource, batch_source
 from driftloop.core.errors import BackendUnavailableError, ConfigError
 
 __all__ = ["RayEngine", "import_ray"]
@@ -128,7 +128,7 @@ class RayEngine:
     def map_batches(
         self,
         make_fn: Callable[[], BatchFunction],
-        source: str | Sequence[str],
+        source: str | Sequence[str] | BatchSource,
         destination: Path,
         *,
         batch_rows: int,
@@ -139,8 +139,12 @@ class RayEngine:
         # the command reports progress itself: no Ray Data progress lines on the console
         ray.data.DataContext.get_current().enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        paths = source if isinstance(source, str) else list(source)
-        dataset = ray.data.read_parquet(paths)
+        files = batch_source(source)
+        paths = files.paths if isinstance(files.paths, str) else list(files.paths)
+        if files.format == "csv":
+            dataset = ray.data.read_csv(paths, **files.csv_options())
+        else:
+            dataset = ray.data.read_parquet(paths)
         scored = dataset.map_batches(
             _Batches,
             fn_constructor_args=(make_fn,),

@@ -31,8 +31,11 @@ class ComputeConfig(BaseModel):
     start``), ``"local"`` (a one-machine cluster started for the command, bounded by
     ``num_cpus``), ``"ray://host:port"`` (Ray Client) or ``"host:port"`` (the head's
     address). ``partitions`` is how many entity-key hash partitions a training frame is
-    cut into (unset: one per CPU of the cluster; with the local engine, one). Ray is an
-    extra: ``pip install 'driftloop[ray]'``.
+    cut into (unset: one per CPU of the cluster; with the local engine, one).
+    ``max_retries`` is how many times a task whose worker died is run again;
+    ``max_failures`` how many times distributed training (Ray Train) restarts its group of
+    training workers after one died, from its latest checkpoint, taken every
+    ``checkpoint_every`` boosting rounds. Ray is an extra: ``pip install 'driftloop[ray]'``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
@@ -42,3 +45,5 @@ class ComputeConfig(BaseModel):
     partitions: int | None = Field(default=None, ge=1, le=100_000)
     num_cpus: int | None = Field(default=None, ge=1, le=4_096)
     max_retries: int = Field(default=3, ge=0, le=100)
+    max_failures: int = Field(default=2, ge=0, le=100)
+    checkpoint_every: int = Field(default=10, ge=1, le=100_000)

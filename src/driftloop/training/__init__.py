@@ -3,6 +3,7 @@ release gates."""
 
 from __future__ import annotations
 
+from driftloop.training._batch_source import file_batches
 from driftloop.training._checkpoint import CheckpointStore
 from driftloop.training._fit import default_estimator
 from driftloop.training._inputs import model_inputs
@@ -24,6 +25,7 @@ __all__ = [
     "TrainingSource",
     "build_training_set",
     "default_estimator",
+    "file_batches",
     "model_inputs",
     "parse_timestamps",
     "score_rows",

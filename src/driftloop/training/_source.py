@@ -111,6 +111,17 @@ class TableTrainingSource:
         connection, relation = self._open()
         return [d[0] for d in connection.execute(f"SELECT * FROM {relation} LIMIT 0").description]
 
+    def schema(self) -> Any:
+        """The columns as DuckDB reads them, as an Arrow schema (no rows read)."""
+        connection, relation = self._open()
+        return connection.sql(f"SELECT * FROM {relation} LIMIT 0").arrow().schema
+
+    def paths(self) -> list[Path]:
+        """The files read (none for a query or a frame)."""
+        if isinstance(self.source, ParquetSource | CsvSource):
+            return _files(self.source.path, self.root)
+        return []
+
     def fingerprint(self) -> str:
         """For files, a hash of their bytes; for a query or frame, of its rows (inside
         DuckDB, order-independent)."""

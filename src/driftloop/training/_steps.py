@@ -246,6 +246,8 @@ def _fit_on_ray(
             workers=engine.workers,
             storage=p.settings.state_dir() / "ray-train",
             name=f"{p.name}-{p.step_key}",
+            max_failures=p.settings.compute.max_failures,
+            checkpoint_every=p.settings.compute.checkpoint_every,
         )
     finally:
         engine.close()

@@ -51,6 +51,8 @@ def test_ray_settings_come_from_the_environment() -> None:
         ("ADDRESS", "head-without-port", "compute.address"),
         ("ADDRESS", "ray://head:99999", "compute.address"),
         ("PARTITIONS", "0", "compute.partitions"),
+        ("MAX_FAILURES", "-1", "compute.max_failures"),
+        ("CHECKPOINT_EVERY", "0", "compute.checkpoint_every"),
     ],
 )
 def test_bad_compute_settings_are_refused_naming_the_key(
@@ -78,7 +80,10 @@ def test_local_map_batches_writes_every_row_once(tmp_path: Path) -> None:
 
 
 def test_a_default_compute_config_is_valid() -> None:
-    assert ComputeConfig().address == "auto"
+    config = ComputeConfig()
+    assert config.address == "auto"
+    # a training worker that dies restarts the group twice, from checkpoints every 10 rounds
+    assert (config.max_failures, config.checkpoint_every) == (2, 10)
 
 
 def test_a_ray_engine_is_built_without_touching_a_cluster() -> None:
