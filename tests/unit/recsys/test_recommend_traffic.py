@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,23 +19,10 @@ from driftloop.audit import SqliteAuditLog
 from driftloop.core.config import RolloutPlan, TrafficPolicy
 from driftloop.loop import limits_of
 from driftloop.monitoring import compare_arms
-from driftloop.recsys import Recommendation, Recommender, RecommendRequest, train_recommender
+from driftloop.recsys import Recommender, RecommendRequest, train_recommender
 from driftloop.registry import TrafficStore
 from driftloop.serving import InMemoryModelSource, ServedRecommender, create_app
-from recsys_world import FAST, world
-
-
-@dataclass
-class BrokenRecommender(Recommender):
-    """A version that raises on every call (a bad index, say)."""
-
-    def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Recommendation]:
-        raise RuntimeError("this version's index is broken")
-
-
-def broken(rec: Recommender, version: str) -> Recommender:
-    values = {f.name: getattr(rec, f.name) for f in fields(rec)}
-    return BrokenRecommender(**{**values, "version": version})
+from recsys_world import FAST, broken, world
 
 
 @pytest.fixture(scope="module")
