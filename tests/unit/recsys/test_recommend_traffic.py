@@ -209,3 +209,4 @@ def test_a_policy_naming_a_version_that_cannot_load_is_refused_and_the_old_one_s
             asyncio.run(service.apply(bad))
         assert service.router.arms == ("champion",)
         assert ask(client, "u1")["version"] == "1"
+
