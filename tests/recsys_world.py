@@ -3,10 +3,20 @@ each prefer one genre, items with genres and years, interactions over 60 days.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
 import numpy as np
 import pandas as pd
 
-from driftloop.recsys import Catalog, TowerConfig, TrainConfig
+from driftloop.recsys import (
+    Catalog,
+    Recommendation,
+    Recommender,
+    RecommendRequest,
+    TowerConfig,
+    TrainConfig,
+)
 
 GENRES = ("action", "comedy", "drama", "horror", "romance")
 START = pd.Timestamp("2024-01-01", tz="UTC")
@@ -56,3 +66,17 @@ def world(
         user_frame, item_frame, ("gender", "age_group"), "genres", "year", ("gender", "age_group")
     )
     return frame.reset_index(drop=True), catalog
+
+
+@dataclass
+class BrokenRecommender(Recommender):
+    """A version that raises on every call (a bad index, say)."""
+
+    def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Recommendation]:
+        raise RuntimeError("this version's index is broken")
+
+
+def broken(rec: Recommender, version: str) -> Recommender:
+    """``rec`` as ``version``, raising on every call."""
+    values = {f.name: getattr(rec, f.name) for f in fields(rec)}
+    return BrokenRecommender(**{**values, "version": version})

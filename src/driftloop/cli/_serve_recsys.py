@@ -1,7 +1,8 @@
 """``driftloop serve`` and recommenders: registered versions of the ``recommender``
 flavor are answered at ``POST /v1/models/{name}/recommend`` (their alias followed as
-the tabular models' are), with the project's ``[recsys]`` rules and the users' sessions
-in the project's online store."""
+the tabular models' are, and their traffic policy: ``[serving.traffic.<name>]``, then
+the run-time one the loop or ``driftloop traffic set`` stores), with the project's
+``[recsys]`` rules and the users' sessions in the project's online store."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _is_recommender(registry: Registry, name: str) -> bool:
         return False
 
 
+def _version_of(registry: Registry, name: str, target: str) -> str:
+    """The version number an alias (or a version number) names now."""
+    if target.isdigit():
+        return str(registry.get(name, int(target)).version)
+    return str(registry.resolve(name, target).version)
+
+
 def split_recommenders(
     registry: Registry, specs: list[str], settings: Settings
 ) -> tuple[list[str], list[ServedRecommender], OnlineStore | None]:
@@ -37,10 +45,18 @@ def split_recommenders(
             continue
         from driftloop.recsys import load_recommender  # needs the recsys extra
 
-        load = partial(
-            load_recommender, registry, name, alias or "champion", config=settings.recsys
+        alias = alias or "champion"
+        load_target = partial(load_recommender, registry, name, config=settings.recsys)
+        served.append(
+            ServedRecommender(
+                name,
+                partial(load_target, alias),
+                load_target=load_target,
+                resolve=partial(_version_of, registry, name),
+                traffic=settings.serving.traffic.get(name),
+                alias=alias,
+            )
         )
-        served.append(ServedRecommender(name, load))
     if not served:
         return tabular, served, None
     return tabular, served, online_store_from_url(settings.features.online_store, settings.root)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FallbackConfig", "RecsysConfig", "RecsysRules"]
+__all__ = ["FallbackConfig", "RecsysConfig", "RecsysData", "RecsysRules"]
 
 
 class _Section(BaseModel):
@@ -50,9 +50,31 @@ class FallbackConfig(_Section):
     candidates: int = Field(default=100, ge=10, le=10_000)
 
 
+class RecsysData(_Section):
+    """``[recsys.data.<model>]``: where a recommender's data lives, for the loop to
+    retrain it (docs/recsys.md). Each of ``interactions``, ``users`` and ``items`` is a
+    Parquet or CSV file (or glob, or ``duckdb:`` query) as ``[models.<name>] data`` is,
+    relative to the project folder. Interactions have ``user_id``, ``item_id`` and
+    ``timestamp``; users ``user_id`` and the ``user_features`` columns (``cohort``:
+    those whose combination is a demographic cohort); items ``item_id``, the
+    ``item_tags`` column (lists, or text split on ``|``) and optionally ``item_year``.
+    ``holdout``: the latest share of the retraining window kept out of training, on
+    which the new version and the champion are compared (offline NDCG@10)."""
+
+    interactions: str
+    users: str
+    items: str
+    user_features: tuple[str, ...] = ()
+    item_tags: str = "genres"
+    item_year: str | None = None
+    cohort: tuple[str, ...] = ()
+    holdout: float = Field(default=0.2, gt=0.0, lt=1.0)
+
+
 class RecsysConfig(_Section):
     """``[recsys]``: fallback thresholds and rules (``[recsys.fallback]``,
-    ``[recsys.rules]``)."""
+    ``[recsys.rules]``) and, per recommender, its data (``[recsys.data.<model>]``)."""
 
     rules: RecsysRules = RecsysRules()
     fallback: FallbackConfig = FallbackConfig()
+    data: dict[str, RecsysData] = Field(default_factory=dict)

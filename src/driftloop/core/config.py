@@ -33,7 +33,12 @@ from driftloop.core._model_config import (
     MissingPolicy,
     ModelConfig,
 )
-from driftloop.core._recsys_config import FallbackConfig, RecsysConfig, RecsysRules
+from driftloop.core._recsys_config import (
+    FallbackConfig,
+    RecsysConfig,
+    RecsysData,
+    RecsysRules,
+)
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -55,6 +60,7 @@ __all__ = [
     "MonitoringConfig",
     "ProjectConfig",
     "RecsysConfig",
+    "RecsysData",
     "RecsysRules",
     "RegistryConfig",
     "RolloutPlan",

@@ -10,6 +10,7 @@ from driftloop.loop._audit_analysis import AuditArmAnalysis, arm_share
 from driftloop.loop._controller import LoopController, request_retrain
 from driftloop.loop._decisions import STATES, Decision, RolloutState, history, rollout_state
 from driftloop.loop._lease import Lease, LeaseLostError
+from driftloop.loop._recsys_retrain import FlavorRetrainer, RecommenderRetrainer
 from driftloop.loop._retrain import PipelineRetrainer, Retrainer, Trained, beats_champion
 from driftloop.loop._rollout import GateWindow, Rollout
 from driftloop.loop._triggers import Trigger, due_trigger
@@ -21,11 +22,13 @@ __all__ = [
     "ArmAnalysis",
     "AuditArmAnalysis",
     "Decision",
+    "FlavorRetrainer",
     "GateWindow",
     "Lease",
     "LeaseLostError",
     "LoopController",
     "PipelineRetrainer",
+    "RecommenderRetrainer",
     "Retrainer",
     "Rollout",
     "RolloutState",

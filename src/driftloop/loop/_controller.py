@@ -31,6 +31,7 @@ from driftloop.loop._analysis import Analysis
 from driftloop.loop._arm_analysis import ArmAnalysis
 from driftloop.loop._decisions import Decision, RolloutState, record, rollout_state
 from driftloop.loop._lease import Lease, LeaseLostError
+from driftloop.loop._recsys_retrain import FlavorRetrainer, RecommenderRetrainer
 from driftloop.loop._retrain import PipelineRetrainer, Retrainer
 from driftloop.loop._rollout import GateWindow, Rollout
 from driftloop.monitoring import Alert, AlertSink, MonitoringStore, sink_from_spec
@@ -133,14 +134,24 @@ class LoopController:
     ) -> LoopController:
         """The controller of the project's ``[loop.<model>]`` policies: its registry,
         audit log, monitoring windows and alert sinks, judged by
-        :class:`~driftloop.loop.ArmAnalysis` unless ``analysis=`` is given."""
+        :class:`~driftloop.loop.ArmAnalysis` unless ``analysis=`` is given; each model
+        retrained by its flavor's retrainer (recommenders:
+        :class:`~driftloop.loop.RecommenderRetrainer`; others: the training pipeline)
+        unless ``retrainer=`` is given."""
         registry = Registry.from_settings(settings)
         audit = open_audit_log(settings.audit.url, root=settings.root)
         store = MonitoringStore(settings.audit.url, root=settings.root)
         policies = settings.loop
         plans = {m: p.rollout for m, p in policies.items()}
         options.setdefault("analysis", ArmAnalysis(audit, registry.traffic, plans, clock=clock))
-        options.setdefault("retrainer", PipelineRetrainer(settings, registry))
+        options.setdefault(
+            "retrainer",
+            FlavorRetrainer(
+                registry,
+                {"recommender": RecommenderRetrainer(settings, registry)},
+                PipelineRetrainer(settings, registry),
+            ),
+        )
         mon = settings.monitoring
         window = pd.Timedelta(mon.window_size) if mon.window_by == "time" else pd.Timedelta("1D")
         gate = GateWindow(window.to_pytimedelta(), mon.min_labelled, mon.decision_threshold)

@@ -92,8 +92,11 @@ def beats_champion(
     if len(labelled) < min_labelled:
         numbers["note"] = f"fewer than {min_labelled} labelled rows"
         return None, numbers
-    y = labelled["label"].to_numpy(dtype=np.float64)
     theirs = registry.get(model, challenger)
+    if theirs.flavor == "recommender":  # a list has no per-row score to compare here
+        numbers["note"] = "a recommender is judged offline (NDCG@10) by its retrainer"
+        return None, numbers
+    y = labelled["label"].to_numpy(dtype=np.float64)
     task = theirs.signature.task or "binary"
     metric = theirs.signature.metric or TASKS[task].default_metric
     numbers["metric"] = metric

@@ -511,6 +511,11 @@ _RECOMMEND_SCHEMAS: dict[str, Any] = {
             },
             "model": {"type": "string"},
             "version": {"type": "string"},
+            "route": {
+                "type": "string",
+                "description": "recommend: the arm the traffic policy picked answered; "
+                "recommend:champion: that arm failed and the champion answered.",
+            },
             "confidence": {"type": "number"},
         },
     },

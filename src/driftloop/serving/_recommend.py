@@ -31,13 +31,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.audit import AuditRecord, GroupCommitWriter
-from driftloop.core.config import ServingConfig
+from driftloop.core.config import ServingConfig, TrafficPolicy
+from driftloop.core.errors import InvalidParameterError
 from driftloop.features import OnlineEvent, OnlineStore
 from driftloop.recsys import Recommendation, RecommendRequest
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._recommend_request import parse_interaction, parse_recommend
-from driftloop.serving._server import Server, read_body
+from driftloop.serving._server import _TRAFFIC_POLL_S, Server, read_body
+from driftloop.serving._traffic import ActivePolicy, Router, active_policy
 
 if TYPE_CHECKING:
     from driftloop.recsys import Recommender
@@ -55,18 +57,32 @@ class ServedRecommender:
     """A recommender answered for as ``name``; ``load`` returns the version to serve now
     (for example the registry's ``champion``), called at start and at every refresh.
     ``shadow`` returns a candidate version (or None) that answers the same requests off
-    the response path: its lists are audited with route ``shadow``, never returned."""
+    the response path: its lists are audited with route ``shadow``, never returned.
+
+    With ``load_target`` (an alias or a version number -> that version, with its own
+    index) the recommender follows a traffic policy as the predict path does: ``traffic``
+    (the settings file's), replaced at run time by the server's traffic store; ``resolve``
+    (an alias or version -> its version number) spares reloading a version that did not
+    move. ``alias`` is what ``load`` follows: the arm a request falls back to."""
 
     name: str
     load: Callable[[], Recommender]
     shadow: Callable[[], Recommender | None] | None = None
+    load_target: Callable[[str], Recommender] | None = None
+    resolve: Callable[[str], str] | None = None
+    traffic: TrafficPolicy | None = None
+    alias: str = "champion"
 
 
 _Key = tuple[str, int, tuple[str, ...], tuple[tuple[str, str | None], ...]]
+# an answer, its prediction id and route, the request it answers, and the answering arm
+_Answered = tuple[str, Recommendation, str]
+_STICKY = "user_id"  # a recommender's requests are sticky by user unless a policy says
 
 
 class RecommenderService:
-    """One recommender: the version served, its batcher, cache and sessions."""
+    """One recommender: the versions its traffic policy routes to (each loaded whole, with
+    its own index), its batcher, cache, shadow and sessions."""
 
     def __init__(
         self,
@@ -77,41 +93,116 @@ class RecommenderService:
         sessions: OnlineStore | None,
     ) -> None:
         self.served = served
-        self.current: Recommender | None = None
-        self.shadow: Recommender | None = None
+        self.deployments: dict[str, Recommender] = {}  # by alias or version
+        self.traffic = ActivePolicy(served.traffic)
+        self.router = Router(served.traffic, base=served.alias)
+        self.legacy_shadow: Recommender | None = None  # ``served.shadow``'s version
         self._shadowing: set[asyncio.Task[None]] = set()
+        self._shadow_capacity = settings.shadow_queue  # copies in flight; more are dropped
+        self._shadow_pending = 0
+        self.shadow_dropped = 0
+        self.shadow_failed = 0
+        self.fell_back = 0  # requests an arm failed, answered by the base alias's version
         self.writer = writer
         self.sessions = sessions
         self.tenant = "default"  # its audit rows' tenant (the server sets it: registered)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"recommend-{served.name}")
+        # the shadow's own thread: a shadow that hangs holds it, and nothing else
+        self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix=f"rec-shadow-{served.name}")
         self._cache: OrderedDict[_Key, tuple[float, Recommendation]] = OrderedDict()
         self._cache_on = settings.cache.enabled and settings.cache.max_entries > 0
         self._cache_size = settings.cache.max_entries
         self._ttl = settings.cache.ttl_s
-        self.batcher: DynamicBatcher[RecommendRequest, tuple[str, Recommendation]] = DynamicBatcher(
+        self.batcher: DynamicBatcher[RecommendRequest, _Answered] = DynamicBatcher(
             self._run,
             size=lambda _: 1,
             max_rows=settings.batching.max_batch_size,
             max_wait_s=settings.batching.max_wait_ms / 1000.0,
         )
 
+    @property
+    def current(self) -> Recommender | None:
+        """The version of the base alias (the champion): the one every arm falls back to."""
+        return self.deployments.get(self.served.alias)
+
+    @property
+    def shadow(self) -> Recommender | None:
+        """The version answering copies now: the policy's shadow, else ``served.shadow``'s."""
+        target = self.router.shadow
+        return self.deployments.get(target) if target is not None else self.legacy_shadow
+
+    # -- versions ---------------------------------------------------------------------
     async def refresh(self) -> bool:
-        """Serve the version ``load`` returns now, if it is another one (True)."""
+        """Follow every alias the policy routes to (new versions load off the event loop,
+        then replace the old whole). True if any version changed."""
         if self.served.shadow is not None:
-            self.shadow = await asyncio.to_thread(self.served.shadow)
-        rec = await asyncio.to_thread(self.served.load)
-        if self.current is not None and rec.version == self.current.version:
+            self.legacy_shadow = await asyncio.to_thread(self.served.shadow)
+        changed = False
+        for target in dict.fromkeys((self.served.alias, *self.router.targets)):
+            changed |= await self._follow(target)
+        if changed:
+            self._cache.clear()
+        return changed
+
+    async def _follow(self, target: str) -> bool:
+        """Bring ``target`` (an alias or a version number) to its current version."""
+        served, old = self.served, self.deployments.get(target)
+        if served.resolve is not None:
+            version = await asyncio.to_thread(served.resolve, target)
+            if old is not None and old.version == version:
+                return False
+            same = next((r for r in self.deployments.values() if r.version == version), None)
+            if same is not None:
+                self.deployments[target] = same
+                return True
+        if target == served.alias:
+            rec = await asyncio.to_thread(served.load)
+        elif served.load_target is not None:
+            rec = await asyncio.to_thread(served.load_target, target)
+        else:
+            raise InvalidParameterError(
+                f"Recommender '{served.name}' serves its '{served.alias}' alias only; it "
+                f"cannot load '{target}'."
+            )
+        if old is not None and old.version == rec.version:
             return False
-        self.current = rec  # one reference: batches already running keep their version
-        self._cache.clear()
+        self.deployments[target] = rec  # one reference: batches running keep their version
         return True
 
     def swap(self, rec: Recommender) -> None:
-        """Serve ``rec`` from now on (model and index travel together in it)."""
-        self.current = rec
+        """Serve ``rec`` at the base alias from now on (model and index travel together)."""
+        self.deployments[self.served.alias] = rec
         self._cache.clear()
 
-    async def recommend(self, request: RecommendRequest) -> tuple[str, Recommendation]:
+    async def apply(self, state: ActivePolicy) -> None:
+        """Route by ``state`` from now on. Every version it needs is loaded first (one
+        that cannot be refuses the change, naming it, and the old policy stays);
+        batches already running finish on the versions they started with."""
+        router = Router(state.policy, base=self.served.alias)
+        for target in router.targets:  # aliases may have moved with the policy (the loop)
+            if target not in self.deployments or self.served.resolve is not None:
+                try:
+                    await self._follow(target)
+                except Exception as exc:
+                    raise InvalidParameterError(
+                        f"Traffic for recommender '{self.served.name}': arm or shadow "
+                        f"'{target}' cannot be loaded: {exc}"
+                    ) from None
+        self.router, self.traffic = router, state
+        keep = {self.served.alias, *router.targets}
+        for target in [t for t in self.deployments if t not in keep]:
+            del self.deployments[target]
+
+    def sticky(self, request: RecommendRequest) -> str | int | float | None:
+        """The request's sticky key: its ``user_id``, or the context field the policy
+        names."""
+        field = self.router.sticky_key or _STICKY
+        if field == _STICKY:
+            return request.user_id
+        value = request.context.get(field)
+        return value if isinstance(value, str | int | float) else None
+
+    async def recommend(self, request: RecommendRequest) -> _Answered:
         return await self.batcher.submit(request)
 
     def forget(self, user: str) -> None:
@@ -164,80 +255,121 @@ class RecommenderService:
             tuple(sorted(request.context.items())),
         )
 
-    async def _run(self, requests: Sequence[RecommendRequest]) -> list[tuple[str, Recommendation]]:
-        rec = self.current
-        if rec is None:
+    async def _run(self, requests: Sequence[RecommendRequest]) -> list[_Answered]:
+        """A batch: each request to its arm's version (sticky by user), one model call
+        per version; an arm that raises is answered for by the base alias's version
+        (route ``recommend:champion``); then one audit commit, then the shadow's copies."""
+        base = self.current
+        if base is None:
             raise HttpError("not-ready", f"Recommender '{self.served.name}' is not loaded yet.")
+        router, deployments = self.router, self.deployments
         started = time.perf_counter()
         now = time.monotonic()
         answers: list[Recommendation | None] = [None] * len(requests)
-        todo = []
+        routes = ["recommend"] * len(requests)
+        groups: dict[int, tuple[Recommender, list[int]]] = {}  # by version object
         for k, request in enumerate(requests):
+            rec = deployments.get(router.pick(self.sticky(request)), base)
             hit = self._cache.get(self._key(request)) if self._cache_on else None
             if hit is not None and hit[0] > now and hit[1].version == rec.version:
                 answers[k] = hit[1]
             else:
-                todo.append(k)
-        if todo:
-            loop = asyncio.get_running_loop()
-            fresh = await loop.run_in_executor(
-                self._pool, self._compute, rec, [requests[k] for k in todo]
-            )
+                groups.setdefault(id(rec), (rec, []))[1].append(k)
+        for rec, todo in groups.values():
+            fresh = await self._answer(rec, base, [requests[k] for k in todo])
             for k, answer in zip(todo, fresh, strict=True):
                 answers[k] = answer
-                if self._cache_on:
+                if answer.version != rec.version:
+                    routes[k] = "recommend:champion"
+                elif self._cache_on:
                     self._cache[self._key(requests[k])] = (now + self._ttl, answer)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
         done = [a for a in answers if a is not None]
         ids = [uuid.uuid4().hex for _ in done]
         if self.writer is not None:
             latency_ms = (time.perf_counter() - started) * 1000.0
             stamp = datetime.now(UTC)
             records = [
-                _audit(self.served.name, pid, request, answer, stamp, latency_ms, self.tenant)
-                for pid, request, answer in zip(ids, requests, done, strict=True)
+                _audit(self.served.name, pid, request, answer, stamp, latency_ms, self.tenant, r)
+                for pid, request, answer, r in zip(ids, requests, done, routes, strict=True)
             ]
             await self.writer.awrite(records)  # one group commit for the whole batch
-        shadow = self.shadow
-        if shadow is not None and shadow.version != rec.version and self.writer is not None:
-            task = asyncio.get_running_loop().create_task(self._shadowed(shadow, requests))
-            self._shadowing.add(task)
-            task.add_done_callback(self._shadowing.discard)
-        return list(zip(ids, done, strict=True))
+        self._offer_shadow(requests, ids, done)
+        return list(zip(ids, done, routes, strict=True))
 
-    async def _shadowed(self, rec: Recommender, requests: Sequence[RecommendRequest]) -> None:
-        """The shadow version's lists for the same requests, audited (route ``shadow``)."""
+    async def _answer(
+        self, rec: Recommender, base: Recommender, requests: list[RecommendRequest]
+    ) -> list[Recommendation]:
+        """``rec``'s answers; if it raises (and is not the base), the base's."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._compute, rec, requests)
+        except Exception as exc:
+            if rec is base:
+                raise
+            self.fell_back += len(requests)
+            log.debug("Recommender %s v%s failed: %s", self.served.name, rec.version, exc)
+        return await loop.run_in_executor(self._pool, self._compute, base, requests)
+
+    def _offer_shadow(
+        self, requests: Sequence[RecommendRequest], ids: list[str], done: list[Recommendation]
+    ) -> None:
+        """Copies of the answered requests the shadow samples (not those its own version
+        answered) go to it off the response path; over capacity they are dropped."""
+        shadow = self.shadow
+        if shadow is None or self.writer is None:
+            return
+        router = self.router
+        policy_shadow = router.shadow is not None
+        picked = [
+            k
+            for k, answer in enumerate(done)
+            if answer.version != shadow.version and (not policy_shadow or router.shadowed())
+        ]
+        if not picked:
+            return
+        if self._shadow_pending + len(picked) > self._shadow_capacity:
+            self.shadow_dropped += len(picked)
+            return
+        self._shadow_pending += len(picked)
+        copies = [requests[k] for k in picked]
+        copy_ids = [f"{ids[k]}:shadow" for k in picked]
+        task = asyncio.get_running_loop().create_task(self._shadowed(shadow, copies, copy_ids))
+        self._shadowing.add(task)
+        task.add_done_callback(self._shadowing.discard)
+
+    async def _shadowed(
+        self, rec: Recommender, requests: Sequence[RecommendRequest], ids: list[str]
+    ) -> None:
+        """The shadow version's lists for copies of answered requests, in its own thread,
+        audited under route ``shadow`` (each id the primary's with ``:shadow``)."""
         assert self.writer is not None
         try:
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
-            answers = await loop.run_in_executor(self._pool, self._compute, rec, requests)
+            answers = await loop.run_in_executor(self._shadow_pool, self._compute, rec, requests)
             latency_ms = (time.perf_counter() - started) * 1000.0
             stamp = datetime.now(UTC)
+            name, tenant = self.served.name, self.tenant
             await self.writer.awrite(
                 [
-                    _audit(
-                        self.served.name,
-                        uuid.uuid4().hex,
-                        r,
-                        a,
-                        stamp,
-                        latency_ms,
-                        self.tenant,
-                        "shadow",
-                    )
-                    for r, a in zip(requests, answers, strict=True)
+                    _audit(name, pid, r, a, stamp, latency_ms, tenant, "shadow")
+                    for pid, r, a in zip(ids, requests, answers, strict=True)
                 ]
             )
         except Exception as exc:  # a shadow never fails a request
-            log.warning("Shadow of recommender %s failed: %s", self.served.name, exc)
+            self.shadow_failed += len(requests)
+            log.debug("Shadow v%s of recommender %s failed: %s", rec.version, self.served.name, exc)
+        finally:
+            self._shadow_pending -= len(requests)
 
     async def close(self) -> None:
         for task in list(self._shadowing):
             with contextlib.suppress(Exception):
                 await task
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._shadow_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _audit(
@@ -282,6 +414,8 @@ class Recommenders:
         self.sessions = sessions
         self.by_name: dict[str, RecommenderService] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._traffic_seen = -1
 
     async def start(self) -> None:
         for served in self.served:
@@ -294,8 +428,15 @@ class Recommenders:
             gate = self.server.gate
             service.tenant = gate.tenant_of(served.name) if gate is not None else "default"
         await self.refresh_all()
+        loop = asyncio.get_running_loop()
+        if self.server.traffic is not None and self.by_name:
+            try:
+                await self.sync_traffic()
+            except Exception as exc:  # the settings file's policies, until the store answers
+                log.warning("Could not read traffic policies: %s", exc)
+            self._poller = loop.create_task(self._poll_traffic())
         if self.server.refresh_s > 0 and self.by_name:
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+            self._refresher = loop.create_task(self._refresh_forever())
 
     async def refresh_all(self) -> None:
         for service in self.by_name.values():
@@ -309,11 +450,39 @@ class Recommenders:
             await asyncio.sleep(self.server.refresh_s)
             await self.refresh_all()
 
+    async def sync_traffic(self) -> None:
+        """Route by the stored policies (the loop's, or ``driftloop traffic set``'s) when
+        the store's revision moved, as the predict path does (:meth:`Server.sync_traffic`)."""
+        store = self.server.traffic
+        assert store is not None
+        revision = await asyncio.to_thread(store.revision)
+        if revision == self._traffic_seen:
+            return
+        stored = await asyncio.to_thread(store.all)
+        for name, service in self.by_name.items():
+            row = stored.get(name)
+            if row is None or row.revision == service.traffic.revision:
+                continue
+            try:
+                await service.apply(active_policy(row, service.served.traffic))
+            except Exception as exc:  # keep routing by the policy in force
+                log.warning("Traffic policy %s for %s not applied: %s", row.revision, name, exc)
+        self._traffic_seen = revision
+
+    async def _poll_traffic(self) -> None:
+        while True:
+            await asyncio.sleep(_TRAFFIC_POLL_S)
+            try:
+                await self.sync_traffic()
+            except Exception as exc:  # the store is down: keep the policies in force
+                log.warning("Could not read traffic policies: %s", exc)
+
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for service in self.by_name.values():
             await service.close()
 
@@ -326,7 +495,7 @@ class Recommenders:
     async def recommend(self, request: Request, server: Server) -> Response:
         service = self.service(request.path_params["name"])
         parsed = parse_recommend(await read_body(request, server.settings.max_body_bytes))
-        pid, answer = await service.recommend(parsed)
+        pid, answer, route = await service.recommend(parsed)
         return json_response(
             {
                 "id": pid,
@@ -338,6 +507,7 @@ class Recommenders:
                 "level": answer.level,
                 "model": service.served.name,
                 "version": answer.version,
+                "route": route,
                 "confidence": answer.confidence,
             }
         )

@@ -33,7 +33,7 @@ from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._service import Service
-from driftloop.serving._traffic import ActivePolicy
+from driftloop.serving._traffic import ActivePolicy, active_policy
 
 __all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 
@@ -372,13 +372,7 @@ class Server:
 
     @staticmethod
     def _state(service: Service, row: TrafficState) -> ActivePolicy:
-        if row.policy is None:
-            policy, source = service.served.traffic, "config"
-        else:
-            policy, source = TrafficPolicy.model_validate(row.policy), "runtime"
-        return ActivePolicy(
-            policy, source, row.revision, row.changed_by, row.changed_at.isoformat(), row.reason
-        )
+        return active_policy(row, service.served.traffic)
 
     def degraded(self) -> list[str]:
         """What is answering in a degraded way now (empty: nothing): the audit store

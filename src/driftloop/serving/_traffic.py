@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftloop.core.config import TrafficPolicy
+from driftloop.registry import TrafficState
 from driftloop.stats import category_text
 
-__all__ = ["ActivePolicy", "Router"]
+__all__ = ["ActivePolicy", "Router", "active_policy"]
 
 _SCALE = 2.0**64
 _SEEN = 100_000  # sticky keys whose arm is remembered
@@ -50,6 +51,18 @@ class ActivePolicy:
     changed_by: str = ""
     changed_at: str = ""
     reason: str = ""
+
+
+def active_policy(row: TrafficState, configured: TrafficPolicy | None) -> ActivePolicy:
+    """A stored policy as routed: its own (``runtime``), or the settings file's
+    (``configured``) when the stored one was cleared."""
+    if row.policy is None:
+        policy, source = configured, "config"
+    else:
+        policy, source = TrafficPolicy.model_validate(row.policy), "runtime"
+    return ActivePolicy(
+        policy, source, row.revision, row.changed_by, row.changed_at.isoformat(), row.reason
+    )
 
 
 class Router:

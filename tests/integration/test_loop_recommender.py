@@ -1,0 +1,274 @@
+"""The loop rolls out a recommender as it does any model, against a real server: the
+retrainer trains on the project's ``[recsys.data.movies]`` interactions and passes the
+offline NDCG@10 gate; the new version is shadowed, canaried and promoted while the server
+follows (each arm a whole version with its own index); a challenger that raises on every
+call is rolled back at its first canary step with every request answered.
+
+The server follows the registry's aliases and the traffic policy the loop sets (the same
+database); nothing but the registry connects the two.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pandas as pd
+import pytest
+import uvicorn
+
+from driftloop.audit import open_audit_log
+from driftloop.cli._serve_recsys import split_recommenders
+from driftloop.core.config import Settings, load_settings
+from driftloop.loop import (
+    LoopController,
+    RecommenderRetrainer,
+    Trained,
+    history,
+    request_retrain,
+    rollout_state,
+)
+from driftloop.registry import Registry
+from driftloop.serving import InMemoryModelSource, ServedRecommender, create_app
+from recsys_world import FAST, broken, world
+
+for _module in ("torch", "hnswlib", "implicit"):
+    pytest.importorskip(_module, reason="needs the recsys extra: pip install 'driftloop[recsys]'")
+from driftloop.recsys import (  # noqa: E402
+    Catalog,
+    Recommender,
+    register_recommender,
+    train_recommender,
+)
+
+pytestmark = pytest.mark.integration
+BOUND = 240.0  # seconds: a bound for a stuck rollout, not a timing assertion
+PLAN = {"shadow_requests": 100, "shadow_time": "0s", "canary_steps": [50], "dwell": "0s",
+        "min_sample": 100, "max_error_rate": 0.05}  # fmt: skip
+
+
+def recent_world() -> tuple[pd.DataFrame, Catalog]:
+    """The test world's interactions moved to end an hour ago (the loop retrains on the
+    last ``lookback``)."""
+    frame, catalog = world(users=120, per_user=24)
+    shift = pd.Timestamp.now(tz="UTC") - timedelta(hours=1) - frame["timestamp"].max()
+    return frame.assign(timestamp=frame["timestamp"] + shift), catalog
+
+
+def project(tmp_path: Path, plan: dict[str, Any]) -> Settings:
+    """A project whose ``movies`` interactions, users and items are Parquet files."""
+    frame, catalog = recent_world()
+    data = tmp_path / "data"
+    data.mkdir()
+    frame.to_parquet(data / "ratings.parquet")
+    catalog.users.to_parquet(data / "users.parquet")
+    catalog.items.assign(genres=catalog.items["genres"].map(list)).to_parquet(
+        data / "items.parquet"
+    )
+    overrides = {
+        "recsys": {
+            "data": {
+                "movies": {
+                    "interactions": "data/ratings.parquet",
+                    "users": "data/users.parquet",
+                    "items": "data/items.parquet",
+                    "user_features": ["gender", "age_group"],
+                    "item_tags": "genres",
+                    "item_year": "year",
+                    "cohort": ["gender", "age_group"],
+                }
+            }
+        },
+        "loop": {"movies": {"lookback": "90d", "triggers": {"drift_features": 0}, "rollout": plan}},
+        "serving": {"cache": {"enabled": False}},
+    }
+    return load_settings(root=tmp_path, environ={}, overrides=overrides)
+
+
+def champion_of(settings: Settings, registry: Registry) -> Recommender:
+    """Version 1: trained on the first week only (stale), its ``train_end`` recorded."""
+    frame, catalog = recent_world()
+    end = frame["timestamp"].min() + timedelta(days=7)
+    rec = train_recommender(frame[frame["timestamp"] < end], catalog, name="movies", config=FAST)
+    register_recommender(
+        registry, "movies", rec, alias="champion", params={"train_end": end.isoformat()}
+    )
+    return rec
+
+
+class Served:
+    """``driftloop serve``'s app for the project's recommenders on a real port."""
+
+    def __init__(self, settings: Settings, registry: Registry, served: list[ServedRecommender],
+                 sessions: Any) -> None:  # fmt: skip
+        self.audit = open_audit_log(settings.audit.url, root=settings.root)
+        app = create_app(
+            [],
+            InMemoryModelSource(),
+            settings=settings.serving,
+            audit=self.audit,
+            traffic=registry.traffic,
+            refresh_s=0.2,
+            recommenders=served,
+            sessions=sessions,
+        )
+        self.app = app
+        port = _free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + BOUND
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.audit.close()
+
+
+def _free_port() -> int:
+    from services import free_port
+
+    return free_port()
+
+
+def clients(base: str, stop: threading.Event, answers: list[tuple[int, dict[str, Any]]]) -> None:
+    with httpx2.Client(base_url=base, timeout=30) as http:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            body = {"user_id": f"u{i % 120}" if i % 3 else f"new-{i}", "n": 5}
+            response = http.post("/v1/models/movies/recommend", json=body)
+            answers.append((response.status_code, response.json()))
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> Iterator[tuple[Settings, Registry, Recommender]]:
+    settings = project(tmp_path, PLAN)
+    registry = Registry.from_settings(settings)
+    rec = champion_of(settings, registry)
+    yield settings, registry, rec
+    registry.close()
+
+
+def run_loop(
+    controller: LoopController, registry: Registry, base: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """Requests flow while the loop runs the rollout to rest; every answer."""
+    stop, answers = threading.Event(), []
+    load = threading.Thread(target=clients, args=(base, stop, answers))
+    load.start()
+    deadline = time.monotonic() + BOUND
+    try:
+        request_retrain(registry, "movies", "a week of new interactions", who="ci")
+        while time.monotonic() < deadline:
+            controller.run_once()
+            state = rollout_state(registry.engine, "movies")
+            if state.since is not None and state.resting:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        load.join(60)
+    return answers
+
+
+def test_a_better_recommender_goes_through_shadow_and_canary_to_champion_while_served(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    settings, registry, _ = loaded
+    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
+    retrainer = RecommenderRetrainer(settings, registry, config=FAST)
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
+    with Served(settings, registry, served, sessions) as server:
+        try:
+            answers = run_loop(controller, registry, server.base)
+            assert registry.aliases("movies") == {"champion": 2}, history(registry.engine, "movies")
+            # the server follows the promotion within its refresh: version 2 answers alone
+            deadline = time.monotonic() + BOUND
+            with httpx2.Client(base_url=server.base, timeout=30) as http:
+                while time.monotonic() < deadline:
+                    body = http.post("/v1/models/movies/recommend", json={"user_id": "u1"})
+                    if body.json()["version"] == "2":
+                        break
+                    time.sleep(0.1)
+                after = [
+                    http.post("/v1/models/movies/recommend", json={"user_id": f"u{k}"}).json()
+                    for k in range(40)
+                ]
+        finally:
+            controller.close()
+    decisions = history(registry.engine, "movies")
+    assert [(d.action, d.step) for d in decisions] == [
+        ("request", None), ("retrain", None), ("trained", None), ("shadow", None),
+        ("canary", 0), ("promote", None),
+    ], [(d.action, d.rule) for d in decisions]  # fmt: skip
+    gate = registry.get("movies", 2).gate_report
+    check = gate["checks"][0]
+    assert gate["passed"]
+    assert check["name"] == "offline:ndcg@10"
+    assert check["value"] >= check["champion"]
+    assert registry.aliases("movies") == {"champion": 2}
+    assert registry.traffic.get("movies").policy is None
+    assert answers
+    assert {status for status, _ in answers} == {200}
+    assert {body["version"] for _, body in answers} == {"1", "2"}  # the canary answered
+    assert {body["version"] for body in after} == {"2"}
+
+
+def test_a_recommender_that_raises_on_every_call_is_rolled_back_with_no_failed_response(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    settings, registry, rec = loaded
+    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
+    assert served[0].load_target is not None
+    load_target = served[0].load_target
+
+    def breaking(target: str) -> Recommender:
+        loaded = load_target(target)
+        return broken(loaded, "2") if loaded.version == "2" else loaded
+
+    served = [replace(served[0], load_target=breaking)]
+
+    class Retrain:
+        def retrain(self, model: str, start: Any, end: Any) -> Trained:
+            report = {"passed": True, "checks": [{"name": "offline:ndcg@10", "passed": True}]}
+            mv = register_recommender(registry, model, rec, gate_report=report)
+            return Trained(mv.version, report)
+
+    plan = {**PLAN, "shadow_requests": 0}
+    settings = settings.model_copy(
+        update={"loop": {"movies": settings.loop["movies"].model_validate(
+            {"lookback": "90d", "triggers": {"drift_features": 0}, "rollout": plan})}}
+    )  # fmt: skip
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=Retrain())
+    with Served(settings, registry, served, sessions) as server:
+        try:
+            answers = run_loop(controller, registry, server.base)
+        finally:
+            controller.close()
+    decisions = history(registry.engine, "movies")
+    assert [(d.action, d.step) for d in decisions] == [
+        ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
+        ("rollback", None),
+    ], [(d.action, d.rule) for d in decisions]  # fmt: skip
+    rollback = decisions[-1]
+    assert rollback.numbers["comparison"]["challenger"]["error_rate"] > 0.9
+    assert answers
+    assert {status for status, _ in answers} == {200}
+    assert {body["version"] for _, body in answers} == {"1"}
+    assert any(body["route"] == "recommend:champion" for _, body in answers)
+    assert registry.aliases("movies") == {"champion": 1}
+    assert registry.traffic.get("movies").policy is None
