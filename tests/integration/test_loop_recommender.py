@@ -48,7 +48,8 @@ from driftloop.recsys import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.integration
-BOUND = 240.0  # seconds: a bound for a stuck rollout, not a timing assertion
+BOUND = 900.0  # seconds: a bound for a stuck rollout (a loaded machine), not a timing assertion
+CLIENTS = 3  # concurrent callers: the canary needs a few thousand answers to decide
 PLAN = {"shadow_requests": 100, "shadow_time": "0s", "canary_steps": [50], "dwell": "0s",
         "min_sample": 100, "max_error_rate": 0.05}  # fmt: skip
 
@@ -144,9 +145,11 @@ def _free_port() -> int:
     return free_port()
 
 
-def clients(base: str, stop: threading.Event, answers: list[tuple[int, dict[str, Any]]]) -> None:
+def clients(
+    base: str, stop: threading.Event, answers: list[tuple[int, dict[str, Any]]], seed: int
+) -> None:
     with httpx2.Client(base_url=base, timeout=30) as http:
-        i = 0
+        i = seed * 1_000_000
         while not stop.is_set():
             i += 1
             body = {"user_id": f"u{i % 120}" if i % 3 else f"new-{i}", "n": 5}
@@ -168,8 +171,11 @@ def run_loop(
 ) -> list[tuple[int, dict[str, Any]]]:
     """Requests flow while the loop runs the rollout to rest; every answer."""
     stop, answers = threading.Event(), []
-    load = threading.Thread(target=clients, args=(base, stop, answers))
-    load.start()
+    loads = [
+        threading.Thread(target=clients, args=(base, stop, answers, k)) for k in range(CLIENTS)
+    ]
+    for load in loads:
+        load.start()
     deadline = time.monotonic() + BOUND
     try:
         request_retrain(registry, "movies", "a week of new interactions", who="ci")
@@ -181,7 +187,8 @@ def run_loop(
             time.sleep(0.2)
     finally:
         stop.set()
-        load.join(60)
+        for load in loads:
+            load.join(60)
     return answers
 
 

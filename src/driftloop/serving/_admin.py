@@ -18,6 +18,7 @@ from starlette.responses import Response
 from driftloop.core.config import TrafficPolicy
 from driftloop.serving._auth import actor_of, check_bearer, token_digest
 from driftloop.serving._errors import HttpError, json_response
+from driftloop.serving._recommend import RecommenderService
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
@@ -49,15 +50,47 @@ def _service(request: Request, server: Server) -> Service:
     return server.service(request.path_params["name"])
 
 
+def _recommender(request: Request, server: Server) -> RecommenderService | None:
+    """The recommender of the path, when it names one (and no tabular model)."""
+    name = request.path_params["name"]
+    recs = getattr(request.app.state, "recommenders", None)
+    if name in server.by_name or recs is None:
+        return None
+    service: RecommenderService | None = recs.by_name.get(name)
+    return service
+
+
 async def get_traffic(request: Request, server: Server) -> Response:
     _authorize(request, server)
+    rec = _recommender(request, server)
+    if rec is not None:
+        return json_response(rec.describe())
     return json_response(describe(_service(request, server)))
 
 
 async def put_traffic(request: Request, server: Server) -> Response:
     actor = _authorize(request, server)
-    service = _service(request, server)
-    body = parse_body(await read_body(request, server.settings.max_body_bytes))
+    rec = _recommender(request, server)
+    service = _service(request, server) if rec is None else None
+    policy, reason = _policy_of(await read_body(request, server.settings.max_body_bytes))
+    if rec is not None:  # a recommender: the same policy, its versions loaded whole
+        served = rec.served
+        await rec.preload(policy if policy is not None else served.traffic)
+        state = await server.store_policy(
+            served.name, served.traffic, rec.traffic.revision, policy, actor, reason
+        )
+        await rec.apply(state)
+        return json_response(rec.describe())
+    assert service is not None
+    await service.preload(policy if policy is not None else service.served.traffic)
+    state = await server.store_traffic(service, policy, actor, reason)
+    await service.apply(state)
+    return json_response(describe(service))
+
+
+def _policy_of(raw: bytes) -> tuple[TrafficPolicy | None, str]:
+    """The policy a PUT body sets (None: ``clear``, back to the settings file) and why."""
+    body = parse_body(raw)
     if not isinstance(body, dict):
         raise _bad(None, "the body must be a JSON object")
     unknown = sorted(set(body) - _PUT_FIELDS)
@@ -66,22 +99,17 @@ async def put_traffic(request: Request, server: Server) -> Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 1_000:
         raise _bad("reason", "must be a string of at most 1000 characters")
-    policy: TrafficPolicy | None = None
     if body.get("clear") is True:
         if set(body) - {"clear", "reason"}:
             raise _bad("clear", "goes alone (with a reason): it returns to the settings file")
-    else:
-        try:
-            given = {k: v for k, v in body.items() if k != "reason" and v is not None}
-            policy = TrafficPolicy.model_validate(given)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or None
-            raise _bad(where, str(first["msg"])) from None
-    await service.preload(policy if policy is not None else service.served.traffic)
-    state = await server.store_traffic(service, policy, actor, reason)
-    await service.apply(state)
-    return json_response(describe(service))
+        return None, reason
+    try:
+        given = {k: v for k, v in body.items() if k != "reason" and v is not None}
+        return TrafficPolicy.model_validate(given), reason
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        raise _bad(where, str(first["msg"])) from None
 
 
 def describe(service: Service) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -178,8 +178,17 @@ class RecommenderService:
         """Route by ``state`` from now on. Every version it needs is loaded first (one
         that cannot be refuses the change, naming it, and the old policy stays);
         batches already running finish on the versions they started with."""
-        router = Router(state.policy, base=self.served.alias)
-        for target in router.targets:  # aliases may have moved with the policy (the loop)
+        router = await self.preload(state.policy)
+        self.router, self.traffic = router, state
+        keep = {self.served.alias, *router.targets}
+        for target in [t for t in self.deployments if t not in keep]:
+            del self.deployments[target]
+
+    async def preload(self, policy: TrafficPolicy | None) -> Router:
+        """Load every version ``policy`` routes to (aliases may have moved with it, as the
+        loop moves them); one that cannot be loaded is refused, naming it."""
+        router = Router(policy, base=self.served.alias)
+        for target in router.targets:
             if target not in self.deployments or self.served.resolve is not None:
                 try:
                     await self._follow(target)
@@ -188,10 +197,34 @@ class RecommenderService:
                         f"Traffic for recommender '{self.served.name}': arm or shadow "
                         f"'{target}' cannot be loaded: {exc}"
                     ) from None
-        self.router, self.traffic = router, state
-        keep = {self.served.alias, *router.targets}
-        for target in [t for t in self.deployments if t not in keep]:
-            del self.deployments[target]
+        return router
+
+    def describe(self) -> dict[str, Any]:
+        """The policy routed by now, as ``GET /v1/models/{name}/traffic`` shows it."""
+        state, router = self.traffic, self.router
+        total = sum(router.weights)
+        shadow = self.deployments.get(router.shadow) if router.shadow is not None else None
+        return {
+            "model": self.served.name,
+            "alias": self.served.alias,
+            "source": state.source,
+            "revision": state.revision,
+            "changed_by": state.changed_by,
+            "changed_at": state.changed_at,
+            "reason": state.reason,
+            "arms": [
+                {
+                    "name": name,
+                    "version": rec.version if (rec := self.deployments.get(name)) else None,
+                    "weight": round(100.0 * weight / total, 4),
+                }
+                for name, weight in zip(router.arms, router.weights, strict=True)
+            ],
+            "sticky_key": router.sticky_key or _STICKY,
+            "shadow": router.shadow,
+            "shadow_version": shadow.version if shadow is not None else None,
+            "shadow_sample": router.shadow_sample if router.shadow is not None else None,
+        }
 
     def sticky(self, request: RecommendRequest) -> str | int | float | None:
         """The request's sticky key: its ``user_id``, or the context field the policy

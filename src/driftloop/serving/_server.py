@@ -353,12 +353,25 @@ class Server:
     ) -> ActivePolicy:
         """Record a run-time change (for every worker) and return it as routed here."""
         public = service.served.as_name or service.served.name
+        return await self.store_policy(
+            public, service.served.traffic, service.traffic.revision, policy, who, why
+        )
+
+    async def store_policy(
+        self,
+        public: str,
+        configured: TrafficPolicy | None,
+        revision: int,
+        policy: TrafficPolicy | None,
+        who: str,
+        why: str,
+    ) -> ActivePolicy:
+        """Record a run-time change of the model served as ``public`` (routed by
+        ``revision`` now; ``configured``: its settings file's policy) for every worker."""
         dumped = policy.model_dump() if policy is not None else None
         if self.traffic is None:  # one process, nothing shared: a revision of its own
-            revision = service.traffic.revision + 1
-            return self._state(
-                service, TrafficState(public, dumped, revision, who, datetime.now(UTC), why)
-            )
+            row = TrafficState(public, dumped, revision + 1, who, datetime.now(UTC), why)
+            return active_policy(row, configured)
         try:
             row = await asyncio.to_thread(self.traffic.set, public, dumped, who=who, why=why)
         except DriftloopError:
@@ -368,7 +381,7 @@ class Server:
                 "unavailable",
                 f"The traffic store could not record the change ({type(exc).__name__}).",
             ) from None
-        return self._state(service, row)
+        return active_policy(row, configured)
 
     @staticmethod
     def _state(service: Service, row: TrafficState) -> ActivePolicy:

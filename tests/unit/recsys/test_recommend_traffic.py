@@ -21,7 +21,7 @@ from driftloop.loop import limits_of
 from driftloop.monitoring import compare_arms
 from driftloop.recsys import Recommender, RecommendRequest, train_recommender
 from driftloop.registry import TrafficStore
-from driftloop.serving import InMemoryModelSource, ServedRecommender, create_app
+from driftloop.serving import InMemoryModelSource, ServedRecommender, create_app, token_digest
 from recsys_world import FAST, broken, world
 
 
@@ -210,3 +210,40 @@ def test_a_policy_naming_a_version_that_cannot_load_is_refused_and_the_old_one_s
         assert service.router.arms == ("champion",)
         assert ask(client, "u1")["version"] == "1"
 
+
+def test_the_admin_api_sets_a_recommenders_policy_with_the_token_only(
+    versions: dict[str, Recommender], audit: SqliteAuditLog
+) -> None:
+    aliases = {"champion": versions["1"], "challenger": versions["2"]}
+    app = create_app(
+        [],
+        InMemoryModelSource(),
+        audit=audit,
+        refresh_s=0,
+        recommenders=[served(aliases)],
+        admin_digest=token_digest("s3cret"),
+    )
+    admin = {"Authorization": "Bearer s3cret", "X-Driftloop-Actor": "ana"}
+    canary = {"arms": {"champion": 0, "challenger": 100}, "reason": "try v2"}
+    with TestClient(app) as client:
+        url = "/v1/models/movies/traffic"
+        assert client.put(url, json=canary).status_code == 401
+        wrong = client.put(url, json=canary, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+        assert ask(client, "u1")["version"] == "1"
+        unknown = client.put(url, json={"arms": {"champion": 50, "nope": 50}}, headers=admin)
+        assert unknown.status_code == 422, unknown.text
+        assert "'nope' cannot be loaded" in unknown.json()["error"]["message"]
+        response = client.put(url, json=canary, headers=admin)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["changed_by"] == "ana"
+        assert body["sticky_key"] == "user_id"
+        assert [(a["name"], a["version"], a["weight"]) for a in body["arms"]] == [
+            ("challenger", "2", 100.0)
+        ]
+        assert ask(client, "u1")["version"] == "2"
+        cleared = client.put(url, json={"clear": True}, headers=admin)
+        assert cleared.json()["source"] == "config"
+        assert ask(client, "u1")["version"] == "1"
+        assert client.get(url, headers=admin).json()["arms"][0]["name"] == "champion"
