@@ -15,6 +15,7 @@ Without ``--address`` the run starts a one-machine Ray cluster in this process (
 against one), when present.
 
     python benchmarks/scale.py [--parts offline,serving] [--address HOST:PORT] [--quick]
+        [--reps N] [--sizes ROWS,ROWS]
 """
 
 from __future__ import annotations
