@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from driftloop.core.config import IndexConfig, RecsysConfig
 from driftloop.recsys import Catalog, TowerConfig, TrainConfig
 
 GENRES = ("action", "comedy", "drama", "horror", "romance")
@@ -15,8 +16,7 @@ FAST = TrainConfig(
     ranker_fraction=0.2,
     ranker_candidates=30,
     ranker_rounds=20,
-    index_m=16,
-    index_ef=64,
+    recsys=RecsysConfig(index=IndexConfig(m=16, ef_construction=64, ef=64)),
 )
 
 

@@ -33,7 +33,12 @@ from driftloop.core._model_config import (
     MissingPolicy,
     ModelConfig,
 )
-from driftloop.core._recsys_config import FallbackConfig, RecsysConfig, RecsysRules
+from driftloop.core._recsys_config import (
+    FallbackConfig,
+    IndexConfig,
+    RecsysConfig,
+    RecsysRules,
+)
 from driftloop.core.errors import ConfigError
 from driftloop.core.urls import check_url
 
@@ -49,6 +54,7 @@ __all__ = [
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
+    "IndexConfig",
     "LoopPolicy",
     "MissingPolicy",
     "ModelConfig",
