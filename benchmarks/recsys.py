@@ -6,11 +6,14 @@
 2. ``driftloop serve`` (one worker, audit on, cache off) answering
    ``POST /v1/models/movies/recommend`` for one user per request, 64 connections (wrk),
    server pinned to core 0 and wrk to core 1: p99 against 10 ms.
-3. The item index (hnswlib, as :class:`driftloop.recsys.ItemIndex` builds it) over 1M
-   synthetic items x 64 dims (clustered, unit length): top-100 recall against exact
-   search and one-query p99 against 0.95 and 2 ms; faiss's HNSW beside it when installed.
+3. The item index (hnswlib, as :class:`driftloop.recsys.ItemIndex` builds it with the
+   ``[recsys.index]`` defaults, or ``--m/--ef-construction/--ef``) over 1M synthetic items
+   x 64 dims (clustered, unit length): top-100 recall against exact search and one-query
+   p99 against 0.95 and 2 ms, then the same index at each ``--ef-sweep`` value (the
+   recall/latency curve, one build); faiss's HNSW beside it when installed.
 
     python benchmarks/recsys.py [--quick] [--seconds 10] [--items 1000000]
+    python benchmarks/recsys.py --skip quality,faiss --items 200000 --ef-sweep 100,200,400
 """
 
 from __future__ import annotations
