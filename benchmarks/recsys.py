@@ -144,10 +144,17 @@ def exact_top(asked: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
 
 
 def ann(
-    count: int, settings: IndexConfig, efs: list[int], faiss_too: bool, dim: int = 64
+    count: int,
+    settings: IndexConfig,
+    efs: list[int],
+    faiss_too: bool,
+    keep: Path | None = None,
+    dim: int = 64,
 ) -> dict[str, dict[str, float]]:
     """Recall@100 and one-query latency of ItemIndex at ``settings``, then at each ``ef`` of
-    ``efs`` on the same index (the curve), and faiss's HNSW at the same settings."""
+    ``efs`` on the same index (the curve), and faiss's HNSW at the same settings. With
+    ``keep`` (a folder), the built index is saved there and reused by the next run of the
+    same size and graph settings (a 1M build takes 10+ minutes here)."""
     items, asked = synthetic_items(count, dim, queries=300)
     exact = exact_top(asked, items, 100)
     out: dict[str, dict[str, float]] = {}
@@ -168,10 +175,20 @@ def ann(
 
     shape = f"M={settings.m} ef_construction={settings.ef_construction}"
     print(f"ANN {count:,} x {dim}, top-100 of 300 queries against exact search", flush=True)
+    graph = f"{count}-{dim}-m{settings.m}-efc{settings.ef_construction}"
+    kept = (keep or Path()) / f"hnsw-{graph}.bin"
     t = time.perf_counter()
-    index = ItemIndex.build(items, settings, threads=2)
-    built = time.perf_counter() - t
-    print(f"  hnswlib {shape}: built in {built:.0f} s", flush=True)
+    if keep is not None and kept.exists():
+        index = ItemIndex.from_bytes(kept.read_bytes(), dim, ef=settings.ef)
+        built = float("nan")
+        print(f"  hnswlib {shape}: loaded from {kept}", flush=True)
+    else:
+        index = ItemIndex.build(items, settings, threads=2)
+        built = time.perf_counter() - t
+        print(f"  hnswlib {shape}: built in {built:.0f} s", flush=True)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(index.to_bytes())
     for ef in sorted({settings.ef, *efs}):
         index.ef = ef
         judge(f"hnswlib {shape} ef={ef}", lambda q: index.query(q, 100)[0][0], built)
@@ -208,6 +225,7 @@ def main() -> None:
     parser.add_argument(
         "--ef-sweep", default="100,200,300,400,600,800", help="ANN: more ef to print"
     )
+    parser.add_argument("--keep-index", type=Path, help="ANN: a folder to save/reuse the build")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     items = 200_000 if args.quick else args.items
@@ -246,7 +264,7 @@ def main() -> None:
     if "ann" not in skip:
         settings = IndexConfig(m=args.m, ef_construction=args.ef_construction, ef=args.ef)
         efs = [int(ef) for ef in args.ef_sweep.split(",") if ef]
-        got_ann = ann(items, settings, efs, faiss_too="faiss" not in skip)
+        got_ann = ann(items, settings, efs, "faiss" not in skip, args.keep_index)
         report["ann"] = got_ann
         ours = got_ann["default"]
         at = f"M={settings.m} ef_construction={settings.ef_construction} ef={settings.ef}"
