@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from driftloop.core.config import IndexConfig, RecsysConfig
 from driftloop.recsys import (
     Catalog,
     Recommendation,
@@ -25,8 +26,7 @@ FAST = TrainConfig(
     ranker_fraction=0.2,
     ranker_candidates=30,
     ranker_rounds=20,
-    index_m=16,
-    index_ef=64,
+    recsys=RecsysConfig(index=IndexConfig(m=16, ef_construction=64, ef=64)),
 )
 
 

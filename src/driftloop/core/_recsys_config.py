@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FallbackConfig", "RecsysConfig", "RecsysData", "RecsysRules"]
+__all__ = ["FallbackConfig", "IndexConfig", "RecsysConfig", "RecsysData", "RecsysRules"]
 
 
 class _Section(BaseModel):
@@ -71,10 +71,28 @@ class RecsysData(_Section):
     holdout: float = Field(default=0.2, gt=0.0, lt=1.0)
 
 
+class IndexConfig(_Section):
+    """``[recsys.index]``: the HNSW item index (hnswlib, inner product) retrieval asks.
+
+    ``m``: links per item in the graph (memory and build time grow with it, and recall).
+    ``ef_construction``: candidates weighed per item while building (build time grows with
+    it, and the graph's quality). ``ef``: candidates weighed per query, at least the ``k``
+    asked for (latency grows with it, and recall). The defaults reached top-100 recall
+    0.985-0.998 at 100k-200k items x 64 (docs/recsys.md, "ANN at scale"; 1M is not measured
+    yet); a catalogue of a few thousand items is searched exactly in practice.
+    """
+
+    m: int = Field(default=32, ge=2, le=200)
+    ef_construction: int = Field(default=200, ge=1, le=10_000)
+    ef: int = Field(default=200, ge=1, le=10_000)
+
+
 class RecsysConfig(_Section):
-    """``[recsys]``: fallback thresholds and rules (``[recsys.fallback]``,
-    ``[recsys.rules]``) and, per recommender, its data (``[recsys.data.<model>]``)."""
+    """``[recsys]``: fallback thresholds, rules and the item index (``[recsys.fallback]``,
+    ``[recsys.rules]``, ``[recsys.index]``) and, per recommender, its data
+    (``[recsys.data.<model>]``)."""
 
     rules: RecsysRules = RecsysRules()
     fallback: FallbackConfig = FallbackConfig()
+    index: IndexConfig = IndexConfig()
     data: dict[str, RecsysData] = Field(default_factory=dict)

@@ -35,6 +35,7 @@ from driftloop.core._model_config import (
 )
 from driftloop.core._recsys_config import (
     FallbackConfig,
+    IndexConfig,
     RecsysConfig,
     RecsysData,
     RecsysRules,
@@ -54,6 +55,7 @@ __all__ = [
     "FallbackPolicy",
     "FeaturesConfig",
     "GatesConfig",
+    "IndexConfig",
     "LoopPolicy",
     "MissingPolicy",
     "ModelConfig",

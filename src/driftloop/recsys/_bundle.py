@@ -85,6 +85,7 @@ def from_artifacts(files: dict[str, bytes], name: str, version: str) -> Recommen
             f"{meta['index_sha256'][:12]}; a model is only served with its own index."
         )
     items = tuple(meta["items"])
+    config = RecsysConfig.model_validate(meta["config"])
     weights = {k.removeprefix("tower/"): v for k, v in arrays.items() if k.startswith("tower/")}
     model = TwoTower.from_weights(meta["sizes"], meta["dim"], weights)
     snapshot = Snapshot(
@@ -105,13 +106,13 @@ def from_artifacts(files: dict[str, bytes], name: str, version: str) -> Recommen
         encoding=Encoding.from_json(meta["encoding"]),
         items=items,
         model=model,
-        index=ItemIndex.from_bytes(files["index"], meta["dim"]),
+        index=ItemIndex.from_bytes(files["index"], meta["dim"], ef=config.index.ef),
         ranker=Ranker.from_bytes(files["ranker"]) if "ranker" in files else None,
         popularity=popularity,
         snapshot=snapshot,
         users=meta["users"],
         content=arrays["content"],
         freshness=arrays["freshness"],
-        config=RecsysConfig.model_validate(meta["config"]),
+        config=config,
         temperature=meta["temperature"],
     )

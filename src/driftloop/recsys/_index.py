@@ -2,7 +2,9 @@
 is a versioned artifact of its model version.
 
 hnswlib was chosen by measurement on 1M x 64 items (benchmarks/recsys.py, docs/recsys.md):
-top-100 recall against exact search and query p99 at the chosen ``M`` / ``ef``.
+top-100 recall against exact search and query p99 at the chosen ``M`` / ``ef``; the
+settings (``[recsys.index]``, :class:`~driftloop.core.config.IndexConfig`) default to
+those measured there.
 """
 
 from __future__ import annotations
@@ -15,33 +17,46 @@ import hnswlib
 import numpy as np
 from numpy.typing import NDArray
 
+from driftloop.core.config import IndexConfig
+
 __all__ = ["ItemIndex"]
 
 
 class ItemIndex:
     """Item vectors by item position (label ``k`` is the ``k``-th item of the model)."""
 
-    def __init__(self, index: Any, dim: int) -> None:
+    def __init__(self, index: Any, dim: int, ef: int) -> None:
         self._index = index
         self.dim = dim
+        self.ef = ef
+
+    @property
+    def ef(self) -> int:
+        """Candidates weighed per query (hnswlib searches ``max(ef, k)``)."""
+        return int(self._index.ef)
+
+    @ef.setter
+    def ef(self, ef: int) -> None:
+        if isinstance(ef, bool) or not isinstance(ef, int) or ef < 1:
+            raise ValueError(f"ItemIndex ef must be a positive integer, got {ef!r}")
+        self._index.set_ef(ef)
 
     @classmethod
     def build(
-        cls,
-        vectors: NDArray[Any],
-        *,
-        m: int = 32,
-        ef_construction: int = 200,
-        ef: int = 200,
-        threads: int = 1,
+        cls, vectors: NDArray[Any], settings: IndexConfig | None = None, *, threads: int = 1
     ) -> ItemIndex:
+        """The index of ``vectors`` (one row per item), built on ``threads`` threads and
+        queried on one."""
+        settings = settings or IndexConfig()
         count, dim = vectors.shape
         index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=max(count, 1), ef_construction=ef_construction, M=m)
+        index.init_index(
+            max_elements=max(count, 1), ef_construction=settings.ef_construction, M=settings.m
+        )
         index.set_num_threads(threads)
         index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), np.arange(count))
-        index.set_ef(ef)
-        return cls(index, dim)
+        index.set_num_threads(1)
+        return cls(index, dim, settings.ef)
 
     def __len__(self) -> int:
         return int(self._index.get_current_count())
@@ -50,7 +65,6 @@ class ItemIndex:
         """Item positions and inner products of the ``k`` nearest, one row per query (all
         queries of a batch in one call)."""
         k = min(k, len(self))
-        self._index.set_ef(max(self._index.ef, k))
         labels, distances = self._index.knn_query(
             np.ascontiguousarray(vectors, dtype=np.float32), k=k
         )
@@ -67,12 +81,13 @@ class ItemIndex:
             return path.read_bytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, dim: int, *, ef: int = 200) -> ItemIndex:
+    def from_bytes(cls, data: bytes, dim: int, *, ef: int) -> ItemIndex:
+        """The index saved by :meth:`to_bytes`, searched with ``ef`` (hnswlib does not
+        save it: it is a setting of the version, ``[recsys.index] ef``)."""
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "index.bin"
             path.write_bytes(data)
             index = hnswlib.Index(space="ip", dim=dim)
             index.load_index(str(path))
-        index.set_ef(ef)
         index.set_num_threads(1)
-        return cls(index, dim)
+        return cls(index, dim, ef)

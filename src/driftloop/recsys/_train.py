@@ -34,14 +34,13 @@ __all__ = ["TrainConfig", "train_recommender"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: the towers, the ranker's label window (0: no ranker), the index."""
+    """How to train: the towers, the ranker's label window (0: no ranker), and the
+    ``[recsys]`` settings the version keeps (its item index's among them)."""
 
     tower: TowerConfig = field(default_factory=TowerConfig)
     ranker_fraction: float = 0.15
     ranker_candidates: int = 100
     ranker_rounds: int = 150
-    index_m: int = 32
-    index_ef: int = 200
     recsys: RecsysConfig = field(default_factory=RecsysConfig)
 
 
@@ -95,9 +94,7 @@ def _fit_ranker(
     window = frame[frame["timestamp"] >= at]
     encoding, model = _fit_towers(before, catalog, user_rows, config.tower)
     snapshot = Snapshot.at_time(before, at, items, tags, years)
-    index = ItemIndex.build(
-        _item_vectors(model, encoding, catalog, items), m=config.index_m, ef=config.index_ef
-    )
+    index = ItemIndex.build(_item_vectors(model, encoding, catalog, items), config.recsys.index)
     targets = window.groupby("user_id")["item_id"].agg(set)
     users = [u for u in targets.index if u in snapshot.history]
     if len(users) < 10:
@@ -166,9 +163,7 @@ def train_recommender(
     say("towers")
     encoding, model = _fit_towers(frame, catalog, user_rows, config.tower)
     say("index")
-    index = ItemIndex.build(
-        _item_vectors(model, encoding, catalog, items), m=config.index_m, ef=config.index_ef
-    )
+    index = ItemIndex.build(_item_vectors(model, encoding, catalog, items), config.recsys.index)
     at = frame["timestamp"].max() + pd.Timedelta(microseconds=1)
     snapshot = Snapshot.at_time(frame, at, items, tags, years)
     popularity = Popularity.fit(frame, items, catalog.users.astype(str), catalog.cohort)

@@ -51,6 +51,15 @@ def test_a_registered_recommender_answers_as_it_did_before(
         assert after.version == "1"
 
 
+def test_a_loaded_index_searches_as_widely_as_its_version_was_set_to(
+    rec: Recommender, registry: Registry
+) -> None:
+    register_recommender(registry, "movies", rec)
+    loaded = load_recommender(registry, "movies", "1")
+    assert loaded.config.index == FAST.recsys.index
+    assert loaded.index.ef == rec.index.ef == FAST.recsys.index.ef
+
+
 def test_a_model_is_never_loaded_with_another_versions_index(
     rec: Recommender, registry: Registry
 ) -> None:
