@@ -138,7 +138,10 @@ class Recommender:
                 return computed
             by_row = dict(zip(fresh, computed, strict=True))
             return np.stack(
-                [by_row.get(k, self._vectors.get(p.request.user_id)) for k, p in enumerate(plans)]
+                [
+                    by_row[k] if k in by_row else self._vectors[p.request.user_id]
+                    for k, p in enumerate(plans)
+                ]
             )
         return np.stack([self._vectors[p.request.user_id] for p in plans])
 
@@ -207,7 +210,7 @@ class Recommender:
             )
             ranked = self.ranker.score(features)
         # One padded row per chosen user (candidates in rank order), through the rules.
-        picked = np.flatnonzero(chosen)
+        picked = [int(k) for k in np.flatnonzero(chosen)]
         slot = np.full(rows, -1)
         slot[picked] = np.arange(len(picked))
         width = max(int(keep.sum(axis=1).max(initial=0)), 1)
@@ -265,16 +268,16 @@ class Recommender:
             self._orders[memo] = ordered(
                 scores[None, :], self._everything[None, :], rules=rules, freshness=self.freshness
             )
-        final, order = self._orders[memo]
+        scored, order = self._orders[memo]
         chosen = pick(
-            final[0],
+            scored[0],
             n=n,
             tags=self.snapshot.item_tags,
             max_per_tag=rules.max_per_genre,
             candidates=self._everything,
             order=order[0],
         )
-        return self._answer(plan, level, chosen, final[0, chosen].tolist())
+        return self._answer(plan, level, chosen, scored[0, chosen].tolist())
 
 
 @dataclass(frozen=True)
