@@ -97,6 +97,11 @@ class Snapshot:
             user_mean_rating={str(k): float(v) for k, v in user_mean.items()},
         )
 
+    def positions(self, history: Sequence[str]) -> NDArray[np.int64]:
+        """The item positions of ``history`` (items this snapshot does not know skipped)."""
+        position: dict[str, int] = self._position  # type: ignore[attr-defined]
+        return np.array([position[i] for i in history if i in position], dtype=np.int64)
+
     def rows(
         self,
         history: Sequence[str],
@@ -107,21 +112,57 @@ class Snapshot:
         """The ranking features of ``candidates`` (item positions, in retrieval order with
         their ``scores``) for a user with ``history``; columns :data:`RANKING_FEATURES`."""
         k = len(candidates)
-        out = np.empty((k, len(RANKING_FEATURES)), dtype=np.float64)
-        position: dict[str, int] = self._position  # type: ignore[attr-defined]
+        return self.rows_many(
+            [self.positions(history)],
+            [len(history)],
+            [user_rating],
+            np.zeros(k, dtype=np.int64),
+            candidates,
+            scores,
+            np.arange(k),
+        )
+
+    def rows_many(
+        self,
+        seen: Sequence[NDArray[np.int64]],
+        history_sizes: Sequence[int],
+        user_ratings: Sequence[float | None],
+        owner: NDArray[np.int64],
+        candidates: NDArray[np.int64],
+        scores: NDArray[Any],
+        ranks: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """:meth:`rows` for a batch of users at once: user ``u`` has seen the items
+        ``seen[u]`` among its ``history_sizes[u]`` interactions; candidate ``j`` is for user
+        ``owner[j]``, at retrieval rank ``ranks[j]`` with ``scores[j]``. No Python loop
+        over candidates: per-user sums are differences of running sums."""
         tag_matrix: NDArray[np.float64] = self._tags  # type: ignore[attr-defined]
-        seen = [position[i] for i in history if i in position]
-        seen_years = self.item_year[seen] if seen else np.array([])
-        mean_year = float(np.nanmean(seen_years)) if np.isfinite(seen_years).any() else np.nan
+        sizes = np.array([len(s) for s in seen], dtype=np.int64)
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        flat = np.concatenate([*seen, np.zeros(0, dtype=np.int64)])
+        tag_sums = np.vstack([np.zeros(tag_matrix.shape[1]), np.cumsum(tag_matrix[flat], axis=0)])
+        profile = tag_sums[ends] - tag_sums[starts]  # users x tags: tags of the items seen
+        years = self.item_year[flat]
+        finite = np.isfinite(years)
+        year_sums = np.concatenate([[0.0], np.cumsum(np.where(finite, years, 0.0))])
+        year_counts = np.concatenate([[0], np.cumsum(finite)])
+        counted = year_counts[ends] - year_counts[starts]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_year = np.where(
+                counted > 0, (year_sums[ends] - year_sums[starts]) / counted, np.nan
+            )
+        ratings = np.array([np.nan if r is None else r for r in user_ratings], dtype=np.float64)
+        out = np.empty((len(candidates), len(RANKING_FEATURES)), dtype=np.float64)
         out[:, 0] = scores
-        out[:, 1] = np.arange(k)
-        out[:, 2] = len(history)
-        out[:, 3] = np.nan if user_rating is None else user_rating
+        out[:, 1] = ranks
+        out[:, 2] = np.asarray(history_sizes, dtype=np.float64)[owner]
+        out[:, 3] = ratings[owner]
         out[:, 4] = self.item_count[candidates]
         out[:, 5] = self.item_recent_count[candidates]
         out[:, 6] = self.item_mean_rating[candidates]
         out[:, 7] = self.item_year[candidates]
-        total = max(len(seen), 1)
-        out[:, 8] = tag_matrix[candidates] @ tag_matrix[seen].sum(axis=0) / total
-        out[:, 9] = self.item_year[candidates] - mean_year
+        affinity = np.einsum("ij,ij->i", tag_matrix[candidates], profile[owner])
+        out[:, 8] = affinity / np.maximum(sizes, 1)[owner]
+        out[:, 9] = out[:, 7] - mean_year[owner]
         return out

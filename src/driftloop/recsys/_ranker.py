@@ -28,13 +28,17 @@ class Ranker:
         *,
         seed: int = 0,
         rounds: int = 150,
+        learning_rate: float = 0.05,
+        leaves: int = 31,
     ) -> Ranker:
+        """Fit on ``rows`` grouped per user (``groups``: sizes). Every row of every answer
+        goes through each tree: ``rounds`` x ``leaves`` sets the serving cost."""
         params: dict[str, Any] = {
             "objective": "lambdarank",
             "metric": "ndcg",
             "eval_at": [10],
-            "learning_rate": 0.05,
-            "num_leaves": 31,
+            "learning_rate": learning_rate,
+            "num_leaves": leaves,
             "min_data_in_leaf": 50,
             "feature_fraction": 0.9,
             "lambdarank_truncation_level": 20,

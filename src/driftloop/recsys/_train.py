@@ -41,6 +41,8 @@ class TrainConfig:
     ranker_fraction: float = 0.15
     ranker_candidates: int = 100
     ranker_rounds: int = 150
+    ranker_learning_rate: float = 0.05
+    ranker_leaves: int = 31  # fewer rounds and leaves: cheaper answers (docs/recsys.md)
     recsys: RecsysConfig = field(default_factory=RecsysConfig)
 
 
@@ -128,6 +130,8 @@ def _fit_ranker(
         groups,
         seed=config.tower.seed,
         rounds=config.ranker_rounds,
+        learning_rate=config.ranker_learning_rate,
+        leaves=config.ranker_leaves,
     )
 
 
