@@ -38,8 +38,14 @@ from driftloop.recsys import Recommendation, RecommendRequest
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._recommend_request import parse_interaction, parse_recommend
-from driftloop.serving._server import _TRAFFIC_POLL_S, Server, read_body
-from driftloop.serving._traffic import ActivePolicy, Router, active_policy
+from driftloop.serving._server import Server, read_body
+from driftloop.serving._traffic import (
+    ActivePolicy,
+    Router,
+    active_policy,
+    poll_policies,
+    sync_policies,
+)
 
 if TYPE_CHECKING:
     from driftloop.recsys import Recommender
@@ -488,27 +494,15 @@ class Recommenders:
         the store's revision moved, as the predict path does (:meth:`Server.sync_traffic`)."""
         store = self.server.traffic
         assert store is not None
-        revision = await asyncio.to_thread(store.revision)
-        if revision == self._traffic_seen:
-            return
-        stored = await asyncio.to_thread(store.all)
-        for name, service in self.by_name.items():
-            row = stored.get(name)
-            if row is None or row.revision == service.traffic.revision:
-                continue
-            try:
-                await service.apply(active_policy(row, service.served.traffic))
-            except Exception as exc:  # keep routing by the policy in force
-                log.warning("Traffic policy %s for %s not applied: %s", row.revision, name, exc)
-        self._traffic_seen = revision
+        self._traffic_seen = await sync_policies(
+            store,
+            self._traffic_seen,
+            self.by_name,
+            lambda service, row: active_policy(row, service.served.traffic),
+        )
 
     async def _poll_traffic(self) -> None:
-        while True:
-            await asyncio.sleep(_TRAFFIC_POLL_S)
-            try:
-                await self.sync_traffic()
-            except Exception as exc:  # the store is down: keep the policies in force
-                log.warning("Could not read traffic policies: %s", exc)
+        await poll_policies(self.sync_traffic)
 
     async def stop(self) -> None:
         for task in (self._refresher, self._poller):

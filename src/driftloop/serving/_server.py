@@ -33,13 +33,17 @@ from driftloop.serving._metrics import ServingMetrics
 from driftloop.serving._model import ModelSource
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._service import Service
-from driftloop.serving._traffic import ActivePolicy, active_policy
+from driftloop.serving._traffic import (
+    ActivePolicy,
+    active_policy,
+    poll_policies,
+    sync_policies,
+)
 
 __all__ = ["Handler", "Server", "endpoint", "read_body", "receive_body"]
 
 log = logging.getLogger(__name__)
 
-_TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 _FLUSH_S = 1.0  # per-request metrics counted in bulk reach the shared files within this
 _FEATURES_CHECK_S = 5.0  # how often the online store is asked whether it still holds rows
 _AUDIT_COUNT_S = 1.0  # how often a tenant's audit rows are counted (its storage quota)
@@ -326,27 +330,12 @@ class Server:
     async def sync_traffic(self) -> None:
         """Route by the stored policies when the store's revision moved."""
         assert self.traffic is not None
-        revision = await asyncio.to_thread(self.traffic.revision)
-        if revision == self._traffic_seen:
-            return
-        stored = await asyncio.to_thread(self.traffic.all)
-        for public, service in self.services.items():
-            row = stored.get(public)
-            if row is None or row.revision == service.traffic.revision:
-                continue
-            try:
-                await service.apply(self._state(service, row))
-            except Exception as exc:  # keep routing by the policy in force
-                log.warning("Traffic policy %s for %s not applied: %s", row.revision, public, exc)
-        self._traffic_seen = revision
+        self._traffic_seen = await sync_policies(
+            self.traffic, self._traffic_seen, self.services, self._state
+        )
 
     async def _poll_traffic(self) -> None:
-        while True:
-            await asyncio.sleep(_TRAFFIC_POLL_S)
-            try:
-                await self.sync_traffic()
-            except Exception as exc:  # the store is down: keep the policies in force
-                log.warning("Could not read traffic policies: %s", exc)
+        await poll_policies(self.sync_traffic)
 
     async def store_traffic(
         self, service: Service, policy: TrafficPolicy | None, who: str, why: str

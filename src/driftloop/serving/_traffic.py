@@ -19,18 +19,32 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hashlib
+import logging
 import math
 import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from driftloop.core.config import TrafficPolicy
-from driftloop.registry import TrafficState
+from driftloop.registry import TrafficState, TrafficStore
 from driftloop.stats import category_text
 
-__all__ = ["ActivePolicy", "Router", "active_policy"]
+__all__ = [
+    "TRAFFIC_POLL_S",
+    "ActivePolicy",
+    "Router",
+    "active_policy",
+    "poll_policies",
+    "sync_policies",
+]
+
+log = logging.getLogger(__name__)
+
+TRAFFIC_POLL_S = 0.25  # a change reaches every worker within about this
 
 _SCALE = 2.0**64
 _SEEN = 100_000  # sticky keys whose arm is remembered
@@ -137,3 +151,50 @@ class Router:
         """Does this request also go to the shadow?"""
         sample = self._sample
         return sample >= 1.0 or _random() < sample
+
+
+class _Routed(Protocol):
+    """What follows a stored policy: a service of the predict or the recommend path."""
+
+    @property
+    def traffic(self) -> ActivePolicy: ...
+
+    async def apply(self, policy: ActivePolicy) -> None: ...
+
+
+S = TypeVar("S", bound=_Routed)
+
+
+async def sync_policies(
+    store: TrafficStore,
+    seen: int,
+    services: Mapping[str, S],
+    state: Callable[[S, TrafficState], ActivePolicy],
+) -> int:
+    """Apply each stored policy whose revision the service does not route by yet, when
+    the store's revision moved from ``seen``; return the revision now seen. A policy
+    that cannot be applied is logged and the one in force kept."""
+    revision = await asyncio.to_thread(store.revision)
+    if revision == seen:
+        return seen
+    stored = await asyncio.to_thread(store.all)
+    for name, service in services.items():
+        row = stored.get(name)
+        if row is None or row.revision == service.traffic.revision:
+            continue
+        try:
+            await service.apply(state(service, row))
+        except Exception as exc:  # keep routing by the policy in force
+            log.warning("Traffic policy %s for %s not applied: %s", row.revision, name, exc)
+    return revision
+
+
+async def poll_policies(sync: Callable[[], Awaitable[None]]) -> None:
+    """Call ``sync`` every :data:`TRAFFIC_POLL_S` forever; a store that is down keeps
+    the policies in force."""
+    while True:
+        await asyncio.sleep(TRAFFIC_POLL_S)
+        try:
+            await sync()
+        except Exception as exc:
+            log.warning("Could not read traffic policies: %s", exc)
