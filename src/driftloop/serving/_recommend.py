@@ -38,7 +38,7 @@ from driftloop.recsys import Recommendation, RecommendRequest
 from driftloop.serving._batcher import DynamicBatcher
 from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._recommend_request import parse_interaction, parse_recommend
-from driftloop.serving._server import Server, read_body
+from driftloop.serving._server import Server, read_body, stopped
 from driftloop.serving._traffic import (
     ActivePolicy,
     Router,
@@ -507,9 +507,7 @@ class Recommenders:
     async def stop(self) -> None:
         for task in (self._refresher, self._poller):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stopped(task)
         for service in self.by_name.values():
             await service.close()
 

@@ -174,9 +174,7 @@ class Server:
         tasks = (self._refresher, self._poller, self._flusher, self._watcher, self._key_poller)
         for task in (*tasks, self._publisher):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stopped(task)
         if self.board is not None:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self.board.remove)
@@ -198,9 +196,11 @@ class Server:
         """Ask the online store whether it can serve (off the event loop, bounded)."""
         assert self._features is not None
         try:
-            problem = await asyncio.wait_for(
-                asyncio.to_thread(self._features.problem), _FEATURES_CHECK_S
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the check ends, and the server's stop then
+            # waits for this watcher forever
+            async with asyncio.timeout(_FEATURES_CHECK_S):
+                problem = await asyncio.to_thread(self._features.problem)
         except Exception as exc:  # the breaker reports an outage; this only logs it
             log.debug("Online feature store check failed: %s", exc)
             problem = "unreachable"
@@ -423,6 +423,16 @@ class Server:
             counter = self.metrics.requests.labels(endpoint, str(status)).inc
             self._counters[endpoint, status] = counter
         counter()
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling again should the cancellation be
+    lost (a loop that catches it, or a race in a library), so a stop never hangs."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def read_body(request: Request, limit: int) -> bytes:
