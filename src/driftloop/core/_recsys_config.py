@@ -77,9 +77,9 @@ class IndexConfig(_Section):
     ``m``: links per item in the graph (memory and build time grow with it, and recall).
     ``ef_construction``: candidates weighed per item while building (build time grows with
     it, and the graph's quality). ``ef``: candidates weighed per query, at least the ``k``
-    asked for (latency grows with it, and recall). The defaults reached top-100 recall
-    0.985-0.998 at 100k-200k items x 64 (docs/recsys.md, "ANN at scale"; 1M is not measured
-    yet); a catalogue of a few thousand items is searched exactly in practice.
+    asked for (latency grows with it, and recall). The defaults reach top-100 recall
+    0.982 at a one-query p99 of 0.61 ms on 1M items x 64 (docs/recsys.md, "ANN at scale");
+    a catalogue of a few thousand items is searched exactly in practice.
     """
 
     m: int = Field(default=32, ge=2, le=200)
