@@ -55,12 +55,13 @@ class Enricher:
         items: Sequence[Item],
         wanted: list[tuple[int, int, tuple[str, ...]]],
         stamps: list[list[dict[str, datetime | None]]],
-    ) -> bool:
-        """Read the batch's online features; False when the store could not answer in
-        time (its breaker open, an error, or past ``feature_timeout_s``)."""
+    ) -> set[int] | None:
+        """Read the batch's online features: the requests (indices of ``items``) left
+        with a feature the store had no usable value for; None when the store could not
+        answer in time (its breaker open, an error, or past ``feature_timeout_s``)."""
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
-            return False
+            return None
         names = sorted({name for _, _, fs in wanted for name in fs})
         if self.request_values:  # on-demand features may use the request's values too
             features = deployment.spec.features
@@ -94,11 +95,10 @@ class Enricher:
             if time.monotonic() - self._warned > 10.0:  # once per 10 s, not per batch
                 self._warned = time.monotonic()
                 log.warning("Online features unavailable for %s: %s", self.served.name, exc)
-            return False
+            return None
         if breaker is not None:
             breaker.record(True, time.perf_counter() - started)
-        self._fill(deployment, items, wanted, read, stamps)
-        return True
+        return self._fill(deployment, items, wanted, read, stamps)
 
     def degrade(self, deployment: Deployment, items: Sequence[Item]) -> None:
         """The online store did not answer: rows needing it keep their features missing.
@@ -128,31 +128,40 @@ class Enricher:
         wanted: list[tuple[int, int, tuple[str, ...]]],
         read: Columns,
         stamps: list[list[dict[str, datetime | None]]],
-    ) -> None:
+    ) -> set[int]:
         """Put read values in the rows, encoded by each feature's rule; a value that breaks
-        it (a store out of step with the model) stays null and is flagged missing."""
+        it (a store out of step with the model) stays null and is flagged missing. The
+        requests left with a feature without a value (or an unseen category)."""
         slots = deployment.spec.slots
         values, times = read
+        short: set[int] = set()
         for r, (k, i, names) in enumerate(wanted):
             parsed = items[k].parsed
             row_stamps = stamps[k][i]
+            matrix_row = parsed.matrix[i]
             for name in names:
                 column = values.get(name)
                 if column is None:  # a feature the source does not know
                     row_stamps[name] = None
+                    short.add(k)
                     continue
                 value = column[r]
                 row_stamps[name] = times[name][r]
                 slot = slots.get(name)
                 if value is None or slot is None or slot.encoder is None:
+                    short.add(k)
                     continue
                 try:
                     number = slot.encoder.encode(value)
                 except InvalidValue:
                     log.warning("Feature %s read %r, which %s", name, value, slot.encoder.rule)
+                    short.add(k)
                     continue
-                parsed.matrix[i, slot.column] = number
+                matrix_row[slot.column] = number
                 if parsed.raw is not None:
                     parsed.raw[i][slot.column] = audited(slot.encoder, value, number)
-                if number != number and slot.encoder.unseen(value):
-                    parsed.unseen.setdefault(i, []).append(name)
+                if number != number:
+                    short.add(k)
+                    if slot.encoder.unseen(value):
+                        parsed.unseen.setdefault(i, []).append(name)
+        return short

@@ -26,6 +26,8 @@ class Shape:
     given: Callable[[Mapping[str, Any]], Any]  # their values, in column order
     absent: tuple[str, ...]  # the features to enrich
     keys: tuple[str, ...]  # the entity keys, in the spec's order
+    # a row in feature order from the given values with a NaN appended (absent: the NaN)
+    row: Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
 def _shape_of(fields: tuple[str, ...], spec: RowSpec) -> Shape | None:
@@ -44,15 +46,22 @@ def _shape_of(fields: tuple[str, ...], spec: RowSpec) -> Shape | None:
         and not known <= names
     ):
         present = [f for f in spec.features if f in names]
+        at = {f: k for k, f in enumerate(present)}
+        order = [at.get(f, len(present)) for f in spec.features]  # absent: the NaN
         shape = Shape(
             [spec.features.index(f) for f in present],
             operator.itemgetter(*present) if len(present) > 1 else _single(present),
             tuple(f for f in spec.features if f not in names),
             tuple(spec.entity_keys),
+            operator.itemgetter(*order) if len(order) > 1 else _one_of(order[0]),
         )
     if len(spec.shapes) < _MAX_SHAPES:
         spec.shapes[fields] = shape
     return shape
+
+
+def _one_of(k: int) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    return lambda values: (values[k],)
 
 
 def _single(present: list[str]) -> Callable[[Mapping[str, Any]], Any]:
@@ -62,6 +71,7 @@ def _single(present: list[str]) -> Callable[[Mapping[str, Any]], Any]:
     return lambda instance: (instance[only],)
 
 
+_NAN = math.nan
 _MAX_SHAPES = 64
 """Shapes remembered per spec (a client sending ever new field sets cannot grow it)."""
 
@@ -102,18 +112,25 @@ def keyed_numeric(
         if not all(_plain_key(row[k]) for row in entity_rows for k in keys):
             return None
     n = len(instances)
-    matrix = np.full((n, len(spec.features)), np.nan)
     if shape.columns:
-        rows = [shape.given(i) for i in instances]
-        values = rows[0] if n == 1 else list(itertools.chain.from_iterable(rows))
+        given = [shape.given(i) for i in instances]
+        values = given[0] if n == 1 else list(itertools.chain.from_iterable(given))
         if not set(map(type, values)) <= PLAIN_NUMBERS:
             return None
         try:  # an infinite value (or a sum overflowing): the checked path names it
             if not math.isfinite(sum(values)):
                 return None
-            matrix[:, shape.columns] = rows
+            # each row in feature order by one C call (NaN where enrichment fills in)
+            row = shape.row
+            matrix = np.array([row((*g, _NAN)) for g in given], dtype=np.float64)
         except OverflowError:  # an integer beyond double range
             return None
+    else:
+        matrix = np.full((n, len(spec.features)), np.nan)
     return ParsedInstances(
-        matrix, entity_rows, dict.fromkeys(range(n), shape.absent), event_ts=[event_time] * n
+        matrix,
+        entity_rows,
+        dict.fromkeys(range(n), shape.absent),
+        event_ts=[event_time] * n,
+        enrich_only=True,
     )

@@ -138,3 +138,5 @@ class ParsedInstances:
     unseen: dict[int, list[str]] = field(default_factory=dict)
     event_ts: list[datetime | None] | None = None
     complete: bool = False  # every feature has a finite value (the all-numbers path)
+    # every feature an instance gave has a finite value: only enrichment leaves any without
+    enrich_only: bool = False

@@ -330,15 +330,20 @@ class Service:
         model = deployment.model
         wanted = [(k, i, f) for k, it in enumerate(items) for i, f in it.parsed.enrich.items()]
         stamps: list[list[dict[str, datetime | None]]]
+        short: set[int] | None = None  # the requests enrichment left a feature without
         if wanted and self.enricher is not None:
             stamps = [[{} for _ in range(it.n)] for it in items]
-            if not await self.enricher.read(deployment, items, wanted, stamps):
+            short = await self.enricher.read(deployment, items, wanted, stamps)
+            if short is None:
                 self.enricher.degrade(deployment, items)
         else:
             stamps = [[{}] * it.n for it in items]  # shared, never written
-        for it in items:
-            if it.parsed.enrich and not it.fallback:
-                it.error = self._settle(deployment, it, it.parsed.enrich)
+        for k, it in enumerate(items):
+            parsed = it.parsed
+            if not parsed.enrich or it.fallback:
+                continue
+            if short is None or k in short or not parsed.enrich_only:
+                it.error = self._settle(deployment, it, parsed.enrich)
         live = [it for it in items if it.error is None and not it.fallback]
         parts = [
             it.parsed.matrix if len(it.todo) == it.n else it.parsed.matrix[it.todo]
@@ -519,7 +524,8 @@ class Service:
         item = Item(
             parsed, n, [], None, None, options, route, started, deployment=deployment, ids=ids
         )
-        if not parsed.complete and np.isnan(parsed.matrix).any():  # enriched: once enriched
+        if not (parsed.complete or parsed.enrich_only) and np.isnan(parsed.matrix).any():
+            # rows to enrich are settled once enriched
             error = self._settle(deployment, item, (i for i in range(n) if i not in parsed.enrich))
             if error is not None:
                 raise error
