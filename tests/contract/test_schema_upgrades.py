@@ -52,7 +52,7 @@ from legacy_schemas import (
 from registry_helpers import old_registry_rows, toy_lightgbm
 
 # The newest revision of each branch: a new migration moves its head here.
-AUDIT_HEAD = "a0005_tenants"
+AUDIT_HEAD = "a0006_route_hours_writer"
 FEATURES_HEAD = "f0002_tenants"
 MONITORING_HEAD = "m0003_tenants"
 REGISTRY_HEAD = "r0005_shared_usage"

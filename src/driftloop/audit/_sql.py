@@ -275,8 +275,9 @@ class SqlAuditLog:
 
         def insert() -> int:
             with self._transaction() as cur:
-                self._insert_rows(cur, "predictions", full)
-                self._insert_rows(cur, "predictions_short", short)
+                took = self._insert_rows(cur, "predictions", full)
+                took += self._insert_rows(cur, "predictions_short", short)
+                self._inserted(cur, full + short, took)
                 self._insert_rows(cur, "entities", entities)
             return len(full) + len(short)
 
@@ -302,10 +303,15 @@ class SqlAuditLog:
             known = self._known(cur, [r[0] for r in full] + [r[0] for r in short])
             full = [r for r in full if r[0] not in known]
             short = [r for r in short if r[0] not in known]
-            self._insert_rows(cur, "predictions", full)
-            self._insert_rows(cur, "predictions_short", short)
+            took = self._insert_rows(cur, "predictions", full)
+            took += self._insert_rows(cur, "predictions_short", short)
+            self._inserted(cur, full + short, took)
             self._insert_rows(cur, "entities", [e for e in entities if e[3] not in known])
         return len(full) + len(short)
+
+    def _inserted(self, cur: Any, rows: list[tuple[Any, ...]], took: int) -> None:
+        """Predictions ``rows`` were just inserted in ``cur``'s transaction, ``took`` of
+        them new (a backend that keeps rollups adds them here)."""
 
     def _known(self, cur: Any, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the predictions table has."""
@@ -322,9 +328,11 @@ class SqlAuditLog:
             known.update(row[0] for row in cur.fetchall())
         return known
 
-    def _insert_rows(self, cur: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert_rows(self, cur: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
         """Up to 62 rows per INSERT statement: one database step for the lot, where
-        executemany steps (and the sqlite3 module hands the GIL over) once per row."""
+        executemany steps (and the sqlite3 module hands the GIL over) once per row. How
+        many rows the database took (a duplicate prediction id inserts nothing)."""
+        took = 0
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             key = (statement, len(chunk))
@@ -337,6 +345,8 @@ class SqlAuditLog:
                     f"{', '.join([row] * len(chunk))}{conflict}"
                 )
             cur.execute(sql, [value for r in chunk for value in r])
+            took += cur.rowcount
+        return took
 
     def add_labels(self, labels: Iterable[Label]) -> list[str]:
         now = datetime.now(UTC)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from driftloop.audit._route_hours import add_rows
 from driftloop.audit._schema import upgrade
 from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.errors import InvalidParameterError
@@ -57,6 +58,9 @@ class SqliteAuditLog(SqlAuditLog):
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         upgrade(f"sqlite:///{self.path.resolve()}")
         super().__init__(conn, archive)
+
+    def _inserted(self, cur: Any, rows: list[tuple[Any, ...]], took: int) -> None:
+        add_rows(cur, rows, took)  # the hourly rollups (a0006: the writer keeps them)
 
     def _begin_write(self, cur: Any) -> None:
         """Take the write lock now (BEGIN IMMEDIATE), retrying every 50 us to 1 ms while

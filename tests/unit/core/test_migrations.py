@@ -28,7 +28,8 @@ def test_a_database_upgraded_by_a_newer_driftloop_is_refused_not_touched(
     SqliteAuditLog(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = 'a0099'")
-    with pytest.raises(ConflictError, match=r"revision 'a0099'.*newest is 'a0005_tenants'"):
+    newest = "a0006_route_hours_writer"
+    with pytest.raises(ConflictError, match=rf"revision 'a0099'.*newest is '{newest}'"):
         SqliteAuditLog(path)
 
 

@@ -54,6 +54,43 @@ def _bin_flags(row: str) -> list[str]:
     return _edge_flags(f"{row}.latency_ms", EDGES_MS) + _edge_flags(f"{row}.score", SCORE_EDGES)
 
 
+def bins() -> list[str]:
+    """The bin columns: latency (``b0``..), then score (``s0``..)."""
+    return list(_BINS)
+
+
+def rollup_select() -> str:
+    """The rollup rows of the stored predictions (with their labels), one per hour,
+    model, version and route, to end with more ``AND`` conditions and ``GROUP BY 1, 2,
+    3, 4``."""
+    return (
+        f"SELECT p.ts_us / {HOUR_US}, p.model, p.version, p.route, COUNT(*), "
+        "COUNT(l.prediction_id), SUM(p.score), SUM(p.latency_ms), MAX(p.latency_ms), "
+        f"MIN(p.ts_us), MAX(p.ts_us), {', '.join(f'SUM{f}' for f in _bin_flags('p'))} "
+        "FROM audit_predictions p LEFT JOIN audit_labels l ON l.prediction_id = p.prediction_id "
+        "WHERE 1 = 1"
+    )
+
+
+def insert_trigger() -> str:
+    """The trigger that rolled up each inserted prediction (dropped by ``a0006``: the
+    writer sums each commit's rows instead)."""
+    key = "hour, model, version, route"
+    new = _bin_flags("NEW")
+    return (
+        "CREATE TRIGGER audit_route_hours_insert AFTER INSERT ON audit_predictions BEGIN "
+        f"INSERT INTO audit_route_hours ({key}, requests, labelled, score_sum, latency_sum, "
+        f"latency_max, first_us, last_us, {', '.join(_BINS)}) VALUES (NEW.ts_us / {HOUR_US}, "
+        "NEW.model, NEW.version, NEW.route, 1, 0, NEW.score, NEW.latency_ms, NEW.latency_ms, "
+        f"NEW.ts_us, NEW.ts_us, {', '.join(new)}) ON CONFLICT ({key}) DO UPDATE SET "
+        "requests = requests + 1, score_sum = score_sum + excluded.score_sum, "
+        "latency_sum = latency_sum + excluded.latency_sum, "
+        "latency_max = MAX(latency_max, excluded.latency_max), "
+        "first_us = MIN(first_us, excluded.first_us), last_us = MAX(last_us, excluded.last_us), "
+        f"{', '.join(f'{b} = {b} + excluded.{b}' for b in _BINS)}; END"
+    )
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
@@ -68,26 +105,10 @@ def upgrade() -> None:
     )
     op.execute(
         f"INSERT INTO audit_route_hours ({key}, requests, labelled, score_sum, latency_sum, "
-        f"latency_max, first_us, last_us, {', '.join(_BINS)}) "
-        f"SELECT p.ts_us / {HOUR_US}, p.model, p.version, p.route, COUNT(*), "
-        "COUNT(l.prediction_id), SUM(p.score), SUM(p.latency_ms), MAX(p.latency_ms), "
-        f"MIN(p.ts_us), MAX(p.ts_us), {', '.join(f'SUM{f}' for f in _bin_flags('p'))} "
-        "FROM audit_predictions p LEFT JOIN audit_labels l ON l.prediction_id = p.prediction_id "
+        f"latency_max, first_us, last_us, {', '.join(_BINS)}) {rollup_select()} "
         "GROUP BY 1, 2, 3, 4"
     )
-    new = _bin_flags("NEW")
-    op.execute(
-        "CREATE TRIGGER audit_route_hours_insert AFTER INSERT ON audit_predictions BEGIN "
-        f"INSERT INTO audit_route_hours ({key}, requests, labelled, score_sum, latency_sum, "
-        f"latency_max, first_us, last_us, {', '.join(_BINS)}) VALUES (NEW.ts_us / {HOUR_US}, "
-        "NEW.model, NEW.version, NEW.route, 1, 0, NEW.score, NEW.latency_ms, NEW.latency_ms, "
-        f"NEW.ts_us, NEW.ts_us, {', '.join(new)}) ON CONFLICT ({key}) DO UPDATE SET "
-        "requests = requests + 1, score_sum = score_sum + excluded.score_sum, "
-        "latency_sum = latency_sum + excluded.latency_sum, "
-        "latency_max = MAX(latency_max, excluded.latency_max), "
-        "first_us = MIN(first_us, excluded.first_us), last_us = MAX(last_us, excluded.last_us), "
-        f"{', '.join(f'{b} = {b} + excluded.{b}' for b in _BINS)}; END"
-    )
+    op.execute(insert_trigger())
     op.execute(
         "CREATE TRIGGER audit_route_hours_delete AFTER DELETE ON audit_predictions BEGIN "
         "UPDATE audit_route_hours SET requests = requests - 1, score_sum = score_sum - OLD.score, "
