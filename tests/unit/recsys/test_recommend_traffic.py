@@ -189,8 +189,8 @@ def test_a_stored_policy_change_reaches_the_server_without_a_failed_request(
                 seen = {ask(client, u)["version"] for u in users}  # every one answered
             assert seen == {"2"}
             service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
-            assert service.traffic.source == "runtime"
-            assert service.traffic.changed_by == "t"
+            assert service.arms.traffic.source == "runtime"
+            assert service.arms.traffic.changed_by == "t"
     finally:
         store.close()
 
@@ -206,8 +206,8 @@ def test_a_policy_naming_a_version_that_cannot_load_is_refused_and_the_old_one_s
         service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
         bad = ActivePolicy(TrafficPolicy(arms={"champion": 50, "challenger": 50}), "runtime", 1)
         with pytest.raises(InvalidParameterError, match="'challenger' cannot be loaded"):
-            asyncio.run(service.apply(bad))
-        assert service.router.arms == ("champion",)
+            asyncio.run(service.arms.apply(bad))
+        assert service.arms.router.arms == ("champion",)
         assert ask(client, "u1")["version"] == "1"
 
 
