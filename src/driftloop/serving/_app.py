@@ -117,7 +117,8 @@ def create_app(
 
     async def readyz(request: Request, server: Server) -> Response:
         return json_response(
-            {"ready": server.ready, "degraded": server.degraded()}, 200 if server.ready else 503
+            {"ready": server.ready, "degraded": [*server.degraded(), *recs.degraded()]},
+            200 if server.ready else 503,
         )
 
     async def metrics(request: Request, server: Server) -> Response:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.features import OnlineStore
+from driftloop.serving._breaker import STATES
 from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._recommend_arms import ServedRecommender
 from driftloop.serving._recommend_request import parse_interaction, parse_recommend
@@ -43,6 +45,8 @@ class Recommenders:
         self._refresher: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._traffic_seen = -1
+        # the arms' breakers' clock (seconds, monotonic); tests set it before start
+        self.clock: Callable[[], float] = time.monotonic
 
     async def start(self) -> None:
         for served in self.served:
@@ -51,6 +55,8 @@ class Recommenders:
                 settings=self.server.settings,
                 writer=self.server.writer,
                 sessions=self.sessions,
+                clock=self.clock,
+                on_breaker=self._gauge(served.name),
             )
             gate = self.server.gate
             service.tenant = gate.tenant_of(served.name) if gate is not None else "default"
@@ -98,6 +104,23 @@ class Recommenders:
                 await stopped(task)
         for service in self.by_name.values():
             await service.close()
+
+    def _gauge(self, name: str) -> Callable[[str, str], None]:
+        gauge = self.server.metrics.breaker_state
+
+        def changed(version: str, state: str) -> None:
+            gauge.labels(name, version).set(STATES[state])
+
+        return changed
+
+    def degraded(self) -> list[str]:
+        """The versions whose breaker is not closed (for ``/readyz``'s ``degraded``)."""
+        return [
+            f"{name}@{version}: breaker {breaker.state}"
+            for name, service in sorted(self.by_name.items())
+            for version, breaker in sorted(service.arms.breakers.items())
+            if breaker.state != "closed"
+        ]
 
     def service(self, name: str) -> RecommenderService:
         service = self.by_name.get(name)

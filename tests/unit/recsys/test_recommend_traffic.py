@@ -119,9 +119,9 @@ def test_a_shadow_that_raises_never_fails_or_alters_the_answer(
         answers = [ask(client, user) for user in users]
         service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
         deadline = time.monotonic() + 30
-        while service.shadow_failed < len(users) and time.monotonic() < deadline:
+        while service.shadow.failed < len(users) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert service.shadow_failed == len(users), "every copy reached the shadow"
+        assert service.shadow.failed == len(users), "every copy reached the shadow"
     expected = champion.recommend_many([RecommendRequest(u, n=5) for u in users])
     for answer, want in zip(answers, expected, strict=True):
         assert answer["version"] == "1"
