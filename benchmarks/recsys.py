@@ -195,11 +195,11 @@ def ann(
     kept = (keep or Path()) / f"hnsw-{graph}.bin"
     t = time.perf_counter()
     if keep is not None and kept.exists():
-        index = ItemIndex.from_bytes(kept.read_bytes(), dim, ef=settings.ef)
+        index = ItemIndex.from_bytes(kept.read_bytes(), dim, ef=settings.ef, exact_cells=0)
         built = float("nan")
         print(f"  hnswlib {shape}: loaded from {kept}", flush=True)
     else:
-        index = ItemIndex.build(items, settings, threads=2)
+        index = ItemIndex.build(items, settings, threads=2, exact_cells=0)  # the graph, at any size
         built = time.perf_counter() - t
         print(f"  hnswlib {shape}: built in {built:.0f} s", flush=True)
         if keep is not None:

@@ -79,7 +79,8 @@ class IndexConfig(_Section):
     it, and the graph's quality). ``ef``: candidates weighed per query, at least the ``k``
     asked for (latency grows with it, and recall). The defaults reach top-100 recall
     0.982 at a one-query p99 of 0.61 ms on 1M items x 64 (docs/recsys.md, "ANN at scale");
-    a catalogue of a few thousand items is searched exactly in practice.
+    a catalogue of at most 480,000 items x dimensions is searched exactly, by a matrix
+    product, and ``ef`` is not used (:data:`driftloop.recsys._index.EXACT_CELLS`).
     """
 
     m: int = Field(default=32, ge=2, le=200)

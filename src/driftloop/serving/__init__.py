@@ -12,7 +12,9 @@ from driftloop.serving._feature_store import FeatureStoreSource
 from driftloop.serving._features import EnrichedRow, FeatureSource, InMemoryFeatureSource
 from driftloop.serving._http import GuardedHttpProtocol
 from driftloop.serving._model import DirectoryModelSource, InMemoryModelSource, ModelSource
-from driftloop.serving._recommend import Recommenders, RecommenderService, ServedRecommender
+from driftloop.serving._recommend import Recommenders
+from driftloop.serving._recommend_arms import RecommenderArms, ServedRecommender
+from driftloop.serving._recommend_service import RecommenderService
 from driftloop.serving._registry_source import RegistryModelSource
 from driftloop.serving._scored import ServedModel
 
@@ -27,6 +29,7 @@ __all__ = [
     "InMemoryModelSource",
     "ModelSource",
     "PredictionCache",
+    "RecommenderArms",
     "RecommenderService",
     "Recommenders",
     "RegistryModelSource",

@@ -18,7 +18,8 @@ from starlette.responses import Response
 from driftloop.core.config import TrafficPolicy
 from driftloop.serving._auth import actor_of, check_bearer, token_digest
 from driftloop.serving._errors import HttpError, json_response
-from driftloop.serving._recommend import RecommenderService
+from driftloop.serving._recommend_arms import RecommenderArms
+from driftloop.serving._recommend_service import RecommenderService
 from driftloop.serving._server import Server, read_body
 from driftloop.serving._service import Service
 from driftloop.serving._validation import parse_body
@@ -50,14 +51,14 @@ def _service(request: Request, server: Server) -> Service:
     return server.service(request.path_params["name"])
 
 
-def _recommender(request: Request, server: Server) -> RecommenderService | None:
-    """The recommender of the path, when it names one (and no tabular model)."""
+def _recommender(request: Request, server: Server) -> RecommenderArms | None:
+    """The arms of the path's recommender, when it names one (and no tabular model)."""
     name = request.path_params["name"]
     recs = getattr(request.app.state, "recommenders", None)
     if name in server.by_name or recs is None:
         return None
     service: RecommenderService | None = recs.by_name.get(name)
-    return service
+    return None if service is None else service.arms
 
 
 async def get_traffic(request: Request, server: Server) -> Response:

@@ -29,7 +29,8 @@ from driftloop.serving._metrics import only_models
 from driftloop.serving._model import ModelSource
 from driftloop.serving._openapi import openapi
 from driftloop.serving._ratelimit import RedisCounters
-from driftloop.serving._recommend import Recommenders, ServedRecommender
+from driftloop.serving._recommend import Recommenders
+from driftloop.serving._recommend_arms import ServedRecommender
 from driftloop.serving._scored import ServedModel
 from driftloop.serving._server import Handler, Server, endpoint
 
@@ -77,7 +78,7 @@ def create_app(
     ``board`` is where this process tells its arms' breaker states and failed calls, for
     the dashboard of any worker (see :mod:`._board`; None: it does not tell).
     ``recommenders`` are answered at ``POST /v1/models/{name}/recommend``, with the users'
-    sessions in the online store ``sessions`` (see :mod:`._recommend`).
+    sessions in the online store ``sessions`` (see :mod:`._recommend_service`).
     """
     settings = settings or ServingConfig()
     admin_digest = admin_digest or settings.admin_token_sha256
@@ -116,7 +117,8 @@ def create_app(
 
     async def readyz(request: Request, server: Server) -> Response:
         return json_response(
-            {"ready": server.ready, "degraded": server.degraded()}, 200 if server.ready else 503
+            {"ready": server.ready, "degraded": [*server.degraded(), *recs.degraded()]},
+            200 if server.ready else 503,
         )
 
     async def metrics(request: Request, server: Server) -> Response:

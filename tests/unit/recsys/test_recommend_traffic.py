@@ -119,9 +119,9 @@ def test_a_shadow_that_raises_never_fails_or_alters_the_answer(
         answers = [ask(client, user) for user in users]
         service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
         deadline = time.monotonic() + 30
-        while service.shadow_failed < len(users) and time.monotonic() < deadline:
+        while service.shadow.failed < len(users) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert service.shadow_failed == len(users), "every copy reached the shadow"
+        assert service.shadow.failed == len(users), "every copy reached the shadow"
     expected = champion.recommend_many([RecommendRequest(u, n=5) for u in users])
     for answer, want in zip(answers, expected, strict=True):
         assert answer["version"] == "1"
@@ -189,8 +189,8 @@ def test_a_stored_policy_change_reaches_the_server_without_a_failed_request(
                 seen = {ask(client, u)["version"] for u in users}  # every one answered
             assert seen == {"2"}
             service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
-            assert service.traffic.source == "runtime"
-            assert service.traffic.changed_by == "t"
+            assert service.arms.traffic.source == "runtime"
+            assert service.arms.traffic.changed_by == "t"
     finally:
         store.close()
 
@@ -206,8 +206,8 @@ def test_a_policy_naming_a_version_that_cannot_load_is_refused_and_the_old_one_s
         service = client.app.state.recommenders.service("movies")  # type: ignore[attr-defined]
         bad = ActivePolicy(TrafficPolicy(arms={"champion": 50, "challenger": 50}), "runtime", 1)
         with pytest.raises(InvalidParameterError, match="'challenger' cannot be loaded"):
-            asyncio.run(service.apply(bad))
-        assert service.router.arms == ("champion",)
+            asyncio.run(service.arms.apply(bad))
+        assert service.arms.router.arms == ("champion",)
         assert ask(client, "u1")["version"] == "1"
 
 
