@@ -4,7 +4,7 @@ offline NDCG@10 gate; the new version is shadowed, canaried and promoted while t
 follows (each arm a whole version with its own index); a challenger that raises on every
 call is rolled back at its first canary step with every request answered; a challenger
 whose lists users never click (feedback labels 0) while they click the champion's (1) is
-rolled back on its hit rate.
+rolled back on its hit rate, and one clicked as often is promoted.
 
 The server follows the registry's aliases and the traffic policy the loop sets (the same
 database); nothing but the registry connects the two.
@@ -341,3 +341,28 @@ def test_a_recommender_canary_users_never_click_is_rolled_back_on_its_hit_rate(
     assert {body["version"] for _, body in answers} == {"1", "2"}  # the canary answered
     assert registry.aliases("movies") == {"champion": 1}
     assert registry.traffic.get("movies").policy is None
+
+
+def test_a_recommender_canary_clicked_as_often_is_promoted_once_its_hit_rate_is_not_worse(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    settings, registry, rec = loaded
+    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
+    settings = with_plan(settings, {**PLAN, "shadow_requests": 0, "min_labelled": 50})
+    retrainer = Reregister(registry, rec)
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
+    with Served(settings, registry, served, sessions) as server:
+        try:
+            answers = run_loop(controller, registry, server.base, clicks={"1": 1, "2": 1})
+        finally:
+            controller.close()
+    decisions = history(registry.engine, "movies")
+    assert [(d.action, d.step) for d in decisions] == [
+        ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
+        ("promote", None),
+    ], [(d.action, d.rule) for d in decisions]  # fmt: skip
+    comparison = decisions[-1].numbers["comparison"]
+    assert comparison["tests"]["hit_rate"]["decision"] == "challenger_not_worse"
+    assert comparison["challenger"]["labelled"] >= 50
+    assert {status for status, _ in answers} == {200}
+    assert registry.aliases("movies") == {"champion": 2}
