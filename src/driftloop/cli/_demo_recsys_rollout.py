@@ -154,6 +154,9 @@ def run_rollout(
                 time.sleep(PAUSE)
         finally:
             controller.close()
+        state = rollout_state(registry.engine, "movies")
+        if not state.resting:
+            console.print(f"  The rollout did not end within {BOUND:.0f} s ({state.state}).")
         for name in stages:
             console.print(f"  {name}: {traffic.report(name)}{_copies(name, decisions)}")
         after = _after(client, traffic, registry)
