@@ -2,7 +2,9 @@
 retrainer trains on the project's ``[recsys.data.movies]`` interactions and passes the
 offline NDCG@10 gate; the new version is shadowed, canaried and promoted while the server
 follows (each arm a whole version with its own index); a challenger that raises on every
-call is rolled back at its first canary step with every request answered.
+call is rolled back at its first canary step with every request answered; a challenger
+whose lists users never click (feedback labels 0) while they click the champion's (1) is
+rolled back on its hit rate, and one clicked as often is promoted.
 
 The server follows the registry's aliases and the traffic policy the loop sets (the same
 database); nothing but the registry connects the two.
@@ -146,8 +148,14 @@ def _free_port() -> int:
 
 
 def clients(
-    base: str, stop: threading.Event, answers: list[tuple[int, dict[str, Any]]], seed: int
+    base: str,
+    stop: threading.Event,
+    answers: list[tuple[int, dict[str, Any]]],
+    seed: int,
+    clicks: dict[str, int] | None = None,
 ) -> None:
+    """Ask for lists until ``stop``; with ``clicks`` (by version), label each list with
+    its version's click (1) or none (0) through ``/v1/feedback``."""
     with httpx2.Client(base_url=base, timeout=30) as http:
         i = seed * 1_000_000
         while not stop.is_set():
@@ -155,6 +163,10 @@ def clients(
             body = {"user_id": f"u{i % 120}" if i % 3 else f"new-{i}", "n": 5}
             response = http.post("/v1/models/movies/recommend", json=body)
             answers.append((response.status_code, response.json()))
+            if clicks is not None and response.status_code == 200:
+                answer = response.json()
+                label = {"prediction_id": answer["id"], "label": clicks[answer["version"]]}
+                http.post("/v1/feedback", json={"labels": [label]}).raise_for_status()
 
 
 @pytest.fixture
@@ -167,12 +179,17 @@ def loaded(tmp_path: Path) -> Iterator[tuple[Settings, Registry, Recommender]]:
 
 
 def run_loop(
-    controller: LoopController, registry: Registry, base: str
+    controller: LoopController,
+    registry: Registry,
+    base: str,
+    clicks: dict[str, int] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Requests flow while the loop runs the rollout to rest; every answer."""
+    """Requests flow (each list labelled by ``clicks``, when given) while the loop runs
+    the rollout to rest; every answer."""
     stop, answers = threading.Event(), []
     loads = [
-        threading.Thread(target=clients, args=(base, stop, answers, k)) for k in range(CLIENTS)
+        threading.Thread(target=clients, args=(base, stop, answers, k, clicks))
+        for k in range(CLIENTS)
     ]
     for load in loads:
         load.start()
@@ -238,6 +255,25 @@ def test_a_better_recommender_goes_through_shadow_and_canary_to_champion_while_s
     assert {body["version"] for body in after} == {"2"}
 
 
+class Reregister:
+    """A retrainer that registers ``rec`` again as a new version with a passed gate."""
+
+    def __init__(self, registry: Registry, rec: Recommender) -> None:
+        self.registry, self.rec = registry, rec
+
+    def retrain(self, model: str, start: Any, end: Any) -> Trained:
+        report = {"passed": True, "checks": [{"name": "offline:ndcg@10", "passed": True}]}
+        mv = register_recommender(self.registry, model, self.rec, gate_report=report)
+        return Trained(mv.version, report)
+
+
+def with_plan(settings: Settings, plan: dict[str, Any]) -> Settings:
+    policy = settings.loop["movies"].model_validate(
+        {"lookback": "90d", "triggers": {"drift_features": 0}, "rollout": plan}
+    )
+    return settings.model_copy(update={"loop": {"movies": policy}})
+
+
 def test_a_recommender_that_raises_on_every_call_is_rolled_back_with_no_failed_response(
     loaded: tuple[Settings, Registry, Recommender],
 ) -> None:
@@ -251,19 +287,9 @@ def test_a_recommender_that_raises_on_every_call_is_rolled_back_with_no_failed_r
         return broken(loaded, "2") if loaded.version == "2" else loaded
 
     served = [replace(served[0], load_target=breaking)]
-
-    class Retrain:
-        def retrain(self, model: str, start: Any, end: Any) -> Trained:
-            report = {"passed": True, "checks": [{"name": "offline:ndcg@10", "passed": True}]}
-            mv = register_recommender(registry, model, rec, gate_report=report)
-            return Trained(mv.version, report)
-
-    plan = {**PLAN, "shadow_requests": 0}
-    settings = settings.model_copy(
-        update={"loop": {"movies": settings.loop["movies"].model_validate(
-            {"lookback": "90d", "triggers": {"drift_features": 0}, "rollout": plan})}}
-    )  # fmt: skip
-    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=Retrain())
+    settings = with_plan(settings, {**PLAN, "shadow_requests": 0})
+    retrainer = Reregister(registry, rec)
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
     with Served(settings, registry, served, sessions) as server:
         try:
             answers = run_loop(controller, registry, server.base)
@@ -282,3 +308,61 @@ def test_a_recommender_that_raises_on_every_call_is_rolled_back_with_no_failed_r
     assert any(body["route"] == "recommend:champion" for _, body in answers)
     assert registry.aliases("movies") == {"champion": 1}
     assert registry.traffic.get("movies").policy is None
+
+
+def test_a_recommender_canary_users_never_click_is_rolled_back_on_its_hit_rate(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    settings, registry, rec = loaded
+    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
+    # the step cannot pass before 50 labelled lists per arm: the clicks decide it
+    settings = with_plan(settings, {**PLAN, "shadow_requests": 0, "min_labelled": 50})
+    retrainer = Reregister(registry, rec)
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
+    with Served(settings, registry, served, sessions) as server:
+        try:
+            answers = run_loop(controller, registry, server.base, clicks={"1": 1, "2": 0})
+        finally:
+            controller.close()
+    decisions = history(registry.engine, "movies")
+    assert [(d.action, d.step) for d in decisions] == [
+        ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
+        ("rollback", None),
+    ], [(d.action, d.rule) for d in decisions]  # fmt: skip
+    rollback = decisions[-1]
+    assert rollback.rule.startswith("performance-drop"), rollback.rule
+    assert "hit rate" in rollback.rule
+    comparison = rollback.numbers["comparison"]
+    assert comparison["task"] == "recommendation"
+    assert comparison["champion"]["metrics"]["hit_rate"] == 1.0
+    assert comparison["challenger"]["metrics"]["hit_rate"] == 0.0
+    assert comparison["challenger"]["errors"] == 0
+    assert {status for status, _ in answers} == {200}
+    assert {body["version"] for _, body in answers} == {"1", "2"}  # the canary answered
+    assert registry.aliases("movies") == {"champion": 1}
+    assert registry.traffic.get("movies").policy is None
+
+
+def test_a_recommender_canary_clicked_as_often_is_promoted_once_its_hit_rate_is_not_worse(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    settings, registry, rec = loaded
+    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
+    settings = with_plan(settings, {**PLAN, "shadow_requests": 0, "min_labelled": 50})
+    retrainer = Reregister(registry, rec)
+    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
+    with Served(settings, registry, served, sessions) as server:
+        try:
+            answers = run_loop(controller, registry, server.base, clicks={"1": 1, "2": 1})
+        finally:
+            controller.close()
+    decisions = history(registry.engine, "movies")
+    assert [(d.action, d.step) for d in decisions] == [
+        ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
+        ("promote", None),
+    ], [(d.action, d.rule) for d in decisions]  # fmt: skip
+    comparison = decisions[-1].numbers["comparison"]
+    assert comparison["tests"]["hit_rate"]["decision"] == "challenger_not_worse"
+    assert comparison["challenger"]["labelled"] >= 50
+    assert {status for status, _ in answers} == {200}
+    assert registry.aliases("movies") == {"champion": 2}

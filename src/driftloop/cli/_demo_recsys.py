@@ -4,7 +4,9 @@ MovieLens-100k (from the recbole wheel) split by time; a two-tower model, its in
 a LightGBM ranker trained on the past; judged on the future against popularity; registered
 as a model version (index inside, with its sha256); served by ``driftloop serve``'s app in
 process to warm users, cold users and strangers; every list audited; the served lists'
-coverage and diversity compared with the offline ones (monitoring).
+coverage and diversity compared with the offline ones (monitoring); then the loop
+retrains it on more of the ratings, shadows and canaries the new version with the users'
+simulated clicks as feedback, and promotes it or rolls it back (``_demo_recsys_rollout``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from driftloop.cli._console import console, progress_bar
+from driftloop.cli._demo_recsys_rollout import ROLLOUT_TOML, run_rollout, write_loop_data
 from driftloop.core.config import CONFIG_FILENAME, load_settings
 from driftloop.data import movielens_100k
 from driftloop.monitoring import ListStats, list_drift
@@ -36,7 +39,8 @@ from driftloop.registry import Registry
 __all__ = ["RECSYS_TOML", "run_recsys_demo"]
 
 MODEL = "movies"
-RECSYS_TOML = """\
+RECSYS_TOML = (
+    """\
 [project]
 name = "driftloop-recsys-demo"
 
@@ -49,6 +53,8 @@ freshness_boost = 0.05
 warm_min = 6
 cohort_min = 50
 """
+    + ROLLOUT_TOML
+)
 
 
 def _table(title: str, results: dict[str, dict[str, dict[str, float]]]) -> Table:
@@ -84,6 +90,7 @@ def run_recsys_demo(folder: Path, seed: int) -> dict[str, Any]:
         "meeting films no one rated before."
     )
     (folder / CONFIG_FILENAME).write_text(RECSYS_TOML)
+    write_loop_data(folder, ml.ratings, catalog)
     env = {"DRIFTLOOP_CONFIG": str(folder / CONFIG_FILENAME)}
     settings = load_settings(environ=env)
 
@@ -123,9 +130,15 @@ def run_recsys_demo(folder: Path, seed: int) -> dict[str, Any]:
     console.rule("[bold]3. Register[/]: model, index (sha256) and ranker as one version")
     registry = Registry.from_settings(settings)
     metrics = {f"{seg}_{m}": v for seg, r in results["ours"].items() for m, v in r.items()}
-    mv = register_recommender(registry, MODEL, rec, metrics=metrics, alias="champion")
+    mv = register_recommender(
+        registry,
+        MODEL,
+        rec,
+        metrics=metrics,
+        alias="champion",
+        params={"train_end": split.cutoff.isoformat()},
+    )
     console.print(f"{mv.ref}: artifacts {', '.join(sorted(mv.artifacts))}; alias champion.")
-    registry.close()
 
     console.rule("[bold]4. Serve[/]: POST /v1/models/movies/recommend (driftloop serve's app)")
     from starlette.testclient import TestClient
@@ -177,6 +190,23 @@ def run_recsys_demo(folder: Path, seed: int) -> dict[str, Any]:
         + (f"drift in {drifted}" if drifted else "no drift")
         + f" (tolerance {drift.tolerance:.0%})."
     )
+
+    console.rule("[bold]6. Roll out a new version[/]: retrain, gate, shadow, canary, decide")
+    console.print(
+        "The loop retrains on all but the latest 10% of the ratings and gates on them "
+        "(NDCG@10 against the champion); users then ask for lists, and a list counts as "
+        "clicked (feedback 1, else 0) when it holds a film its user rated in that latest 10%."
+    )
+    try:
+        rollout = run_rollout(settings, registry, lambda: build_app(env), ml.ratings, config)
+    finally:
+        registry.close()
     seconds = time.perf_counter() - started
     console.print(f"[bold]Done[/] in {seconds:.0f} s; project in {folder}.")
-    return {"results": results, "levels": levels, "audited": len(frame), "seconds": seconds}
+    return {
+        "results": results,
+        "levels": levels,
+        "audited": len(frame),
+        "rollout": rollout,
+        "seconds": seconds,
+    }

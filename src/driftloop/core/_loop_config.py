@@ -117,6 +117,9 @@ class RolloutPlan(_Section):
     metric significantly worse than the champion's by more than ``metric_margin`` (a
     share of the champion's value) rolls back too. ``min_labelled``: labelled answers
     each arm needs before a step passes (0: steps do not wait for labels).
+    ``hit_label``: for a recommender, the feedback label from which a served list counts
+    as hit in the arms' hit-rate test (1 for clicks labelled 1/0; 4 for star ratings
+    where 4 and 5 are positive).
     """
 
     shadow_requests: int = Field(default=500, ge=0)
@@ -130,6 +133,7 @@ class RolloutPlan(_Section):
     max_p99_latency_ms: float | None = Field(default=None, gt=0.0)
     min_labelled: int = Field(default=0, ge=0)
     metric_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    hit_label: float = 1.0
 
     @field_validator("canary_steps")
     @classmethod

@@ -4,13 +4,14 @@ as its limits.
 At each check the challenger is compared with the champion on the audit log's rows since
 the step began (after ``settle``: servers take about a second to follow a new policy):
 error rate, p50/p99 latency, score shift between arms, shadow coverage and disagreement,
-and the label metrics of the rows labelled so far, error rate and label metrics with
-always-valid sequential tests (``docs/loop-analysis.md``). The plan gives the limits:
-``max_error_rate``, ``max_p99_latency_ms``, ``min_sample`` (``shadow_requests`` in the
-shadow), ``min_labelled`` (labelled answers each arm needs before a step passes; 0: a
-step does not wait for labels, though labels that arrive can still roll it back) and
-``metric_margin``. The traffic policy says the stage, so a shadow that raises (and so
-writes nothing) is caught by its coverage.
+and the label metrics of the rows labelled so far (a recommender's: the hit rate of its
+lists, a list hit when its label is at least the plan's ``hit_label``), error rate and
+label metrics with always-valid sequential tests (``docs/loop-analysis.md``). The plan
+gives the limits: ``max_error_rate``, ``max_p99_latency_ms``, ``min_sample``
+(``shadow_requests`` in the shadow), ``min_labelled`` (labelled answers each arm needs
+before a step passes; 0: a step does not wait for labels, though labels that arrive can
+still roll it back), ``metric_margin`` and ``hit_label``. The traffic policy says the
+stage, so a shadow that raises (and so writes nothing) is caught by its coverage.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class ArmAnalysis(StepAnalysis):
             compare_arms(
                 self.audit, model, champion_version, challenger_version, start, now,
                 limits=limits, stage="shadow" if stage == "shadow" else "canary",
+                hit_label=plan.hit_label,
             )
         )  # fmt: skip
         action = "promote_step" if found.action == "promote" else found.action

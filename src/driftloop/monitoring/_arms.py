@@ -21,7 +21,9 @@ the score distribution's shift (PSI and KS from :mod:`driftloop.stats`) and alwa
 sequential tests (:func:`~driftloop.stats.sequential_proportions`, ``..._means``; for a
 shadow, pair by pair, :func:`~driftloop.stats.sequential_paired`) of the error rate and of
 per-row label metrics: accuracy and log loss (binary), accuracy (multiclass), absolute and
-squared error (regression). The verdict is
+squared error (regression), and the hit rate of recommended lists (``recommendation``: a
+list is a hit when its feedback label, a click or a rating, is at least ``hit_label``;
+unlabelled lists are left out; see ``_arm_rows.py``). The verdict is
 :func:`~driftloop.monitoring.verdict`'s (``_rollout.py``).
 """
 
@@ -40,7 +42,7 @@ from numpy.typing import NDArray
 from driftloop.audit import AuditLog
 from driftloop.core.errors import InvalidParameterError
 from driftloop.monitoring._arm_limits import ArmLimits
-from driftloop.monitoring._arm_rows import label_tests, pair_disagreement, served_order
+from driftloop.monitoring._arm_rows import hits, label_tests, pair_disagreement, served_order
 from driftloop.monitoring._performance import window_performance
 from driftloop.stats import (
     TASKS,
@@ -54,6 +56,7 @@ from driftloop.stats import (
 __all__ = ["ArmComparison", "ArmStats", "ScoreShift", "compare_arms", "finite"]
 
 Stage = Literal["canary", "shadow", "none"]
+_KNOWN = (*TASKS, "recommendation")  # the tabular tasks, and recommended lists
 
 
 def finite(value: float) -> float | None:
@@ -119,8 +122,8 @@ class ScoreShift:
 class ArmComparison:
     """The challenger against the champion over ``[since, until)`` (see the module docs).
     ``tests`` are the sequential tests by name: ``errors`` (canary), then the task's
-    label metrics (``accuracy``, ``log_loss``, ``absolute_error``, ``squared_error``),
-    taken with ``limits`` (their level and margins)."""
+    label metrics (``accuracy``, ``log_loss``, ``absolute_error``, ``squared_error``,
+    ``hit_rate``), taken with ``limits`` (their level and margins)."""
 
     model: str
     stage: Stage
@@ -168,14 +171,19 @@ def compare_arms(
     task: str | None = None,
     classes: Sequence[str] = (),
     threshold: float = 0.5,
+    hit_label: float = 1.0,
     limits: ArmLimits | None = None,
     stage: Stage | None = None,
 ) -> ArmComparison:
     """Compare ``challenger`` with ``champion`` (versions of ``model``) on the records
     with ``since <= ts < until`` (``until``: now).
 
-    ``task`` (and a multiclass model's ``classes``) default to what the records say;
-    ``threshold`` is a binary model's decision threshold. ``limits`` give the sequential
+    ``task`` (and a multiclass model's ``classes``) default to what the records say
+    (``recommendation`` for a recommender's lists); ``threshold`` is a binary model's
+    decision threshold. ``hit_label`` is the feedback label from which a recommended
+    list counts as hit (1: a click labelled 1, a list shown and not clicked 0; 4: a
+    rating of 4 or 5 stars); a list no feedback labelled yet counts neither way (it is
+    left out, as unlabelled rows of every task are). ``limits`` give the sequential
     tests' level and non-inferiority margins, the disagreement tolerance and the rows the
     score shift needs (:class:`ArmLimits`; the same the verdict is taken with).
     ``stage`` is the step the traffic policy is in, when known: a shadow that fails
@@ -200,8 +208,8 @@ def compare_arms(
     live_failed = frame[~shadow & (link == "champion")]
     copies = frame[shadow & (version == mine)]
     task = task or _task_of(frame)
-    if task not in TASKS:
-        raise InvalidParameterError(f"Unknown task '{task}'. Known: {', '.join(TASKS)}.")
+    if task not in _KNOWN:
+        raise InvalidParameterError(f"Unknown task '{task}'. Known: {', '.join(_KNOWN)}.")
     classes = tuple(classes) or _classes_of(frame)
     if stage is None:
         stage = "canary" if len(live) or len(live_failed) else "shadow" if len(copies) else "none"
@@ -228,7 +236,14 @@ def compare_arms(
         )
     tests.update(
         label_tests(
-            champ, challenger_rows, task, classes, threshold, limits, paired=stage == "shadow"
+            champ,
+            challenger_rows,
+            task,
+            classes,
+            threshold,
+            limits,
+            paired=stage == "shadow",
+            hit_label=hit_label,
         )
     )
     return ArmComparison(
@@ -237,8 +252,10 @@ def compare_arms(
         task=task,
         since=since,
         until=end,
-        champion=_arm(theirs, champ, len(champ_failed), task, classes, threshold),
-        challenger=_arm(mine, challenger_rows, failed, task, classes, threshold),
+        champion=_arm(theirs, champ, len(champ_failed), task, classes, threshold, hit_label),
+        challenger=_arm(
+            mine, challenger_rows, failed, task, classes, threshold, hit_label, stage == "shadow"
+        ),
         shift=_shift(champ["score"], challenger_rows["score"], limits.min_shift_rows),
         tests=tests,
         limits=limits,
@@ -250,10 +267,12 @@ def compare_arms(
 
 
 def _task_of(frame: pd.DataFrame) -> str:
-    """What the records' outputs say: a value (regression), classes (multiclass), or
-    none (binary)."""
+    """What the records' outputs say: a list of items (recommendation), a value
+    (regression), classes (multiclass), or none (binary)."""
     for outputs in frame["outputs"]:
         if isinstance(outputs, Mapping):
+            if "items" in outputs:
+                return "recommendation"
             return "regression" if "value" in outputs else "multiclass"
     return "binary"
 
@@ -289,13 +308,29 @@ def _arm(
     task: str,
     classes: Sequence[str],
     threshold: float,
+    hit_label: float,
+    copies: bool = False,
 ) -> ArmStats:
+    """One arm's numbers; ``copies``: its rows are a shadow's, whose lists no one saw (so
+    a recommender's shadow has no hit rate)."""
     latency = answered["latency_ms"].to_numpy(np.float64)
     p50, p99 = (
         (float(np.percentile(latency, 50)), float(np.percentile(latency, 99)))
         if len(latency)
         else (math.nan, math.nan)
     )
+    if task == "recommendation":
+        hit = np.zeros(0) if copies else hits(answered, hit_label)
+        return ArmStats(
+            version=version,
+            requests=len(answered) + errors,
+            errors=errors,
+            p50_ms=p50,
+            p99_ms=p99,
+            mean_score=float(answered["score"].mean()) if len(answered) else math.nan,
+            labelled=len(hit),
+            metrics={"hit_rate": float(hit.mean())} if len(hit) else {},
+        )
     performance = window_performance(answered, task=task, classes=classes, threshold=threshold)
     return ArmStats(
         version=version,

@@ -17,6 +17,7 @@ rule                   action    fires when
 ``shadow-coverage``    rollback  fewer primary answers than ``min_coverage`` have a copy
 ``sample``             continue  fewer than ``min_sample`` challenger requests
 ``labels``             continue  fewer than ``min_labelled`` labelled answers per arm
+                                 (not for a recommender's shadow: its lists are unseen)
 ``undecided``          continue  a sequential test is not yet "not worse"
 ``not-worse``          promote   none of the above: enough evidence it is not worse
 =====================  ========  ====================================================
@@ -203,7 +204,8 @@ def _waiting(c: ArmComparison, limits: ArmLimits) -> _Found:
             {"requests": challenger.requests, "min_sample": limits.min_sample},
         )
     least = min(c.champion.labelled, challenger.labelled)
-    if limits.min_labelled and least < limits.min_labelled:
+    unseen = c.stage == "shadow" and c.task == "recommendation"  # no one saw its lists
+    if limits.min_labelled and least < limits.min_labelled and not unseen:
         return (
             "continue",
             "labels",
