@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from starlette.testclient import TestClient
@@ -29,8 +29,11 @@ from driftloop.loop import (
     request_retrain,
     rollout_state,
 )
-from driftloop.recsys import Catalog, TrainConfig
+from driftloop.recsys import Catalog
 from driftloop.registry import Registry
+
+if TYPE_CHECKING:  # PyTorch loads only when the demo trains (the recsys extra)
+    from driftloop.recsys import TrainConfig
 
 __all__ = ["HOLDOUT", "ROLLOUT_TOML", "run_rollout", "write_loop_data"]
 

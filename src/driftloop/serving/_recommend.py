@@ -21,7 +21,12 @@ from driftloop.serving._recommend_arms import ServedRecommender
 from driftloop.serving._recommend_request import parse_interaction, parse_recommend
 from driftloop.serving._recommend_service import RecommenderService
 from driftloop.serving._server import Server, read_body, stopped
-from driftloop.serving._traffic import active_policy, poll_policies, sync_policies
+from driftloop.serving._traffic import (
+    active_policy,
+    poll_policies,
+    refresh_services,
+    sync_policies,
+)
 
 __all__ = ["Recommenders"]
 
@@ -72,11 +77,8 @@ class Recommenders:
             self._refresher = loop.create_task(self._refresh_forever())
 
     async def refresh_all(self) -> None:
-        for service in self.by_name.values():
-            try:
-                await service.refresh()
-            except Exception as exc:  # keep serving the version loaded
-                log.warning("Could not refresh recommender %s: %s", service.served.name, exc)
+        sync = self.sync_traffic if self.server.traffic is not None else None
+        await refresh_services(self.by_name, sync, "recommender")
 
     async def _refresh_forever(self) -> None:
         while True:

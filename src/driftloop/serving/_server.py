@@ -37,6 +37,7 @@ from driftloop.serving._traffic import (
     ActivePolicy,
     active_policy,
     poll_policies,
+    refresh_services,
     sync_policies,
 )
 
@@ -186,11 +187,8 @@ class Server:
 
     async def refresh_all(self) -> None:
         """Follow every alias once; a failure keeps the version being served."""
-        for service in self.services.values():
-            try:
-                await service.refresh()
-            except Exception as exc:
-                log.warning("Could not refresh model %s: %s", service.served.name, exc)
+        sync = self.sync_traffic if self.traffic is not None else None
+        await refresh_services(self.services, sync, "model")
 
     async def check_features(self) -> None:
         """Ask the online store whether it can serve (off the event loop, bounded)."""

@@ -39,6 +39,7 @@ __all__ = [
     "Router",
     "active_policy",
     "poll_policies",
+    "refresh_services",
     "sync_policies",
 ]
 
@@ -198,3 +199,26 @@ async def poll_policies(sync: Callable[[], Awaitable[None]]) -> None:
             await sync()
         except Exception as exc:
             log.warning("Could not read traffic policies: %s", exc)
+
+
+class _Refreshed(Protocol):
+    async def refresh(self) -> bool: ...
+
+
+async def refresh_services(
+    services: Mapping[str, _Refreshed], sync: Callable[[], Awaitable[None]] | None, kind: str
+) -> None:
+    """Follow every alias once. A service that fails is tried again after the traffic
+    policies are read (``sync``): a rollout that ends removes the challenger alias and
+    the policy routing to it in one transaction, and this worker's poll may not have
+    seen the policy yet. A failure after that keeps the version being served, logged."""
+    for name, service in services.items():
+        try:
+            await service.refresh()
+        except Exception:
+            try:
+                if sync is not None:
+                    await sync()
+                await service.refresh()
+            except Exception as exc:
+                log.warning("Could not refresh %s %s: %s", kind, name, exc)
