@@ -310,21 +310,30 @@ def test_a_recommender_that_raises_on_every_call_is_rolled_back_with_no_failed_r
     assert registry.traffic.get("movies").policy is None
 
 
-def test_a_recommender_canary_users_never_click_is_rolled_back_on_its_hit_rate(
-    loaded: tuple[Settings, Registry, Recommender],
-) -> None:
+def canary_with_clicks(
+    loaded: tuple[Settings, Registry, Recommender], clicks: dict[str, int]
+) -> tuple[list[Any], list[tuple[int, Any]]]:
+    """A canary of version 2 (no shadow) whose lists users click as ``clicks`` says per
+    version; the step cannot pass before 50 labelled lists per arm, so the clicks decide
+    it. The loop's decisions and the answers seen."""
     settings, registry, rec = loaded
     served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
-    # the step cannot pass before 50 labelled lists per arm: the clicks decide it
     settings = with_plan(settings, {**PLAN, "shadow_requests": 0, "min_labelled": 50})
     retrainer = Reregister(registry, rec)
     controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
     with Served(settings, registry, served, sessions) as server:
         try:
-            answers = run_loop(controller, registry, server.base, clicks={"1": 1, "2": 0})
+            answers = run_loop(controller, registry, server.base, clicks=clicks)
         finally:
             controller.close()
-    decisions = history(registry.engine, "movies")
+    return history(registry.engine, "movies"), answers
+
+
+def test_a_recommender_canary_users_never_click_is_rolled_back_on_its_hit_rate(
+    loaded: tuple[Settings, Registry, Recommender],
+) -> None:
+    registry = loaded[1]
+    decisions, answers = canary_with_clicks(loaded, {"1": 1, "2": 0})
     assert [(d.action, d.step) for d in decisions] == [
         ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
         ("rollback", None),
@@ -346,17 +355,8 @@ def test_a_recommender_canary_users_never_click_is_rolled_back_on_its_hit_rate(
 def test_a_recommender_canary_clicked_as_often_is_promoted_once_its_hit_rate_is_not_worse(
     loaded: tuple[Settings, Registry, Recommender],
 ) -> None:
-    settings, registry, rec = loaded
-    served, sessions = split_recommenders(registry, ["movies"], settings)[1:]
-    settings = with_plan(settings, {**PLAN, "shadow_requests": 0, "min_labelled": 50})
-    retrainer = Reregister(registry, rec)
-    controller = LoopController.from_settings(settings, holder="loop-test", retrainer=retrainer)
-    with Served(settings, registry, served, sessions) as server:
-        try:
-            answers = run_loop(controller, registry, server.base, clicks={"1": 1, "2": 1})
-        finally:
-            controller.close()
-    decisions = history(registry.engine, "movies")
+    registry = loaded[1]
+    decisions, answers = canary_with_clicks(loaded, {"1": 1, "2": 1})
     assert [(d.action, d.step) for d in decisions] == [
         ("request", None), ("retrain", None), ("trained", None), ("canary", 0),
         ("promote", None),

@@ -319,19 +319,14 @@ def _arm(
         if len(latency)
         else (math.nan, math.nan)
     )
+    labelled, metrics = 0, {}
     if task == "recommendation":
         hit = np.zeros(0) if copies else hits(answered, hit_label)
-        return ArmStats(
-            version=version,
-            requests=len(answered) + errors,
-            errors=errors,
-            p50_ms=p50,
-            p99_ms=p99,
-            mean_score=float(answered["score"].mean()) if len(answered) else math.nan,
-            labelled=len(hit),
-            metrics={"hit_rate": float(hit.mean())} if len(hit) else {},
-        )
-    performance = window_performance(answered, task=task, classes=classes, threshold=threshold)
+        labelled, metrics = len(hit), ({"hit_rate": float(hit.mean())} if len(hit) else {})
+    else:
+        performance = window_performance(answered, task=task, classes=classes, threshold=threshold)
+        if performance is not None:
+            labelled, metrics = performance.labelled, dict(performance.metrics)
     return ArmStats(
         version=version,
         requests=len(answered) + errors,
@@ -339,8 +334,8 @@ def _arm(
         p50_ms=p50,
         p99_ms=p99,
         mean_score=float(answered["score"].mean()) if len(answered) else math.nan,
-        labelled=performance.labelled if performance is not None else 0,
-        metrics=dict(performance.metrics) if performance is not None else {},
+        labelled=labelled,
+        metrics=metrics,
     )
 
 
