@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,10 +19,11 @@ from driftloop.audit import (
     AuditRecord,
     GroupCommitWriter,
     Label,
+    entity_predictions,
 )
 from driftloop.audit._record import FRAME_COLUMNS
 from driftloop.audit._spool import AuditSpool
-from driftloop.audit._sql import SqlAuditLog
+from driftloop.audit._sql import ENTITY_PARTS, SqlAuditLog, entity_part
 from driftloop.core.errors import InvalidParameterError, NotFoundError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -332,3 +334,144 @@ def test_inserting_the_same_raw_rows_twice_keeps_one_copy(
     assert len(log.by_entity("card_id", "c0")) == 2  # p0000 and p0003, once each
     assert log.get("p0005") == record(5)
     spool.close()
+
+
+# -- entity rows: staged, then merged into the index (a0007) ------------------------------
+def entity_rows(log: SqlAuditLog) -> dict[str, list[str]]:
+    """The prediction ids of the entity rows in the index and in the staging table."""
+    staging = " UNION ALL ".join(
+        f"SELECT prediction_id FROM {log._t(f'entities_recent_{part}')}"
+        for part in range(ENTITY_PARTS)
+    )
+    out: dict[str, list[str]] = {}
+    with log._transaction(write=False) as cur:
+        for table, rows in (
+            ("entities", f"SELECT prediction_id FROM {log._t('entities')}"),
+            ("entities_recent", staging),
+        ):
+            cur.execute(f"SELECT prediction_id FROM ({rows}) AS t ORDER BY prediction_id")
+            out[table] = [row[0] for row in cur.fetchall()]
+    return out
+
+
+def sql_log(make_log: Factory, merge_rows: int | None) -> SqlAuditLog:
+    log = make_log()
+    assert isinstance(log, SqlAuditLog)
+    log.entity_merge_rows = merge_rows
+    return log
+
+
+def test_entity_lookups_find_rows_still_staged_and_rows_merged(make_log: Factory) -> None:
+    log = sql_log(make_log, 10_000)
+    log.write([record(i) for i in range(9)])
+    assert entity_rows(log)["entities"] == []  # all staged
+    assert log.by_entity("card_id", "c1")["prediction_id"].tolist() == ["p0001", "p0004", "p0007"]
+    found = entity_predictions(log, "card_id", "c1")
+    assert found["prediction_id"].tolist() == ["p0007", "p0004", "p0001"]
+    assert log.merge_entities() == 9
+    log.write([record(i) for i in range(9, 12)])
+    assert entity_rows(log) == {
+        "entities": [f"p{i:04d}" for i in range(9)],
+        "entities_recent": ["p0009", "p0010", "p0011"],
+    }
+    both = log.by_entity("card_id", "c1", start=T0 + timedelta(seconds=4))
+    assert both["prediction_id"].tolist() == ["p0004", "p0007", "p0010"]
+    assert entity_predictions(log, "card_id", "c1", limit=2)["prediction_id"].tolist() == [
+        "p0010",
+        "p0007",
+    ]
+
+
+def test_merges_move_every_entity_row_once_and_close_merges_the_rest(
+    make_log: Factory,
+) -> None:
+    log = sql_log(make_log, 4 * ENTITY_PARTS)  # a staging table merged per commit of 4
+    for start in range(0, 62, 4):
+        log.write([record(i) for i in range(start, min(start + 4, 62))])
+    rows = entity_rows(log)
+    assert rows["entities"]
+    assert rows["entities_recent"]
+    assert sorted(rows["entities"] + rows["entities_recent"]) == [f"p{i:04d}" for i in range(62)]
+    assert len(log.by_entity("card_id", "c2")) == 20
+    log.close()
+    again = sql_log(make_log, 7)
+    assert entity_rows(again) == {
+        "entities": [f"p{i:04d}" for i in range(62)],
+        "entities_recent": [],
+    }
+
+
+def test_a_replayed_commit_stages_no_entity_row_twice(make_log: Factory, tmp_path: Path) -> None:
+    """The retry of a commit and a spool replay go through the same insert of new rows:
+    entity rows of ids already stored, staged or merged, are skipped."""
+    log = sql_log(make_log, 4)
+    spool = AuditSpool.create(tmp_path / "spool")
+    spool.append([], [record(i) for i in range(10)])
+    rows, entities = spool.oldest(100)
+    first = {f"p{i:04d}" for i in range(6)}
+    log.write([record(0), record(1), record(2)])  # staged, below the merge
+    assert (  # merges: 6 staged
+        log.insert_rows([r for r in rows if r[0] in first], [e for e in entities if e[3] in first])
+        == 3
+    )
+    assert log.insert_rows(rows, entities) == 4
+    assert log.insert_rows(rows, entities) == 0
+    got = entity_rows(log)
+    assert sorted(got["entities"] + got["entities_recent"]) == [f"p{i:04d}" for i in range(10)]
+    spool.close()
+
+
+def test_compaction_deletes_entity_rows_merged_and_staged(make_log: Factory) -> None:
+    log = sql_log(make_log, 10_000)
+    log.write([record(i, ts=T0 - timedelta(days=2)) for i in range(4)])
+    log.merge_entities()
+    log.write([record(i, ts=T0 - timedelta(days=2)) for i in range(4, 8)])
+    log.write([record(i) for i in range(8, 10)])
+    log.compact(T0 - timedelta(days=1))
+    assert entity_rows(log) == {"entities": [], "entities_recent": ["p0008", "p0009"]}
+    assert log.by_entity("card_id", "c0")["prediction_id"].tolist() == ["p0009"]
+
+
+def test_writers_merging_at_once_move_each_entity_row_once(make_log: Factory) -> None:
+    """Two logs on one store (two server processes) write and merge concurrently."""
+    logs = [sql_log(make_log, 6), sql_log(make_log, 6)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            start.wait()
+            for n in range(40):
+                first = 1000 * k + 3 * n
+                logs[k].write([record(i) for i in range(first, first + 3)])
+                if n % 5 == 0:
+                    logs[k].merge_entities()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    logs[0].merge_entities()
+    expected = sorted(f"p{1000 * k + i:04d}" for k in range(2) for i in range(120))
+    assert entity_rows(logs[1]) == {"entities": expected, "entities_recent": []}
+
+
+def test_a_merge_of_one_staging_table_leaves_the_others_staged(make_log: Factory) -> None:
+    log = sql_log(make_log, 10_000)
+    log.write([record(i) for i in range(9)])  # card_id c0, c1, c2
+    part = entity_part("card_id", "c1")
+    same = [v for v in ("c0", "c1", "c2") if entity_part("card_id", v) == part]
+    assert log.merge_entities(part) == 3 * len(same)
+    rows = entity_rows(log)
+    for i in range(9):
+        merged = f"c{i % 3}" in same
+        assert (f"p{i:04d}" in rows["entities"], f"p{i:04d}" in rows["entities_recent"]) == (
+            merged,
+            not merged,
+        )
+    for value, ids in (("c0", ["p0000", "p0003", "p0006"]), ("c1", ["p0001", "p0004", "p0007"])):
+        assert log.by_entity("card_id", value)["prediction_id"].tolist() == ids

@@ -21,14 +21,17 @@ import sqlalchemy as sa
 from driftloop.audit import (
     AuditBatch,
     AuditLog,
+    AuditRecord,
     Label,
     PostgresAuditLog,
     SqliteAuditLog,
+    entity_predictions,
     idempotency_store,
     label_store,
 )
 from driftloop.audit import _schema as audit_schema
 from driftloop.audit._postgres import libpq_dsn
+from driftloop.audit._sql import SqlAuditLog
 from driftloop.core.config import MonitoringConfig
 from driftloop.core.errors import ConflictError
 from driftloop.core.migrations import upgrade_schema
@@ -52,7 +55,7 @@ from legacy_schemas import (
 from registry_helpers import old_registry_rows, toy_lightgbm
 
 # The newest revision of each branch: a new migration moves its head here.
-AUDIT_HEAD = "a0006_route_hours_writer"
+AUDIT_HEAD = "a0007_entities_recent"
 FEATURES_HEAD = "f0002_tenants"
 MONITORING_HEAD = "m0003_tenants"
 REGISTRY_HEAD = "r0005_shared_usage"
@@ -343,6 +346,47 @@ def test_an_audit_log_at_a0004_upgrades_to_tenants_keeping_rows_and_hourly_rollu
                 "SELECT model, SUM(requests) FROM audit_route_hours GROUP BY model ORDER BY model"
             ).fetchall()
         assert rolled == [("fraud", 3), ("rival", 2)]
+
+
+def test_an_audit_log_at_a0005_upgrades_to_staged_entities_keeping_every_lookup(
+    db: Db,
+) -> None:
+    """Entity rows written before a0007 are in the indexed table: they are still found,
+    beside rows staged after the upgrade and rows merged since."""
+    _old_audit_rows(db)
+    audit_schema.upgrade(db.url, schema=db.schema, revision="a0005_tenants")
+    log = db.audit_log()
+    try:
+        assert db.version("alembic_version_audit") == [AUDIT_HEAD]
+        assert isinstance(log, SqlAuditLog)
+        assert log.by_entity("card_id", "c1")["prediction_id"].tolist() == ["old1", "old3", "old5"]
+        log.entity_merge_rows = 10_000
+        log.write(
+            [
+                AuditRecord(
+                    prediction_id=f"new{i}",
+                    ts=T0 + timedelta(hours=1, minutes=i),
+                    model="fraud",
+                    version="2",
+                    route="champion",
+                    score=0.5,
+                    decision="approve",
+                    latency_ms=1.0,
+                    features={"amount": 1.0},
+                    entity_keys={"card_id": f"c{i % 2}"},
+                )
+                for i in range(4)
+            ]
+        )
+        staged = ["old1", "old3", "old5", "new1", "new3"]
+        assert log.by_entity("card_id", "c1")["prediction_id"].tolist() == staged
+        found = entity_predictions(log, "card_id", "c0")["prediction_id"].tolist()
+        assert found == ["new2", "new0", "old4", "old2", "old0"]
+        assert log.merge_entities() == 4
+        assert log.by_entity("card_id", "c1")["prediction_id"].tolist() == staged
+        assert len(entity_predictions(log, "card_id", "c0")) == 5
+    finally:
+        log.close()
 
 
 def test_audit_revision_1_is_exactly_the_schema_made_before_migrations(

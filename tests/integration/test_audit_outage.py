@@ -15,6 +15,7 @@ import pytest
 
 from driftloop.audit import AuditRecord, GroupCommitWriter, PostgresAuditLog
 from driftloop.audit._postgres import libpq_dsn
+from driftloop.audit._sql import ENTITY_PARTS
 from driftloop.core.errors import BackendUnavailableError
 from own_postgres import OwnPostgres
 
@@ -23,6 +24,13 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DEADLINE_S = 60.0  # only ever reached when the behaviour under test is broken
 CLIENTS = 8
+
+
+def entity_counts(schema: str) -> str:
+    """Entity rows per prediction id, merged or staged (a0007)."""
+    tables = ["audit_entities"] + [f"audit_entities_recent_{p}" for p in range(ENTITY_PARTS)]
+    union = " UNION ALL ".join(f"SELECT prediction_id FROM {schema}.{t}" for t in tables)
+    return f"SELECT prediction_id, COUNT(*) FROM ({union}) AS e GROUP BY 1"
 
 
 def record(client: int, i: int) -> AuditRecord:
@@ -91,11 +99,7 @@ def test_an_outage_of_postgres_loses_no_acknowledged_prediction(
                     "SELECT prediction_id, COUNT(*) FROM outage.audit_predictions GROUP BY 1"
                 ).fetchall()
             )
-            entities = dict(
-                conn.execute(
-                    "SELECT prediction_id, COUNT(*) FROM outage.audit_entities GROUP BY 1"
-                ).fetchall()
-            )
+            entities = dict(conn.execute(entity_counts("outage")).fetchall())
         assert len(acknowledged) == len(set(acknowledged))
         assert set(acknowledged) <= set(stored)  # none lost
         assert set(stored.values()) == {1}  # none twice
@@ -152,11 +156,7 @@ def test_a_hung_postgres_backend_is_outwaited_and_nothing_is_stored_twice(
                     "SELECT prediction_id, COUNT(*) FROM hang.audit_predictions GROUP BY 1"
                 ).fetchall()
             )
-            entities = dict(
-                conn.execute(
-                    "SELECT prediction_id, COUNT(*) FROM hang.audit_entities GROUP BY 1"
-                ).fetchall()
-            )
+            entities = dict(conn.execute(entity_counts("hang")).fetchall())
         assert stored == dict.fromkeys(ids, 1)
         assert entities == dict.fromkeys(ids, 1)
     finally:

@@ -15,6 +15,7 @@ __all__ = ["PostgresAuditLog"]
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LABELS_LOCK = 0x64726C6C  # "drll": label writers of every schema, one at a time
+_ENTITY = "name, value, ts_us, prediction_id"
 _PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
 
 
@@ -109,6 +110,17 @@ class PostgresAuditLog(SqlAuditLog):
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return BackendUnavailableError(f"Audit log database at {self.url} failed: {exc}")
         return None
+
+    def _move_staged(self, cur: Any, table: str) -> int:
+        """One statement deletes the staged rows its snapshot sees and inserts them: a
+        concurrent merge waits on the rows this one deleted and then skips them, and rows
+        another writer stages meanwhile stay for the next merge."""
+        cur.execute(
+            f"WITH moved AS (DELETE FROM {table} RETURNING {_ENTITY}) "
+            f"INSERT INTO {self._t('entities')} ({_ENTITY}) "
+            f"SELECT {_ENTITY} FROM moved ORDER BY name, value, ts_us"
+        )
+        return int(cur.rowcount)
 
     def _lock_labels(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LABELS_LOCK])

@@ -6,7 +6,10 @@ database made then is stamped with it at open, not recreated); ``a0002`` adds
 ``a0003`` adds ``audit_relabels`` (every label change, who and when) and
 ``audit_idempotency`` (the answers kept per ``Idempotency-Key``); ``a0004_ui_route_hours``
 adds ``audit_route_hours`` on SQLite (hourly rollups kept by triggers, for summaries);
-``a0005_tenants`` adds each prediction's ``tenant`` (``default`` for rows before it).
+``a0005_tenants`` adds each prediction's ``tenant`` (``default`` for rows before it);
+``a0006_route_hours_writer`` has the SQLite writer keep the rollups (no insert trigger);
+``a0007_entities_recent`` adds ``audit_entities_recent_0`` .. ``_15``, where entity rows
+are staged, unindexed, until merged into ``audit_entities`` (:mod:`driftloop.audit._sql`).
 The applied revision is kept in ``alembic_version_audit``, beside the tables (in the
 PostgreSQL schema), so monitoring's tables in the same database upgrade on their own.
 """

@@ -48,6 +48,9 @@ class AuditSpool:
         self._closing = threading.Lock()
         self._closed = False
         self.log = SqliteAuditLog(path, synchronous="full")
+        # entity rows straight into audit_entities, which rows leave by id: no staging
+        # (the spool writes at the main log's pace, fsynced, and is short-lived)
+        self.log.entity_merge_rows = None
         with self.log._transaction() as cur:  # rows leave by id: find their entities fast
             cur.execute(
                 "CREATE INDEX IF NOT EXISTS spool_entities_prediction "

@@ -12,12 +12,24 @@ connection is dropped and the next operation opens another. Reads, label upserts
 inserts are retried once after such an error (a short pause with jitter); the retried
 insert skips prediction ids already in the log, so a commit whose acknowledgement was lost
 is never stored twice.
+
+Entity rows (one per entity key of a prediction) are appended, in the transaction of their
+predictions, to one of :data:`ENTITY_PARTS` unindexed staging tables
+``audit_entities_recent_<part>`` (:func:`entity_part`: by name and value), and moved into
+the indexed ``audit_entities`` in bulk, sorted by its key (revision
+``a0007_entities_recent``): one random index insert per row made every commit write about a
+page per audited row on a grown log. Each ``entity_merge_rows / ENTITY_PARTS`` rows a log
+stages, it merges the next staging table in turn (a sixteenth of the keys: a short stall
+for the commits waiting behind it), and all of them when it closes. Readers of an entity
+read ``audit_entities`` and the staging table of its part.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -33,7 +45,17 @@ from driftloop.audit._batch import AuditBatch
 from driftloop.audit._record import AuditRecord, FeatureValue, Label, records_frame, utc
 from driftloop.core.errors import BackendUnavailableError, InvalidParameterError, NotFoundError
 
-__all__ = ["COLUMNS", "SqlAuditLog", "from_us", "to_us"]
+__all__ = [
+    "COLUMNS",
+    "ENTITY_MERGE_ROWS",
+    "ENTITY_PARTS",
+    "SqlAuditLog",
+    "entity_part",
+    "from_us",
+    "to_us",
+]
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -44,6 +66,9 @@ _COLUMNS = (
 )
 COLUMNS = tuple(c.strip() for c in _COLUMNS.split(","))  # a raw prediction row's columns
 _CHUNK = 500
+ENTITY_PARTS = 16  # staging tables of a0007
+ENTITY_MERGE_ROWS = 65_536  # rows staged, at most about (benchmarks/audit_write.py --grown)
+_ENTITY_COLUMNS = "name, value, ts_us, prediction_id"
 _RETRY_PAUSE_S = (0.05, 0.5)  # the one retry after a broken connection: first, most
 _ROWS_PER_INSERT = 62  # x 16 parameters: under every backend's limit (SQLite's oldest: 999)
 _INSERTS = {  # statement: its table, its columns, what a duplicate does
@@ -53,8 +78,22 @@ _INSERTS = {  # statement: its table, its columns, what a duplicate does
         _COLUMNS.replace(", missing, outputs", ""),
         " ON CONFLICT (prediction_id) DO NOTHING",
     ),
-    "entities": ("entities", "name, value, ts_us, prediction_id", ""),
+    "entities": ("entities", _ENTITY_COLUMNS, ""),
+    **{
+        f"entities_recent_{part}": (f"entities_recent_{part}", _ENTITY_COLUMNS, "")
+        for part in range(ENTITY_PARTS)
+    },
 }
+
+
+def entity_part(name: str, value: str) -> int:
+    """The staging table (``audit_entities_recent_<part>``) of the entity ``name`` =
+    ``value``: the same in every process and release.
+
+    >>> entity_part("card_id", "c1")
+    13
+    """
+    return zlib.crc32(f"{name}\x00{value}".encode()) % ENTITY_PARTS
 
 
 def to_us(ts: datetime) -> int:
@@ -83,6 +122,12 @@ class SqlAuditLog:
         self._lock = threading.Lock()
         self._archive = ParquetArchive(Path(archive)) if archive is not None else None
         self._inserts: dict[tuple[str, int], str] = {}  # INSERT of n rows, by statement, n
+        # about the most entity rows staged; None: straight into audit_entities (the
+        # layout before a0007, kept for the spool and for benchmarks to compare)
+        self.entity_merge_rows: int | None = ENTITY_MERGE_ROWS
+        self._staged = 0  # rows this log staged since it last merged (counted, not COUNTed)
+        self._unmerged = 0  # ... since it last merged every part (what close merges)
+        self._next_part = 0
 
     # -- connection -----------------------------------------------------------------
     def _connect(self) -> Any:
@@ -278,11 +323,12 @@ class SqlAuditLog:
                 took = self._insert_rows(cur, "predictions", full)
                 took += self._insert_rows(cur, "predictions_short", short)
                 self._inserted(cur, full + short, took)
-                self._insert_rows(cur, "entities", entities)
+                self._insert_entities(cur, entities)
             return len(full) + len(short)
 
         # the retry skips stored ids: the first try may have committed, unacknowledged
         self._retrying(insert, lambda: self._insert_new(full, short, entities))
+        self._merge_if_due()
 
     def insert_rows(
         self, rows: Sequence[tuple[Any, ...]], entities: Sequence[tuple[Any, ...]]
@@ -291,7 +337,9 @@ class SqlAuditLog:
         (name, value, ts_us, prediction_id) in one transaction, skipping every prediction
         id the log already has, with its entity rows: inserting the same rows twice keeps
         one copy. Return how many predictions were new. (Replaying a spool uses it.)"""
-        return self._retrying(lambda: self._insert_new(list(rows), [], list(entities)))
+        new = self._retrying(lambda: self._insert_new(list(rows), [], list(entities)))
+        self._merge_if_due()
+        return new
 
     def _insert_new(
         self,
@@ -306,8 +354,61 @@ class SqlAuditLog:
             took = self._insert_rows(cur, "predictions", full)
             took += self._insert_rows(cur, "predictions_short", short)
             self._inserted(cur, full + short, took)
-            self._insert_rows(cur, "entities", [e for e in entities if e[3] not in known])
+            self._insert_entities(cur, [e for e in entities if e[3] not in known])
         return len(full) + len(short)
+
+    def _insert_entities(self, cur: Any, entities: Sequence[tuple[Any, ...]]) -> None:
+        if self.entity_merge_rows is None:
+            self._insert_rows(cur, "entities", entities)
+            return
+        parts: dict[int, list[tuple[Any, ...]]] = {}
+        for e in entities:
+            parts.setdefault(entity_part(e[0], e[1]), []).append(e)
+        for part, rows in parts.items():
+            self._insert_rows(cur, f"entities_recent_{part}", rows)
+        # over-counts a rolled-back commit: merges early
+        self._staged += len(entities)
+        self._unmerged += len(entities)
+
+    # -- staged entity rows ------------------------------------------------------------
+    def _merge_if_due(self) -> None:
+        """Merge the next staging table once enough rows were staged. The rows written
+        are committed by now: a merge the store did not answer leaves its rows staged
+        (still read) for the next one."""
+        limit = self.entity_merge_rows
+        if limit is None or self._staged < limit / ENTITY_PARTS:
+            return
+        try:
+            self.merge_entities(self._next_part)
+        except BackendUnavailableError as exc:
+            log.warning("Audit entity rows stay staged until the next merge: %s", exc)
+
+    def merge_entities(self, part: int | None = None) -> int:
+        """Move the rows of staging table ``part`` (None: of every one) into
+        ``audit_entities`` in one transaction, sorted by its index key; return how many
+        moved. Merges of several writers at once move each row once (see
+        :meth:`_move_staged`)."""
+        parts = range(ENTITY_PARTS) if part is None else [part]
+        with self._transaction() as cur:
+            moved = sum(self._move_staged(cur, self._t(f"entities_recent_{p}")) for p in parts)
+        self._staged = 0
+        if part is None:
+            self._unmerged = 0
+        else:
+            self._next_part = (part + 1) % ENTITY_PARTS
+        return moved
+
+    def _move_staged(self, cur: Any, table: str) -> int:
+        """SQLite: the write lock, held since ``BEGIN IMMEDIATE``, keeps every other
+        writer out until the commit, so the rows copied are exactly the rows deleted, and
+        a second merge finds the table empty."""
+        cur.execute(
+            f"INSERT INTO {self._t('entities')} ({_ENTITY_COLUMNS}) "
+            f"SELECT {_ENTITY_COLUMNS} FROM {table} ORDER BY name, value, ts_us"
+        )
+        moved = int(cur.rowcount)
+        cur.execute(f"DELETE FROM {table}")
+        return moved
 
     def _inserted(self, cur: Any, rows: list[tuple[Any, ...]], took: int) -> None:
         """Predictions ``rows`` were just inserted in ``cur``'s transaction, ``took`` of
@@ -435,11 +536,17 @@ class SqlAuditLog:
     ) -> pd.DataFrame:
         lo = to_us(start) if start is not None else -(2**62)
         hi = to_us(end) if end is not None else 2**62
-        where = (
-            f"p.prediction_id IN (SELECT prediction_id FROM {self._t('entities')} "
-            "WHERE name = ? AND value = ? AND ts_us >= ? AND ts_us < ?)"
+        condition = "name = ? AND value = ? AND ts_us >= ? AND ts_us < ?"
+        where = f"p.prediction_id IN ({self._entity_ids(condition, name, str(value))})"
+        return records_frame(self._select(where, [name, str(value), lo, hi] * 2))
+
+    def _entity_ids(self, condition: str, name: str, value: str) -> str:
+        """A subquery of the prediction ids of the entity rows of ``name`` = ``value``,
+        merged or staged, that meet ``condition``: its parameters are bound twice."""
+        return " UNION ALL ".join(
+            f"SELECT prediction_id FROM {self._t(table)} WHERE {condition}"
+            for table in ("entities", f"entities_recent_{entity_part(name, value)}")
         )
-        return records_frame(self._select(where, [name, str(value), lo, hi]))
 
     # -- compaction -----------------------------------------------------------------
     def hot_rows(self, tenant: str | None = None) -> int:
@@ -480,7 +587,8 @@ class SqlAuditLog:
         written = self._archive.append(rows)
         ids = [row["prediction_id"] for row in rows]
         with self._transaction() as cur:
-            for table in ("labels", "entities", "predictions"):
+            staging = [f"entities_recent_{part}" for part in range(ENTITY_PARTS)]
+            for table in ("labels", "entities", *staging, "predictions"):
                 for i in range(0, len(ids), _CHUNK):
                     chunk = ids[i : i + _CHUNK]
                     cur.execute(
@@ -493,6 +601,15 @@ class SqlAuditLog:
         return written
 
     def close(self) -> None:
+        """Merge the staged entity rows (best effort, and not through a connection that
+        broke: left staged, they are still read and the next merge moves them), then close
+        the connection."""
+        live = self._conn is not None and not self._closed
+        if self.entity_merge_rows is not None and self._unmerged and live:
+            try:
+                self.merge_entities()
+            except BackendUnavailableError as exc:
+                log.warning("Audit entity rows stay staged until the next merge: %s", exc)
         with self._lock:
             self._closed = True
             if self._conn is not None:

@@ -298,11 +298,9 @@ def entity_predictions(
         if models is not None:
             frame = frame[frame["model"].isin(list(models))]
         return frame.sort_values("ts", ascending=False).head(limit)[_LEAN]
-    where = (
-        f"WHERE p.prediction_id IN (SELECT prediction_id FROM {log._t('entities')} "
-        "WHERE name = ? AND value = ?)"
-    )
-    params: list[Any] = [name, value]
+    ids = log._entity_ids("name = ? AND value = ?", name, value)
+    where = f"WHERE p.prediction_id IN ({ids})"
+    params: list[Any] = [name, value] * 2  # merged and staged entity rows
     if models is not None:
         if not models:
             return _lean(log, "WHERE 1 = 0", [], 0)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from driftloop.audit import AuditRecord, Label, SqliteAuditLog, route_summary
+from driftloop.audit._sql import ENTITY_PARTS
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -47,6 +48,8 @@ def test_rows_written_before_the_upgrade_are_rolled_up_by_it(tmp_path: Path) -> 
     log.add_labels([Label("p1", 1.0), Label("p2", 0.0)])
     log.close()
     with sqlite3.connect(path) as conn:  # back to revision a0003, rows kept
+        for part in range(ENTITY_PARTS):  # a0007 (merged at close: empty)
+            conn.execute(f"DROP TABLE audit_entities_recent_{part}")
         conn.execute("DROP INDEX audit_predictions_tenant")  # a0005_tenants
         conn.execute("ALTER TABLE audit_predictions DROP COLUMN tenant")
         for trigger in ("insert", "delete", "label_insert", "label_delete"):

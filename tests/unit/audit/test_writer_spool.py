@@ -17,6 +17,7 @@ import pytest
 
 from driftloop.audit import AuditRecord, GroupCommitWriter, SqliteAuditLog
 from driftloop.audit._spool import AuditSpool
+from driftloop.audit._sql import ENTITY_PARTS
 from driftloop.core.errors import BackendUnavailableError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -66,11 +67,13 @@ def write_all(writer: GroupCommitWriter, ids: range) -> None:
 
 
 def copies(log: SqliteAuditLog) -> dict[str, tuple[int, int]]:
-    """Prediction id -> (rows in predictions, rows in entities)."""
+    """Prediction id -> (rows in predictions, entity rows merged or staged)."""
     with log._transaction(write=False) as cur:
         cur.execute("SELECT prediction_id, COUNT(*) FROM audit_predictions GROUP BY 1")
         rows = dict(cur.fetchall())
-        cur.execute("SELECT prediction_id, COUNT(*) FROM audit_entities GROUP BY 1")
+        tables = ["audit_entities"] + [f"audit_entities_recent_{p}" for p in range(ENTITY_PARTS)]
+        union = " UNION ALL ".join(f"SELECT prediction_id FROM {t}" for t in tables)
+        cur.execute(f"SELECT prediction_id, COUNT(*) FROM ({union}) GROUP BY 1")
         entities = dict(cur.fetchall())
     return {pid: (n, entities.get(pid, 0)) for pid, n in rows.items()}
 

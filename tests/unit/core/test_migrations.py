@@ -28,7 +28,7 @@ def test_a_database_upgraded_by_a_newer_driftloop_is_refused_not_touched(
     SqliteAuditLog(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = 'a0099'")
-    newest = "a0006_route_hours_writer"
+    newest = "a0007_entities_recent"
     with pytest.raises(ConflictError, match=rf"revision 'a0099'.*newest is '{newest}'"):
         SqliteAuditLog(path)
 
