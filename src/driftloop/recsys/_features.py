@@ -135,23 +135,25 @@ class Snapshot:
         """:meth:`rows` for a batch of users at once: user ``u`` has seen the items
         ``seen[u]`` among its ``history_sizes[u]`` interactions; candidate ``j`` is for user
         ``owner[j]``, at retrieval rank ``ranks[j]`` with ``scores[j]``. No Python loop
-        over candidates: per-user sums are differences of running sums."""
+        over candidates: per-user sums are segment sums over the users' items."""
         tag_matrix: NDArray[np.float64] = self._tags  # type: ignore[attr-defined]
+        users = len(seen)
         sizes = np.array([len(s) for s in seen], dtype=np.int64)
-        ends = np.cumsum(sizes)
-        starts = ends - sizes
         flat = np.concatenate([*seen, np.zeros(0, dtype=np.int64)])
-        tag_sums = np.vstack([np.zeros(tag_matrix.shape[1]), np.cumsum(tag_matrix[flat], axis=0)])
-        profile = tag_sums[ends] - tag_sums[starts]  # users x tags: tags of the items seen
+        # Per-user sums, each over its own items only (a user's features do not depend on
+        # the batch it came in): the tags of the items seen, their years and how many.
+        profile = np.zeros((users, tag_matrix.shape[1]))  # users x tags
+        filled = sizes > 0
+        if filled.any():  # reduceat gives a row, not zeros, for an empty segment
+            starts = (np.cumsum(sizes) - sizes)[filled]
+            profile[filled] = np.add.reduceat(tag_matrix[flat], starts, axis=0)
+        who = np.repeat(np.arange(users), sizes)
         years = self.item_year[flat]
         finite = np.isfinite(years)
-        year_sums = np.concatenate([[0.0], np.cumsum(np.where(finite, years, 0.0))])
-        year_counts = np.concatenate([[0], np.cumsum(finite)])
-        counted = year_counts[ends] - year_counts[starts]
+        counted = np.bincount(who, weights=finite, minlength=users)
+        year_sums = np.bincount(who, weights=np.where(finite, years, 0.0), minlength=users)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_year = np.where(
-                counted > 0, (year_sums[ends] - year_sums[starts]) / counted, np.nan
-            )
+            mean_year = np.where(counted > 0, year_sums / counted, np.nan)
         ratings = np.array([np.nan if r is None else r for r in user_ratings], dtype=np.float64)
         out = np.empty((len(candidates), len(RANKING_FEATURES)), dtype=np.float64)
         out[:, 0] = scores

@@ -103,6 +103,8 @@ def apply_rules_many(
     ``seen`` marks the candidates the user interacted with (excluded when the rules say
     so); ``freshness`` is per item (0 oldest, 1 newest); ``ns`` the list lengths."""
     final, order = ordered(scores, candidates, rules=rules, freshness=freshness, seen=seen)
+    if not rules.max_per_genre:
+        return _first_finite(final, candidates, order, ns)
     out = []
     for row, n in enumerate(ns):
         chosen = pick(
@@ -114,6 +116,31 @@ def apply_rules_many(
             order=order[row],
         )
         out.append(([int(candidates[row, j]) for j in chosen], final[row, chosen].tolist()))
+    return out
+
+
+def _first_finite(
+    final: NDArray[np.float64],
+    candidates: NDArray[np.int64],
+    order: NDArray[np.int64],
+    ns: Sequence[int],
+) -> list[tuple[list[int], list[float]]]:
+    """What :func:`pick` chooses without a per-genre limit (each row's first ``n`` finite
+    scores in ``order``), for every row with one gather and one conversion to Python."""
+    top = order[:, : max(ns, default=0)]
+    scores = np.take_along_axis(final, top, axis=1)
+    items = np.take_along_axis(candidates, top, axis=1).tolist()
+    finite = np.isfinite(scores).tolist()
+    values = scores.tolist()
+    out = []
+    for row, n in enumerate(ns):
+        keep = finite[row][:n]
+        out.append(
+            (
+                [item for item, ok in zip(items[row][:n], keep, strict=True) if ok],
+                [value for value, ok in zip(values[row][:n], keep, strict=True) if ok],
+            )
+        )
     return out
 
 
