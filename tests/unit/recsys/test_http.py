@@ -175,13 +175,13 @@ def test_each_answer_comes_from_the_index_of_the_version_it_reports(
                     r = await http.post("/v1/models/movies/recommend", json=body)
                     answers.append(r.json())
 
-                async def swap() -> None:
+                # swapped once the first answers are back, with the rest of the first
+                # 150 requests in flight; 150 more are sent after the swap
+                first = [asyncio.create_task(one(k)) for k in range(150)]
+                while not answers:
                     await asyncio.sleep(0)
-                    for _ in range(20):
-                        await asyncio.sleep(0)
-                    service.swap(versions["2"])
-
-                await asyncio.gather(*(one(k) for k in range(300)), swap())
+                service.swap(versions["2"])
+                await asyncio.gather(*first, *(one(k) for k in range(150, 300)))
         return answers
 
     answers = asyncio.run(run())
