@@ -53,6 +53,7 @@ from driftloop.recsys import (
 from driftloop.registry import Registry
 from driftloop.serving import RecommenderService, ServedRecommender
 from driftloop.serving._errors import json_response
+from driftloop.serving._recommend import answer_body
 from driftloop.serving._recommend_audit import audit_record
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -142,21 +143,7 @@ def instrument(rec: Recommender, meter: Meter) -> Callable[[], None]:
 
 def body(pid: str, answer: Any, route: str) -> bytes:
     """The recommend handler's JSON body."""
-    return json_response(
-        {
-            "id": pid,
-            "user_id": answer.user_id,
-            "items": [
-                {"item_id": item, "score": score}
-                for item, score in zip(answer.items, answer.scores, strict=True)
-            ],
-            "level": answer.level,
-            "model": "movies",
-            "version": answer.version,
-            "route": route,
-            "confidence": answer.confidence,
-        }
-    ).body
+    return json_response(answer_body(pid, answer, "movies", route)).body
 
 
 def main() -> None:

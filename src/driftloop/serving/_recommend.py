@@ -10,11 +10,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from driftloop.features import OnlineStore
+from driftloop.recsys import Recommendation
 from driftloop.serving._breaker import STATES
 from driftloop.serving._errors import HttpError, json_response, shown
 from driftloop.serving._recommend_arms import ServedRecommender
@@ -28,7 +30,7 @@ from driftloop.serving._traffic import (
     sync_policies,
 )
 
-__all__ = ["Recommenders"]
+__all__ = ["Recommenders", "answer_body"]
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +136,28 @@ class Recommenders:
         service = self.service(request.path_params["name"])
         parsed = parse_recommend(await read_body(request, server.settings.max_body_bytes))
         pid, answer, route = await service.recommend(parsed)
-        return json_response(
-            {
-                "id": pid,
-                "user_id": answer.user_id,
-                "items": [
-                    {"item_id": item, "score": score}
-                    for item, score in zip(answer.items, answer.scores, strict=True)
-                ],
-                "level": answer.level,
-                "model": service.served.name,
-                "version": answer.version,
-                "route": route,
-                "confidence": answer.confidence,
-            }
-        )
+        return json_response(answer_body(pid, answer, service.served.name, route))
 
     async def interaction(self, request: Request, server: Server) -> Response:
         service = self.service(request.path_params["name"])
         user, item = parse_interaction(await read_body(request, server.settings.max_body_bytes))
         await service.record(user, item, server.clock())
         return json_response({"user_id": user, "item_id": item, "recorded": True})
+
+
+def answer_body(pid: str, answer: Recommendation, model: str, route: str) -> dict[str, Any]:
+    """The recommend endpoint's answer: the list with its scores, the fallback level that
+    answered, the version and route."""
+    return {
+        "id": pid,
+        "user_id": answer.user_id,
+        "items": [
+            {"item_id": item, "score": score}
+            for item, score in zip(answer.items, answer.scores, strict=True)
+        ],
+        "level": answer.level,
+        "model": model,
+        "version": answer.version,
+        "route": route,
+        "confidence": answer.confidence,
+    }
